@@ -1,0 +1,60 @@
+"""The Tiny ImageNet classifier (lesson 23's `24_imgnet_tiny`): a ResNet of ResBlocks.
+
+It takes RGB in [0, 1] and normalises inside, like every model here. Besides classifying, it
+supplies the perceptual loss (`features`) and the U-Nets' encoder weights (`encoder`).
+"""
+
+import torch
+from torch import nn
+
+from restoration.checkpoint import Pretrained, capture_config
+from restoration.layers import ResNetEncoder, activation, init_weights, norm_layer
+
+# Tiny ImageNet's per-channel statistics (from the lesson).
+TINY_IMAGENET_MEAN = (0.47565, 0.40303, 0.31555)
+TINY_IMAGENET_STD = (0.28858, 0.24402, 0.26615)
+
+PRESETS = {
+    # The notebooks' models: sized for a GPU.
+    "lesson": dict(nfs=(32, 64, 128, 256, 512, 1024), nbks=(3, 2, 2, 1, 1)),
+    # Small enough to train on a CPU and ship in the repo (a U-Net on it stays under 2.5 M parameters).
+    "compact": dict(nfs=(16, 32, 64, 96, 192), nbks=(1, 1, 2, 2)),
+}
+
+
+class Normalize(nn.Module):
+    def __init__(self, mean, std):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+    def inverse(self, x):
+        return x * self.std + self.mean
+
+
+class Classifier(nn.Module, Pretrained, model_type="classifier"):
+    @capture_config
+    def __init__(self, nfs=(16, 32, 64, 96, 192), nbks=(1, 1, 2, 2), n_classes: int = 200,
+                 act: str = "general_relu", norm: str = "batchnorm", preact: bool = False,
+                 drop: float = 0.1, mean=TINY_IMAGENET_MEAN, std=TINY_IMAGENET_STD):
+        super().__init__()
+        act_fn, norm_fn = activation(act), norm_layer(norm)
+        self.normalize = Normalize(mean, std)
+        self.encoder = ResNetEncoder(nfs, nbks, act=act_fn, norm=norm_fn, preact=preact)
+        tail = [act_fn(), norm_fn(nfs[-1])] if preact else []  # pre-activation nets end un-activated
+        self.head = nn.Sequential(*tail, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(drop),
+                                  nn.Linear(nfs[-1], n_classes, bias=False), nn.BatchNorm1d(n_classes))
+        self.apply(init_weights)
+
+    def forward(self, x):
+        """Logits for images in [0, 1]."""
+        return self.head(self.encoder(self.normalize(x))[-1])
+
+    def features(self, x, stage: int = 3):
+        """Activations after `stage` stride-2 stages: what the perceptual loss compares."""
+        if not 1 <= stage <= len(self.encoder.stages):
+            raise ValueError(f"stage must be in 1..{len(self.encoder.stages)}, got {stage}")
+        return self.encoder(self.normalize(x), upto=stage)[-1]

@@ -1,0 +1,87 @@
+"""The shipped models, and where each comes from.
+
+`weights/models.json` lists them: name, title, role ("restorer" for the models the app compares,
+"classifier" for the perceptual-loss network), the local folder, and the Hugging Face Hub repo
+and pinned revision they are published at. Every checkpoint the app or the evaluation loads
+comes through `load_model`.
+"""
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+from restoration.checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, load_checkpoint
+
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    title: str
+    folder: str
+    role: str = "restorer"
+    hub_repo: str | None = None
+    revision: str | None = None  # a full commit hash: downloads are pinned, never "main"
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    entry: ModelEntry
+    model: object
+    source: str  # "local" or "hub"
+    revision: str  # what was loaded: the Hub commit, or "local:<sha256 prefix of the weights>"
+    note: str  # a line for people: where it came from, and why if not where asked
+
+
+def read_catalog(weights_dir) -> list[ModelEntry]:
+    file = Path(weights_dir) / "models.json"
+    try:
+        rows = json.loads(file.read_text())["models"]
+        return [ModelEntry(**row) for row in rows]
+    except FileNotFoundError:
+        raise CheckpointError(f"{file}: missing (it lists the shipped models)") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{file}: not a valid model list ({type(e).__name__}: {e})") from None
+
+
+def download_checkpoint(repo_id: str, revision: str | None, cache_dir=None) -> Path:
+    """Fetch config.json and model.safetensors of a Hub repo at a pinned commit; returns the
+    local folder. Honours HF_ENDPOINT (tests point it at a loopback server)."""
+    from huggingface_hub import hf_hub_download
+
+    if not revision or not COMMIT.match(revision):
+        raise CheckpointError(f"{repo_id}: pin a revision (a 40-character commit hash), got {revision!r}")
+    paths = [hf_hub_download(repo_id, name, revision=revision, cache_dir=cache_dir) for name in (CONFIG_NAME, WEIGHTS_NAME)]
+    return Path(paths[0]).parent
+
+
+def _fingerprint(folder: Path) -> str:
+    import hashlib
+
+    return "local:" + hashlib.sha256((folder / WEIGHTS_NAME).read_bytes()).hexdigest()[:12]
+
+
+def load_model(entry: ModelEntry, weights_dir, source: str = "local", cache_dir=None) -> LoadedModel:
+    """Load one catalogue entry. With source="hub", download at the pinned revision and fall
+    back to the local copy (saying so in `note`) when that fails."""
+    local = Path(weights_dir) / entry.folder
+    if source == "hub":
+        try:
+            folder = download_checkpoint(entry.hub_repo or "", entry.revision, cache_dir)
+            model = load_checkpoint(folder)
+            return LoadedModel(entry, model, "hub", entry.revision,
+                               f"{entry.title}: Hugging Face Hub {entry.hub_repo} @ {entry.revision[:10]}")
+        except Exception as e:  # noqa: BLE001 (any failure of the Hub path falls back to the shipped copy)
+            reason = f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
+            model = load_checkpoint(local)
+            return LoadedModel(entry, model, "local", _fingerprint(local),
+                               f"{entry.title}: local {local} (the Hub was asked for but failed: {reason})")
+    model = load_checkpoint(local)
+    return LoadedModel(entry, model, "local", _fingerprint(local), f"{entry.title}: local {local}")
+
+
+def load_restorers(weights_dir, source: str = "local") -> list[LoadedModel]:
+    """Every restorer in the catalogue whose checkpoint can be found, in catalogue order."""
+    return [load_model(e, weights_dir, source) for e in read_catalog(weights_dir) if e.role == "restorer"]

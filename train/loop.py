@@ -1,0 +1,347 @@
+"""The training loop both scripts share: one-cycle AdamW, mixed precision on CUDA,
+DistributedDataParallel under torchrun, a progress bar, a JSON-lines metrics log, a time budget,
+and checkpoints that `--resume` continues from, mid-epoch included.
+
+A run folder holds:
+  config.json, model.safetensors   the model: `Pretrained.from_pretrained(run_folder)` loads it
+  train_config.json                the script's dataclass config
+  trainer_state.json               epoch, step, elapsed time, optimiser hyper-parameters
+  optimizer.safetensors            AdamW's moments; rng.safetensors: random-number states
+  metrics.jsonl                    one line per epoch (and one per stop)
+Nothing is pickled.
+"""
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import random
+import signal
+import time
+import typing
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file, save_file
+from torch.nn.parallel import DistributedDataParallel
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Options every training script has; each script's config extends it."""
+
+    data: str = "../shared/data/tiny-imagenet-200"
+    out: str = "runs/model"
+    preset: str = dataclasses.field(default="compact", metadata={"choices": ["compact", "lesson"]})
+    epochs: int = 5
+    batch_size: int = dataclasses.field(default=64, metadata={"help": "per process"})
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    size: int = dataclasses.field(default=64, metadata={"help": "training crop size (pixels)"})
+    device: str = dataclasses.field(default="auto", metadata={"choices": ["auto", "cpu", "cuda"]})
+    limit: int | None = dataclasses.field(default=None, metadata={"help": "use N training images (smoke runs)"})
+    val_limit: int | None = dataclasses.field(default=None, metadata={"help": "validate on N val images"})
+    time_budget: float | None = dataclasses.field(default=None, metadata={"help": "minutes; then save and stop"})
+    resume: bool = dataclasses.field(default=False, metadata={"help": "continue the run in --out"})
+    seed: int = 0
+    loader: str = dataclasses.field(default="cache", metadata={
+        "choices": ["cache", "workers"],
+        "help": "cache: decode once to uint8, augment batches on the device; workers: per-item DataLoader"})
+    workers: int = 2
+    cache_dir: str | None = dataclasses.field(default="cache", metadata={"help": "where the uint8 cache is kept"})
+    download: bool = dataclasses.field(default=False, metadata={"help": "fetch Tiny ImageNet if --data is missing"})
+    threads: int | None = dataclasses.field(default=None, metadata={"help": "CPU threads for torch"})
+
+
+def parse_config(cls, argv=None, description=None):
+    """argparse over a dataclass: one --flag per field, its type from the annotation."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        kind = hints[f.name]
+        kind = next((a for a in typing.get_args(kind) if a is not type(None)), kind)  # X | None → X
+        flag = "--" + f.name.replace("_", "-")
+        extra = dict(help=f.metadata.get("help", " "), default=f.default)
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **extra)
+        else:
+            parser.add_argument(flag, type=kind, choices=f.metadata.get("choices"), **extra)
+    return cls(**vars(parser.parse_args(argv)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes and devices
+
+
+class Runtime:
+    """Where this process trains: device, and its rank among torchrun's processes."""
+
+    def __init__(self, device: str = "auto", threads: int | None = None):
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device == "cuda" and not torch.cuda.is_available():
+            raise SystemExit("--device cuda: no CUDA device is available")
+        if threads:
+            torch.set_num_threads(threads)
+        self.world = int(os.environ.get("WORLD_SIZE", 1))
+        self.rank = int(os.environ.get("RANK", 0))
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        if device == "cuda":
+            torch.cuda.set_device(local_rank)
+            self.device = torch.device("cuda", local_rank)
+        else:
+            self.device = torch.device("cpu")
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if device == "cuda" else "gloo")
+        self.main = self.rank == 0
+
+    def autocast(self):
+        """bf16 autocast on CUDA; a no-op context on the CPU."""
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+
+    def wrap(self, model):
+        """DDP over the parameters that currently require grad (re-wrap after unfreezing)."""
+        if self.world == 1:
+            return model
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
+
+    def barrier(self):
+        if self.world > 1:
+            dist.barrier()
+
+    def close(self):
+        if self.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def epoch_batches(n: int, batch_size: int, epoch: int, seed: int, rank: int = 0, world: int = 1):
+    """This process's batches of indices for an epoch: a permutation fixed by (seed, epoch), so a
+    resumed run sees the same order; every process gets the same number of full batches."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    per_rank = (n // world) // batch_size * batch_size
+    if per_rank == 0:
+        raise SystemExit(f"{n} training images are too few for {world} process(es) × batch size {batch_size}")
+    return list(perm[rank::world][:per_rank].split(batch_size))
+
+
+def one_cycle(step: int, total: int, max_lr: float, warmup: float = 0.25, div: float = 25.0, final_div: float = 1e4):
+    """The learning rate of a one-cycle schedule: cosine warm-up from max_lr/div, cosine anneal."""
+    t = step / max(total, 1)
+    if t < warmup:
+        lo, hi, p = max_lr / div, max_lr, t / warmup
+    else:
+        lo, hi, p = max_lr, max_lr / final_div, (t - warmup) / (1 - warmup)
+    return lo + (hi - lo) * (1 - math.cos(math.pi * min(p, 1.0))) / 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def save_checkpoint(folder: Path, model, opt, state: dict, config, generator: torch.Generator):
+    """Write the whole run state; the model files last-but-one and trainer_state.json last, so
+    a crash mid-save leaves the previous consistent state readable."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors, groups = {}, []
+    index = {p: i for i, p in enumerate(model.parameters())}
+    for group in opt.param_groups:
+        groups.append({k: v for k, v in group.items() if k != "params"} | {"params": [index[p] for p in group["params"]]})
+        for p in group["params"]:
+            for k, v in opt.state.get(p, {}).items():
+                tensors[f"{index[p]}.{k}"] = v.detach().cpu().contiguous() if torch.is_tensor(v) else torch.tensor(v)
+    save_file(tensors, folder / "optimizer.safetensors.tmp")
+    (folder / "optimizer.safetensors.tmp").replace(folder / "optimizer.safetensors")
+    rng = {"torch": torch.get_rng_state(), "generator": generator.get_state()}
+    save_file(rng, folder / "rng.safetensors.tmp")
+    (folder / "rng.safetensors.tmp").replace(folder / "rng.safetensors")
+    model.save_pretrained(folder)
+    (folder / "train_config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+    state = state | {"param_groups": groups, "python_random": list(random.getstate()[1]), "saved": time.time()}
+    (folder / "trainer_state.json.tmp").write_text(json.dumps(state, indent=2) + "\n")
+    (folder / "trainer_state.json.tmp").replace(folder / "trainer_state.json")
+
+
+def load_checkpoint(folder: Path, model, opt, generator: torch.Generator) -> dict:
+    """Restore what `save_checkpoint` wrote into `model`, `opt` and the RNGs; returns the state."""
+    from restoration.checkpoint import load_checkpoint as load_model
+
+    state = json.loads((folder / "trainer_state.json").read_text())
+    model.load_state_dict(load_model(folder).state_dict(), strict=True)
+    params = list(model.parameters())
+    tensors = load_file(folder / "optimizer.safetensors")
+    for group, saved in zip(opt.param_groups, state["param_groups"]):
+        group.update({k: v for k, v in saved.items() if k != "params"})
+    for key, v in tensors.items():
+        i, name = key.split(".", 1)
+        p = params[int(i)]
+        opt.state[p][name] = v.to(p.device) if name != "step" else v
+    rng = load_file(folder / "rng.safetensors")
+    torch.set_rng_state(rng["torch"])
+    generator.set_state(rng["generator"])
+    random.setstate((3, tuple(state["python_random"]), None))
+    return state
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+
+
+class _StopRequest:
+    """Turns SIGINT/SIGTERM into a clean stop at the next step boundary (and a checkpoint)."""
+
+    def __init__(self):
+        self.reason = None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.reason:  # a second Ctrl-C means now
+            raise KeyboardInterrupt
+        self.reason = signal.Signals(signum).name
+
+
+def fit(*, model, loss_step, make_loader, n_train, validate, config, runtime: Runtime,
+        generator: torch.Generator, on_epoch_start=None, bar_metrics=()):
+    """Train `model` (the unwrapped module) for `config.epochs`.
+
+    loss_step(module, batch) -> (loss, {name: tensor}) computes a training batch's loss;
+    make_loader(index_batches) -> iterable of batches on the device;
+    validate(model) -> {name: float}, run on the main process after each epoch;
+    on_epoch_start(epoch) may change which parameters train (the frozen-encoder epoch).
+    Returns "done" or the reason it stopped early.
+    """
+    out = Path(config.out)
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (no_decay if p.dim() <= 1 else decay).append(p)  # no weight decay on norms and biases
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+    steps_per_epoch = len(epoch_batches(n_train, config.batch_size, 0, config.seed, runtime.rank, runtime.world))
+    total_steps = steps_per_epoch * config.epochs
+    state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "elapsed": 0.0}
+    if config.resume and (out / "trainer_state.json").is_file():
+        state = load_checkpoint(out, model, opt, generator)
+        if runtime.main:
+            print(f"resuming {out} at epoch {state['epoch']}, step {state['step_in_epoch']}/{steps_per_epoch}")
+    elif runtime.main and (out / "trainer_state.json").is_file():
+        raise SystemExit(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+    if state["epoch"] >= config.epochs:
+        if runtime.main:
+            print(f"{out} has finished all {config.epochs} epochs; nothing to do (raise --epochs to train on)")
+        return "done"
+    stop = _StopRequest()
+    started = time.time() - state["elapsed"]
+    session_start = time.time()
+    budget = config.time_budget * 60 if config.time_budget else None
+
+    def save(reason):
+        state["elapsed"] = time.time() - started
+        if runtime.main:
+            save_checkpoint(out, model, opt, state, config, generator)
+        runtime.barrier()
+        if reason != "checkpoint":
+            log(out, runtime, {"event": reason, **{k: state[k] for k in ("epoch", "step_in_epoch", "global_step")},
+                               "elapsed_s": round(state["elapsed"], 1)})
+
+    from tqdm.auto import tqdm
+
+    while state["epoch"] < config.epochs:
+        epoch = state["epoch"]
+        if on_epoch_start:
+            on_epoch_start(epoch)
+        module = runtime.wrap(model)
+        model.train()
+        batches = epoch_batches(n_train, config.batch_size, epoch, config.seed, runtime.rank, runtime.world)
+        skip = state["step_in_epoch"]
+        bar = tqdm(total=len(batches), initial=skip, desc=f"epoch {epoch + 1}/{config.epochs}",
+                   disable=not runtime.main, unit="batch", dynamic_ncols=True, mininterval=1)
+        loss_sum, seen, t0 = 0.0, 0, time.time()
+        for batch in make_loader(batches[skip:]):
+            lr = one_cycle(state["global_step"], total_steps, config.lr)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            with runtime.autocast():
+                loss, shown = loss_step(module, batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if not math.isfinite(loss.item()):
+                raise SystemExit(f"the loss became {loss.item()} at step {state['global_step']}: "
+                                 f"lower --lr or check the data; the last checkpoint in {out} is intact")
+            state["step_in_epoch"] += 1
+            state["global_step"] += 1
+            loss_sum, seen = loss_sum + loss.item(), seen + 1
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", lr=f"{lr:.2e}",
+                            **{k: f"{v.item():.3f}" for k, v in shown.items() if k in bar_metrics})
+            bar.update()
+            over_budget = budget is not None and time.time() - session_start > budget
+            if stop.reason or over_budget:
+                bar.close()
+                reason = f"stopped ({stop.reason})" if stop.reason else "time budget reached"
+                save(reason)
+                if runtime.main:
+                    print(f"{reason}: saved {out}; continue with the same command and --resume")
+                return reason
+        bar.close()
+        train_seconds = time.time() - t0
+        metrics = validate(model) if runtime.main else {}
+        state.update(epoch=epoch + 1, step_in_epoch=0)
+        line = {"epoch": epoch + 1, "global_step": state["global_step"], "train_loss": loss_sum / max(seen, 1),
+                "lr": lr if seen else None, "images_per_second": seen * config.batch_size * runtime.world / max(train_seconds, 1e-9),
+                **metrics}
+        if runtime.main:
+            print("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in line.items()))
+        log(out, runtime, line)
+        save("checkpoint")
+    return "done"
+
+
+def log(out: Path, runtime: Runtime, record: dict):
+    if runtime.main:
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **record}) + "\n")
+
+
+def seed_everything(seed: int, rank: int = 0) -> torch.Generator:
+    """Seed Python and torch (different streams per rank for augmentation); returns the
+    generator the batch augmentation draws from."""
+    random.seed(seed + rank)
+    torch.manual_seed(seed + rank)
+    return torch.Generator().manual_seed(seed * 7919 + rank)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+def load_data(config: TrainConfig, runtime: Runtime):
+    """The training and validation datasets, subset by --limit / --val-limit, and (for the
+    cache loader) their uint8 arrays. The main process builds the cache; the others wait."""
+    from restoration.data import TinyImageNet, load_cache, open_dataset, subset
+
+    if config.download and not Path(config.data).exists():
+        if runtime.main:
+            TinyImageNet.download(config.data)
+        runtime.barrier()
+    if not Path(config.data).exists():
+        raise SystemExit(f"--data {config.data} does not exist (pass --download to fetch Tiny ImageNet)")
+    train = subset(open_dataset(config.data, "train"), config.limit, config.seed)
+    try:
+        val = subset(open_dataset(config.data, "val"), config.val_limit, config.seed)
+    except FileNotFoundError:  # a plain image folder has no val split: hold out 5%
+        n_val = max(1, len(train) // 20)
+        val = torch.utils.data.Subset(train, range(len(train) - n_val, len(train)))
+        train = torch.utils.data.Subset(train, range(len(train) - n_val))
+    caches = None
+    if config.loader == "cache":
+        if runtime.main:  # build once, on the main process
+            caches = [load_cache(ds, config.size, config.cache_dir, desc=f"caching {name}")
+                      for name, ds in (("train", train), ("val", val))]
+        runtime.barrier()
+        if not runtime.main:
+            caches = [load_cache(ds, config.size, config.cache_dir) for ds in (train, val)]
+    return train, val, caches

@@ -1,0 +1,133 @@
+"""Train a ×2 super-resolution model (lesson 23's 25_superres).
+
+    python -m train.superres --variant mse --out runs/unet-mse
+    python -m train.superres --variant perceptual --classifier runs/classifier --out runs/unet-perceptual
+    python -m train.superres --variant crossconv --classifier runs/classifier --out runs/unet-crossconv
+    python -m train.superres --variant autoencoder --out runs/autoencoder
+
+With --classifier, the encoder starts from the classifier's weights and stays frozen for
+--freeze-epochs (the lesson's recipe); the perceptual and cross-conv variants then also use the
+classifier's features in their loss.
+"""
+
+import dataclasses
+
+import torch
+
+from restoration.classifier import PRESETS, Classifier
+from restoration.data import BatchAugment, SRPairs
+from restoration.losses import NormalisedMSE, PerceptualLoss
+from restoration.metrics import psnr_from_mse
+from restoration.unet import Autoencoder, UNet
+from train.loop import Runtime, TrainConfig, fit, load_data, parse_config, seed_everything
+
+VARIANTS = ("mse", "perceptual", "crossconv", "autoencoder")
+
+
+@dataclasses.dataclass
+class SuperResConfig(TrainConfig):
+    variant: str = dataclasses.field(default="mse", metadata={"choices": list(VARIANTS)})
+    out: str | None = dataclasses.field(default=None, metadata={"help": "default runs/unet-<variant>"})
+    epochs: int = 5
+    lr: float = 2e-3
+    classifier: str | None = dataclasses.field(default=None, metadata={
+        "help": "classifier checkpoint folder: initialises the encoder (and the perceptual loss)"})
+    freeze_epochs: int = dataclasses.field(default=1, metadata={"help": "epochs with the encoder frozen"})
+    feature_stage: int = dataclasses.field(default=3, metadata={"help": "perceptual features after this stage"})
+    feature_weight: float = 0.1
+    erase: bool = dataclasses.field(default=True, metadata={"help": "random erasing on training inputs"})
+
+    def __post_init__(self):
+        if self.out is None:
+            self.out = f"runs/{'autoencoder' if self.variant == 'autoencoder' else 'unet-' + self.variant}"
+        if self.variant == "perceptual" and not self.classifier:
+            raise SystemExit("--variant perceptual needs --classifier (the checkpoint whose features it compares)")
+        if self.variant == "autoencoder" and self.classifier:
+            raise SystemExit("--variant autoencoder takes no --classifier")
+
+
+def build_model(config: SuperResConfig):
+    arch = PRESETS[config.preset]
+    if config.variant == "autoencoder":
+        return Autoencoder(**arch)
+    return UNet(**arch, cross_conv=config.variant == "crossconv")
+
+
+@torch.inference_mode()
+def validate(model, inputs, targets, device, loss_fn, batch_size=250):
+    """Validation loss (the training loss, and the pixel MSE in normalised units) and pooled
+    PSNR over pre-degraded float pairs."""
+    model.eval()
+    pixel_mse, sums = NormalisedMSE().to(device), {"loss": 0.0, "mse": 0.0, "sse": 0.0}
+    for i in range(0, len(inputs), batch_size):
+        x, y = inputs[i:i + batch_size].to(device), targets[i:i + batch_size].to(device)
+        out = model(x).float()
+        n = len(x)
+        sums["loss"] += loss_fn(out, y).item() * n
+        sums["mse"] += pixel_mse(out, y).item() * n
+        sums["sse"] += (out.clamp(0, 1) - y).pow(2).mean().item() * n
+    model.train()
+    n = len(inputs)
+    return {"val_loss": sums["loss"] / n, "val_mse": sums["mse"] / n, "val_psnr": psnr_from_mse(sums["sse"] / n)}
+
+
+def main(argv=None):
+    config = parse_config(SuperResConfig, argv, description=__doc__)
+    runtime = Runtime(config.device, config.threads)
+    generator = seed_everything(config.seed, runtime.rank)
+    train, val, caches = load_data(config, runtime)
+
+    model = build_model(config)
+    classifier = Classifier.from_pretrained(config.classifier) if config.classifier else None
+    if classifier is not None and not config.resume:
+        model.load_encoder_from(classifier)  # strict: the classifier must have this preset's shapes
+    model = model.to(runtime.device, memory_format=torch.channels_last)
+    use_features = classifier is not None and config.variant in ("perceptual", "crossconv")
+    if use_features:
+        loss_fn = PerceptualLoss(classifier, config.feature_stage, config.feature_weight)
+        loss_fn = loss_fn.to(runtime.device, memory_format=torch.channels_last)
+    else:
+        loss_fn = NormalisedMSE().to(runtime.device)
+    if runtime.main:
+        print(f"{config.variant} ({config.preset}): {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters; "
+              f"loss {'perceptual' if use_features else 'MSE'}; encoder "
+              f"{'from ' + config.classifier + f', frozen for {config.freeze_epochs} epoch(s)' if classifier else 'from scratch'}; "
+              f"{len(train)} training images, {len(val)} validation images, device {runtime.device} × {runtime.world}")
+
+    def on_epoch_start(epoch):
+        if classifier is not None:
+            model.set_encoder_trainable(epoch >= config.freeze_epochs)
+
+    if caches:
+        (train_images, _), (val_images, _) = caches
+        augment = BatchAugment(config.size, generator)
+
+        def make_loader(batches):
+            for idx in batches:
+                yield augment.sr_pairs(train_images[idx].to(runtime.device), train=True, erase=config.erase)
+
+        val_inputs, val_targets = augment.sr_pairs(val_images, train=False)
+    else:
+        items = SRPairs(train, config.size, train=True, erase=config.erase)
+
+        def make_loader(batches):
+            loader = torch.utils.data.DataLoader(items, batch_sampler=batches, num_workers=config.workers)
+            return ((x.to(runtime.device), y.to(runtime.device)) for x, y in loader)
+
+        val_pairs = SRPairs(val, config.size, train=False)
+        val_inputs, val_targets = (torch.stack(t) for t in zip(*(val_pairs[i] for i in range(len(val_pairs)))))
+
+    def loss_step(module, batch):
+        x, y = batch
+        return loss_fn(module(x).float(), y), {}
+
+    try:
+        fit(model=model, loss_step=loss_step, make_loader=make_loader, n_train=len(train),
+            validate=lambda m: validate(m, val_inputs, val_targets, runtime.device, loss_fn),
+            config=config, runtime=runtime, generator=generator, on_epoch_start=on_epoch_start)
+    finally:
+        runtime.close()
+
+
+if __name__ == "__main__":
+    main()
