@@ -66,7 +66,7 @@ def open_image(source, max_pixels: int | None = None, min_side: int = MIN_SIDE) 
         raise ImageError(f"{name} is not an image that can be read (PNG, JPEG, WebP, GIF, BMP, TIFF, ...)") from None
     except Image.DecompressionBombError:
         raise ImageError(f"{name} is far too large to open safely") from None
-    except (OSError, SyntaxError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 (corrupt files make Pillow raise struct.error, IndexError, EOFError, ...)
         raise ImageError(f"{name} could not be decoded; it may be truncated or corrupt ({e})") from None
     if min(rgb.size) < min_side:
         raise ImageError(f"{name} is {rgb.width}×{rgb.height} pixels; at least {min_side}×{min_side} are needed")

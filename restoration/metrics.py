@@ -48,18 +48,22 @@ def _gaussian_window(size, sigma=1.5):
 def ssim(out, target, window: int = 11):
     """SSIM of each image, a tensor of N values. Images smaller than the window use a window
     of their smaller side (odd)."""
-    out, target = _batch(out).float(), _batch(target).float()
+    # float64: E[x²] − E[x]² cancels badly in float32 on flat regions.
+    out, target = _batch(out).double(), _batch(target).double()
     n, c, h, w = out.shape
     size = min(window, h - (h % 2 == 0), w - (w % 2 == 0))
-    k = _gaussian_window(size).to(out.device).expand(c, 1, size, size)
+    # The Gaussian window is separable: a vertical then a horizontal pass (2·size taps per pixel
+    # instead of size²) gives the same blur, several times faster on large images.
+    g = _gaussian_window(size)[0, 0].sum(1).to(out)
+    kv, kh = g.view(1, 1, size, 1).expand(c, 1, size, 1), g.view(1, 1, 1, size).expand(c, 1, 1, size)
     c1, c2 = 0.01**2, 0.03**2
-    blur = lambda z: F.conv2d(z, k, groups=c)  # noqa: E731
+    blur = lambda z: F.conv2d(F.conv2d(z, kv, groups=c), kh, groups=c)  # noqa: E731
     mu_x, mu_y = blur(out), blur(target)
     sxx = blur(out * out) - mu_x**2
     syy = blur(target * target) - mu_y**2
     sxy = blur(out * target) - mu_x * mu_y
     s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
-    return s.flatten(1).mean(1)
+    return s.flatten(1).mean(1).float()
 
 
 def gradient_energy(x):

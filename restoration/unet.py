@@ -44,8 +44,18 @@ class SuperResModel(nn.Module, Pretrained):
         self.encoder.load_state_dict(classifier.encoder.state_dict(), strict=True)
 
     def set_encoder_trainable(self, trainable: bool):
+        """Freeze or unfreeze the encoder. Frozen means its BatchNorm statistics too: the encoder
+        stays in eval mode while the rest trains."""
+        self.encoder_frozen = not trainable
         for p in self.encoder.parameters():
             p.requires_grad_(trainable)
+        return self.train(self.training)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if getattr(self, "encoder_frozen", False):
+            self.encoder.eval()
+        return self
 
 
 class UNet(SuperResModel, model_type="unet"):

@@ -85,3 +85,17 @@ def load_model(entry: ModelEntry, weights_dir, source: str = "local", cache_dir=
 def load_restorers(weights_dir, source: str = "local") -> list[LoadedModel]:
     """Every restorer in the catalogue whose checkpoint can be found, in catalogue order."""
     return [load_model(e, weights_dir, source) for e in read_catalog(weights_dir) if e.role == "restorer"]
+
+
+def load_available_restorers(weights_dir, source: str = "local") -> tuple[list[LoadedModel], list[str]]:
+    """The restorers that load, in catalogue order, and a line for each one that does not (the
+    app serves the models it has, and says which are missing and why)."""
+    loaded, problems = [], []
+    for entry in read_catalog(weights_dir):
+        if entry.role != "restorer":
+            continue
+        try:
+            loaded.append(load_model(entry, weights_dir, source))
+        except (CheckpointError, OSError) as e:
+            problems.append(f"{entry.title}: not loaded ({e})")
+    return loaded, problems

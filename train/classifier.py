@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from restoration.classifier import PRESETS, Classifier
 from restoration.data import BatchAugment, ClassifierItems
-from train.loop import Runtime, TrainConfig, fit, load_data, parse_config, seed_everything
+from train.loop import Runtime, TrainConfig, command_line, fit, load_data, parse_config, seed_everything
 
 
 @dataclasses.dataclass
@@ -68,7 +68,7 @@ def main(argv=None):
             return ((x.to(runtime.device), y.to(runtime.device)) for x, y in loader)
 
         def validate(m):
-            xs, ys = zip(*(ClassifierItems(val, config.size, train=False)[i] for i in range(len(val))))
+            xs, ys = zip(*(ClassifierItems(val, config.image_size, train=False)[i] for i in range(len(val))))
             return accuracy(m, (torch.stack(xs) * 255).round().byte(), torch.tensor(ys), runtime.device)
 
     def loss_step(module, batch):
@@ -78,7 +78,7 @@ def main(argv=None):
 
     try:
         fit(model=model, loss_step=loss_step, make_loader=make_loader, n_train=len(train), validate=validate,
-            config=config, runtime=runtime, generator=generator, bar_metrics=("acc",))
+            config=config, runtime=runtime, generator=generator, command=command_line("train.classifier", argv), bar_metrics=("acc",))
     finally:
         runtime.close()
 

@@ -17,7 +17,9 @@ import json
 import math
 import os
 import random
+import shlex
 import signal
+import sys
 import time
 import typing
 from pathlib import Path
@@ -40,6 +42,8 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-5
     size: int = dataclasses.field(default=64, metadata={"help": "training crop size (pixels)"})
+    image_size: int = dataclasses.field(default=64, metadata={
+        "help": "the cache holds images at this size (Tiny ImageNet's own); crops of --size are taken from them"})
     device: str = dataclasses.field(default="auto", metadata={"choices": ["auto", "cpu", "cuda"]})
     limit: int | None = dataclasses.field(default=None, metadata={"help": "use N training images (smoke runs)"})
     val_limit: int | None = dataclasses.field(default=None, metadata={"help": "validate on N val images"})
@@ -96,6 +100,14 @@ class Runtime:
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if device == "cuda" else "gloo")
         self.main = self.rank == 0
+
+    def describe(self) -> str:
+        """The hardware, for model cards: e.g. "1 × NVIDIA H100" or "CPU (AMD EPYC ..., 2 threads)"."""
+        if self.device.type == "cuda":
+            return f"{self.world} × {torch.cuda.get_device_name(self.device)}"
+        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name")), "unknown CPU") if Path("/proc/cpuinfo").exists() else "CPU"
+        return f"{self.world} × CPU process ({cpu}, {torch.get_num_threads()} threads each)"
 
     def autocast(self):
         """bf16 autocast on CUDA; a no-op context on the CPU."""
@@ -204,13 +216,14 @@ class _StopRequest:
 
 
 def fit(*, model, loss_step, make_loader, n_train, validate, config, runtime: Runtime,
-        generator: torch.Generator, on_epoch_start=None, bar_metrics=()):
+        generator: torch.Generator, command: str, on_epoch_start=None, bar_metrics=()):
     """Train `model` (the unwrapped module) for `config.epochs`.
 
     loss_step(module, batch) -> (loss, {name: tensor}) computes a training batch's loss;
     make_loader(index_batches) -> iterable of batches on the device;
     validate(model) -> {name: float}, run on the main process after each epoch;
-    on_epoch_start(epoch) may change which parameters train (the frozen-encoder epoch).
+    on_epoch_start(epoch) may change which parameters train (the frozen-encoder epoch);
+    command is the command line, recorded for the model card.
     Returns "done" or the reason it stopped early.
     """
     out = Path(config.out)
@@ -221,7 +234,7 @@ def fit(*, model, loss_step, make_loader, n_train, validate, config, runtime: Ru
                              {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
     steps_per_epoch = len(epoch_batches(n_train, config.batch_size, 0, config.seed, runtime.rank, runtime.world))
     total_steps = steps_per_epoch * config.epochs
-    state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "elapsed": 0.0}
+    state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "elapsed": 0.0, "sessions": []}
     if config.resume and (out / "trainer_state.json").is_file():
         state = load_checkpoint(out, model, opt, generator)
         if runtime.main:
@@ -232,6 +245,10 @@ def fit(*, model, loss_step, make_loader, n_train, validate, config, runtime: Ru
         if runtime.main:
             print(f"{out} has finished all {config.epochs} epochs; nothing to do (raise --epochs to train on)")
         return "done"
+    # Each session (first run and every --resume) is recorded for the model card.
+    state.setdefault("sessions", []).append({"command": command,
+                                             "hardware": runtime.describe(), "torch": torch.__version__,
+                                             "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "start_step": state["global_step"]})
     stop = _StopRequest()
     started = time.time() - state["elapsed"]
     session_start = time.time()
@@ -239,6 +256,7 @@ def fit(*, model, loss_step, make_loader, n_train, validate, config, runtime: Ru
 
     def save(reason):
         state["elapsed"] = time.time() - started
+        state["sessions"][-1].update(seconds=round(time.time() - session_start, 1), end_step=state["global_step"])
         if runtime.main:
             save_checkpoint(out, model, opt, state, config, generator)
         runtime.barrier()
@@ -299,6 +317,12 @@ def fit(*, model, loss_step, make_loader, n_train, validate, config, runtime: Ru
     return "done"
 
 
+def command_line(module: str, argv=None) -> str:
+    """How this run was started, as a shell command (for the model card)."""
+    launcher = f"torchrun --nproc_per_node {os.environ['LOCAL_WORLD_SIZE']} -m" if "LOCAL_WORLD_SIZE" in os.environ else "python -m"
+    return f"{launcher} {module} " + shlex.join(sys.argv[1:] if argv is None else argv)
+
+
 def log(out: Path, runtime: Runtime, record: dict):
     if runtime.main:
         out.mkdir(parents=True, exist_ok=True)
@@ -339,9 +363,9 @@ def load_data(config: TrainConfig, runtime: Runtime):
     caches = None
     if config.loader == "cache":
         if runtime.main:  # build once, on the main process
-            caches = [load_cache(ds, config.size, config.cache_dir, desc=f"caching {name}")
+            caches = [load_cache(ds, config.image_size, config.cache_dir, desc=f"caching {name}")
                       for name, ds in (("train", train), ("val", val))]
         runtime.barrier()
         if not runtime.main:
-            caches = [load_cache(ds, config.size, config.cache_dir) for ds in (train, val)]
+            caches = [load_cache(ds, config.image_size, config.cache_dir) for ds in (train, val)]
     return train, val, caches

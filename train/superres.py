@@ -19,7 +19,7 @@ from restoration.data import BatchAugment, SRPairs
 from restoration.losses import NormalisedMSE, PerceptualLoss
 from restoration.metrics import psnr_from_mse
 from restoration.unet import Autoencoder, UNet
-from train.loop import Runtime, TrainConfig, fit, load_data, parse_config, seed_everything
+from train.loop import Runtime, TrainConfig, command_line, fit, load_data, parse_config, seed_everything
 
 VARIANTS = ("mse", "perceptual", "crossconv", "autoencoder")
 
@@ -114,7 +114,7 @@ def main(argv=None):
             loader = torch.utils.data.DataLoader(items, batch_sampler=batches, num_workers=config.workers)
             return ((x.to(runtime.device), y.to(runtime.device)) for x, y in loader)
 
-        val_pairs = SRPairs(val, config.size, train=False)
+        val_pairs = SRPairs(val, config.image_size, train=False)
         val_inputs, val_targets = (torch.stack(t) for t in zip(*(val_pairs[i] for i in range(len(val_pairs)))))
 
     def loss_step(module, batch):
@@ -124,7 +124,7 @@ def main(argv=None):
     try:
         fit(model=model, loss_step=loss_step, make_loader=make_loader, n_train=len(train),
             validate=lambda m: validate(m, val_inputs, val_targets, runtime.device, loss_fn),
-            config=config, runtime=runtime, generator=generator, on_epoch_start=on_epoch_start)
+            config=config, runtime=runtime, generator=generator, command=command_line("train.superres", argv), on_epoch_start=on_epoch_start)
     finally:
         runtime.close()
 

@@ -1,0 +1,34 @@
+import pytest
+import torch
+
+from restoration.classifier import PRESETS, Classifier
+
+
+def test_logits_and_features():
+    model = Classifier(nfs=(8, 16, 32, 64), nbks=(1, 1, 1), n_classes=200).eval()
+    x = torch.rand(2, 3, 64, 64)
+    assert model(x).shape == (2, 200)
+    assert model.features(x, stage=3).shape == (2, 64, 8, 8)
+    assert model.features(x, stage=1).shape == (2, 16, 32, 32)
+    with pytest.raises(ValueError, match="stage must be in 1..3"):
+        model.features(x, stage=4)
+
+
+def test_preact_variant_runs_and_trains():
+    model = Classifier(nfs=(8, 16, 32), nbks=(2, 1), preact=True, n_classes=10)
+    logits = model(torch.rand(4, 3, 32, 32))
+    logits.logsumexp(1).mean().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_normalisation_lives_in_the_model():
+    model = Classifier(nfs=(8, 16), nbks=(1,), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    assert model.config["mean"] == [0.5, 0.5, 0.5]
+    x = torch.full((1, 3, 4, 4), 0.75)
+    assert torch.allclose(model.normalize(x), torch.ones_like(x))
+
+
+def test_presets_have_the_lesson_shapes():
+    assert PRESETS["lesson"]["nfs"] == (32, 64, 128, 256, 512, 1024)
+    compact = Classifier(**PRESETS["compact"])
+    assert sum(p.numel() for p in compact.parameters()) < 2.5e6

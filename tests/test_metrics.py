@@ -1,0 +1,60 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from restoration.metrics import QualityMeter, gradient_energy, psnr, psnr_from_mse, ssim
+
+
+def test_psnr_of_a_known_error():
+    target = torch.full((1, 3, 8, 8), 0.5)
+    assert psnr(target + 0.1, target).item() == pytest.approx(20.0, abs=1e-4)  # MSE 0.01
+    assert psnr(target, target).item() == pytest.approx(100.0)  # capped, not infinite
+
+
+def test_pooled_and_mean_psnr_differ_as_defined():
+    target = torch.zeros(2, 3, 4, 4)
+    out = torch.stack([torch.full((3, 4, 4), 0.1), torch.full((3, 4, 4), 0.01)])
+    meter = QualityMeter()
+    meter.update(out, target)
+    s = meter.summary()
+    assert s["psnr_pooled"] == pytest.approx(10 * math.log10(1 / ((0.01 + 0.0001) / 2)), abs=1e-3)
+    assert s["psnr_mean"] == pytest.approx((20 + 40) / 2, abs=1e-3)
+
+
+def test_ssim_of_constant_images_follows_the_formula():
+    a, b = 0.3, 0.6
+    c1 = 0.01**2
+    expected = (2 * a * b + c1) / (a**2 + b**2 + c1)  # variances are 0, so the contrast term is 1
+    got = ssim(torch.full((1, 3, 16, 16), a), torch.full((1, 3, 16, 16), b))
+    assert got.item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_ssim_is_one_for_identical_images_and_falls_with_noise():
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.allclose(ssim(x, x), torch.ones(2), atol=1e-5)
+    noisy = [ssim((x + s * torch.randn_like(x)).clamp(0, 1), x).mean().item() for s in (0.02, 0.1, 0.3)]
+    assert noisy[0] > noisy[1] > noisy[2]
+    assert ssim(torch.rand(1, 3, 5, 6), torch.rand(1, 3, 5, 6)).shape == (1,)  # smaller than the window
+
+
+def test_blur_lowers_sharpness():
+    x = torch.rand(1, 3, 32, 32)
+    blurred = F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+    assert gradient_energy(blurred) < gradient_energy(x) * 0.5
+    meter = QualityMeter()
+    meter.update(x, x)
+    assert meter.summary()["sharpness"] == pytest.approx(1.0)
+
+
+def test_meter_accumulates_over_batches():
+    a, b = torch.rand(3, 3, 8, 8), torch.rand(3, 3, 8, 8)
+    whole, parts = QualityMeter(), QualityMeter()
+    whole.update(a, b, seconds=0.3)
+    parts.update(a[:1], b[:1], seconds=0.1)
+    parts.update(a[1:], b[1:], seconds=0.2)
+    for k, v in whole.summary().items():
+        assert parts.summary()[k] == pytest.approx(v, rel=1e-5)
+    assert whole.summary()["ms_per_image"] == pytest.approx(100.0)
+    assert psnr_from_mse(0.001) == pytest.approx(30.0)

@@ -1,0 +1,147 @@
+"""Real, end-to-end smoke runs of the training scripts on a generated miniature Tiny ImageNet."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from restoration.checkpoint import Pretrained
+from restoration.classifier import Classifier
+from restoration.unet import Autoencoder, UNet
+from train import classifier as train_classifier
+from train import superres as train_superres
+from train.loop import epoch_batches, one_cycle, parse_config
+from train.superres import SuperResConfig
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def common(data, out, cache):
+    return ["--data", str(data), "--out", str(out), "--cache-dir", str(cache), "--batch-size", "16",
+            "--epochs", "1", "--limit", "32", "--val-limit", "8", "--device", "cpu"]
+
+
+def epochs_logged(out):
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"event"' not in line]
+
+
+@pytest.fixture(scope="module")
+def classifier_run(tiny_imagenet, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "classifier"
+    train_classifier.main(common(tiny_imagenet, out, out.parent / "cache"))
+    return out
+
+
+def test_classifier_smoke_run(classifier_run):
+    files = {p.name for p in classifier_run.iterdir()}
+    assert {"config.json", "model.safetensors", "train_config.json", "trainer_state.json", "optimizer.safetensors",
+            "rng.safetensors", "metrics.jsonl"} <= files
+    assert not any(p.suffix in (".pt", ".pth", ".pkl", ".ckpt") for p in classifier_run.iterdir())
+    model = Classifier.from_pretrained(classifier_run)
+    assert model(torch.rand(2, 3, 64, 64)).shape == (2, 200)
+    [line] = epochs_logged(classifier_run)
+    assert line["epoch"] == 1 and 0 <= line["val_accuracy"] <= 1 and line["global_step"] == 2
+    state = json.loads((classifier_run / "trainer_state.json").read_text())
+    assert state["sessions"][0]["command"].startswith("python -m")
+    assert json.loads((classifier_run / "train_config.json").read_text())["limit"] == 32
+
+
+@pytest.mark.parametrize("variant", ["mse", "perceptual", "crossconv", "autoencoder"])
+def test_superres_smoke_runs_load_and_restore(variant, classifier_run, tiny_imagenet, tmp_path):
+    out = tmp_path / variant
+    args = common(tiny_imagenet, out, tmp_path / "cache") + ["--variant", variant]
+    if variant in ("perceptual", "crossconv"):
+        args += ["--classifier", str(classifier_run)]
+    train_superres.main(args)
+    model = Pretrained.from_pretrained(out)
+    assert isinstance(model, Autoencoder if variant == "autoencoder" else UNet)
+    assert model.config.get("cross_conv", False) == (variant == "crossconv")
+    x = torch.rand(1, 3, 48, 40)
+    assert model.restore(x).shape == x.shape
+    [line] = epochs_logged(out)
+    assert {"val_loss", "val_mse", "val_psnr"} <= set(line)
+    if variant in ("perceptual", "crossconv"):  # the encoder started as the classifier's, frozen for epoch 1
+        classifier = Classifier.from_pretrained(classifier_run)
+        for k, v in classifier.encoder.state_dict().items():
+            assert torch.equal(model.encoder.state_dict()[k], v), k
+
+
+def test_perceptual_needs_a_classifier():
+    with pytest.raises(SystemExit, match="needs --classifier"):
+        parse_config(SuperResConfig, ["--variant", "perceptual"])
+
+
+def test_time_budget_stops_cleanly_and_resume_finishes_the_same_run(tiny_imagenet, tmp_path):
+    """A run stopped by its time budget and resumed ends with exactly the weights of a run that
+    was never interrupted: same data order, same augmentation, same optimiser state."""
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    base = common(tiny_imagenet, straight, tmp_path / "cache")
+    base[base.index("--epochs") + 1] = "2"
+    train_superres.main(base)
+    args = [a if a != str(straight) else str(split) for a in base]
+    train_superres.main(args + ["--time-budget", "0.00001"])  # stops after its first step
+    state = json.loads((split / "trainer_state.json").read_text())
+    assert state["global_step"] == 1 and state["epoch"] == 0
+    with pytest.raises(SystemExit, match="--resume"):
+        train_superres.main(args)  # never overwrites a run by accident
+    train_superres.main(args + ["--resume"])
+    state = json.loads((split / "trainer_state.json").read_text())
+    assert state["epoch"] == 2 and state["global_step"] == 4 and len(state["sessions"]) == 2
+    a, b = load_file(straight / "model.safetensors"), load_file(split / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6), k
+
+
+def test_per_item_loader_path(tiny_imagenet, tmp_path):
+    out = tmp_path / "workers"
+    train_superres.main(common(tiny_imagenet, out, tmp_path / "cache") + ["--loader", "workers", "--workers", "0"])
+    assert UNet.from_pretrained(out).restore(torch.rand(1, 3, 16, 16)).shape == (1, 3, 16, 16)
+
+
+def test_two_processes_with_gloo(tiny_imagenet, tmp_path):
+    """torchrun with two CPU processes: DistributedDataParallel over the gloo backend."""
+    out = tmp_path / "ddp"
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    with socket.socket() as s:  # a free port for the rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(port),
+           "-m", "train.superres", *common(tiny_imagenet, out, tmp_path / "cache"), "--batch-size", "8"]
+    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "device cpu × 2" in result.stdout
+    [line] = epochs_logged(out)
+    assert line["global_step"] == 2  # 32 images / 2 processes / batch 8
+    assert UNet.from_pretrained(out).restore(torch.rand(1, 3, 16, 16)).shape == (1, 3, 16, 16)
+
+
+def test_epoch_batches_shard_and_repeat():
+    a = epoch_batches(100, 10, epoch=3, seed=1, rank=0, world=2)
+    b = epoch_batches(100, 10, epoch=3, seed=1, rank=1, world=2)
+    assert len(a) == len(b) == 5
+    seen = torch.cat(a + b)
+    assert len(set(seen.tolist())) == 100
+    assert all(torch.equal(x, y) for x, y in zip(a, epoch_batches(100, 10, epoch=3, seed=1, rank=0, world=2)))
+    assert not torch.equal(a[0], epoch_batches(100, 10, epoch=4, seed=1)[0])
+
+
+def test_one_cycle_schedule():
+    lrs = [one_cycle(s, 100, 1.0) for s in range(101)]
+    assert lrs[0] == pytest.approx(1 / 25) and max(lrs) == pytest.approx(1.0, abs=1e-3)
+    assert lrs.index(max(lrs)) == 25 and lrs[-1] == pytest.approx(1e-4)
+
+
+def test_parse_config_types_and_flags():
+    config = parse_config(SuperResConfig, ["--variant", "crossconv", "--limit", "5", "--no-erase", "--lr", "0.01"])
+    assert config.variant == "crossconv" and config.limit == 5 and config.erase is False and config.lr == 0.01
+    assert config.out == "runs/unet-crossconv" and config.time_budget is None
+    with pytest.raises(SystemExit):
+        parse_config(SuperResConfig, ["--variant", "gan"])

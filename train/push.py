@@ -1,0 +1,145 @@
+"""Ship a trained run: write its model card, copy it into weights/ and/or upload it to the Hub.
+
+    python -m train.push runs/unet-mse --to weights/unet-mse --title "MSE U-Net"
+    python -m train.push runs/unet-mse --repo-id you/unet-mse-compact     # needs `hf auth login`
+
+The card (README.md, with Hugging Face front matter) says what the model is, its config, the
+data, how it was trained (every command, the hardware, the wall time) and its metrics: the last
+validation figures from the run's metrics.jsonl and, when given, the evaluation JSON written by
+`python -m restoration.evaluate --json`. An upload prints the commit to pin in weights/models.json.
+"""
+
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from restoration.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_checkpoint
+
+KIND = {"classifier": "image classifier (Tiny ImageNet, 200 classes)",
+        "unet": "×2 super-resolution U-Net", "autoencoder": "×2 super-resolution autoencoder (baseline)"}
+
+
+def _read_jsonl(file: Path):
+    return [json.loads(line) for line in file.read_text().splitlines() if line.strip()] if file.is_file() else []
+
+
+def model_card(run: Path, title: str, evaluation: dict | None = None, name: str | None = None) -> str:
+    """The README.md for a run folder, from the files the training loop wrote."""
+    config = json.loads((run / CONFIG_NAME).read_text())
+    train_config = json.loads((run / "train_config.json").read_text())
+    state = json.loads((run / "trainer_state.json").read_text())
+    epochs = [r for r in _read_jsonl(run / "metrics.jsonl") if "epoch" in r and "event" not in r]
+    last = epochs[-1] if epochs else {}
+    model = load_checkpoint(run)
+    params = sum(p.numel() for p in model.parameters())
+    kind = config["model_type"]
+    task = "image-classification" if kind == "classifier" else "image-to-image"
+    tags = ["pytorch", "safetensors", "fastai-course-lesson-23", "tiny-imagenet"]
+    tags += ["super-resolution", "unet"] if kind != "classifier" else ["resnet"]
+
+    lines = ["---", "license: mit", "library_name: pytorch", f"pipeline_tag: {task}", "tags:"]
+    lines += [f"- {t}" for t in tags] + ["---", "",
+              f"# {title}", "",
+              f"A {KIND.get(kind, kind)} of the *Deep Learning Foundations to Stable Diffusion* lesson 23 pipeline, "
+              f"rebuilt as a library: {params / 1e6:.2f} M parameters, preset `{train_config.get('preset')}`. "
+              "It takes RGB in [0, 1] and normalises inside (the constants are in config.json)."
+              + ("" if kind == "classifier" else
+                 " Input: the low-resolution image upscaled ×2 with nearest neighbour; output: the restored image."),
+              "", "## Use", "", "```python",
+              "from restoration.checkpoint import Pretrained",
+              "model = Pretrained.from_pretrained(\"path/or/hub-repo\", revision=\"<commit>\")  # config.json + model.safetensors",
+              "```", "", "## Config", "", "```json", json.dumps(config, indent=2), "```", ""]
+
+    n_train = train_config.get("limit") or "all"
+    lines += ["## Training", "",
+              f"- Data: `{train_config['data']}` (train split, {n_train} images; validation on "
+              f"{train_config.get('val_limit') or 'all'} val images), {train_config['size']}×{train_config['size']} crops.",
+              f"- Epochs: {state['epoch']} of {train_config['epochs']} ({state['global_step']} steps, batch size "
+              f"{train_config['batch_size']} per process), AdamW one-cycle, max lr {train_config['lr']}, "
+              f"weight decay {train_config['weight_decay']}.",
+              f"- Wall time: {state['elapsed'] / 3600:.2f} h in all."]
+    if "classifier" in train_config and train_config.get("classifier"):
+        lines.append(f"- Encoder initialised from `{train_config['classifier']}`, frozen for "
+                     f"{train_config.get('freeze_epochs')} epoch(s); variant `{train_config.get('variant')}`.")
+    sessions = state.get("sessions", [])
+    if sessions:
+        lines += ["- Sessions (each command as run; `--resume` continues the same run):", ""]
+        for s in sessions:
+            lines.append(f"  - `{s['command']}` on {s['hardware']}, torch {s['torch']}, steps "
+                         f"{s['start_step']}→{s.get('end_step', '?')}, {s.get('seconds', 0) / 60:.1f} min")
+    lines += ["", "Full training config (train_config.json):", "", "```json", json.dumps(train_config, indent=2), "```", ""]
+
+    if last:
+        shown = {k: v for k, v in last.items() if k.startswith("val_") or k in ("epoch", "train_loss")}
+        lines += ["## Validation during training (last epoch, from metrics.jsonl)", "",
+                  "| " + " | ".join(shown) + " |", "|" + "---|" * len(shown),
+                  "| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in shown.values()) + " |", ""]
+    if evaluation and name and name in evaluation.get("results", {}):
+        r, base = evaluation["results"][name], evaluation["results"].get("bicubic")
+        lines += ["## Evaluation", "", f"`{evaluation['command']}` on {evaluation['images']} images of `{evaluation['data']}` "
+                  "(whole images, ×2):", "",
+                  "| | PSNR pooled (dB) | PSNR mean of images (dB) | SSIM | sharpness |", "|---|---:|---:|---:|---:|",
+                  f"| this model | {r['psnr_pooled']:.3f} | {r['psnr_mean']:.3f} | {r['ssim']:.4f} | {r['sharpness']:.3f} |"]
+        if base:
+            lines.append(f"| bicubic | {base['psnr_pooled']:.3f} | {base['psnr_mean']:.3f} | {base['ssim']:.4f} | {base['sharpness']:.3f} |")
+        lines.append("")
+    lines += ["## Data licence", "", "Tiny ImageNet (Stanford CS231N) is derived from ImageNet and is for "
+              "non-commercial research and education.", ""]
+    return "\n".join(lines)
+
+
+def ship(run: Path, dest: Path, card: str, fp16: bool = True):
+    """Write config.json, model.safetensors (fp16 by default) and README.md into `dest`."""
+    model = load_checkpoint(run)
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(tmp, dtype=torch.float16 if fp16 else None)
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in (CONFIG_NAME, WEIGHTS_NAME):
+            shutil.copy(Path(tmp) / name, dest / name)
+    (dest / "README.md").write_text(card)
+    load_checkpoint(dest)  # what ships must load
+    return dest
+
+
+def upload(folder: Path, repo_id: str, private: bool = False) -> str:
+    """Upload a shipped folder to the Hub; returns the commit hash to pin."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+    info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=f"Upload {folder.name}",
+                             allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "README.md"])
+    return info.oid
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", type=Path, help="a run folder written by train.classifier or train.superres")
+    p.add_argument("--title", required=True)
+    p.add_argument("--to", type=Path, default=None, help="ship here (e.g. weights/unet-mse)")
+    p.add_argument("--repo-id", default=None, help="also upload to this Hub repo")
+    p.add_argument("--private", action="store_true")
+    p.add_argument("--fp32", action="store_true", help="keep float32 weights (default: float16)")
+    p.add_argument("--evaluation", type=Path, default=None, help="JSON from restoration.evaluate --json")
+    p.add_argument("--name", default=None, help="this model's name in the evaluation JSON")
+    args = p.parse_args(argv)
+    for f in (CONFIG_NAME, WEIGHTS_NAME, "train_config.json", "trainer_state.json"):
+        if not (args.run / f).is_file():
+            raise SystemExit(f"{args.run / f}: missing; is {args.run} a training run folder?")
+    evaluation = json.loads(args.evaluation.read_text()) if args.evaluation else None
+    card = model_card(args.run, args.title, evaluation, args.name)
+    with tempfile.TemporaryDirectory() as tmp:
+        dest = ship(args.run, args.to or Path(tmp) / args.run.name, card, fp16=not args.fp32)
+        size = (dest / WEIGHTS_NAME).stat().st_size
+        print(f"wrote {dest} ({size / 1e6:.2f} MB of weights)")
+        if args.repo_id:
+            commit = upload(dest, args.repo_id, args.private)
+            print(f"uploaded to {args.repo_id} at commit {commit}: pin it as the revision in weights/models.json")
+
+
+if __name__ == "__main__":
+    main()
