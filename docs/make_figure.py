@@ -18,7 +18,7 @@ from restoration.degrade import upscale_bicubic
 from restoration.images import to_pil
 from restoration.inference import prepare, restore
 from restoration.settings import Settings
-from restoration.weights import load_restorers
+from restoration.weights import load_available_restorers
 
 
 def grid(rows, titles, zoom, pad=4, header=18):
@@ -42,7 +42,9 @@ def main(argv=None):
     p.add_argument("--out", default="docs/comparison.png")
     args = p.parse_args(argv)
     val = TinyImageNet(args.data, "val")
-    models = load_restorers(settings.weights_dir)
+    models, problems = load_available_restorers(settings.weights_dir)
+    if problems:
+        raise SystemExit("\n".join(problems))
     rows = []
     for i in args.images:
         image = val[i][0].float() / 255

@@ -33,6 +33,7 @@ class LoadedModel:
     source: str  # "local" or "hub"
     revision: str  # what was loaded: the Hub commit, or "local:<sha256 prefix of the weights>"
     note: str  # a line for people: where it came from, and why if not where asked
+    hub_unreachable: bool = False
 
 
 def read_catalog(weights_dir) -> list[ModelEntry]:
@@ -63,39 +64,48 @@ def _fingerprint(folder: Path) -> str:
     return "local:" + hashlib.sha256((folder / WEIGHTS_NAME).read_bytes()).hexdigest()[:12]
 
 
-def load_model(entry: ModelEntry, weights_dir, source: str = "local", cache_dir=None) -> LoadedModel:
+def load_model(entry: ModelEntry, weights_dir, source: str = "local", cache_dir=None,
+               skip_hub: str | None = None) -> LoadedModel:
     """Load one catalogue entry. With source="hub", download at the pinned revision and fall
-    back to the local copy (saying so in `note`) when that fails."""
+    back to the local copy (saying so in `note`) when that fails; `skip_hub` is a reason not to
+    ask the Hub at all (it was unreachable for an earlier model)."""
     local = Path(weights_dir) / entry.folder
-    if source == "hub":
+    if source == "hub" and skip_hub is None:
         try:
             folder = download_checkpoint(entry.hub_repo or "", entry.revision, cache_dir)
             model = load_checkpoint(folder)
             return LoadedModel(entry, model, "hub", entry.revision,
                                f"{entry.title}: Hugging Face Hub {entry.hub_repo} @ {entry.revision[:10]}")
         except Exception as e:  # noqa: BLE001 (any failure of the Hub path falls back to the shipped copy)
+            from huggingface_hub.errors import LocalEntryNotFoundError
+
             reason = f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
-            model = load_checkpoint(local)
-            return LoadedModel(entry, model, "local", _fingerprint(local),
-                               f"{entry.title}: local {local} (the Hub was asked for but failed: {reason})")
+            loaded = load_model(entry, weights_dir)
+            loaded.note = f"{loaded.note} (the Hub was asked for but failed: {reason})"
+            # huggingface_hub raises LocalEntryNotFoundError when it cannot reach the Hub at all
+            loaded.hub_unreachable = isinstance(e, LocalEntryNotFoundError)
+            return loaded
     model = load_checkpoint(local)
-    return LoadedModel(entry, model, "local", _fingerprint(local), f"{entry.title}: local {local}")
-
-
-def load_restorers(weights_dir, source: str = "local") -> list[LoadedModel]:
-    """Every restorer in the catalogue whose checkpoint can be found, in catalogue order."""
-    return [load_model(e, weights_dir, source) for e in read_catalog(weights_dir) if e.role == "restorer"]
+    note = f"{entry.title}: local {local}"
+    if source == "hub" and skip_hub:
+        note += f" (the Hub was not asked: {skip_hub})"
+    return LoadedModel(entry, model, "local", _fingerprint(local), note)
 
 
 def load_available_restorers(weights_dir, source: str = "local") -> tuple[list[LoadedModel], list[str]]:
     """The restorers that load, in catalogue order, and a line for each one that does not (the
-    app serves the models it has, and says which are missing and why)."""
-    loaded, problems = [], []
+    app serves the models it has, and says which are missing and why). Once the Hub proves
+    unreachable, the remaining models are not fetched from it (each try costs ~20 s of retries)."""
+    loaded, problems, skip_hub = [], [], None
     for entry in read_catalog(weights_dir):
         if entry.role != "restorer":
             continue
         try:
-            loaded.append(load_model(entry, weights_dir, source))
+            model = load_model(entry, weights_dir, source, skip_hub=skip_hub)
         except (CheckpointError, OSError) as e:
             problems.append(f"{entry.title}: not loaded ({e})")
+            continue
+        loaded.append(model)
+        if model.hub_unreachable:
+            skip_hub = "it was unreachable for an earlier model"
     return loaded, problems

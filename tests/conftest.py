@@ -1,12 +1,9 @@
-"""Shared fixtures: a miniature Tiny ImageNet in the published layout.
-
-(Reconstructed by the app helper after it overwrote this file by mistake: the fixtures are what
-test_data.py, test_evaluate.py and test_train.py expect. The app's fixtures live in
-tests/app_support.py.)
-"""
+"""Shared fixtures: a miniature Tiny ImageNet in the published layout, generated on the fly.
+The app's fixtures (tiny weights folders) live in tests/app_support.py."""
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 WNIDS = ["n01443537", "n01629819", "n01641577"]
@@ -50,3 +47,8 @@ def tiny_imagenet(tmp_path_factory):
         rows.append(f"val_{i}.JPEG\t{WNIDS[i % len(WNIDS)]}\t0\t0\t63\t63\n")
     (root / "val" / "val_annotations.txt").write_text("".join(rows))
     return root
+
+
+@pytest.fixture(autouse=True)
+def _deterministic():
+    torch.manual_seed(0)

@@ -1,0 +1,133 @@
+"""How long the app makes people wait: request → all Compare panels, and fitting the leaderboard.
+
+    python bench/app_latency.py                          # the shipped weights in weights/
+    python bench/app_latency.py --weights-dir other/     # another weights folder
+    python bench/app_latency.py --random-weights compact # before training: same size, random weights
+
+Panels are timed through the same calls the app's Compare handler makes: open the uploaded PNG,
+`compare.compare` (degrade, bicubic, every model, PSNR and SSIM), and the PNG files the page
+serves. The leaderboard is fitted on synthetic votes in a temporary SQLite store, read back the
+way the app reads it. Not a test: it prints a table.
+"""
+
+import argparse
+import dataclasses
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from restoration.arena import ANSWERS, VoteStore, fit_leaderboard
+from restoration.compare import compare, open_upload, save_panels
+from restoration.settings import Settings
+from restoration.weights import LoadedModel, ModelEntry, load_available_restorers
+
+
+def random_models(preset: str) -> list[LoadedModel]:
+    """The three restorers at their real size with random weights (timing does not depend on the
+    weights)."""
+    from restoration.classifier import PRESETS
+    from restoration.unet import UNet
+
+    out = []
+    for name, title, cross in [("unet-mse", "MSE U-Net", False), ("unet-perceptual", "Perceptual U-Net", False),
+                               ("unet-crossconv", "Cross-conv U-Net", True)]:
+        model = UNet(**PRESETS[preset], cross_conv=cross).eval()
+        out.append(LoadedModel(ModelEntry(name, title, name), model, "local", "random", f"{title}: random weights"))
+    return out
+
+
+def test_image(side: int, folder: Path) -> Path:
+    """A photo-like PNG (smooth colour fields plus fine texture) of side × side pixels."""
+    rng = np.random.default_rng(side)
+    coarse = Image.fromarray((rng.random((side // 16, side // 16, 3)) * 255).astype(np.uint8))
+    smooth = np.asarray(coarse.resize((side, side), Image.Resampling.BICUBIC), dtype=np.float64)
+    pixels = np.clip(smooth + rng.normal(0, 12, smooth.shape), 0, 255).astype(np.uint8)
+    path = folder / f"{side}.png"
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def time_request(path: Path, mode: str, models, settings: Settings, out: Path):
+    """(total seconds, panels): what one Compare click costs the server."""
+    t0 = time.perf_counter()
+    panels = compare(open_upload(path, mode, settings), mode, models, settings)
+    save_panels(panels, out, path.stem)
+    return time.perf_counter() - t0, panels
+
+
+def synthetic_votes(n: int, names: list[str], seed: int = 0) -> list[tuple]:
+    rng = np.random.default_rng(seed)
+    strength = np.linspace(0.5, -0.5, len(names))
+    a = rng.integers(0, len(names), n)
+    b = (a + rng.integers(1, len(names), n)) % len(names)
+    p_a = 1 / (1 + np.exp(strength[b] - strength[a]))
+    u = rng.random(n)
+    answers = np.where(u < 0.15, 2, np.where(u < 0.2, 3, np.where(rng.random(n) < p_a, 0, 1)))
+    return [("2025-01-01T00:00:00+00:00", f"s-{i % 2000}", "examples/x.png", names[a[i]], "r", names[b[i]], "r",
+             ANSWERS[answers[i]], 3.0, f"t{i}") for i in range(n)]
+
+
+def main(argv=None):
+    settings = Settings.from_env()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--weights-dir", type=Path, default=settings.weights_dir)
+    p.add_argument("--random-weights", metavar="PRESET", default=None,
+                   help="use random U-Nets of this classifier preset (compact, lesson) instead of weights")
+    p.add_argument("--sizes", type=int, nargs="+", default=[256, 1024])
+    p.add_argument("--mode", choices=["degrade", "upscale"], default="degrade")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--votes", type=int, default=100_000)
+    p.add_argument("--threads", type=int, default=settings.threads)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    settings = dataclasses.replace(settings, weights_dir=args.weights_dir, threads=args.threads)
+
+    if args.random_weights:
+        models = random_models(args.random_weights)
+    else:
+        models, problems = load_available_restorers(args.weights_dir)
+        for line in problems:
+            print(line, file=sys.stderr)
+        if not models:
+            raise SystemExit(f"no restorer loads from {args.weights_dir}; try --random-weights compact")
+
+    print(f"{len(models)} models ({', '.join(m.entry.title for m in models)}), {args.threads} threads, "
+          f"mode {args.mode}, tiles above {settings.tile_pixels / 1e6:.2f} MP of output\n")
+    print("| image | request → all panels (s), median of {} | per panel (ms): {} |".format(
+        args.repeats, " · ".join(["bicubic", *[m.entry.title for m in models]])))
+    print("|---|---:|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for side in args.sizes:
+            path = test_image(side, tmp)
+            time_request(path, args.mode, models, settings, tmp)  # warm-up: first-call allocations
+            runs = [time_request(path, args.mode, models, settings, tmp) for _ in range(args.repeats)]
+            seconds = statistics.median(t for t, _ in runs)
+            per_panel = " · ".join(f"{p.ms:.0f}" for p in runs[-1][1] if p.ms is not None)
+            print(f"| {side}×{side} | {seconds:.2f} | {per_panel} |")
+
+        names = [m.entry.name for m in models]
+        store = VoteStore(tmp / "votes.db")
+        store.add_many(synthetic_votes(args.votes, names))
+        t0 = time.perf_counter()
+        outcomes = store.outcome_counts()
+        t1 = time.perf_counter()
+        board = fit_leaderboard(outcomes, names, rounds=settings.bootstrap_rounds)
+        t2 = time.perf_counter()
+        store.close()
+    print(f"\nLeaderboard on {board.total_votes:,} synthetic votes: read counts {1000 * (t1 - t0):.0f} ms, "
+          f"Bradley–Terry + {settings.bootstrap_rounds} bootstrap rounds {1000 * (t2 - t1):.0f} ms, "
+          f"total {1000 * (t2 - t0):.0f} ms")
+    for i in board.order():
+        print(f"  {board.rank[i]}. {board.names[i]}: {board.rating[i]:.0f} "
+              f"({board.lower[i]:.0f} – {board.upper[i]:.0f}), {board.votes[i]:,} votes")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""What the app's Compare and Judge tabs compute, without any UI: panels of one image restored by
+every model, scored against the original, and the pictures of one blind battle.
+
+Uploads are opened with `images.open_image`, which refuses an image from its header when the
+output would exceed `Settings.max_pixels` (a decompression bomb is never decoded). Outputs above
+`Settings.tile_pixels` are restored in overlapping tiles (`inference.restore`), so memory depends
+on the tile size, not on the image.
+"""
+
+import dataclasses
+import random
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from restoration.degrade import SCALE, upscale_bicubic
+from restoration.images import ImageError, open_image, to_pil, to_tensor
+from restoration.inference import prepare, restore, timed
+from restoration.metrics import psnr, ssim
+from restoration.settings import Settings
+
+MODES = ("degrade", "upscale")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+Progress = Callable[[float, str], None]
+
+
+@dataclasses.dataclass
+class Panel:
+    key: str  # "input", "bicubic", a model's catalogue name, or "original"
+    title: str
+    image: torch.Tensor  # (3, H, W) in [0, 1]
+    psnr: float | None = None  # dB against the original (degrade mode only)
+    ssim: float | None = None
+    ms: float | None = None  # time the method took
+    note: str = ""
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)."""
+        return self.image.shape[-1], self.image.shape[-2]
+
+    def caption(self) -> str:
+        """"MSE U-Net · 27.41 dB · SSIM 0.873 · 45 ms": the panel's title and figures."""
+        parts = [self.title]
+        if self.psnr is not None:
+            parts.append(f"{self.psnr:.2f} dB")
+        if self.ssim is not None:
+            parts.append(f"SSIM {self.ssim:.3f}")
+        if self.ms is not None:
+            parts.append(f"{self.ms:.0f} ms")
+        return " · ".join(parts)
+
+
+def input_pixel_limit(mode: str, max_pixels: int) -> int:
+    """The largest input (in pixels) whose output stays within `max_pixels`: in "upscale" mode the
+    output has SCALE² times the input's pixels."""
+    return max_pixels if mode == "degrade" else max_pixels // (SCALE * SCALE)
+
+
+def open_upload(source, mode: str, settings: Settings) -> Image.Image:
+    """Open a user's image for `mode`, refusing it (ImageError) from its header when the output
+    would be over the limit."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    try:
+        return open_image(source, max_pixels=input_pixel_limit(mode, settings.max_pixels))
+    except ImageError as e:
+        if mode == "upscale" and "megapixels" in str(e):
+            raise ImageError(f"{e} (Upscale ×{SCALE} makes an output with {SCALE * SCALE}× the pixels; the output "
+                             f"limit is {settings.max_pixels / 1e6:.1f} megapixels.)") from None
+        raise
+
+
+def _score(panel: Panel, reference: torch.Tensor | None, image: torch.Tensor | None = None) -> Panel:
+    if reference is not None:
+        scored = panel.image if image is None else image
+        panel.psnr = float(psnr(scored, reference)[0])
+        panel.ssim = float(ssim(scored, reference)[0])
+    return panel
+
+
+def compare(image: Image.Image, mode: str, models: Sequence, settings: Settings,
+            progress: Progress | None = None) -> list[Panel]:
+    """Every panel for one image: the low-resolution input, bicubic, each model, and (in
+    "degrade" mode) the original. `models` are `weights.LoadedModel`s. `progress(fraction, text)`
+    is called before each step."""
+    progress = progress or (lambda fraction, text: None)
+    x = to_tensor(image)
+    low, model_input, reference = prepare(x, mode)
+    h, w = model_input.shape[-2:]
+    if h * w > settings.max_pixels:
+        raise ImageError(f"the output would be {w}×{h} = {w * h / 1e6:.1f} megapixels; the limit is "
+                         f"{settings.max_pixels / 1e6:.1f} megapixels. Please use a smaller image.")
+    steps = len(models) + 1
+    low_title = "Low-resolution input" if mode == "degrade" else "Input"
+    panels = [_score(Panel("input", low_title, low, note="(half size; scored as its nearest-neighbour ×2)"),
+                     reference, model_input)]
+    progress(0 / steps, "Bicubic")
+    bicubic, ms = timed(upscale_bicubic, low)
+    panels.append(_score(Panel("bicubic", "Bicubic", bicubic, ms=ms), reference))
+    for i, m in enumerate(models, 1):
+        progress(i / steps, f"{m.entry.title} ({i} of {len(models)})")
+        out, ms = timed(restore, m.model, model_input, settings.tile_pixels, settings.tile_size, settings.tile_overlap)
+        panels.append(_score(Panel(m.entry.name, m.entry.title, out, ms=ms), reference))
+    if reference is not None:
+        panels.append(Panel("original", "Original", reference, note="the reference"))
+    progress(1.0, "Done")
+    return panels
+
+
+def save_panels(panels: Sequence[Panel], folder, stem: str) -> dict[str, Path]:
+    """Write each panel as a lossless PNG `<stem>-<key>.png`; returns key → file."""
+    files = {}
+    for p in panels:
+        files[p.key] = Path(folder) / f"{stem}-{p.key}.png"
+        to_pil(p.image).save(files[p.key])
+    return files
+
+
+def slider_pair(left: Image.Image, right: Image.Image) -> tuple[Image.Image, Image.Image]:
+    """Two images of one size for a before/after slider: the smaller (the half-size low-resolution
+    input) is enlarged with nearest neighbour, so its pixels show as they are."""
+    size = max(left.size, right.size, key=lambda s: s[0] * s[1])
+    fit = lambda im: im if im.size == size else im.resize(size, Image.Resampling.NEAREST)
+    return fit(left), fit(right)
+
+
+# --------------------------------------------------------------------------------------------
+# Judging
+
+
+def list_images(folder) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def judge_pool(settings: Settings, seed: int = 0) -> dict[str, Path]:
+    """image id → file: every example, plus `judge_val_pool` Tiny ImageNet val images (a fixed
+    random sample) when `val_dir` exists (it does not on a Space)."""
+    pool = {f"examples/{p.name}": p for p in list_images(settings.examples_dir)}
+    val = list_images(Path(settings.val_dir) / "val" / "images")
+    if val and settings.judge_val_pool > 0:
+        chosen = random.Random(seed).sample(val, min(settings.judge_val_pool, len(val)))
+        pool |= {f"tiny-imagenet/val/{p.name}": p for p in sorted(chosen)}
+    return pool
+
+
+@dataclasses.dataclass
+class BattleImages:
+    low: Image.Image  # the low-resolution input (half size)
+    a: Image.Image
+    b: Image.Image
+    original: Image.Image
+
+
+def center_crop(image: Image.Image, max_side: int) -> Image.Image:
+    """The central max_side × max_side (at most) part of an image."""
+    w, h = image.size
+    cw, ch = min(w, max_side), min(h, max_side)
+    left, top = (w - cw) // 2, (h - ch) // 2
+    return image if (cw, ch) == (w, h) else image.crop((left, top, left + cw, top + ch))
+
+
+class BattleRenderer:
+    """Renders the pictures of a battle (degrade, then restore with the two models), keeping the
+    latest outputs so popular images are not recomputed for every judge. Large images are judged
+    on their central `max_side` square: a judge compares details, and two restorations of a whole
+    photo would keep them waiting on a CPU."""
+
+    def __init__(self, models: Sequence, pool: dict[str, Path], settings: Settings, cache_size: int = 48,
+                 max_side: int = 512):
+        self.models = {m.entry.name: m for m in models}
+        self.pool, self.settings, self.cache_size, self.max_side = pool, settings, cache_size, max_side
+        self._cache: OrderedDict[tuple, Image.Image] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _cached(self, key, make):
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        value = make()
+        with self._lock:
+            self._cache[key] = value
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return value
+
+    def render(self, image_id: str, name_a: str, name_b: str) -> BattleImages:
+        s = self.settings
+        original = center_crop(open_upload(self.pool[image_id], "degrade", s), self.max_side)
+        low, model_input, reference = prepare(to_tensor(original), "degrade")
+
+        def output(name):
+            m = self.models[name]
+            return self._cached((image_id, name, id(m.model)), lambda: to_pil(
+                restore(m.model, model_input, s.tile_pixels, s.tile_size, s.tile_overlap)))
+
+        return BattleImages(to_pil(low), output(name_a), output(name_b), to_pil(reference))
+

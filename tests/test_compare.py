@@ -1,0 +1,146 @@
+"""The Compare and Judge computations, on tiny U-Nets."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from restoration.compare import (
+    BattleRenderer,
+    compare,
+    input_pixel_limit,
+    judge_pool,
+    open_upload,
+    save_panels,
+    slider_pair,
+)
+from restoration.degrade import downscale, even_crop, upscale_bicubic
+from restoration.images import ImageError, to_pil, to_tensor
+from restoration.inference import prepare, restore
+from restoration.metrics import psnr, ssim
+
+pytest_plugins = ["tests.app_support"]  # the fixtures: tiny weights, settings, loaded models
+
+
+def photo(w, h, seed=0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    coarse = Image.fromarray((rng.random((h // 8 + 1, w // 8 + 1, 3)) * 255).astype(np.uint8))
+    return coarse.resize((w, h), Image.Resampling.BICUBIC)
+
+
+class CountingModel:
+    """Wraps a model to record the sizes it was run on."""
+
+    def __init__(self, model):
+        self.model, self.calls = model, []
+
+    def eval(self):
+        return self
+
+    def restore(self, x):
+        self.calls.append(tuple(x.shape[-2:]))
+        return self.model.restore(x)
+
+
+def test_degrade_mode_panels_and_scores(settings, tiny_models):
+    image = photo(75, 50)
+    steps = []
+    panels = compare(image, "degrade", tiny_models, settings, progress=lambda f, text: steps.append((f, text)))
+    keys = [p.key for p in panels]
+    assert keys == ["input", "bicubic", "unet-mse", "unet-perceptual", "unet-crossconv", "original"]
+    reference = even_crop(to_tensor(image))
+    low = downscale(reference)
+    by_key = {p.key: p for p in panels}
+    assert by_key["input"].size == (37, 25) and by_key["original"].size == (74, 50)
+    assert torch.equal(by_key["original"].image, reference)
+    assert torch.equal(by_key["bicubic"].image, upscale_bicubic(low))
+    for p in panels[1:-1]:
+        assert p.size == (74, 50) and p.ms is not None and p.ms >= 0
+        assert p.psnr == pytest.approx(float(psnr(p.image, reference)[0]))
+        assert p.ssim == pytest.approx(float(ssim(p.image, reference)[0]))
+    assert by_key["original"].psnr is None
+    assert len({round(p.psnr, 6) for p in panels[1:-1]}) == 4  # the models really differ
+    assert "dB" in by_key["unet-mse"].caption() and "SSIM" in by_key["unet-mse"].caption()
+    fractions = [f for f, _ in steps]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and "MSE U-Net" in steps[1][1]
+
+
+def test_upscale_mode_has_no_reference(settings, tiny_models):
+    panels = compare(photo(30, 20), "upscale", tiny_models, settings)
+    assert [p.key for p in panels] == ["input", "bicubic", "unet-mse", "unet-perceptual", "unet-crossconv"]
+    assert panels[0].size == (30, 20) and all(p.size == (60, 40) for p in panels[1:])
+    assert all(p.psnr is None and p.ssim is None for p in panels)
+
+
+def test_large_outputs_are_restored_in_tiles(settings, tiny_models):
+    model = tiny_models[0]
+    counting = CountingModel(model.model)
+    wrapped = dataclasses.replace(model, model=counting)
+    image = photo(400, 300)  # 120,000 output pixels > tile_pixels = 65,536
+    [panel] = [p for p in compare(image, "degrade", [wrapped], settings) if p.key == model.entry.name]
+    limit = settings.tile_size + 2 * settings.tile_overlap
+    assert len(counting.calls) > 1 and all(h <= limit and w <= limit for h, w in counting.calls)
+    whole = restore(model.model, prepare(to_tensor(image), "degrade")[1], tile_pixels=1 << 30)
+    assert (panel.image - whole).abs().max() < 0.02  # tiles with overlapping context: no visible seams
+
+
+def test_output_limit_is_enforced_from_the_header(settings, tmp_path):
+    big = tmp_path / "big.png"
+    photo(1100, 1000).save(big)  # 1.1 megapixels > max_pixels = 1,048,576
+    with pytest.raises(ImageError, match="megapixels"):
+        open_upload(big, "degrade", settings)
+    medium = tmp_path / "medium.png"
+    photo(600, 500).save(medium)  # fine to degrade, but ×2 would make 1.2 megapixels
+    assert open_upload(medium, "degrade", settings).size == (600, 500)
+    with pytest.raises(ImageError, match="Upscale ×2 makes an output with 4× the pixels"):
+        open_upload(medium, "upscale", settings)
+    assert input_pixel_limit("upscale", 1000) == 250 and input_pixel_limit("degrade", 1000) == 1000
+    with pytest.raises(ValueError, match="mode"):
+        open_upload(medium, "sideways", settings)
+
+
+def test_compare_refuses_outputs_over_the_limit_itself(settings, tiny_models):
+    small = dataclasses.replace(settings, max_pixels=1000)
+    with pytest.raises(ImageError, match="the output would be 40×40"):
+        compare(photo(20, 20), "upscale", tiny_models, small)
+
+
+def test_panels_are_saved_losslessly(settings, tiny_models, tmp_path):
+    panels = compare(photo(40, 30), "degrade", tiny_models[:1], settings)
+    files = save_panels(panels, tmp_path, "photo")
+    assert sorted(f.name for f in files.values()) == sorted(f"photo-{p.key}.png" for p in panels)
+    for p in panels:
+        assert np.array_equal(np.asarray(Image.open(files[p.key])), np.asarray(to_pil(p.image)))
+
+
+def test_slider_pair_enlarges_the_smaller_image_without_smoothing():
+    low, big = Image.new("RGB", (10, 8), (10, 20, 30)), Image.new("RGB", (20, 16))
+    a, b = slider_pair(low, big)
+    assert a.size == b.size == (20, 16) and a.getpixel((19, 15)) == (10, 20, 30)
+    a, b = slider_pair(big, big)
+    assert a is big and b is big
+
+
+def test_judge_pool_has_the_examples_and_a_val_sample(settings, tiny_imagenet):
+    assert set(judge_pool(settings)) == {f"examples/{p.name}" for p in settings.examples_dir.iterdir()}
+    with_val = dataclasses.replace(settings, val_dir=tiny_imagenet, judge_val_pool=5)
+    pool = judge_pool(with_val)
+    val = [k for k in pool if k.startswith("tiny-imagenet/")]
+    assert len(val) == 5 and judge_pool(with_val) == pool and all(pool[k].is_file() for k in pool)
+
+
+def test_battle_renderer_and_its_cache(settings, tiny_models):
+    pool = judge_pool(settings)
+    counting = {m.entry.name: CountingModel(m.model) for m in tiny_models}
+    models = [dataclasses.replace(m, model=counting[m.entry.name]) for m in tiny_models]
+    renderer = BattleRenderer(models, pool, settings, cache_size=2)
+    image_id = "examples/noise.png"
+    shown = renderer.render(image_id, "unet-mse", "unet-crossconv")
+    assert shown.low.size == (48, 40) and shown.a.size == shown.b.size == shown.original.size == (96, 80)
+    assert np.asarray(shown.a).tolist() != np.asarray(shown.b).tolist()
+    renderer.render(image_id, "unet-crossconv", "unet-mse")  # both outputs come from the cache
+    assert len(counting["unet-mse"].calls) == 1 and len(counting["unet-crossconv"].calls) == 1
+    cropped = BattleRenderer(models, pool, settings, max_side=64).render(image_id, "unet-mse", "unet-perceptual")
+    assert cropped.original.size == (64, 64) and cropped.low.size == (32, 32)
