@@ -98,7 +98,8 @@ def read_config(folder) -> dict:
 
 def load_checkpoint(folder, map_location="cpu"):
     """Rebuild the model a checkpoint folder describes and load its weights strictly."""
-    import restoration.classifier, restoration.unet  # noqa: F401  (they define the model types)
+    import restoration.classifier
+    import restoration.unet  # noqa: F401  (they define the model types)
 
     folder = Path(folder)
     config = read_config(folder)

@@ -4,7 +4,6 @@ All functions take float images in [0, 1], shaped (..., C, H, W). One implementa
 training data, the evaluation and the app.
 """
 
-import torch
 import torch.nn.functional as F
 
 SCALE = 2

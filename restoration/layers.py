@@ -7,7 +7,6 @@ into module factories.
 
 from functools import partial
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 

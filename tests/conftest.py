@@ -1,10 +1,16 @@
-"""Shared fixtures: a miniature Tiny ImageNet in the published layout, generated on the fly.
-The app's fixtures (tiny weights folders) live in tests/app_support.py."""
+"""Shared fixtures: a miniature Tiny ImageNet in the published layout, generated on the fly, and
+for the app a tiny weights folder, examples and Settings that point at them."""
+
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+from restoration.settings import REPO, Settings
+from tests.app_support import make_weights_dir
 
 WNIDS = ["n01443537", "n01629819", "n01641577"]
 WORDS = {"n01443537": "goldfish, Carassius auratus", "n01629819": "European fire salamander, Salamandra salamandra",
@@ -52,3 +58,34 @@ def tiny_imagenet(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    return make_weights_dir(tmp_path_factory.mktemp("weights"))
+
+
+@pytest.fixture(scope="session")
+def small_examples(tmp_path_factory) -> Path:
+    """A few of the shipped examples (small ones, so the tests stay fast)."""
+    folder = tmp_path_factory.mktemp("examples")
+    for p in sorted((REPO / "examples").glob("tinyimagenet-*"))[:3]:
+        shutil.copy(p, folder / p.name)
+    Image.effect_noise((96, 80), 40).convert("RGB").save(folder / "noise.png")
+    return folder
+
+
+@pytest.fixture
+def settings(tiny_weights, small_examples, tmp_path) -> Settings:
+    return Settings(weights_dir=tiny_weights, examples_dir=small_examples, val_dir=tmp_path / "no-val",
+                    votes_db=tmp_path / "votes.db", threads=1, min_vote_seconds=0.0, votes_per_minute=1000,
+                    bootstrap_rounds=50, tile_pixels=1 << 16, max_pixels=1 << 20, tile_size=128, tile_overlap=16)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tiny_weights):
+    from restoration.weights import load_available_restorers
+
+    models, problems = load_available_restorers(tiny_weights)
+    assert not problems
+    return models

@@ -19,7 +19,6 @@ import app as app_module
 from app import ArenaApp, build_app, launch
 from tests.app_support import make_weights_dir
 
-pytest_plugins = ["tests.app_support"]  # the fixtures: tiny weights, settings, loaded models
 
 # Gradio's queue calls pandas in ways pandas 3 deprecates: not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")

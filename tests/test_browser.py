@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.app_support"]  # the fixtures: tiny weights, settings, loaded models
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -21,7 +21,6 @@ from restoration.images import ImageError, to_pil, to_tensor
 from restoration.inference import prepare, restore
 from restoration.metrics import psnr, ssim
 
-pytest_plugins = ["tests.app_support"]  # the fixtures: tiny weights, settings, loaded models
 
 
 def photo(w, h, seed=0) -> Image.Image:
