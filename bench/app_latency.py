@@ -1,8 +1,8 @@
 """How long the app makes people wait: request → all Compare panels, and fitting the leaderboard.
 
-    python bench/app_latency.py                          # the shipped weights in weights/
-    python bench/app_latency.py --weights-dir other/     # another weights folder
-    python bench/app_latency.py --random-weights compact # before training: same size, random weights
+    python -m bench.app_latency                          # the shipped weights in weights/
+    python -m bench.app_latency --weights-dir other/     # another weights folder
+    python -m bench.app_latency --random-weights compact # before training: same size, random weights
 
 Panels are timed through the same calls the app's Compare handler makes: open the uploaded PNG,
 `compare.compare` (degrade, bicubic, every model, PSNR and SSIM), and the PNG files the page

@@ -98,8 +98,9 @@ def read_config(folder) -> dict:
 
 def load_checkpoint(folder, map_location="cpu"):
     """Rebuild the model a checkpoint folder describes and load its weights strictly."""
-    import restoration.classifier
-    import restoration.unet  # noqa: F401  (they define the model types)
+    # Importing the model modules registers their model types (Pretrained.__init_subclass__).
+    import restoration.classifier  # noqa: F401
+    import restoration.unet  # noqa: F401
 
     folder = Path(folder)
     config = read_config(folder)

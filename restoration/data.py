@@ -156,9 +156,10 @@ class ClassifierItems(torch.utils.data.Dataset):
     """(image in [0, 1], label): pad + crop + flip and TrivialAugmentWide for training,
     then random erasing (noise that is N(0, 1) after the model's normalisation)."""
 
-    def __init__(self, dataset, size: int = 64, train: bool = True):
-        self.dataset, self.train = dataset, train
-        self.augment = v2.Compose([crop_flip(size), v2.TrivialAugmentWide()]) if train else v2.CenterCrop(size)
+    def __init__(self, dataset, size: int = 64, train: bool = True, trivial_augment: bool = True, erase: bool = True):
+        self.dataset, self.erase = dataset, erase and train
+        steps = [crop_flip(size)] + ([v2.TrivialAugmentWide()] if trivial_augment else [])
+        self.augment = v2.Compose(steps) if train else v2.CenterCrop(size)
 
     def __len__(self):
         return len(self.dataset)
@@ -166,7 +167,7 @@ class ClassifierItems(torch.utils.data.Dataset):
     def __getitem__(self, i):
         img, label = self.dataset[i]
         x = self.augment(img).float().div(255)
-        if self.train:
+        if self.erase:
             random_erase_(x)
         return x, label
 
@@ -256,12 +257,15 @@ class BatchAugment:
         lr = degrade(hr)
         return (self.erase_(lr) if train and erase else lr), hr
 
-    def classifier_batch(self, images, train: bool = True, chunk: int = 8):
+    def classifier_batch(self, images, train: bool = True, trivial_augment: bool = True, erase: bool = True,
+                         chunk: int = 8):
         """uint8 batch → float images in [0, 1], like `ClassifierItems`. TrivialAugmentWide
         picks one operation per chunk of `chunk` images, not per image: the price of batching."""
         if not train:
             return images.float().div(255)
-        x = self.crop_flip(images).round().to(torch.uint8)
-        tawide = v2.TrivialAugmentWide()
-        x = torch.cat([tawide(part) for part in x.split(chunk)]).float().div_(255)
-        return self.erase_(x)
+        x = self.crop_flip(images)
+        if trivial_augment:
+            tawide = v2.TrivialAugmentWide()
+            x = torch.cat([tawide(part) for part in x.round().to(torch.uint8).split(chunk)]).float()
+        x = x.div_(255)
+        return self.erase_(x) if erase else x

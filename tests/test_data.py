@@ -129,6 +129,9 @@ def test_classifier_items_and_batches(tiny_imagenet):
     batch = aug.classifier_batch(images[:16])
     assert batch.shape == (16, 3, 64, 64) and batch.dtype == torch.float32
     assert torch.equal(aug.classifier_batch(images[:4], train=False), images[:4].float() / 255)
+    plain = aug.classifier_batch(images[:4], train=True, trivial_augment=False, erase=False)
+    for img, crop in zip(images[:4], plain):  # only the crop and flip
+        assert _find_crop(img.float(), crop * 255) is not None
 
 
 def test_random_erase_fills_rectangles_with_noise():

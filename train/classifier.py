@@ -20,8 +20,10 @@ from train.loop import Runtime, TrainConfig, command_line, fit, load_data, parse
 class ClassifierConfig(TrainConfig):
     out: str = "runs/classifier"
     epochs: int = 10
-    lr: float = 1e-2
+    lr: float = 6e-3
     drop: float = 0.1
+    trivial_augment: bool = dataclasses.field(default=True, metadata={"help": "TrivialAugmentWide (the lesson's)"})
+    erase: bool = dataclasses.field(default=True, metadata={"help": "random erasing (the lesson's)"})
     preact: bool = dataclasses.field(default=False, metadata={"help": "pre-activation ResBlocks"})
 
 
@@ -57,11 +59,12 @@ def main(argv=None):
 
         def make_loader(batches):
             for idx in batches:
-                yield augment.classifier_batch(train_x[idx].to(runtime.device)), train_y[idx].to(runtime.device)
+                x = augment.classifier_batch(train_x[idx].to(runtime.device), True, config.trivial_augment, config.erase)
+                yield x, train_y[idx].to(runtime.device)
 
         validate = lambda m: accuracy(m, val_x, val_y, runtime.device)  # noqa: E731
     else:
-        items = ClassifierItems(train, config.size, train=True)
+        items = ClassifierItems(train, config.size, True, config.trivial_augment, config.erase)
 
         def make_loader(batches):
             loader = torch.utils.data.DataLoader(items, batch_sampler=batches, num_workers=config.workers)
