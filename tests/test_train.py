@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -88,6 +89,7 @@ def test_time_budget_stops_cleanly_and_resume_finishes_the_same_run(tiny_imagene
     train_superres.main(args + ["--time-budget", "0.00001"])  # stops after its first step
     state = json.loads((split / "trainer_state.json").read_text())
     assert state["global_step"] == 1 and state["epoch"] == 0
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C works again afterwards
     with pytest.raises(SystemExit, match="--resume"):
         train_superres.main(args)  # never overwrites a run by accident
     train_superres.main(args + ["--resume"])

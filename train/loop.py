@@ -28,6 +28,9 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from restoration.checkpoint import load_checkpoint as load_model
 
 
 @dataclasses.dataclass
@@ -178,8 +181,6 @@ def save_checkpoint(folder: Path, model, opt, state: dict, config, generator: to
 
 def load_checkpoint(folder: Path, model, opt, generator: torch.Generator) -> dict:
     """Restore what `save_checkpoint` wrote into `model`, `opt` and the RNGs; returns the state."""
-    from restoration.checkpoint import load_checkpoint as load_model
-
     state = json.loads((folder / "trainer_state.json").read_text())
     model.load_state_dict(load_model(folder).state_dict(), strict=True)
     params = list(model.parameters())
@@ -202,15 +203,20 @@ def load_checkpoint(folder: Path, model, opt, generator: torch.Generator) -> dic
 
 
 class _StopRequest:
-    """Turns SIGINT/SIGTERM into a clean stop at the next step boundary (and a checkpoint)."""
+    """While active, SIGINT/SIGTERM ask for a clean stop at the next step boundary (and a
+    checkpoint) instead of killing the run; a second Ctrl-C interrupts at once."""
 
-    def __init__(self):
+    def __enter__(self):
         self.reason = None
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._handle)
+        self.previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
 
     def _handle(self, signum, frame):
-        if self.reason:  # a second Ctrl-C means now
+        if self.reason:
             raise KeyboardInterrupt
         self.reason = signal.Signals(signum).name
 
@@ -249,7 +255,6 @@ def fit(*, model, loss_step, make_loader, n_train, validate, config, runtime: Ru
     state.setdefault("sessions", []).append({"command": command,
                                              "hardware": runtime.describe(), "torch": torch.__version__,
                                              "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "start_step": state["global_step"]})
-    stop = _StopRequest()
     started = time.time() - state["elapsed"]
     session_start = time.time()
     budget = config.time_budget * 60 if config.time_budget else None
@@ -264,62 +269,65 @@ def fit(*, model, loss_step, make_loader, n_train, validate, config, runtime: Ru
             log(out, runtime, {"event": reason, **{k: state[k] for k in ("epoch", "step_in_epoch", "global_step")},
                                "elapsed_s": round(state["elapsed"], 1)})
 
-    from tqdm.auto import tqdm
-
-    while state["epoch"] < config.epochs:
-        epoch = state["epoch"]
-        if on_epoch_start:
-            on_epoch_start(epoch)
-        module = runtime.wrap(model)
-        model.train()
-        batches = epoch_batches(n_train, config.batch_size, epoch, config.seed, runtime.rank, runtime.world)
-        skip = state["step_in_epoch"]
-        bar = tqdm(total=len(batches), initial=skip, desc=f"epoch {epoch + 1}/{config.epochs}",
-                   disable=not runtime.main, unit="batch", dynamic_ncols=True, mininterval=1)
-        loss_sum, seen, t0 = 0.0, 0, time.time()
-        for batch in make_loader(batches[skip:]):
-            lr = one_cycle(state["global_step"], total_steps, config.lr)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            with runtime.autocast():
-                loss, shown = loss_step(module, batch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if not math.isfinite(loss.item()):
-                raise SystemExit(f"the loss became {loss.item()} at step {state['global_step']}: "
-                                 f"lower --lr or check the data; the last checkpoint in {out} is intact")
-            state["step_in_epoch"] += 1
-            state["global_step"] += 1
-            loss_sum, seen = loss_sum + loss.item(), seen + 1
-            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", lr=f"{lr:.2e}",
-                            **{k: f"{v.item():.3f}" for k, v in shown.items() if k in bar_metrics})
-            bar.update()
-            over_budget = budget is not None and time.time() - session_start > budget
-            if stop.reason or over_budget:
-                bar.close()
-                reason = f"stopped ({stop.reason})" if stop.reason else "time budget reached"
-                save(reason)
-                if runtime.main:
-                    print(f"{reason}: saved {out}; continue with the same command and --resume")
-                return reason
-        bar.close()
-        train_seconds = time.time() - t0
-        metrics = validate(model) if runtime.main else {}
-        state.update(epoch=epoch + 1, step_in_epoch=0)
-        line = {"epoch": epoch + 1, "global_step": state["global_step"], "train_loss": loss_sum / max(seen, 1),
-                "lr": lr if seen else None, "images_per_second": seen * config.batch_size * runtime.world / max(train_seconds, 1e-9),
-                **metrics}
-        if runtime.main:
-            print("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in line.items()))
-        log(out, runtime, line)
-        save("checkpoint")
+    with _StopRequest() as stop:
+        while state["epoch"] < config.epochs:
+            epoch = state["epoch"]
+            if on_epoch_start:
+                on_epoch_start(epoch)
+            module = runtime.wrap(model)
+            model.train()
+            batches = epoch_batches(n_train, config.batch_size, epoch, config.seed, runtime.rank, runtime.world)
+            skip = state["step_in_epoch"]
+            bar = tqdm(total=len(batches), initial=skip, desc=f"epoch {epoch + 1}/{config.epochs}",
+                       disable=not runtime.main, unit="batch", dynamic_ncols=True, mininterval=1)
+            loss_sum, seen, t0 = 0.0, 0, time.time()
+            for batch in make_loader(batches[skip:]):
+                lr = one_cycle(state["global_step"], total_steps, config.lr)
+                for group in opt.param_groups:
+                    group["lr"] = lr
+                with runtime.autocast():
+                    loss, shown = loss_step(module, batch)
+                value = loss.item()
+                if not math.isfinite(value):
+                    raise SystemExit(f"the loss became {value} at step {state['global_step']}: lower --lr or "
+                                     f"check the data; the last checkpoint in {out} is intact")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                state["step_in_epoch"] += 1
+                state["global_step"] += 1
+                loss_sum, seen = loss_sum + value, seen + 1
+                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", lr=f"{lr:.2e}",
+                                **{k: f"{v.item():.3f}" for k, v in shown.items() if k in bar_metrics})
+                bar.update()
+                over_budget = budget is not None and time.time() - session_start > budget
+                if stop.reason or over_budget:
+                    bar.close()
+                    reason = f"stopped ({stop.reason})" if stop.reason else "time budget reached"
+                    save(reason)
+                    if runtime.main:
+                        print(f"{reason}: saved {out}; continue with the same command and --resume")
+                    return reason
+            bar.close()
+            train_seconds = time.time() - t0
+            metrics = validate(model) if runtime.main else {}
+            state.update(epoch=epoch + 1, step_in_epoch=0)
+            line = {"epoch": epoch + 1, "global_step": state["global_step"], "train_loss": loss_sum / max(seen, 1),
+                    "lr": lr if seen else None,
+                    "images_per_second": seen * config.batch_size * runtime.world / max(train_seconds, 1e-9),
+                    **metrics}
+            if runtime.main:
+                print("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in line.items()))
+            log(out, runtime, line)
+            save("checkpoint")
     return "done"
 
 
 def command_line(module: str, argv=None) -> str:
     """How this run was started, as a shell command (for the model card)."""
-    launcher = f"torchrun --nproc_per_node {os.environ['LOCAL_WORLD_SIZE']} -m" if "LOCAL_WORLD_SIZE" in os.environ else "python -m"
+    launcher = "python -m"
+    if "LOCAL_WORLD_SIZE" in os.environ:
+        launcher = f"torchrun --nproc_per_node {os.environ['LOCAL_WORLD_SIZE']} -m"
     return f"{launcher} {module} " + shlex.join(sys.argv[1:] if argv is None else argv)
 
 
