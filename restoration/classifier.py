@@ -5,6 +5,7 @@ supplies the perceptual loss (`features`) and the U-Nets' encoder weights (`enco
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from restoration.checkpoint import Pretrained, capture_config
@@ -58,3 +59,20 @@ class Classifier(nn.Module, Pretrained, model_type="classifier"):
         if not 1 <= stage <= len(self.encoder.stages):
             raise ValueError(f"stage must be in 1..{len(self.encoder.stages)}, got {stage}")
         return self.encoder(self.normalize(x), upto=stage)[-1]
+
+
+@torch.inference_mode()
+def top1_accuracy(model: Classifier, images: torch.Tensor, labels: torch.Tensor, device="cpu", batch_size=500):
+    """Top-1 accuracy and mean cross-entropy over uint8 images (N, 3, H, W), in eval mode and
+    without augmentation; the model is left in the mode it was in."""
+    was_training = model.training
+    model.eval()
+    correct, loss = 0, 0.0
+    for i in range(0, len(images), batch_size):
+        x = images[i:i + batch_size].to(device).float().div_(255)
+        y = labels[i:i + batch_size].to(device)
+        logits = model(x).float()
+        correct += (logits.argmax(1) == y).sum().item()
+        loss += F.cross_entropy(logits, y, reduction="sum").item()
+    model.train(was_training)
+    return {"val_accuracy": correct / len(images), "val_loss": loss / len(images)}

@@ -4,6 +4,8 @@
     python -m restoration.evaluate --data ~/photos --models weights/unet-mse runs/unet-mse
     python -m restoration.evaluate --limit 1000 --json results.json
 
+On Tiny ImageNet it also reports the classifier's top-1 accuracy on the same val images.
+
 Whole images are evaluated (a folder's photos at their own size, cropped to even sides), with
 the nearest-neighbour and bicubic baselines. PSNR is given two ways: pooled (one MSE over every
 pixel of the set) and the mean of per-image values; see restoration/metrics.py for SSIM and
@@ -12,12 +14,14 @@ sharpness.
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import torch
 
 from restoration.checkpoint import load_checkpoint
+from restoration.classifier import top1_accuracy
 from restoration.data import ImageFolder, TinyImageNet, load_cache, subset
 from restoration.degrade import downscale, even_crop, upscale_bicubic, upscale_nearest
 from restoration.inference import restore
@@ -26,10 +30,14 @@ from restoration.settings import Settings
 from restoration.weights import read_catalog
 
 
+def is_tiny_imagenet(data) -> bool:
+    return (Path(data) / "wnids.txt").is_file()
+
+
 def batches(data, limit, batch_size, cache_dir):
     """(number of batches, iterator of float batches (N, 3, H, W) of originals): Tiny ImageNet val
     in batches (all 64×64), other folders one image at a time (their sizes differ)."""
-    if (Path(data) / "wnids.txt").is_file():
+    if is_tiny_imagenet(data):
         images, _ = load_cache(subset(TinyImageNet(data, "val"), limit), 64, cache_dir, desc="loading val")
         starts = range(0, len(images), batch_size)
         return len(starts), (images[i:i + batch_size].float().div(255) for i in starts)
@@ -50,6 +58,12 @@ def evaluate(methods: dict, data, limit=None, batch_size=100, cache_dir=None):
             out = method(low)
             meters[name].update(out, hr, time.perf_counter() - t0)
     return {name: m.summary() for name, m in meters.items()}
+
+
+def classifier_accuracy(model, data, limit=None, cache_dir=None) -> dict:
+    """Top-1 accuracy of a classifier checkpoint on Tiny ImageNet val (the same images as `evaluate`)."""
+    images, labels = load_cache(subset(TinyImageNet(data, "val"), limit), 64, cache_dir, desc="loading val")
+    return {"images": len(images), **top1_accuracy(model, images, labels)}
 
 
 def model_method(model, tile_pixels):
@@ -78,6 +92,9 @@ def main(argv=None):
     p.add_argument("--data", default=str(settings.val_dir), help="Tiny ImageNet folder (its val split) or a folder of images")
     p.add_argument("--models", nargs="*", default=None,
                    help="checkpoint folders (default: the restorers in weights/models.json)")
+    p.add_argument("--classifier", default=None,
+                   help="classifier checkpoint to score on Tiny ImageNet val (default: the one in weights/models.json, "
+                        "unless --models is given)")
     p.add_argument("--limit", type=int, default=None, help="evaluate N images (a fixed random subset)")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--cache-dir", default=None, help="keep the decoded val set here for next time")
@@ -90,9 +107,12 @@ def main(argv=None):
         raise SystemExit(f"--data {args.data}: no such folder")
 
     methods = {"nearest": upscale_nearest, "bicubic": upscale_bicubic}
+    classifier = args.classifier
     if args.models is None:
-        entries = [e for e in read_catalog(settings.weights_dir) if e.role == "restorer"]
-        folders = {e.name: settings.weights_dir / e.folder for e in entries}
+        catalog = read_catalog(settings.weights_dir)
+        folders = {e.name: settings.weights_dir / e.folder for e in catalog if e.role == "restorer"}
+        if classifier is None:
+            classifier = next((settings.weights_dir / e.folder for e in catalog if e.role == "classifier"), None)
     else:
         folders = {Path(f).name: Path(f) for f in args.models}
     for name, folder in folders.items():
@@ -103,9 +123,14 @@ def main(argv=None):
     print(f"\n×2 super-resolution on {n} images of {args.data} (whole images; RGB in [0, 1]; "
           f"sharpness = gradient energy relative to the original; {torch.get_num_threads()} CPU threads)\n")
     print(format_table(results))
+    scores = None
+    if classifier is not None and is_tiny_imagenet(args.data):
+        scores = {"checkpoint": str(classifier),
+                  **classifier_accuracy(load_checkpoint(classifier), args.data, args.limit, args.cache_dir)}
+        print(f"\nclassifier {classifier}: top-1 accuracy {scores['val_accuracy']:.2%} on {scores['images']} val images")
     if args.json:
         record = {"data": str(args.data), "images": n, "limit": args.limit, "command": "python -m restoration.evaluate "
-                  + " ".join(argv if argv is not None else __import__("sys").argv[1:]), "results": results}
+                  + " ".join(argv if argv is not None else sys.argv[1:]), "results": results, "classifier": scores}
         Path(args.json).write_text(json.dumps(record, indent=2) + "\n")
         print(f"\nwrote {args.json}")
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from restoration.classifier import PRESETS, Classifier
+from restoration.classifier import PRESETS, Classifier, top1_accuracy
 
 
 def test_logits_and_features():
@@ -32,3 +32,18 @@ def test_presets_have_the_lesson_shapes():
     assert PRESETS["lesson"]["nfs"] == (32, 64, 128, 256, 512, 1024)
     compact = Classifier(**PRESETS["compact"])
     assert sum(p.numel() for p in compact.parameters()) < 2.5e6
+
+
+def test_top1_accuracy_counts_argmax_hits_and_keeps_the_mode():
+    torch.manual_seed(0)
+    model = Classifier(nfs=(8, 16, 32), nbks=(1, 1), n_classes=5)
+    images = torch.randint(0, 256, (13, 3, 16, 16), dtype=torch.uint8)
+    model.eval()
+    with torch.inference_mode():
+        predicted = model(images.float() / 255).argmax(1)
+    labels = predicted.clone()
+    labels[:4] = (labels[:4] + 1) % 5  # four wrong on purpose
+    model.train()
+    scores = top1_accuracy(model, images, labels, batch_size=5)
+    assert scores["val_accuracy"] == pytest.approx(9 / 13) and scores["val_loss"] > 0
+    assert model.training

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from restoration.classifier import Classifier
 from restoration.data import TinyImageNet
 from restoration.degrade import downscale, upscale_bicubic, upscale_nearest
 from restoration.evaluate import evaluate, main
@@ -56,3 +57,12 @@ def test_a_folder_of_photos_of_any_size(tmp_path, capsys):
 def test_missing_data_is_a_clear_error(tmp_path):
     with pytest.raises(SystemExit, match="no such folder"):
         main(["--data", str(tmp_path / "nope")])
+
+
+def test_the_classifier_is_scored_on_the_same_val_images(tiny_imagenet, tmp_path):
+    Classifier(nfs=(8, 16, 32), nbks=(1, 1)).save_pretrained(tmp_path / "classifier")
+    out = tmp_path / "results.json"
+    main(["--data", str(tiny_imagenet), "--models", "--classifier", str(tmp_path / "classifier"), "--json", str(out)])
+    scores = json.loads(out.read_text())["classifier"]
+    assert scores["images"] == 12 and 0 <= scores["val_accuracy"] <= 1
+    assert scores["checkpoint"] == str(tmp_path / "classifier")

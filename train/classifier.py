@@ -11,7 +11,7 @@ import dataclasses
 import torch
 import torch.nn.functional as F
 
-from restoration.classifier import PRESETS, Classifier
+from restoration.classifier import PRESETS, Classifier, top1_accuracy
 from restoration.data import BatchAugment, ClassifierItems
 from train.loop import Runtime, TrainConfig, command_line, fit, load_data, parse_config, seed_everything
 
@@ -25,21 +25,6 @@ class ClassifierConfig(TrainConfig):
     trivial_augment: bool = dataclasses.field(default=True, metadata={"help": "TrivialAugmentWide (the lesson's)"})
     erase: bool = dataclasses.field(default=True, metadata={"help": "random erasing (the lesson's)"})
     preact: bool = dataclasses.field(default=False, metadata={"help": "pre-activation ResBlocks"})
-
-
-@torch.inference_mode()
-def accuracy(model, images, labels, device, batch_size=500):
-    """Top-1 accuracy and cross-entropy over a uint8 image array (eval mode, no augmentation)."""
-    model.eval()
-    correct, loss = 0, 0.0
-    for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size].to(device).float().div_(255)
-        y = labels[i:i + batch_size].to(device)
-        logits = model(x).float()
-        correct += (logits.argmax(1) == y).sum().item()
-        loss += F.cross_entropy(logits, y, reduction="sum").item()
-    model.train()
-    return {"val_accuracy": correct / len(images), "val_loss": loss / len(images)}
 
 
 def main(argv=None):
@@ -62,7 +47,7 @@ def main(argv=None):
                 x = augment.classifier_batch(train_x[idx].to(runtime.device), True, config.trivial_augment, config.erase)
                 yield x, train_y[idx].to(runtime.device)
 
-        validate = lambda m: accuracy(m, val_x, val_y, runtime.device)  # noqa: E731
+        validate = lambda m: top1_accuracy(m, val_x, val_y, runtime.device)  # noqa: E731
     else:
         items = ClassifierItems(train, config.size, True, config.trivial_augment, config.erase)
 
@@ -72,7 +57,7 @@ def main(argv=None):
 
         def validate(m):
             xs, ys = zip(*(ClassifierItems(val, config.image_size, train=False)[i] for i in range(len(val))))
-            return accuracy(m, (torch.stack(xs) * 255).round().byte(), torch.tensor(ys), runtime.device)
+            return top1_accuracy(m, (torch.stack(xs) * 255).round().byte(), torch.tensor(ys), runtime.device)
 
     def loss_step(module, batch):
         x, y = batch

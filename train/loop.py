@@ -110,7 +110,7 @@ class Runtime:
             return f"{self.world} × {torch.cuda.get_device_name(self.device)}"
         cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                     if line.startswith("model name")), "unknown CPU") if Path("/proc/cpuinfo").exists() else "CPU"
-        return f"{self.world} × CPU process ({cpu}, {torch.get_num_threads()} threads each)"
+        return f"{self.world} × CPU process ({cpu}, torch threads: {torch.get_num_threads()})"
 
     def autocast(self):
         """bf16 autocast on CUDA; a no-op context on the CPU."""

@@ -27,7 +27,18 @@ def _read_jsonl(file: Path):
     return [json.loads(line) for line in file.read_text().splitlines() if line.strip()] if file.is_file() else []
 
 
-def model_card(run: Path, title: str, evaluation: dict | None = None, name: str | None = None) -> str:
+def _count_images(data) -> str:
+    """How many training images --data holds (for a card written where the data is)."""
+    from restoration.data import open_dataset
+
+    try:
+        return str(len(open_dataset(data, "train")))
+    except (FileNotFoundError, OSError):
+        return "all"
+
+
+def model_card(run: Path, title: str, evaluation: dict | None = None, name: str | None = None,
+               notes: str | None = None) -> str:
     """The README.md for a run folder, from the files the training loop wrote."""
     config = json.loads((run / CONFIG_NAME).read_text())
     train_config = json.loads((run / "train_config.json").read_text())
@@ -54,7 +65,7 @@ def model_card(run: Path, title: str, evaluation: dict | None = None, name: str 
               "model = Pretrained.from_pretrained(\"path/or/hub-repo\", revision=\"<commit>\")  # config.json + model.safetensors",
               "```", "", "## Config", "", "```json", json.dumps(config, indent=2), "```", ""]
 
-    n_train = train_config.get("limit") or "all"
+    n_train = train_config.get("limit") or _count_images(train_config["data"])
     lines += ["## Training", "",
               f"- Data: `{train_config['data']}` (train split, {n_train} images; validation on "
               f"{train_config.get('val_limit') or 'all'} val images), {train_config['size']}×{train_config['size']} crops.",
@@ -71,6 +82,8 @@ def model_card(run: Path, title: str, evaluation: dict | None = None, name: str 
         for s in sessions:
             lines.append(f"  - `{s['command']}` on {s['hardware']}, torch {s['torch']}, steps "
                          f"{s['start_step']}→{s.get('end_step', '?')}, {s.get('seconds', 0) / 60:.1f} min")
+    if notes:
+        lines += ["", notes]
     lines += ["", "Full training config (train_config.json):", "", "```json", json.dumps(train_config, indent=2), "```", ""]
 
     if last:
@@ -99,7 +112,7 @@ def ship(run: Path, dest: Path, card: str, fp16: bool = True):
         model.save_pretrained(tmp, dtype=torch.float16 if fp16 else None)
         dest.mkdir(parents=True, exist_ok=True)
         for name in (CONFIG_NAME, WEIGHTS_NAME):
-            shutil.copy(Path(tmp) / name, dest / name)
+            shutil.copyfile(Path(tmp) / name, dest / name)
     (dest / "README.md").write_text(card)
     load_checkpoint(dest)  # what ships must load
     return dest
@@ -126,12 +139,13 @@ def main(argv=None):
     p.add_argument("--fp32", action="store_true", help="keep float32 weights (default: float16)")
     p.add_argument("--evaluation", type=Path, default=None, help="JSON from restoration.evaluate --json")
     p.add_argument("--name", default=None, help="this model's name in the evaluation JSON")
+    p.add_argument("--notes", default=None, help="a paragraph for the card's Training section")
     args = p.parse_args(argv)
     for f in (CONFIG_NAME, WEIGHTS_NAME, "train_config.json", "trainer_state.json"):
         if not (args.run / f).is_file():
             raise SystemExit(f"{args.run / f}: missing; is {args.run} a training run folder?")
     evaluation = json.loads(args.evaluation.read_text()) if args.evaluation else None
-    card = model_card(args.run, args.title, evaluation, args.name)
+    card = model_card(args.run, args.title, evaluation, args.name, args.notes)
     with tempfile.TemporaryDirectory() as tmp:
         dest = ship(args.run, args.to or Path(tmp) / args.run.name, card, fp16=not args.fp32)
         size = (dest / WEIGHTS_NAME).stat().st_size
