@@ -100,6 +100,11 @@ def model_card(run: Path, title: str, evaluation: dict | None = None, name: str 
         if base:
             lines.append(f"| bicubic | {base['psnr_pooled']:.3f} | {base['psnr_mean']:.3f} | {base['ssim']:.4f} | {base['sharpness']:.3f} |")
         lines.append("")
+    scores = (evaluation or {}).get("classifier") if kind == "classifier" else None
+    if scores:
+        lines += ["## Evaluation", "", f"`{evaluation['command']}`: top-1 accuracy **{scores['val_accuracy']:.2%}** "
+                  f"(cross-entropy {scores['val_loss']:.3f}) on {scores['images']} images of `{evaluation['data']}` "
+                  "(val split, no augmentation).", ""]
     lines += ["## Data licence", "", "Tiny ImageNet (Stanford CS231N) is derived from ImageNet and is for "
               "non-commercial research and education.", ""]
     return "\n".join(lines)
