@@ -49,7 +49,8 @@ class TrainConfig:
         "help": "the cache holds images at this size (Tiny ImageNet's own); crops of --size are taken from them"})
     device: str = dataclasses.field(default="auto", metadata={"choices": ["auto", "cpu", "cuda"]})
     limit: int | None = dataclasses.field(default=None, metadata={"help": "use N training images (smoke runs)"})
-    val_limit: int | None = dataclasses.field(default=None, metadata={"help": "validate on N val images"})
+    val_limit: int | None = dataclasses.field(default=None, metadata={
+        "help": "validate on N val images (default: all; with --limit, that many, so a smoke run stays short)"})
     time_budget: float | None = dataclasses.field(default=None, metadata={"help": "minutes; then save and stop"})
     resume: bool = dataclasses.field(default=False, metadata={"help": "continue the run in --out"})
     seed: int = 0
@@ -363,7 +364,7 @@ def load_data(config: TrainConfig, runtime: Runtime):
         raise SystemExit(f"--data {config.data} does not exist (pass --download to fetch Tiny ImageNet)")
     train = subset(open_dataset(config.data, "train"), config.limit, config.seed)
     try:
-        val = subset(open_dataset(config.data, "val"), config.val_limit, config.seed)
+        val = subset(open_dataset(config.data, "val"), config.val_limit or config.limit, config.seed)
     except FileNotFoundError:  # a plain image folder has no val split: hold out 5%
         n_val = max(1, len(train) // 20)
         val = torch.utils.data.Subset(train, range(len(train) - n_val, len(train)))
