@@ -17,10 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 import torch
 from PIL import Image
 
-from restoration.arena import Arena, Contender, VoteStore, fit_leaderboard, new_session_id, read_evaluation
+from restoration.arena import MIN_VOTES, Arena, Contender, VoteStore, fit_leaderboard, new_session_id, read_evaluation
 from restoration.checkpoint import CheckpointError
 from restoration.compare import (
     BattleRenderer,
@@ -197,7 +198,8 @@ class ArenaApp:
         rows = []
         for i in board.order():
             n, r = board.names[i], results.get(board.names[i])
-            interval = f"{board.lower[i]:.0f} – {board.upper[i]:.0f}" if board.total_votes else "—"
+            interval = (f"{board.lower[i]:.0f} – {board.upper[i]:.0f}" if np.isfinite(board.upper[i])
+                        else f"— (under {MIN_VOTES} votes)")
             rows.append([int(board.rank[i]), title(n), round(float(board.rating[i])), interval, int(board.votes[i]),
                          f"{r['psnr_pooled']:.2f}" if r else "—", psnr_rank.get(n, "—"),
                          f"{r['ssim']:.4f}" if r else "—"])
@@ -214,7 +216,7 @@ class ArenaApp:
         lines = [(f"**{total}** valid votes. Bradley–Terry ratings (Elo scale, maximum likelihood; a tie or "
                   f"“both bad” counts as half a win each), with 95% bootstrap intervals over "
                   f"{self.settings.bootstrap_rounds} resamples of the votes. Models share a rank while their "
-                  "intervals overlap.")]
+                  f"intervals overlap; a model with fewer than {MIN_VOTES} votes has no interval yet.")]
         if self.evaluation:
             ev = self.evaluation
             bicubic = ev["results"].get("bicubic")

@@ -15,7 +15,9 @@
   finite when a model has won or lost every comparison, and makes it unique. Confidence intervals
   come from the bootstrap: votes are resampled with replacement, which for a pairwise model is the
   same as a multinomial draw of the (pair, outcome) counts, so 100,000 votes cost no more than 100.
-  Ratings are on the Elo scale (400 points = 10:1 odds), centred on 1000.
+  Ratings are on the Elo scale (400 points = 10:1 odds), centred on 1000. The bootstrap cannot
+  see uncertainty it has no votes for (one vote resamples to itself), so a model with fewer than
+  `MIN_VOTES` votes gets an unbounded interval: it is not ranked above or below anyone yet.
 """
 
 import csv
@@ -35,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 ANSWERS = ("A", "B", "tie", "both_bad")
+MIN_VOTES = 10  # below this, a model's interval is unbounded
 PRIOR_GAMES = 0.1  # virtual drawn games between every pair of models (see the module docstring)
 ELO_SCALE = 400 / math.log(10)  # natural-log strength → Elo points
 ELO_BASE = 1000.0
@@ -353,9 +356,10 @@ def ranks_from_intervals(lower, upper) -> np.ndarray:
 
 
 def fit_leaderboard(outcomes, names: Sequence[str], rounds: int = 200, seed: int = 0,
-                    prior: float = PRIOR_GAMES) -> Leaderboard:
+                    prior: float = PRIOR_GAMES, min_votes: int = MIN_VOTES) -> Leaderboard:
     """Bradley–Terry ratings with 95% bootstrap intervals. `outcomes` as
-    `VoteStore.outcome_counts`. The seed is fixed so the same votes give the same table."""
+    `VoteStore.outcome_counts`. The seed is fixed so the same votes give the same table. Models
+    with fewer than `min_votes` votes get the interval (−inf, inf), so they share every rank."""
     names = list(names)
     k = len(names)
     beat, tied = pairwise_outcomes(outcomes, names)
@@ -376,8 +380,9 @@ def fit_leaderboard(outcomes, names: Sequence[str], rounds: int = 200, seed: int
         boot_tied[:, iu, ju] = boot_tied[:, ju, iu] = draws[..., 2]
         samples = to_elo(fit_bradley_terry(win_matrix(boot_beat, boot_tied), prior))
         lower, upper = np.percentile(samples, [2.5, 97.5], axis=0)
-    return Leaderboard(names, rating, lower, upper, ranks_from_intervals(lower, upper),
-                       games.sum(1).astype(int), wins, games, total)
+    votes = games.sum(1).astype(int)
+    lower, upper = np.where(votes < min_votes, -np.inf, lower), np.where(votes < min_votes, np.inf, upper)
+    return Leaderboard(names, rating, lower, upper, ranks_from_intervals(lower, upper), votes, wins, games, total)
 
 
 def read_evaluation(path) -> dict | None:

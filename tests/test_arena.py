@@ -251,6 +251,19 @@ def test_no_votes_and_unknown_models():
     assert board.total_votes == 0 and board.rating == pytest.approx([1000, 1000])
 
 
+def test_too_few_votes_give_no_interval_and_no_rank_order():
+    """One vote resamples to itself: the bootstrap alone would give a zero-width interval and rank
+    the two models apart. Under MIN_VOTES a model is not placed above or below anyone."""
+    board = fit_leaderboard([("m1", "m2", "A", 1)], ["m1", "m2", "m3"], rounds=50)
+    assert board.rating[0] > board.rating[1]  # the point estimate still moves
+    assert np.all(np.isinf(board.lower)) and np.all(np.isinf(board.upper)) and list(board.rank) == [1, 1, 1]
+    board = fit_leaderboard([("m1", "m2", "A", 30), ("m1", "m3", "A", 30), ("m2", "m3", "A", 4)], ["m1", "m2", "m3"])
+    assert list(board.votes) == [60, 34, 34] and np.all(np.isfinite(board.upper))
+    board = fit_leaderboard([("m1", "m2", "A", 30), ("m1", "m2", "B", 5)], ["m1", "m2", "m3"])
+    assert np.isinf(board.upper[2]) and board.rank[2] == 1 and np.all(np.isfinite(board.upper[:2]))
+    assert list(board.rank[:2]) == [1, 2]
+
+
 def test_ranks_share_places_while_intervals_overlap():
     ranks = ranks_from_intervals(lower=[1100, 1050, 900], upper=[1200, 1150, 1000])
     assert list(ranks) == [1, 1, 3]
