@@ -34,23 +34,29 @@ def is_tiny_imagenet(data) -> bool:
     return (Path(data) / "wnids.txt").is_file()
 
 
-def batches(data, limit, batch_size, cache_dir):
+def load_val(data, limit=None, cache_dir=None):
+    """Tiny ImageNet val as uint8 arrays (images, labels), decoded once (kept in `cache_dir` if given)."""
+    return load_cache(subset(TinyImageNet(data, "val"), limit), 64, cache_dir, desc="loading val")
+
+
+def batches(data, limit, batch_size, cache_dir, val=None):
     """(number of batches, iterator of float batches (N, 3, H, W) of originals): Tiny ImageNet val
-    in batches (all 64×64), other folders one image at a time (their sizes differ)."""
+    in batches (all 64×64; `val` if already loaded), other folders one image at a time (their
+    sizes differ)."""
     if is_tiny_imagenet(data):
-        images, _ = load_cache(subset(TinyImageNet(data, "val"), limit), 64, cache_dir, desc="loading val")
+        images, _ = val if val is not None else load_val(data, limit, cache_dir)
         starts = range(0, len(images), batch_size)
         return len(starts), (images[i:i + batch_size].float().div(255) for i in starts)
     folder = subset(ImageFolder(data), limit)
     return len(folder), (even_crop(folder[i][0].float().div(255))[None] for i in range(len(folder)))
 
 
-def evaluate(methods: dict, data, limit=None, batch_size=100, cache_dir=None):
+def evaluate(methods: dict, data, limit=None, batch_size=100, cache_dir=None, val=None):
     """{method name: summary dict}. `methods` maps names to callables low-res input → output."""
     from tqdm.auto import tqdm
 
     meters = {name: QualityMeter() for name in methods}
-    total, originals = batches(data, limit, batch_size, cache_dir)
+    total, originals = batches(data, limit, batch_size, cache_dir, val)
     for hr in tqdm(originals, total=total, desc="evaluating", unit="batch"):
         low = downscale(hr)
         for name, method in methods.items():
@@ -58,12 +64,6 @@ def evaluate(methods: dict, data, limit=None, batch_size=100, cache_dir=None):
             out = method(low)
             meters[name].update(out, hr, time.perf_counter() - t0)
     return {name: m.summary() for name, m in meters.items()}
-
-
-def classifier_accuracy(model, data, limit=None, cache_dir=None) -> dict:
-    """Top-1 accuracy of a classifier checkpoint on Tiny ImageNet val (the same images as `evaluate`)."""
-    images, labels = load_cache(subset(TinyImageNet(data, "val"), limit), 64, cache_dir, desc="loading val")
-    return {"images": len(images), **top1_accuracy(model, images, labels)}
 
 
 def model_method(model, tile_pixels):
@@ -118,15 +118,15 @@ def main(argv=None):
     for name, folder in folders.items():
         methods[name] = model_method(load_checkpoint(folder), settings.tile_pixels)
 
-    results = evaluate(methods, args.data, args.limit, args.batch_size, args.cache_dir)
+    val = load_val(args.data, args.limit, args.cache_dir) if is_tiny_imagenet(args.data) else None
+    results = evaluate(methods, args.data, args.limit, args.batch_size, args.cache_dir, val)
     n = next(iter(results.values()))["images"]
     print(f"\n×2 super-resolution on {n} images of {args.data} (whole images; RGB in [0, 1]; "
           f"sharpness = gradient energy relative to the original; {torch.get_num_threads()} CPU threads)\n")
     print(format_table(results))
     scores = None
-    if classifier is not None and is_tiny_imagenet(args.data):
-        scores = {"checkpoint": str(classifier),
-                  **classifier_accuracy(load_checkpoint(classifier), args.data, args.limit, args.cache_dir)}
+    if classifier is not None and val is not None:  # the same val images as the restorers
+        scores = {"checkpoint": str(classifier), "images": len(val[0]), **top1_accuracy(load_checkpoint(classifier), *val)}
         print(f"\nclassifier {classifier}: top-1 accuracy {scores['val_accuracy']:.2%} on {scores['images']} val images")
     if args.json:
         record = {"data": str(args.data), "images": n, "limit": args.limit, "command": "python -m restoration.evaluate "

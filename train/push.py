@@ -68,7 +68,7 @@ def model_card(run: Path, title: str, evaluation: dict | None = None, name: str 
     n_train = train_config.get("limit") or _count_images(train_config["data"])
     lines += ["## Training", "",
               f"- Data: `{train_config['data']}` (train split, {n_train} images; validation on "
-              f"{train_config.get('val_limit') or 'all'} val images), {train_config['size']}×{train_config['size']} crops.",
+              f"{train_config.get('val_limit') or train_config.get('limit') or 'all'} val images), {train_config['size']}×{train_config['size']} crops.",
               f"- Epochs: {state['epoch']} of {train_config['epochs']} ({state['global_step']} steps, batch size "
               f"{train_config['batch_size']} per process), AdamW one-cycle, max lr {train_config['lr']}, "
               f"weight decay {train_config['weight_decay']}.",
