@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torchvision.transforms import v2
 
 from restoration.classifier import TINY_IMAGENET_MEAN, TINY_IMAGENET_STD
+from restoration.degrade import check as check_degradation
 from restoration.degrade import degrade
 from restoration.images import open_image, to_uint8
 
@@ -103,6 +104,17 @@ def open_dataset(path, split: str = "train"):
     return TinyImageNet(path, split) if (Path(path) / "wnids.txt").is_file() else ImageFolder(path)
 
 
+def hold_out(dataset, fraction: float = 0.05, seed: int = 0):
+    """(train, val) Subsets of a dataset that has no val split of its own (a plain image folder):
+    a seeded random `fraction` (at least one image) is held out and never trained on."""
+    if len(dataset) < 2:
+        raise ValueError(f"{len(dataset)} image(s): too few to hold any out for validation")
+    perm = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed)).tolist()
+    n_val = max(1, round(len(dataset) * fraction))
+    return (torch.utils.data.Subset(dataset, sorted(perm[n_val:])),
+            torch.utils.data.Subset(dataset, sorted(perm[:n_val])))
+
+
 def subset(dataset, limit: int | None, seed: int = 0):
     """A random `limit` items (all when None): for smoke runs that still see every class."""
     if limit is None or limit >= len(dataset):
@@ -135,10 +147,12 @@ def crop_flip(size: int):
 
 class SRPairs(torch.utils.data.Dataset):
     """(input, target) float pairs in [0, 1]. Augmentation is applied once, to the
-    high-resolution image; the input is then derived from it, so the two stay aligned."""
+    high-resolution image; the input is then derived from it (by `degradation`, see
+    restoration/degrade.py), so the two stay aligned."""
 
-    def __init__(self, dataset, size: int = 64, train: bool = True, erase: bool = True):
+    def __init__(self, dataset, size: int = 64, train: bool = True, erase: bool = True, degradation: str = "lesson"):
         self.dataset, self.train, self.erase = dataset, train, erase and train
+        self.degradation = check_degradation(degradation)
         self.augment = crop_flip(size) if train else v2.CenterCrop(size)
 
     def __len__(self):
@@ -146,7 +160,8 @@ class SRPairs(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         hr = self.augment(self.dataset[i][0]).float().div(255)
-        lr = degrade(hr)
+        # mix draws from torch's global generator here: DataLoader seeds it per worker
+        lr = degrade(hr, self.degradation)
         if self.erase:
             random_erase_(lr)
         return lr, hr
@@ -204,8 +219,9 @@ def load_cache(dataset, size: int = 64, cache_dir=None, desc: str = "caching"):
 
 
 def _items(dataset):
-    if isinstance(dataset, torch.utils.data.Subset):
-        return [dataset.dataset.items[i] for i in dataset.indices]
+    if isinstance(dataset, torch.utils.data.Subset):  # subsets of subsets too
+        items = _items(dataset.dataset)
+        return [items[i] for i in dataset.indices]
     return dataset.items
 
 
@@ -251,10 +267,10 @@ class BatchAugment:
             x = torch.where(inside[:, None], noise, x)
         return x
 
-    def sr_pairs(self, images, train: bool = True, erase: bool = True):
+    def sr_pairs(self, images, train: bool = True, erase: bool = True, degradation: str = "lesson"):
         """uint8 batch → (input, target) floats in [0, 1], like `SRPairs`."""
         hr = (self.crop_flip(images) if train else images.float()).div_(255)
-        lr = degrade(hr)
+        lr = degrade(hr, degradation, self.g)
         return (self.erase_(lr) if train and erase else lr), hr
 
     def classifier_batch(self, images, train: bool = True, trivial_augment: bool = True, erase: bool = True,

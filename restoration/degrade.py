@@ -16,9 +16,12 @@ A degradation is named by a string:
   super-resolution models (Real-ESRGAN, BSRGAN) learn to cope with unknown downscales.
 """
 
+import concurrent.futures
 import dataclasses
+import functools
 import io
 import math
+import os
 
 import numpy as np
 import torch
@@ -142,11 +145,23 @@ def jpeg(x, quality):
     qualities = [int(quality)] * len(x) if isinstance(quality, (int, np.integer)) else [int(q) for q in quality]
     pixels = x.detach().clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     out = np.empty_like(pixels)
-    for i, (img, q) in enumerate(zip(pixels, qualities)):
+
+    def one(i):
         buf = io.BytesIO()
-        Image.fromarray(img).save(buf, format="JPEG", quality=q)  # Pillow's default: 4:2:0
+        Image.fromarray(pixels[i]).save(buf, format="JPEG", quality=qualities[i])  # Pillow's default: 4:2:0
         out[i] = np.asarray(Image.open(buf).convert("RGB"))
+
+    if len(pixels) >= 32:  # Pillow codes without the GIL: a training batch uses every core
+        list(_jpeg_pool().map(one, range(len(pixels))))
+    else:
+        for i in range(len(pixels)):
+            one(i)
     return torch.from_numpy(out).to(x.device).permute(0, 3, 1, 2).to(x.dtype).div(255)
+
+
+@functools.cache
+def _jpeg_pool():
+    return concurrent.futures.ThreadPoolExecutor(min(8, os.cpu_count() or 1), thread_name_prefix="jpeg")
 
 
 # ---------------------------------------------------------------------------------------------

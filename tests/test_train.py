@@ -147,3 +147,65 @@ def test_parse_config_types_and_flags():
     assert config.out == "runs/unet-crossconv" and config.time_budget is None
     with pytest.raises(SystemExit):
         parse_config(SuperResConfig, ["--variant", "gan"])
+
+
+def test_schedule_by_time_anneals_within_its_slot(tiny_imagenet, tmp_path):
+    """--schedule time: the one-cycle schedule spans --train-minutes; once they are used up the
+    run validates, saves and counts as finished (a resume has nothing left to do)."""
+    out = tmp_path / "slot"
+    args = common(tiny_imagenet, out, tmp_path / "cache")
+    args[args.index("--epochs") + 1] = "50"
+    train_superres.main(args + ["--schedule", "time", "--train-minutes", "0.00001"])
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["global_step"] == 1 and state["epoch"] == 50
+    [line] = epochs_logged(out)
+    assert "val_psnr" in line
+    assert train_superres.main(args + ["--schedule", "time", "--train-minutes", "0.00001", "--resume"]) is None
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 1
+    with pytest.raises(SystemExit, match="--train-minutes"):
+        train_superres.main(common(tiny_imagenet, tmp_path / "x", tmp_path / "cache") + ["--schedule", "time"])
+
+
+def test_degradation_option(tiny_imagenet, tmp_path):
+    out = tmp_path / "lesson"
+    train_superres.main(common(tiny_imagenet, out, tmp_path / "cache") + ["--degradation", "jpeg80"])
+    assert json.loads((out / "train_config.json").read_text())["degradation"] == "jpeg80"
+    assert parse_config(SuperResConfig, []).degradation == "mix"  # what the shipped U-Nets train on
+    with pytest.raises(SystemExit, match="unknown degradation"):
+        parse_config(SuperResConfig, ["--degradation", "jpeg"])
+
+
+def test_an_image_folder_validates_on_held_out_images(tmp_path):
+    """A plain folder has no val split: a seeded 5% is held out and never trained on."""
+    from PIL import Image
+
+    from restoration.data import ImageFolder
+    from train.loop import Runtime, TrainConfig, load_data
+
+    for i in range(40):
+        Image.new("RGB", (64, 64), (i * 6, 100, 200 - i * 4)).save(tmp_path / f"{i:02d}.png")
+    config = TrainConfig(data=str(tmp_path), cache_dir=str(tmp_path / "cache"), loader="cache")
+    train, val, ((train_images, _), (val_images, _)) = load_data(config, Runtime("cpu"))
+    assert len(train) == 38 and len(val) == 2 and len(train_images) == 38 and len(val_images) == 2
+    train_colours = {tuple(img[:, 0, 0].tolist()) for img in train_images}
+    assert not any(tuple(img[:, 0, 0].tolist()) in train_colours for img in val_images)
+    folder = ImageFolder(tmp_path)
+    assert {p for p, _ in folder.items} == {folder.items[i][0] for i in train.indices} | {folder.items[i][0] for i in val.indices}
+
+
+def test_cuda_path_is_selected_when_a_gpu_is_there(monkeypatch):
+    """No GPU here: check that auto picks CUDA when torch reports one, with bf16 autocast, and
+    that the batch augmentation runs on whatever device the batch is on."""
+    from restoration.data import BatchAugment
+    from train.loop import Runtime
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda i: None)
+    monkeypatch.setattr(torch, "autocast", lambda device_type, **kw: (device_type, kw))  # records its arguments
+    runtime = Runtime("auto")
+    assert runtime.device == torch.device("cuda", 0)
+    assert runtime.autocast() == ("cuda", {"dtype": torch.bfloat16, "enabled": True})
+    assert Runtime("cpu").autocast()[1]["enabled"] is False
+    images = torch.randint(0, 255, (4, 3, 16, 16), dtype=torch.uint8)
+    lr, hr = BatchAugment(16, torch.Generator().manual_seed(0)).sr_pairs(images, degradation="mix")
+    assert lr.shape == hr.shape == (4, 3, 16, 16)

@@ -31,6 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from restoration.checkpoint import load_checkpoint as load_model
+from restoration.classifier import PRESETS
 
 
 @dataclasses.dataclass
@@ -39,7 +40,7 @@ class TrainConfig:
 
     data: str = "../shared/data/tiny-imagenet-200"
     out: str = "runs/model"
-    preset: str = dataclasses.field(default="compact", metadata={"choices": ["compact", "lesson"]})
+    preset: str = dataclasses.field(default="compact", metadata={"choices": list(PRESETS)})
     epochs: int = 5
     batch_size: int = dataclasses.field(default=64, metadata={"help": "per process"})
     lr: float = 2e-3
@@ -52,6 +53,12 @@ class TrainConfig:
     val_limit: int | None = dataclasses.field(default=None, metadata={
         "help": "validate on N val images (default: all; with --limit, that many, so a smoke run stays short)"})
     time_budget: float | None = dataclasses.field(default=None, metadata={"help": "minutes; then save and stop"})
+    schedule: str = dataclasses.field(default="steps", metadata={
+        "choices": ["steps", "time"],
+        "help": "steps: the one-cycle schedule spans --epochs; time: it spans --train-minutes of training "
+                "(or --epochs, whichever ends first), for a fixed slot on a machine of unknown speed"})
+    train_minutes: float | None = dataclasses.field(default=None, metadata={
+        "help": "with --schedule time: minutes of training (validation excluded) the whole run takes"})
     resume: bool = dataclasses.field(default=False, metadata={"help": "continue the run in --out"})
     seed: int = 0
     loader: str = dataclasses.field(default="cache", metadata={
@@ -241,14 +248,27 @@ def fit(*, model, loss_step, make_loader, n_train, validate, config, runtime: Ru
                              {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
     steps_per_epoch = len(epoch_batches(n_train, config.batch_size, 0, config.seed, runtime.rank, runtime.world))
     total_steps = steps_per_epoch * config.epochs
-    state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "elapsed": 0.0, "sessions": []}
+    if config.schedule == "time" and not config.train_minutes:
+        raise SystemExit("--schedule time needs --train-minutes (how long the whole run trains)")
+    if config.schedule == "time" and runtime.world > 1:
+        raise SystemExit("--schedule time runs in one process (each process would time itself differently)")
+    state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "elapsed": 0.0, "train_seconds": 0.0, "sessions": []}
     if config.resume and (out / "trainer_state.json").is_file():
         state = load_checkpoint(out, model, opt, generator)
         if runtime.main:
             print(f"resuming {out} at epoch {state['epoch']}, step {state['step_in_epoch']}/{steps_per_epoch}")
     elif runtime.main and (out / "trainer_state.json").is_file():
         raise SystemExit(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
-    if state["epoch"] >= config.epochs:
+    state.setdefault("train_seconds", 0.0)
+
+    def progress():
+        """How far through the one-cycle schedule the run is (0 → 1)."""
+        done = state["global_step"] / max(total_steps, 1)
+        if config.schedule == "time":
+            done = max(done, state["train_seconds"] / (config.train_minutes * 60))
+        return done
+
+    if state["epoch"] >= config.epochs or progress() >= 1:
         if runtime.main:
             print(f"{out} has finished all {config.epochs} epochs; nothing to do (raise --epochs to train on)")
         return "done"
@@ -282,8 +302,9 @@ def fit(*, model, loss_step, make_loader, n_train, validate, config, runtime: Ru
             bar = tqdm(total=len(batches), initial=skip, desc=f"epoch {epoch + 1}/{config.epochs}",
                        disable=not runtime.main, unit="batch", dynamic_ncols=True, mininterval=1)
             loss_sum, seen, t0 = 0.0, 0, time.time()
+            step_start = time.time()
             for batch in make_loader(batches[skip:]):
-                lr = one_cycle(state["global_step"], total_steps, config.lr)
+                lr = one_cycle(progress() * total_steps, total_steps, config.lr)
                 for group in opt.param_groups:
                     group["lr"] = lr
                 with runtime.autocast():
@@ -297,11 +318,16 @@ def fit(*, model, loss_step, make_loader, n_train, validate, config, runtime: Ru
                 opt.step()
                 state["step_in_epoch"] += 1
                 state["global_step"] += 1
+                now = time.time()
+                state["train_seconds"] += now - step_start
+                step_start = now
                 loss_sum, seen = loss_sum + value, seen + 1
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}", lr=f"{lr:.2e}",
                                 **{k: f"{v.item():.3f}" for k, v in shown.items() if k in bar_metrics})
                 bar.update()
                 over_budget = budget is not None and time.time() - session_start > budget
+                if config.schedule == "time" and progress() >= 1:
+                    break  # the slot is used up: validate and save as at an epoch's end
                 if stop.reason or over_budget:
                     bar.close()
                     reason = f"stopped ({stop.reason})" if stop.reason else "time budget reached"
@@ -312,7 +338,8 @@ def fit(*, model, loss_step, make_loader, n_train, validate, config, runtime: Ru
             bar.close()
             train_seconds = time.time() - t0
             metrics = validate(model) if runtime.main else {}
-            state.update(epoch=epoch + 1, step_in_epoch=0)
+            finished = config.schedule == "time" and progress() >= 1
+            state.update(epoch=config.epochs if finished else epoch + 1, step_in_epoch=0)
             line = {"epoch": epoch + 1, "global_step": state["global_step"], "train_loss": loss_sum / max(seen, 1),
                     "lr": lr if seen else None,
                     "images_per_second": seen * config.batch_size * runtime.world / max(train_seconds, 1e-9),
@@ -354,7 +381,7 @@ def seed_everything(seed: int, rank: int = 0) -> torch.Generator:
 def load_data(config: TrainConfig, runtime: Runtime):
     """The training and validation datasets, subset by --limit / --val-limit, and (for the
     cache loader) their uint8 arrays. The main process builds the cache; the others wait."""
-    from restoration.data import TinyImageNet, load_cache, open_dataset, subset
+    from restoration.data import TinyImageNet, hold_out, load_cache, open_dataset, subset
 
     if config.download and not Path(config.data).exists():
         if runtime.main:
@@ -362,13 +389,13 @@ def load_data(config: TrainConfig, runtime: Runtime):
         runtime.barrier()
     if not Path(config.data).exists():
         raise SystemExit(f"--data {config.data} does not exist (pass --download to fetch Tiny ImageNet)")
-    train = subset(open_dataset(config.data, "train"), config.limit, config.seed)
-    try:
-        val = subset(open_dataset(config.data, "val"), config.val_limit or config.limit, config.seed)
-    except FileNotFoundError:  # a plain image folder has no val split: hold out 5%
-        n_val = max(1, len(train) // 20)
-        val = torch.utils.data.Subset(train, range(len(train) - n_val, len(train)))
-        train = torch.utils.data.Subset(train, range(len(train) - n_val))
+    dataset = open_dataset(config.data, "train")
+    if isinstance(dataset, TinyImageNet):
+        train = subset(dataset, config.limit, config.seed)
+        val = subset(TinyImageNet(config.data, "val"), config.val_limit or config.limit, config.seed)
+    else:  # a plain image folder has no val split: hold out 5%, never trained on
+        train, val = hold_out(dataset, 0.05, config.seed)
+        train, val = subset(train, config.limit, config.seed), subset(val, config.val_limit, config.seed)
     caches = None
     if config.loader == "cache":
         if runtime.main:  # build once, on the main process

@@ -1,6 +1,7 @@
 """Train a ×2 super-resolution model (lesson 23's 25_superres).
 
     python -m train.superres --variant mse --out runs/unet-mse
+    python -m train.superres --variant mse --degradation lesson --out runs/unet-mse-lesson   # the notebook's recipe
     python -m train.superres --variant perceptual --classifier runs/classifier --out runs/unet-perceptual
     python -m train.superres --variant crossconv --classifier runs/classifier --out runs/unet-crossconv
     python -m train.superres --variant autoencoder --out runs/autoencoder
@@ -8,6 +9,10 @@
 With --classifier, the encoder starts from the classifier's weights and stays frozen for
 --freeze-epochs (the lesson's recipe); the perceptual and cross-conv variants then also use the
 classifier's features in their loss.
+
+--degradation picks how training inputs are made (restoration/degrade.py): `mix` (the default, what
+the shipped U-Nets are trained on) draws a kernel, blur, noise and JPEG per image so the models cope
+with real low-resolution photos; `lesson` is the notebook's single antialiased bilinear ×½.
 """
 
 import dataclasses
@@ -16,6 +21,7 @@ import torch
 
 from restoration.classifier import PRESETS, Classifier
 from restoration.data import BatchAugment, SRPairs
+from restoration.degrade import check as check_degradation
 from restoration.losses import NormalisedMSE, PerceptualLoss
 from restoration.metrics import psnr_from_mse
 from restoration.unet import Autoencoder, UNet
@@ -36,8 +42,14 @@ class SuperResConfig(TrainConfig):
     feature_stage: int = dataclasses.field(default=3, metadata={"help": "perceptual features after this stage"})
     feature_weight: float = 0.1
     erase: bool = dataclasses.field(default=True, metadata={"help": "random erasing on training inputs"})
+    degradation: str = dataclasses.field(default="mix", metadata={
+        "help": "how inputs are made: mix, lesson, bicubic, area, lanczos or jpeg<quality> (see restoration/degrade.py)"})
 
     def __post_init__(self):
+        try:
+            check_degradation(self.degradation)
+        except ValueError as e:
+            raise SystemExit(f"--degradation: {e}") from None
         if self.out is None:
             self.out = f"runs/{'autoencoder' if self.variant == 'autoencoder' else 'unet-' + self.variant}"
         if self.variant == "perceptual" and not self.classifier:
@@ -92,6 +104,7 @@ def main(argv=None):
         print(f"{config.variant} ({config.preset}): {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters; "
               f"loss {'perceptual' if use_features else 'MSE'}; encoder "
               f"{'from ' + config.classifier + f', frozen for {config.freeze_epochs} epoch(s)' if classifier else 'from scratch'}; "
+              f"inputs degraded by {config.degradation}; "
               f"{len(train)} training images, {len(val)} validation images, device {runtime.device} × {runtime.world}")
 
     def on_epoch_start(epoch):
@@ -104,18 +117,23 @@ def main(argv=None):
 
         def make_loader(batches):
             for idx in batches:
-                yield augment.sr_pairs(train_images[idx].to(runtime.device), train=True, erase=config.erase)
+                yield augment.sr_pairs(train_images[idx].to(runtime.device), train=True, erase=config.erase,
+                                       degradation=config.degradation)
 
-        val_inputs, val_targets = augment.sr_pairs(val_images, train=False)
+        # The validation inputs are drawn once, from their own seed: the same set every epoch and run.
+        val_augment = BatchAugment(config.size, torch.Generator().manual_seed(config.seed + 1))
+        val_inputs, val_targets = val_augment.sr_pairs(val_images, train=False, degradation=config.degradation)
     else:
-        items = SRPairs(train, config.size, train=True, erase=config.erase)
+        items = SRPairs(train, config.size, train=True, erase=config.erase, degradation=config.degradation)
 
         def make_loader(batches):
             loader = torch.utils.data.DataLoader(items, batch_sampler=batches, num_workers=config.workers)
             return ((x.to(runtime.device), y.to(runtime.device)) for x, y in loader)
 
-        val_pairs = SRPairs(val, config.image_size, train=False)
-        val_inputs, val_targets = (torch.stack(t) for t in zip(*(val_pairs[i] for i in range(len(val_pairs)))))
+        val_pairs = SRPairs(val, config.image_size, train=False, degradation=config.degradation)
+        with torch.random.fork_rng():  # mix draws from the global generator here: fix the val set
+            torch.manual_seed(config.seed + 1)
+            val_inputs, val_targets = (torch.stack(t) for t in zip(*(val_pairs[i] for i in range(len(val_pairs)))))
 
     def loss_step(module, batch):
         x, y = batch

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Train the shipped models in one fixed slot on one GPU: the judge classifier and the three
+# U-Nets at once, each with a one-cycle schedule that spans MINUTES of training (--schedule time),
+# so the run fits the slot whatever the GPU's speed. This is how the shipped weights were made
+# (on a lent H200; see each weights/<model>/README.md for the exact commands and figures).
+#
+#   bash train/gpu_slot.sh DATA OUT [MINUTES]          # e.g. ../shared/data/tiny-imagenet-200 runs/slot 6
+#   DEVICE=cpu EXTRA="--limit 64" bash train/gpu_slot.sh DATA OUT 0.05    # a smoke run on the CPU
+#
+# The U-Nets train on the `mix` degradation; the perceptual and cross-conv U-Nets start from the
+# shipped classifier (weights/classifier), the lesson's recipe. The judge classifier is a
+# different architecture (wide preset, pre-activation), another seed, and never sees a U-Net.
+set -uo pipefail
+data=$1 out=$2 minutes=${3:-6}
+device=${DEVICE:-cuda}
+read -r -a extra <<< "${EXTRA:-}"
+mkdir -p "$out"
+
+# Decode the images once, before four processes would race to build the same cache.
+python - "$data" "$out/cache" <<'EOF'
+import sys
+from restoration.data import TinyImageNet, load_cache
+for split in ("train", "val"):
+    load_cache(TinyImageNet(sys.argv[1], split), 64, sys.argv[2], desc=f"caching {split}")
+EOF
+
+common=(--data "$data" --device "$device" --cache-dir "$out/cache" --schedule time --train-minutes "$minutes"
+        --epochs 1000)
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-3}  # four processes share the machine's cores
+python -m train.classifier "${common[@]}" --out "$out/judge" --preset wide --preact --seed 1 \
+    --batch-size 128 --lr 6e-3 "${extra[@]}" > "$out/judge.log" 2>&1 &
+python -m train.superres "${common[@]}" --out "$out/unet-mse" --variant mse --degradation mix \
+    --batch-size 128 "${extra[@]}" > "$out/unet-mse.log" 2>&1 &
+python -m train.superres "${common[@]}" --out "$out/unet-perceptual" --variant perceptual --degradation mix \
+    --classifier weights/classifier --batch-size 128 "${extra[@]}" > "$out/unet-perceptual.log" 2>&1 &
+python -m train.superres "${common[@]}" --out "$out/unet-crossconv" --variant crossconv --degradation mix \
+    --classifier weights/classifier --batch-size 128 "${extra[@]}" > "$out/unet-crossconv.log" 2>&1 &
+
+status=0
+for job in $(jobs -p); do wait "$job" || status=1; done
+for run in judge unet-mse unet-perceptual unet-crossconv; do
+    echo "== $run: $(tail -n 1 "$out/$run/metrics.jsonl" 2>/dev/null || echo 'no metrics')"
+done
+exit $status
