@@ -21,7 +21,7 @@ from torchvision.transforms import v2
 
 from restoration.classifier import TINY_IMAGENET_MEAN, TINY_IMAGENET_STD
 from restoration.degrade import check as check_degradation
-from restoration.degrade import degrade
+from restoration.degrade import MixConfig, degrade
 from restoration.images import open_image, to_uint8
 
 TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
@@ -150,9 +150,10 @@ class SRPairs(torch.utils.data.Dataset):
     high-resolution image; the input is then derived from it (by `degradation`, see
     restoration/degrade.py), so the two stay aligned."""
 
-    def __init__(self, dataset, size: int = 64, train: bool = True, erase: bool = True, degradation: str = "lesson"):
+    def __init__(self, dataset, size: int = 64, train: bool = True, erase: bool = True, degradation: str = "lesson",
+                 mix_config: MixConfig = MixConfig()):
         self.dataset, self.train, self.erase = dataset, train, erase and train
-        self.degradation = check_degradation(degradation)
+        self.degradation, self.mix_config = check_degradation(degradation), mix_config
         self.augment = crop_flip(size) if train else v2.CenterCrop(size)
 
     def __len__(self):
@@ -161,7 +162,7 @@ class SRPairs(torch.utils.data.Dataset):
     def __getitem__(self, i):
         hr = self.augment(self.dataset[i][0]).float().div(255)
         # mix draws from torch's global generator here: DataLoader seeds it per worker
-        lr = degrade(hr, self.degradation)
+        lr = degrade(hr, self.degradation, mix_config=self.mix_config)
         if self.erase:
             random_erase_(lr)
         return lr, hr
@@ -267,10 +268,11 @@ class BatchAugment:
             x = torch.where(inside[:, None], noise, x)
         return x
 
-    def sr_pairs(self, images, train: bool = True, erase: bool = True, degradation: str = "lesson"):
+    def sr_pairs(self, images, train: bool = True, erase: bool = True, degradation: str = "lesson",
+                 mix_config: MixConfig = MixConfig()):
         """uint8 batch → (input, target) floats in [0, 1], like `SRPairs`."""
         hr = (self.crop_flip(images) if train else images.float()).div_(255)
-        lr = degrade(hr, degradation, self.g)
+        lr = degrade(hr, degradation, self.g, mix_config)
         return (self.erase_(lr) if train and erase else lr), hr
 
     def classifier_batch(self, images, train: bool = True, trivial_augment: bool = True, erase: bool = True,

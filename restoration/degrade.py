@@ -218,11 +218,12 @@ def mix(x, config: MixConfig = MixConfig(), generator: torch.Generator | None = 
     return low
 
 
-def low_res(hr, degradation: str = "lesson", generator: torch.Generator | None = None):
+def low_res(hr, degradation: str = "lesson", generator: torch.Generator | None = None,
+            mix_config: MixConfig = MixConfig()):
     """The low-resolution image (half the size) that `degradation` makes of `hr`."""
     name = check(degradation)
     if name == "mix":
-        return mix(hr, generator=generator)
+        return mix(hr, mix_config, generator)
     if name.startswith("jpeg"):
         return jpeg(downscale(hr, "lesson"), int(name[4:]))
     return downscale(hr, name)
@@ -240,9 +241,10 @@ def upscale_bicubic(x):
     return F.interpolate(x, scale_factor=SCALE, mode="bicubic", align_corners=False).clamp(0, 1)
 
 
-def degrade(hr, degradation: str = "lesson", generator: torch.Generator | None = None):
+def degrade(hr, degradation: str = "lesson", generator: torch.Generator | None = None,
+            mix_config: MixConfig = MixConfig()):
     """The U-Net's input for a high-resolution image: `low_res`, then nearest ×2.
 
     `hr` must have even sides (see `even_crop`); the result has the same size as `hr`.
     """
-    return upscale_nearest(low_res(hr, degradation, generator))
+    return upscale_nearest(low_res(hr, degradation, generator, mix_config))

@@ -1,15 +1,19 @@
 """Evaluate ×2 super-resolution on Tiny ImageNet val or any folder of images.
 
     python -m restoration.evaluate                                  # shipped models, Tiny ImageNet val
+    python -m restoration.evaluate --degradation lesson,bicubic,jpeg75 --json weights/evaluation.json
     python -m restoration.evaluate --data ~/photos --models weights/unet-mse runs/unet-mse
     python -m restoration.evaluate --limit 1000 --json results.json
 
-On Tiny ImageNet it also reports the classifier's top-1 accuracy on the same val images.
-
-Whole images are evaluated (a folder's photos at their own size, cropped to even sides), with
+One table per degradation (how the low-resolution images are made: restoration/degrade.py), with
 the nearest-neighbour and bicubic baselines. PSNR is given two ways: pooled (one MSE over every
 pixel of the set) and the mean of per-image values; see restoration/metrics.py for SSIM and
-sharpness.
+sharpness. Whole images are evaluated (a folder's photos at their own size, cropped to even sides).
+
+On Tiny ImageNet it also reports semantic fidelity: the judge classifier's top-1 accuracy on each
+method's output, and the share of its top-1 on the originals that this keeps ("kept"). The judge
+took no part in training any U-Net, so it favours none. It also reports the perceptual-loss
+classifier's own top-1 on the originals.
 """
 
 import argparse
@@ -23,7 +27,8 @@ import torch
 from restoration.checkpoint import load_checkpoint
 from restoration.classifier import top1_accuracy
 from restoration.data import ImageFolder, TinyImageNet, load_cache, subset
-from restoration.degrade import downscale, even_crop, upscale_bicubic, upscale_nearest
+from restoration.degrade import STANDARD, even_crop, low_res, title, upscale_bicubic, upscale_nearest
+from restoration.degrade import check as check_degradation
 from restoration.inference import restore
 from restoration.metrics import QualityMeter
 from restoration.settings import Settings
@@ -40,30 +45,58 @@ def load_val(data, limit=None, cache_dir=None):
 
 
 def batches(data, limit, batch_size, cache_dir, val=None):
-    """(number of batches, iterator of float batches (N, 3, H, W) of originals): Tiny ImageNet val
-    in batches (all 64×64; `val` if already loaded), other folders one image at a time (their
-    sizes differ)."""
+    """(number of batches, iterator of (float originals (N, 3, H, W), labels or None)): Tiny
+    ImageNet val in batches (all 64×64; `val` if already loaded), other folders one image at a
+    time (their sizes differ)."""
     if is_tiny_imagenet(data):
-        images, _ = val if val is not None else load_val(data, limit, cache_dir)
+        images, labels = val if val is not None else load_val(data, limit, cache_dir)
         starts = range(0, len(images), batch_size)
-        return len(starts), (images[i:i + batch_size].float().div(255) for i in starts)
+        return len(starts), ((images[i:i + batch_size].float().div(255), labels[i:i + batch_size]) for i in starts)
     folder = subset(ImageFolder(data), limit)
-    return len(folder), (even_crop(folder[i][0].float().div(255))[None] for i in range(len(folder)))
+    return len(folder), ((even_crop(folder[i][0].float().div(255))[None], None) for i in range(len(folder)))
 
 
-def evaluate(methods: dict, data, limit=None, batch_size=100, cache_dir=None, val=None):
-    """{method name: summary dict}. `methods` maps names to callables low-res input → output."""
+@torch.inference_mode()
+def _correct(judge, images, labels) -> int:
+    return (judge(images).argmax(1) == labels).sum().item()
+
+
+def evaluate(methods: dict, data, limit=None, batch_size=100, cache_dir=None, val=None,
+             degradation: str = "lesson", judge=None, device="cpu"):
+    """{method name: summary dict} under one degradation. `methods` maps names to callables
+    low-res input → output. With `judge` (a classifier) and labelled data, each summary also has
+    `judge_top1` (its top-1 on that method's outputs) and `fidelity` (that over its top-1 on the
+    originals, which is returned under the name "original")."""
     from tqdm.auto import tqdm
 
     meters = {name: QualityMeter() for name in methods}
+    correct = dict.fromkeys(["original", *methods], 0)
+    labelled = 0
+    generator = torch.Generator().manual_seed(0)  # only `mix` draws: the same draw every time
     total, originals = batches(data, limit, batch_size, cache_dir, val)
-    for hr in tqdm(originals, total=total, desc="evaluating", unit="batch"):
-        low = downscale(hr)
+    for hr, labels in tqdm(originals, total=total, desc=f"evaluating {degradation}", unit="batch"):
+        hr, labels = hr.to(device), (labels.to(device) if labels is not None else None)
+        low = low_res(hr, degradation, generator)
+        scored = judge is not None and labels is not None
+        if scored:
+            correct["original"] += _correct(judge, hr, labels)
+            labelled += len(labels)
         for name, method in methods.items():
             t0 = time.perf_counter()
             out = method(low)
+            if out.is_cuda:
+                torch.cuda.synchronize()  # time the work, not its launch
             meters[name].update(out, hr, time.perf_counter() - t0)
-    return {name: m.summary() for name, m in meters.items()}
+            if scored:
+                correct[name] += _correct(judge, out.clamp(0, 1), labels)
+    results = {name: m.summary() for name, m in meters.items()}
+    if labelled:
+        top1_original = correct["original"] / labelled
+        results["original"] = {"images": labelled, "judge_top1": top1_original, "fidelity": 1.0}
+        for name in methods:
+            top1 = correct[name] / labelled
+            results[name] |= {"judge_top1": top1, "fidelity": top1 / top1_original if top1_original else float("nan")}
+    return results
 
 
 def model_method(model, tile_pixels):
@@ -77,60 +110,114 @@ def model_method(model, tile_pixels):
     return run
 
 
-def format_table(results: dict) -> str:
-    head = "| method | PSNR pooled (dB) | PSNR mean of images (dB) | SSIM | sharpness | ms / image |"
-    rows = [head, "|---|---:|---:|---:|---:|---:|"]
+def format_table(results: dict, titles: dict | None = None) -> str:
+    """A markdown table; rows named by `titles` (what people read) where given."""
+    titles = titles or {}
+    fidelity = any("judge_top1" in r for r in results.values())
+    head = "| method | PSNR pooled (dB) | PSNR mean of images (dB) | SSIM | sharpness |"
+    head += " judge top-1 | kept |" if fidelity else ""
+    rows = [head + " ms / image |", "|---|---:|---:|---:|---:|" + ("---:|---:|" if fidelity else "") + "---:|"]
     for name, r in results.items():
-        rows.append(f"| {name} | {r['psnr_pooled']:.3f} | {r['psnr_mean']:.3f} | {r['ssim']:.4f} | "
-                    f"{r['sharpness']:.3f} | {r['ms_per_image']:.2f} |")
+        row = f"| {titles.get(name, name)} |"
+        if "psnr_pooled" in r:
+            row += f" {r['psnr_pooled']:.3f} | {r['psnr_mean']:.3f} | {r['ssim']:.4f} | {r['sharpness']:.3f} |"
+        else:  # the originals: only the judge's figures
+            row += " | | | 1.000 |"
+        if fidelity:
+            row += f" {r['judge_top1']:.2%} | {r['fidelity']:.1%} |" if "judge_top1" in r else " | |"
+        rows.append(row + (f" {r['ms_per_image']:.2f} |" if "ms_per_image" in r else " |"))
     return "\n".join(rows)
+
+
+def shown_path(path) -> str:
+    """A path as it should appear in a shared file: relative to the working directory when
+    inside it, else from its last two parts (never this machine's absolute layout)."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(Path(*path.parts[-2:]))
 
 
 def main(argv=None):
     settings = Settings.from_env()
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=str(settings.val_dir), help="Tiny ImageNet folder (its val split) or a folder of images")
+    p = argparse.ArgumentParser(prog="python -m restoration.evaluate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=str(settings.val_dir),
+                   help="Tiny ImageNet folder (its val split) or a folder of images (default: %(default)s)")
+    p.add_argument("--degradation", default=",".join(STANDARD),
+                   help="comma-separated degradations, one table each (default: %(default)s); "
+                        "see restoration/degrade.py: lesson, bicubic, area, lanczos, jpeg<quality>")
     p.add_argument("--models", nargs="*", default=None,
                    help="checkpoint folders (default: the restorers in weights/models.json)")
     p.add_argument("--classifier", default=None,
-                   help="classifier checkpoint to score on Tiny ImageNet val (default: the one in weights/models.json, "
-                        "unless --models is given)")
-    p.add_argument("--limit", type=int, default=None, help="evaluate N images (a fixed random subset)")
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--cache-dir", default=None, help="keep the decoded val set here for next time")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--json", default=None, help="also write the results to this JSON file")
+                   help="the perceptual-loss classifier, scored on the originals (default: the one in "
+                        "weights/models.json, unless --models is given)")
+    p.add_argument("--judge", default=None,
+                   help="the independent classifier for semantic fidelity (default: the role 'judge' model in "
+                        "weights/models.json; 'none' to skip)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate N images, a fixed random subset (default: all)")
+    p.add_argument("--batch-size", type=int, default=100, help="(default: %(default)s)")
+    p.add_argument("--cache-dir", default=None, help="keep the decoded val set here for next time (default: none)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--device", default="cpu", help="where the models run: cpu or cuda (default: %(default)s)")
+    p.add_argument("--json", default=None, help="also write the results to this JSON file (default: none)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if not Path(args.data).is_dir():
         raise SystemExit(f"--data {args.data}: no such folder")
+    try:
+        degradations = [check_degradation(d.strip()) for d in args.degradation.split(",") if d.strip()]
+    except ValueError as e:
+        raise SystemExit(f"--degradation: {e}") from None
 
+    titles = {"nearest": "nearest", "bicubic": "bicubic", "original": "original (no degradation)"}
     methods = {"nearest": upscale_nearest, "bicubic": upscale_bicubic}
-    classifier = args.classifier
+    classifier, judge = args.classifier, args.judge
     if args.models is None:
         catalog = read_catalog(settings.weights_dir)
         folders = {e.name: settings.weights_dir / e.folder for e in catalog if e.role == "restorer"}
+        titles |= {e.name: e.title for e in catalog}
         if classifier is None:
             classifier = next((settings.weights_dir / e.folder for e in catalog if e.role == "classifier"), None)
+        if judge is None:
+            judge = next((settings.weights_dir / e.folder for e in catalog if e.role == "judge"), None)
     else:
-        folders = {Path(f).name: Path(f) for f in args.models}
+        names = [Path(f).name for f in args.models]  # two runs may share a folder name: then their paths
+        folders = {(Path(f).name if names.count(Path(f).name) == 1 else shown_path(f)): Path(f) for f in args.models}
+    judge = None if str(judge).lower() == "none" else judge
+    device = torch.device(args.device)
     for name, folder in folders.items():
-        methods[name] = model_method(load_checkpoint(folder), settings.tile_pixels)
+        methods[name] = model_method(load_checkpoint(folder).to(device), settings.tile_pixels)
 
     val = load_val(args.data, args.limit, args.cache_dir) if is_tiny_imagenet(args.data) else None
-    results = evaluate(methods, args.data, args.limit, args.batch_size, args.cache_dir, val)
-    n = next(iter(results.values()))["images"]
-    print(f"\n×2 super-resolution on {n} images of {args.data} (whole images; RGB in [0, 1]; "
-          f"sharpness = gradient energy relative to the original; {torch.get_num_threads()} CPU threads)\n")
-    print(format_table(results))
-    scores = None
+    judge_model = load_checkpoint(judge).eval().to(device) if judge is not None and val is not None else None
+    record = {"data": shown_path(args.data), "limit": args.limit,
+              "command": "python -m restoration.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "threads": torch.get_num_threads(), "device": str(device), "titles": titles, "degradations": {}}
+    for degradation in degradations:
+        results = evaluate(methods, args.data, args.limit, args.batch_size, args.cache_dir, val, degradation,
+                           judge_model, device)
+        n = next(iter(results.values()))["images"]
+        record["images"] = n
+        record["degradations"][degradation] = {"title": title(degradation), "results": results}
+        print(f"\n×2 super-resolution on {n} images of {record['data']}, low-resolution images made by "
+              f"{title(degradation)} (`{degradation}`); whole images, RGB in [0, 1]; sharpness = gradient energy "
+              f"relative to the original" + ("; judge top-1 = the judge classifier's accuracy on each output, kept = "
+                                             "that over its accuracy on the originals" if judge_model else "")
+              + f"; {torch.get_num_threads()} CPU threads\n")
+        print(format_table(results, titles))
     if classifier is not None and val is not None:  # the same val images as the restorers
-        scores = {"checkpoint": str(classifier), "images": len(val[0]), **top1_accuracy(load_checkpoint(classifier), *val)}
-        print(f"\nclassifier {classifier}: top-1 accuracy {scores['val_accuracy']:.2%} on {scores['images']} val images")
+        scores = {"checkpoint": shown_path(classifier), "images": len(val[0]),
+                  **top1_accuracy(load_checkpoint(classifier).to(device), *val, device=device)}
+        record["classifier"] = scores
+        print(f"\nclassifier {scores['checkpoint']}: top-1 accuracy {scores['val_accuracy']:.2%} on {scores['images']} val images")
+    if judge_model is not None:
+        first = next(iter(record["degradations"].values()))["results"]["original"]
+        record["judge"] = {"checkpoint": shown_path(judge), "images": first["images"], "top1_original": first["judge_top1"]}
+        print(f"judge {record['judge']['checkpoint']}: top-1 accuracy {first['judge_top1']:.2%} on the originals")
     if args.json:
-        record = {"data": str(args.data), "images": n, "limit": args.limit, "command": "python -m restoration.evaluate "
-                  + " ".join(argv if argv is not None else sys.argv[1:]), "results": results, "classifier": scores}
         Path(args.json).write_text(json.dumps(record, indent=2) + "\n")
         print(f"\nwrote {args.json}")
 

@@ -36,12 +36,16 @@ def test_baselines_on_tiny_imagenet_val(tiny_imagenet):
 def test_an_untrained_unet_scores_exactly_the_nearest_baseline(tiny_imagenet, tmp_path):
     UNet(nfs=(8, 16, 32), nbks=(1, 1)).save_pretrained(tmp_path / "identity")
     out = tmp_path / "results.json"
-    main(["--data", str(tiny_imagenet), "--models", str(tmp_path / "identity"), "--json", str(out), "--batch-size", "4"])
+    main(["--data", str(tiny_imagenet), "--models", str(tmp_path / "identity"), "--json", str(out), "--batch-size", "4",
+          "--judge", "none"])
     record = json.loads(out.read_text())
-    r = record["results"]
-    assert set(r) == {"nearest", "bicubic", "identity"} and record["images"] == 12
-    assert r["identity"]["psnr_pooled"] == pytest.approx(r["nearest"]["psnr_pooled"], abs=1e-4)
+    assert list(record["degradations"]) == ["lesson", "bicubic", "jpeg75"] and record["images"] == 12
+    for degradation in record["degradations"].values():
+        r = degradation["results"]
+        assert set(r) == {"nearest", "bicubic", "identity"}
+        assert r["identity"]["psnr_pooled"] == pytest.approx(r["nearest"]["psnr_pooled"], abs=1e-4)
     assert "python -m restoration.evaluate" in record["command"]
+    assert str(tmp_path) not in json.dumps({k: v for k, v in record.items() if k != "command"})  # no machine paths
 
 
 def test_a_folder_of_photos_of_any_size(tmp_path, capsys):
@@ -65,4 +69,45 @@ def test_the_classifier_is_scored_on_the_same_val_images(tiny_imagenet, tmp_path
     main(["--data", str(tiny_imagenet), "--models", "--classifier", str(tmp_path / "classifier"), "--json", str(out)])
     scores = json.loads(out.read_text())["classifier"]
     assert scores["images"] == 12 and 0 <= scores["val_accuracy"] <= 1
-    assert scores["checkpoint"] == str(tmp_path / "classifier")
+    assert scores["checkpoint"].endswith("classifier") and not scores["checkpoint"].startswith("/")
+
+
+def test_each_degradation_gets_its_table(tiny_imagenet, capsys):
+    main(["--data", str(tiny_imagenet), "--models", "--degradation", "bicubic,jpeg50", "--judge", "none"])
+    out = capsys.readouterr().out
+    assert "bicubic ×½ (Pillow's" in out and "JPEG q50" in out and "bilinear ×½ (the lesson's)" not in out
+    with pytest.raises(SystemExit, match="unknown degradation 'blurry'"):
+        main(["--data", str(tiny_imagenet), "--models", "--degradation", "lesson,blurry"])
+
+
+def test_degradations_change_the_baselines_as_they_should(tiny_imagenet):
+    """Per degradation, the low-resolution images come from `low_res`: JPEG loses more than the
+    clean bilinear downscale, and the per-degradation scores differ."""
+    methods = {"bicubic": upscale_bicubic}
+    lesson = evaluate(methods, tiny_imagenet, degradation="lesson")["bicubic"]["psnr_pooled"]
+    jpeg = evaluate(methods, tiny_imagenet, degradation="jpeg30")["bicubic"]["psnr_pooled"]
+    assert jpeg < lesson
+
+
+def test_semantic_fidelity_from_the_judge(tiny_imagenet, tmp_path):
+    """The judge's top-1 on each method's output, against its top-1 on the originals; a judge
+    that always says class 0 scores the share of class-0 images on everything."""
+    import torch
+
+    class Always0(torch.nn.Module):
+        def forward(self, x):
+            return torch.nn.functional.one_hot(torch.zeros(len(x), dtype=torch.long), 200).float()
+
+    val = TinyImageNet(tiny_imagenet, "val")
+    share = sum(label == 0 for _, label in val.items) / len(val)
+    results = evaluate({"nearest": upscale_nearest}, tiny_imagenet, judge=Always0())
+    assert results["original"]["judge_top1"] == pytest.approx(share)
+    assert results["nearest"]["judge_top1"] == pytest.approx(share)
+    assert results["nearest"]["fidelity"] == pytest.approx(1.0 if share else float("nan"), nan_ok=True)
+    Classifier(nfs=(8, 16, 32), nbks=(1, 1)).save_pretrained(tmp_path / "judge")
+    out = tmp_path / "r.json"
+    main(["--data", str(tiny_imagenet), "--models", "--judge", str(tmp_path / "judge"), "--degradation", "lesson",
+          "--json", str(out)])
+    record = json.loads(out.read_text())
+    r = record["degradations"]["lesson"]["results"]
+    assert 0 <= r["bicubic"]["judge_top1"] <= 1 and record["judge"]["top1_original"] == r["original"]["judge_top1"]

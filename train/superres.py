@@ -19,8 +19,10 @@ import dataclasses
 
 import torch
 
+from restoration.checkpoint import Pretrained
 from restoration.classifier import PRESETS, Classifier
 from restoration.data import BatchAugment, SRPairs
+from restoration.degrade import MixConfig
 from restoration.degrade import check as check_degradation
 from restoration.losses import NormalisedMSE, PerceptualLoss
 from restoration.metrics import psnr_from_mse
@@ -44,6 +46,15 @@ class SuperResConfig(TrainConfig):
     erase: bool = dataclasses.field(default=True, metadata={"help": "random erasing on training inputs"})
     degradation: str = dataclasses.field(default="mix", metadata={
         "help": "how inputs are made: mix, lesson, bicubic, area, lanczos or jpeg<quality> (see restoration/degrade.py)"})
+    mix_blur: float = dataclasses.field(default=MixConfig.blur_p, metadata={
+        "help": "mix: probability of a Gaussian blur before the downscale"})
+    mix_noise: float = dataclasses.field(default=MixConfig.noise_p, metadata={"help": "mix: probability of noise"})
+    mix_jpeg: float = dataclasses.field(default=MixConfig.jpeg_p, metadata={"help": "mix: probability of JPEG"})
+    init: str | None = dataclasses.field(default=None, metadata={
+        "help": "start from this U-Net checkpoint's weights (fine-tuning; same variant and preset)"})
+
+    def mix_config(self) -> MixConfig:
+        return MixConfig(blur_p=self.mix_blur, noise_p=self.mix_noise, jpeg_p=self.mix_jpeg)
 
     def __post_init__(self):
         try:
@@ -91,7 +102,12 @@ def main(argv=None):
 
     model = build_model(config)
     classifier = Classifier.from_pretrained(config.classifier) if config.classifier else None
-    if classifier is not None and not config.resume:
+    if config.init and not config.resume:
+        start = Pretrained.from_pretrained(config.init)
+        if start.config != model.config:
+            raise SystemExit(f"--init {config.init}: its config differs from this run's ({config.variant}, {config.preset})")
+        model.load_state_dict(start.state_dict(), strict=True)
+    elif classifier is not None and not config.resume:
         model.load_encoder_from(classifier)  # strict: the classifier must have this preset's shapes
     model = model.to(runtime.device, memory_format=torch.channels_last)
     use_features = classifier is not None and config.variant in ("perceptual", "crossconv")
@@ -103,7 +119,8 @@ def main(argv=None):
     if runtime.main:
         print(f"{config.variant} ({config.preset}): {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters; "
               f"loss {'perceptual' if use_features else 'MSE'}; encoder "
-              f"{'from ' + config.classifier + f', frozen for {config.freeze_epochs} epoch(s)' if classifier else 'from scratch'}; "
+              f"{'from ' + config.classifier + f', frozen for {config.freeze_epochs} epoch(s)' if classifier else 'from scratch'}"
+              f"{'; all weights from ' + config.init if config.init else ''}; "
               f"inputs degraded by {config.degradation}; "
               f"{len(train)} training images, {len(val)} validation images, device {runtime.device} × {runtime.world}")
 
@@ -118,19 +135,22 @@ def main(argv=None):
         def make_loader(batches):
             for idx in batches:
                 yield augment.sr_pairs(train_images[idx].to(runtime.device), train=True, erase=config.erase,
-                                       degradation=config.degradation)
+                                       degradation=config.degradation, mix_config=config.mix_config())
 
         # The validation inputs are drawn once, from their own seed: the same set every epoch and run.
         val_augment = BatchAugment(config.size, torch.Generator().manual_seed(config.seed + 1))
-        val_inputs, val_targets = val_augment.sr_pairs(val_images, train=False, degradation=config.degradation)
+        val_inputs, val_targets = val_augment.sr_pairs(val_images, train=False, degradation=config.degradation,
+                                                       mix_config=config.mix_config())
     else:
-        items = SRPairs(train, config.size, train=True, erase=config.erase, degradation=config.degradation)
+        items = SRPairs(train, config.size, train=True, erase=config.erase, degradation=config.degradation,
+                        mix_config=config.mix_config())
 
         def make_loader(batches):
             loader = torch.utils.data.DataLoader(items, batch_sampler=batches, num_workers=config.workers)
             return ((x.to(runtime.device), y.to(runtime.device)) for x, y in loader)
 
-        val_pairs = SRPairs(val, config.image_size, train=False, degradation=config.degradation)
+        val_pairs = SRPairs(val, config.image_size, train=False, degradation=config.degradation,
+                            mix_config=config.mix_config())
         with torch.random.fork_rng():  # mix draws from the global generator here: fix the val set
             torch.manual_seed(config.seed + 1)
             val_inputs, val_targets = (torch.stack(t) for t in zip(*(val_pairs[i] for i in range(len(val_pairs)))))
