@@ -2,9 +2,11 @@
 
     python -m docs.make_figure                       # → docs/comparison.png
     python -m docs.make_figure --images 3 17 42 --zoom 4
+    python -m docs.make_figure --degradation jpeg75 --out docs/comparison-jpeg75.png
 
 Columns: the low-resolution input (as the U-Nets see it: nearest ×2), bicubic, each restorer in
-weights/models.json, and the original. Rows: Tiny ImageNet val images, whole (64×64).
+weights/models.json, and the original. Rows: Tiny ImageNet val images, whole (64×64), made low
+resolution by --degradation (restoration/degrade.py).
 """
 
 import argparse
@@ -40,6 +42,7 @@ def main(argv=None):
     p.add_argument("--images", type=int, nargs="*", default=[11, 27, 29, 5, 8, 9], help="val image indices")
     p.add_argument("--zoom", type=int, default=3)
     p.add_argument("--out", default="docs/comparison.png")
+    p.add_argument("--degradation", default="lesson", help="how the low-resolution input is made (default: lesson)")
     args = p.parse_args(argv)
     val = TinyImageNet(args.data, "val")
     models, problems = load_available_restorers(settings.weights_dir)
@@ -48,12 +51,12 @@ def main(argv=None):
     rows = []
     for i in args.images:
         image = val[i][0].float() / 255
-        low, model_input, original = prepare(image, "degrade")
+        low, model_input, original = prepare(image, "degrade", args.degradation)
         rows.append([model_input, upscale_bicubic(low)] + [restore(m.model, model_input) for m in models] + [original])
-    titles = ["input (32px, nearest)", "bicubic"] + [m.entry.title for m in models] + ["original"]
+    titles = [f"input (32px, {args.degradation})", "bicubic"] + [m.entry.title for m in models] + ["original"]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     grid(rows, titles, args.zoom).save(args.out)
-    print(f"wrote {args.out}: val images {args.images}")
+    print(f"wrote {args.out}: val images {args.images}, degradation {args.degradation}")
 
 
 if __name__ == "__main__":

@@ -42,8 +42,11 @@ class Classifier(nn.Module, Pretrained, model_type="classifier"):
     @capture_config
     def __init__(self, nfs=(16, 32, 64, 96, 192), nbks=(1, 1, 2, 2), n_classes: int = 200,
                  act: str = "general_relu", norm: str = "batchnorm", preact: bool = False,
-                 drop: float = 0.1, mean=TINY_IMAGENET_MEAN, std=TINY_IMAGENET_STD):
+                 drop: float = 0.1, mean=TINY_IMAGENET_MEAN, std=TINY_IMAGENET_STD, labels: list[str] | None = None):
         super().__init__()
+        if labels is not None and len(labels) != n_classes:
+            raise ValueError(f"{len(labels)} labels for {n_classes} classes")
+        self.labels = labels  # the class names, in output order (kept in config.json)
         act_fn, norm_fn = activation(act), norm_layer(norm)
         self.normalize = Normalize(mean, std)
         self.encoder = ResNetEncoder(nfs, nbks, act=act_fn, norm=norm_fn, preact=preact)
@@ -61,6 +64,24 @@ class Classifier(nn.Module, Pretrained, model_type="classifier"):
         if not 1 <= stage <= len(self.encoder.stages):
             raise ValueError(f"stage must be in 1..{len(self.encoder.stages)}, got {stage}")
         return self.encoder(self.normalize(x), upto=stage)[-1]
+
+
+@torch.inference_mode()
+def top_class(model: Classifier, image: torch.Tensor, size: int = 64) -> tuple[str, float]:
+    """What the classifier sees in one image (3, H, W) in [0, 1]: its top class and probability.
+    The image is shown as the model was trained: shorter side resized to `size`, centre crop."""
+    h, w = image.shape[-2:]
+    scale = size / min(h, w)
+    x = F.interpolate(image[None].float(), size=(max(size, round(h * scale)), max(size, round(w * scale))),
+                      mode="bilinear", antialias=True, align_corners=False)
+    top, left = (x.shape[-2] - size) // 2, (x.shape[-1] - size) // 2
+    x = x[..., top:top + size, left:left + size].clamp(0, 1)
+    was_training = model.training
+    model.eval()
+    probs = model(x).float().softmax(1)[0]
+    model.train(was_training)
+    i = int(probs.argmax())
+    return (model.labels[i] if model.labels else f"class {i}"), float(probs[i])
 
 
 @torch.inference_mode()

@@ -7,6 +7,7 @@ Two ways to feed training, producing the same kind of batches:
 """
 
 import hashlib
+import os
 import random
 import shutil
 import tempfile
@@ -213,9 +214,10 @@ def load_cache(dataset, size: int = 64, cache_dir=None, desc: str = "caching"):
         images[i] = (img if img.shape[-2:] == (size, size) else resize(img)).numpy()
     if files:
         files[0].parent.mkdir(parents=True, exist_ok=True)
-        for f, a in zip(files, (images, labels)):
-            np.save(f.with_suffix(".tmp.npy"), a, allow_pickle=False)
-            f.with_suffix(".tmp.npy").replace(f)
+        for f, a in zip(files, (images, labels)):  # a temporary name per process: runs may race to build it
+            tmp = f.with_suffix(f".{os.getpid()}.tmp.npy")
+            np.save(tmp, a, allow_pickle=False)
+            tmp.replace(f)
     return torch.from_numpy(images), torch.from_numpy(labels)
 
 

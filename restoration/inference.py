@@ -10,7 +10,7 @@ import time
 
 import torch
 
-from restoration.degrade import degrade, downscale, even_crop, upscale_nearest
+from restoration.degrade import even_crop, low_res, upscale_nearest
 
 # Tile edges fall on multiples of this, so the nearest-neighbour 2×2 blocks and the network's
 # stride line up exactly as they would for the whole image.
@@ -48,16 +48,17 @@ def timed(fn, *args, **kwargs):
     return result, (time.perf_counter() - t0) * 1000
 
 
-def prepare(image, mode: str):
+def prepare(image, mode: str, degradation: str = "lesson"):
     """The (low-resolution image, model input, reference or None) for an image in [0, 1].
 
-    mode "degrade": the image is the ground truth; it is cropped to even sides and degraded ×2.
+    mode "degrade": the image is the ground truth; it is cropped to even sides and degraded ×2 by
+    `degradation` (see restoration/degrade.py).
     mode "upscale": the image itself is the low-resolution input; there is no reference.
     """
     if mode == "degrade":
         reference = even_crop(image)
-        low = downscale(reference)
-        return low, degrade(reference), reference
+        low = low_res(reference, degradation)
+        return low, upscale_nearest(low), reference
     if mode == "upscale":
         return image, upscale_nearest(image), None
     raise ValueError(f"mode must be 'degrade' or 'upscale', got {mode!r}")

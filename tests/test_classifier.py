@@ -47,3 +47,18 @@ def test_top1_accuracy_counts_argmax_hits_and_keeps_the_mode():
     scores = top1_accuracy(model, images, labels, batch_size=5)
     assert scores["val_accuracy"] == pytest.approx(9 / 13) and scores["val_loss"] > 0
     assert model.training
+
+
+def test_labels_live_in_the_config_and_name_the_top_class(tmp_path):
+    from restoration.classifier import top_class
+
+    labels = [f"thing {i}" for i in range(200)]
+    model = Classifier(nfs=(8, 16, 32), nbks=(1, 1), labels=labels)
+    model.save_pretrained(tmp_path / "c")
+    loaded = Classifier.from_pretrained(tmp_path / "c")
+    assert loaded.labels == labels
+    name, prob = top_class(loaded, torch.rand(3, 90, 130))  # any size: resized and centre-cropped
+    assert name in labels and 0 < prob <= 1
+    assert top_class(Classifier(nfs=(8, 16, 32), nbks=(1, 1)), torch.rand(3, 64, 64))[0].startswith("class ")
+    with pytest.raises(ValueError, match="3 labels for 200 classes"):
+        Classifier(nfs=(8, 16, 32), nbks=(1, 1), labels=["a", "b", "c"])

@@ -32,7 +32,9 @@ def main(argv=None):
     runtime = Runtime(config.device, config.threads)
     generator = seed_everything(config.seed, runtime.rank)
     train, val, caches = load_data(config, runtime)
-    model = Classifier(**PRESETS[config.preset], n_classes=200, preact=config.preact, drop=config.drop)
+    labels = getattr(getattr(train, "dataset", train), "names", None)  # Tiny ImageNet's class names, if any
+    model = Classifier(**PRESETS[config.preset], n_classes=200, preact=config.preact, drop=config.drop,
+                       labels=labels if labels and len(labels) == 200 else None)
     model = model.to(runtime.device, memory_format=torch.channels_last)  # ~1.4× faster convs on CPU
     if runtime.main:
         print(f"classifier ({config.preset}): {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters; "

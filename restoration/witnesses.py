@@ -1,0 +1,74 @@
+"""The automatic witnesses beside the human ranking: PSNR, SSIM and semantic fidelity (how much of
+what the picture shows an independent judge classifier still recognises), read from the JSON that
+`python -m restoration.evaluate --json` writes, with each column's ranks and how well the human
+ranking agrees with each witness (Spearman's rank correlation).
+"""
+
+import json
+from pathlib import Path
+
+# column key in the evaluation JSON → what people read
+COLUMNS = {"psnr_pooled": "PSNR (dB)", "ssim": "SSIM", "fidelity": "Semantic fidelity"}
+
+
+def read_evaluation(path) -> dict | None:
+    """The figures `python -m restoration.evaluate --json` wrote, or None if there are none."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (FileNotFoundError, IsADirectoryError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("degradations"), dict) else None
+
+
+def witness_scores(evaluation: dict | None, degradation: str = "lesson") -> dict[str, dict[str, float]]:
+    """{method: {column key: value}} under one degradation (empty when not evaluated)."""
+    results = ((evaluation or {}).get("degradations", {}).get(degradation) or {}).get("results", {})
+    return {name: {k: r[k] for k in COLUMNS if k in r} for name, r in results.items() if "psnr_pooled" in r}
+
+
+def ranks(values: dict[str, float]) -> dict[str, int]:
+    """1 for the highest value; equal values share the better rank (competition ranking)."""
+    ordered = sorted(values.values(), reverse=True)
+    return {name: ordered.index(v) + 1 for name, v in values.items()}
+
+
+def spearman(a: dict[str, float], b: dict[str, float]) -> float | None:
+    """Spearman's rank correlation over the names both have (average ranks for ties); None for
+    fewer than three names or a column with no spread."""
+    names = sorted(set(a) & set(b))
+    if len(names) < 3:
+        return None
+
+    def average_ranks(values):
+        order = sorted(names, key=lambda n: values[n])
+        out, i = {}, 0
+        while i < len(order):
+            j = i
+            while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+                j += 1
+            for k in range(i, j + 1):
+                out[order[k]] = (i + j) / 2 + 1
+            i = j + 1
+        return [out[n] for n in names]
+
+    x, y = average_ranks(a), average_ranks(b)
+    mx, my = sum(x) / len(x), sum(y) / len(y)
+    sxy = sum((p - mx) * (q - my) for p, q in zip(x, y))
+    sxx, syy = sum((p - mx) ** 2 for p in x), sum((q - my) ** 2 for q in y)
+    return sxy / (sxx * syy) ** 0.5 if sxx and syy else None
+
+
+def agreement(human: dict[str, float], scores: dict[str, dict[str, float]], enough: bool) -> str:
+    """A sentence: does the human ranking side with PSNR or with semantic fidelity?"""
+    if not enough:
+        return "Too few votes yet to say whether people agree with PSNR or with semantic fidelity."
+    rho = {key: spearman(human, {n: s[key] for n, s in scores.items() if key in s})
+           for key in ("psnr_pooled", "fidelity")}
+    if rho["psnr_pooled"] is None or rho["fidelity"] is None:
+        return "Not enough evaluated models to compare the human ranking with PSNR and semantic fidelity."
+    text = (f"Rank correlation of the human ratings with PSNR: {rho['psnr_pooled']:+.2f}; "
+            f"with semantic fidelity: {rho['fidelity']:+.2f}. ")
+    if abs(rho["psnr_pooled"] - rho["fidelity"]) < 0.1:
+        return text + "People agree with both about equally."
+    side = "PSNR" if rho["psnr_pooled"] > rho["fidelity"] else "semantic fidelity"
+    return text + f"People side more with {side}."
