@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Train the shipped models in one fixed slot on one GPU: the judge classifier and the three
 # U-Nets at once, each with a one-cycle schedule that spans MINUTES of training (--schedule time),
-# so the run fits the slot whatever the GPU's speed. This is how the shipped weights were made
-# (on a lent H200; see each weights/<model>/README.md for the exact commands and figures).
+# so the run fits the slot whatever the GPU's speed. The shipped judge classifier was made by this
+# script on a lent H200 (6 minutes; its model card has the command). The U-Nets of that slot were
+# not shipped: they trained on an earlier mix with blur, which taught them to over-sharpen photos;
+# the shipped U-Nets are CPU fine-tunes (see their model cards).
 #
 #   bash train/gpu_slot.sh DATA OUT [MINUTES]          # e.g. ../shared/data/tiny-imagenet-200 runs/slot 6
 #   DEVICE=cpu EXTRA="--limit 64" bash train/gpu_slot.sh DATA OUT 0.05    # a smoke run on the CPU
