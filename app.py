@@ -243,7 +243,7 @@ def source_label(model) -> str:
     """"Hub org/repo @ 0123456789" or "local weights (sha256 0123abcd…)": which copy is serving."""
     if model.source == "hub":
         return f"Hub {model.entry.hub_repo} @ {model.revision[:10]}"
-    fallback = " (the Hub failed)" if "Hub was asked for" in model.note else ""
+    fallback = f" ({model.fallback})" if model.fallback else ""  # e.g. "(not published yet)"
     return f"local `{model.entry.folder}` ({model.revision}){fallback}"
 
 

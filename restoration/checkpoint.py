@@ -3,13 +3,17 @@ and `model.safetensors` (the state dict). No pickles anywhere.
 
 `Pretrained` is the mixin every model class uses (diffusers-style): `@capture_config` on the
 constructor records its arguments as the model's config, `save_pretrained` writes the folder and
-`from_pretrained` rebuilds the model from it with a strict key check. Fetching a folder from the
-Hugging Face Hub lives in `weights.py`.
+`from_pretrained` rebuilds the model from it with a strict key check.
+
+This module is the bottom of the import graph: it knows the format, not the model types. Loading
+a folder whose type is not known in advance is `restoration.models.load_checkpoint`; fetching a
+folder from the Hugging Face Hub is `restoration.hub`.
 """
 
 import functools
 import inspect
 import json
+import struct
 from pathlib import Path
 
 import torch
@@ -18,6 +22,7 @@ from safetensors.torch import load_file, save_file
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+MAX_HEADER_BYTES = 16 << 20  # a safetensors header this large is not one of ours
 
 
 class CheckpointError(ValueError):
@@ -39,16 +44,15 @@ def capture_config(init):
 
 
 class Pretrained:
-    """Mixin for nn.Modules whose constructor is wrapped by `capture_config`."""
+    """Mixin for nn.Modules whose constructor is wrapped by `capture_config`. A subclass names its
+    type once, `class UNet(..., model_type="unet")`; `restoration.models` maps names to classes."""
 
-    model_types: dict[str, type] = {}
     model_type: str
 
     def __init_subclass__(cls, model_type: str | None = None, **kwargs):
         super().__init_subclass__(**kwargs)
         if model_type:
             cls.model_type = model_type
-            Pretrained.model_types[model_type] = cls
 
     def save_pretrained(self, folder, dtype: torch.dtype | None = None, metadata: dict | None = None):
         """Write config.json and model.safetensors; `dtype=torch.float16` halves the file."""
@@ -69,20 +73,22 @@ class Pretrained:
         return folder
 
     @classmethod
-    def from_pretrained(cls, folder_or_repo, revision: str | None = None, map_location="cpu"):
-        """Load from a local folder, or from a Hub repo id at a pinned `revision`."""
-        path = Path(folder_or_repo)
+    def from_pretrained(cls, folder, map_location="cpu"):
+        """Load a checkpoint folder holding this class (for any class: `restoration.models.AutoModel`;
+        from the Hub: `restoration.hub.download_checkpoint` first)."""
+        path = Path(folder)
         if not path.is_dir():
-            from restoration.weights import download_checkpoint  # the Hub is the exception, not the rule
-
-            path = download_checkpoint(str(folder_or_repo), revision)
-        model = load_checkpoint(path, map_location)
-        if cls is not Pretrained and not isinstance(model, cls):
-            raise CheckpointError(f"{path / CONFIG_NAME}: holds a {type(model).__name__}, not a {cls.__name__}")
-        return model
+            raise CheckpointError(f"{folder}: not a checkpoint folder (for a Hub repo, fetch it at a pinned "
+                                  "revision with restoration.hub.download_checkpoint)")
+        config = read_config(path)
+        kind = config.pop("model_type")
+        if kind != getattr(cls, "model_type", None):
+            raise CheckpointError(f"{path / CONFIG_NAME}: holds a {kind!r} model, not a {cls.__name__}")
+        return load_weights(build(cls, config, path), path, map_location)
 
 
 def read_config(folder) -> dict:
+    """config.json as a dict with a string `model_type` (which types exist is `restoration.models`)."""
     file = Path(folder) / CONFIG_NAME
     if not file.is_file():
         raise CheckpointError(f"{file}: missing (a checkpoint folder holds {CONFIG_NAME} and {WEIGHTS_NAME})")
@@ -90,40 +96,72 @@ def read_config(folder) -> dict:
         config = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{file}: not valid JSON ({e})") from None
-    if not isinstance(config, dict) or config.get("model_type") not in Pretrained.model_types:
-        kind = config.get("model_type") if isinstance(config, dict) else None
-        raise CheckpointError(f"{file}: model_type {kind!r} is not one of {sorted(Pretrained.model_types)}")
+    if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
+        raise CheckpointError(f"{file}: not a model config (no model_type)")
     return config
 
 
-def load_checkpoint(folder, map_location="cpu"):
-    """Rebuild the model a checkpoint folder describes and load its weights strictly."""
-    # Importing the model modules registers their model types (Pretrained.__init_subclass__).
-    import restoration.classifier  # noqa: F401
-    import restoration.unet  # noqa: F401
-
-    folder = Path(folder)
-    config = read_config(folder)
-    cls = Pretrained.model_types[config.pop("model_type")]
+def build(cls, config: dict, folder):
+    """`cls(**config)`, with an error naming the config file when the arguments do not fit."""
     try:
-        model = cls(**config)
+        return cls(**config)
     except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{folder / CONFIG_NAME}: does not describe a {cls.__name__} ({e})") from None
-    file = folder / WEIGHTS_NAME
+        raise CheckpointError(f"{Path(folder) / CONFIG_NAME}: does not describe a {cls.__name__} ({e})") from None
+
+
+def read_header(file) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """{tensor name: (dtype, shape)} from a safetensors file's header, without reading the tensors.
+    Checks what a truncated or foreign file breaks: the header's length and JSON, and that the
+    tensors' byte ranges tile the rest of the file exactly."""
+    file = Path(file)
+    if not file.is_file():
+        raise CheckpointError(f"{file}: missing")
+    size = file.stat().st_size
+    with open(file, "rb") as f:
+        prefix = f.read(8)
+        n = struct.unpack("<Q", prefix)[0] if len(prefix) == 8 else -1
+        if not 0 < n <= min(MAX_HEADER_BYTES, size - 8):
+            raise CheckpointError(f"{file}: not a safetensors file (header length {n}, file size {size})")
+        try:
+            header = json.loads(f.read(n))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise CheckpointError(f"{file}: not a safetensors file (header is not JSON: {e})") from None
+    tensors, end = {}, 0
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            start, stop = info["data_offsets"]
+            tensors[name] = (info["dtype"], tuple(info["shape"]))
+            end = max(end, stop)
+        except (KeyError, TypeError, ValueError):
+            raise CheckpointError(f"{file}: not a safetensors file (bad entry for {name!r})") from None
+    if 8 + n + end != size:
+        raise CheckpointError(f"{file}: {size} bytes, but its header describes {8 + n + end} (truncated or padded)")
+    return tensors
+
+
+def check_shapes(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]], file):
+    """Raise unless `found` has exactly the tensors of `expected`, with the same shapes."""
+    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    wrong = [f"{k} {tuple(found[k])} != {tuple(v)}" for k, v in expected.items() if k in found and tuple(found[k]) != tuple(v)]
+    if missing or unexpected or wrong:
+        parts = [f"{len(missing)} missing (e.g. {missing[:3]})" if missing else "",
+                 f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})" if unexpected else "",
+                 f"wrong shapes: {wrong[:3]}" if wrong else ""]
+        raise CheckpointError(f"{file}: weights do not match {CONFIG_NAME}: " + "; ".join(p for p in parts if p))
+
+
+def load_weights(model, folder, map_location="cpu"):
+    """Load `folder`'s model.safetensors into `model` strictly (every key, every shape)."""
+    file = Path(folder) / WEIGHTS_NAME
     if not file.is_file():
         raise CheckpointError(f"{file}: missing")
     try:
         state = load_file(file, device=str(map_location))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{file}: not a readable safetensors file ({e})") from None
-    expected = model.state_dict()
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
-             if k in state and state[k].shape != v.shape]
-    if missing or unexpected or wrong:
-        parts = [f"{len(missing)} missing (e.g. {missing[:3]})" if missing else "",
-                 f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})" if unexpected else "",
-                 f"wrong shapes: {wrong[:3]}" if wrong else ""]
-        raise CheckpointError(f"{file}: weights do not match {CONFIG_NAME}: " + "; ".join(p for p in parts if p))
+    check_shapes({k: tuple(v.shape) for k, v in model.state_dict().items()},
+                 {k: tuple(v.shape) for k, v in state.items()}, file)
     model.load_state_dict(state, strict=True)  # casts fp16 files to the model's fp32
     return model.eval()

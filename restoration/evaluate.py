@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from restoration.checkpoint import load_checkpoint
+from restoration.models import load_checkpoint
 from restoration.classifier import top1_accuracy
 from restoration.data import ImageFolder, TinyImageNet, load_cache, subset
 from restoration.degrade import STANDARD, even_crop, low_res, title, upscale_bicubic, upscale_nearest

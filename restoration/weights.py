@@ -1,19 +1,26 @@
 """The shipped models, and where each comes from.
 
 `weights/models.json` lists them: name, title, role ("restorer" for the models the app compares,
-"classifier" for the perceptual-loss network), the local folder, and the Hugging Face Hub repo
-and pinned revision they are published at. Every checkpoint the app or the evaluation loads
-comes through `load_model`.
+"classifier" for the perceptual-loss network, "judge" for the classifier that scores restorations),
+the local folder, and the Hugging Face Hub repo and pinned revision they are published at. Every
+checkpoint the app or the evaluation loads comes through `load_model`.
 """
 
 import dataclasses
+import hashlib
 import json
-import re
 from pathlib import Path
 
-from restoration.checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, load_checkpoint
+from restoration.checkpoint import WEIGHTS_NAME, CheckpointError
+from restoration.hub import COMMIT, HubUnreachable, NotPublished, download_checkpoint
+from restoration.models import load_checkpoint
 
-COMMIT = re.compile(r"^[0-9a-f]{40}$")
+__all__ = ["COMMIT", "LoadedModel", "ModelEntry", "load_available_restorers", "load_model", "pin_revisions",
+           "read_catalog"]
+
+# Why a model asked for from the Hub is served from the local copy (what the page says).
+NOT_PUBLISHED, UNREACHABLE, HUB_FAILED, NOT_ASKED = ("not published yet", "the Hub is unreachable",
+                                                     "the Hub failed", "the Hub was not asked")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +40,11 @@ class LoadedModel:
     source: str  # "local" or "hub"
     revision: str  # what was loaded: the Hub commit, or "local:<sha256 prefix of the weights>"
     note: str  # a line for people: where it came from, and why if not where asked
-    hub_unreachable: bool = False
+    fallback: str | None = None  # asked for the Hub but served locally: NOT_PUBLISHED, UNREACHABLE, ...
+
+    @property
+    def hub_unreachable(self) -> bool:
+        return self.fallback == UNREACHABLE
 
 
 def read_catalog(weights_dir) -> list[ModelEntry]:
@@ -47,29 +58,31 @@ def read_catalog(weights_dir) -> list[ModelEntry]:
         raise CheckpointError(f"{file}: not a valid model list ({type(e).__name__}: {e})") from None
 
 
-def download_checkpoint(repo_id: str, revision: str | None, cache_dir=None) -> Path:
-    """Fetch config.json and model.safetensors of a Hub repo at a pinned commit; returns the
-    local folder. Honours HF_ENDPOINT (tests point it at a loopback server)."""
-    from huggingface_hub import hf_hub_download
-
-    if not revision or not COMMIT.match(revision):
-        raise CheckpointError(f"{repo_id}: pin a revision (a 40-character commit hash), got {revision!r}")
-    paths = [hf_hub_download(repo_id, name, revision=revision, cache_dir=cache_dir) for name in (CONFIG_NAME, WEIGHTS_NAME)]
-    return Path(paths[0]).parent
+def pin_revisions(weights_dir, revisions: dict[str, str], repos: dict[str, str] | None = None):
+    """Write published commits (and, if given, repo ids) into models.json, by model name, keeping
+    everything else in the file as it is."""
+    file = Path(weights_dir) / "models.json"
+    catalog = json.loads(file.read_text())
+    for row in catalog["models"]:
+        if row["name"] in revisions:
+            if not COMMIT.match(revisions[row["name"]]):
+                raise ValueError(f"{row['name']}: {revisions[row['name']]!r} is not a commit hash")
+            row["revision"] = revisions[row["name"]]
+        if repos and row["name"] in repos:
+            row["hub_repo"] = repos[row["name"]]
+    rows = ",\n".join("    " + json.dumps(row) for row in catalog["models"])
+    file.write_text('{\n  "models": [\n' + rows + "\n  ]\n}\n")
 
 
 def _fingerprint(folder: Path) -> str:
-    import hashlib
-
     return "local:" + hashlib.sha256((folder / WEIGHTS_NAME).read_bytes()).hexdigest()[:12]
 
 
 def load_model(entry: ModelEntry, weights_dir, source: str = "local", cache_dir=None,
                skip_hub: str | None = None) -> LoadedModel:
     """Load one catalogue entry. With source="hub", download at the pinned revision and fall
-    back to the local copy (saying so in `note`) when that fails; `skip_hub` is a reason not to
-    ask the Hub at all (it was unreachable for an earlier model)."""
-    local = Path(weights_dir) / entry.folder
+    back to the local copy (saying why in `note` and `fallback`) when that fails; `skip_hub` is a
+    reason not to ask the Hub at all (it was unreachable for an earlier model)."""
     if source == "hub" and skip_hub is None:
         try:
             folder = download_checkpoint(entry.hub_repo or "", entry.revision, cache_dir)
@@ -77,25 +90,25 @@ def load_model(entry: ModelEntry, weights_dir, source: str = "local", cache_dir=
             return LoadedModel(entry, model, "hub", entry.revision,
                                f"{entry.title}: Hugging Face Hub {entry.hub_repo} @ {entry.revision[:10]}")
         except Exception as e:  # noqa: BLE001 (any failure of the Hub path falls back to the shipped copy)
-            from huggingface_hub.errors import LocalEntryNotFoundError
-
-            reason = f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
+            why = (NOT_PUBLISHED if isinstance(e, NotPublished) else UNREACHABLE if isinstance(e, HubUnreachable)
+                   else HUB_FAILED)
             loaded = load_model(entry, weights_dir)
-            loaded.note = f"{loaded.note} (the Hub was asked for but failed: {reason})"
-            # huggingface_hub raises LocalEntryNotFoundError when it cannot reach the Hub at all
-            loaded.hub_unreachable = isinstance(e, LocalEntryNotFoundError)
+            loaded.note += f" ({why}: {type(e).__name__}: {str(e).splitlines()[0][:200]})"
+            loaded.fallback = why
             return loaded
+    local = Path(weights_dir) / entry.folder
     model = load_checkpoint(local)
-    note = f"{entry.title}: local {local}"
-    if source == "hub" and skip_hub:
-        note += f" (the Hub was not asked: {skip_hub})"
-    return LoadedModel(entry, model, "local", _fingerprint(local), note)
+    loaded = LoadedModel(entry, model, "local", _fingerprint(local), f"{entry.title}: local weights/{entry.folder}")
+    if source == "hub":
+        loaded.note += f" ({NOT_ASKED}: {skip_hub})"
+        loaded.fallback = UNREACHABLE
+    return loaded
 
 
 def load_available_restorers(weights_dir, source: str = "local") -> tuple[list[LoadedModel], list[str]]:
     """The restorers that load, in catalogue order, and a line for each one that does not (the
     app serves the models it has, and says which are missing and why). Once the Hub proves
-    unreachable, the remaining models are not fetched from it (each try costs ~20 s of retries)."""
+    unreachable, the remaining models are not fetched from it."""
     loaded, problems, skip_hub = [], [], None
     for entry in read_catalog(weights_dir):
         if entry.role != "restorer":
@@ -106,6 +119,6 @@ def load_available_restorers(weights_dir, source: str = "local") -> tuple[list[L
             problems.append(f"{entry.title}: not loaded ({e})")
             continue
         loaded.append(model)
-        if model.hub_unreachable:
+        if model.fallback == UNREACHABLE and skip_hub is None:
             skip_hub = "it was unreachable for an earlier model"
     return loaded, problems

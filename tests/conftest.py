@@ -89,3 +89,33 @@ def tiny_models(tiny_weights):
     models, problems = load_available_restorers(tiny_weights)
     assert not problems
     return models
+
+
+@pytest.fixture
+def fake_hub(monkeypatch, tmp_path):
+    """A loopback Hub (tests/fake_hub.py) that the real huggingface_hub client talks to, with a
+    fresh cache and a token. HF_ENDPOINT is read when the library is imported, so its constants are
+    patched as well as the environment. Xet is off: the client uploads through LFS (see fake_hub)."""
+    from huggingface_hub import constants
+
+    from tests.fake_hub import FakeHub
+
+    hub = FakeHub()
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setattr(constants, "ENDPOINT", hub.url)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    monkeypatch.setenv("HF_TOKEN", "hf_loopback_test_token")
+    yield hub
+    hub.close()
+
+
+def closed_port_url() -> str:
+    """An address on this machine where nothing listens."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"

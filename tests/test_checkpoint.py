@@ -3,7 +3,8 @@ import json
 import pytest
 import torch
 
-from restoration.checkpoint import CheckpointError, Pretrained, load_checkpoint
+from restoration.checkpoint import CheckpointError, read_header
+from restoration.models import MODEL_TYPES, AutoModel, load_checkpoint, verify_checkpoint
 from restoration.classifier import Classifier
 from restoration.unet import Autoencoder, UNet
 
@@ -38,7 +39,7 @@ def test_round_trip_rebuilds_the_model_from_its_config(tmp_path, make):
 def test_fp16_files_load_into_fp32_models(tmp_path):
     model = trained_a_little(UNet(**TINY))
     model.save_pretrained(tmp_path, dtype=torch.float16)
-    loaded = Pretrained.from_pretrained(tmp_path)
+    loaded = AutoModel.from_pretrained(tmp_path)
     assert next(loaded.parameters()).dtype == torch.float32
     x = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
@@ -47,7 +48,7 @@ def test_fp16_files_load_into_fp32_models(tmp_path):
 
 def test_wrong_class_is_named(tmp_path):
     Classifier(**TINY).save_pretrained(tmp_path)
-    with pytest.raises(CheckpointError, match="holds a Classifier, not a UNet"):
+    with pytest.raises(CheckpointError, match="holds a 'classifier' model, not a UNet"):
         UNet.from_pretrained(tmp_path)
 
 
@@ -88,8 +89,34 @@ def test_missing_files(tmp_path):
         load_checkpoint(tmp_path)
 
 
-def test_hub_ids_need_a_pinned_revision():
-    with pytest.raises(CheckpointError, match="pin a revision"):
+def test_a_hub_id_is_not_a_folder():
+    with pytest.raises(CheckpointError, match="not a checkpoint folder.*restoration.hub.download_checkpoint"):
         UNet.from_pretrained("someone/some-unet")
-    with pytest.raises(CheckpointError, match="pin a revision"):
-        UNet.from_pretrained("someone/some-unet", revision="main")
+    with pytest.raises(CheckpointError, match="not a checkpoint folder"):
+        AutoModel.from_pretrained("someone/some-unet")
+
+
+def test_the_table_names_every_model_class():
+    assert {name: cls.__name__ for name, cls in MODEL_TYPES.items()} == {
+        "classifier": "Classifier", "unet": "UNet", "autoencoder": "Autoencoder"}
+
+
+def test_verify_reads_the_header_only_and_catches_what_load_would(tmp_path):
+    model = UNet(**TINY)
+    model.save_pretrained(tmp_path, dtype=torch.float16)
+    assert verify_checkpoint(tmp_path)["model_type"] == "unet"
+    header = read_header(tmp_path / "model.safetensors")
+    assert header.keys() == model.state_dict().keys()
+    assert all(dtype in ("F16", "I64") for dtype, _ in header.values())
+    data = (tmp_path / "model.safetensors").read_bytes()
+    (tmp_path / "model.safetensors").write_bytes(data[:-1])  # one byte short: a cut-off download
+    with pytest.raises(CheckpointError, match="truncated or padded"):
+        verify_checkpoint(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"<html>Not found</html>")  # an error page saved as the file
+    with pytest.raises(CheckpointError, match="not a safetensors file"):
+        verify_checkpoint(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(data)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps(config | {"nfs": [8, 16, 48]}))
+    with pytest.raises(CheckpointError, match="weights do not match config.json: .*wrong shapes"):
+        verify_checkpoint(tmp_path)

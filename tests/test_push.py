@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from restoration.checkpoint import load_checkpoint
+from restoration.models import load_checkpoint
 from train import classifier as train_classifier
 from train import superres as train_superres
 from train.push import main, model_card

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from restoration.checkpoint import Pretrained
+from restoration.models import AutoModel
 from restoration.classifier import Classifier
 from restoration.degrade import degrade
 from restoration.settings import REPO
@@ -19,7 +19,7 @@ ENTRIES = read_catalog(WEIGHTS)
 @pytest.mark.parametrize("entry", ENTRIES, ids=[e.name for e in ENTRIES])
 def test_each_loads_with_from_pretrained_and_is_small_enough(entry):
     folder = WEIGHTS / entry.folder
-    model = Pretrained.from_pretrained(folder)
+    model = AutoModel.from_pretrained(folder)
     assert isinstance(model, Classifier if entry.role == "classifier" else UNet)
     assert (folder / "model.safetensors").stat().st_size <= 6_000_000
     card = (folder / "README.md").read_text()
@@ -34,7 +34,7 @@ def test_each_produces_a_different_output_on_the_same_input():
     torch.manual_seed(0)
     hr = torch.rand(1, 3, 8, 8).repeat_interleave(8, -1).repeat_interleave(8, -2)  # some structure
     x = degrade(hr)
-    models = [Pretrained.from_pretrained(WEIGHTS / e.folder) for e in ENTRIES]
+    models = [AutoModel.from_pretrained(WEIGHTS / e.folder) for e in ENTRIES]
     with torch.inference_mode():
         outputs = [m.restore(x) if isinstance(m, UNet) else m(x) for m in models]
     restorations = [o for o, m in zip(outputs, models) if isinstance(m, UNet)]

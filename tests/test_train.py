@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from restoration.checkpoint import Pretrained
+from restoration.models import AutoModel
 from restoration.classifier import Classifier
 from restoration.unet import Autoencoder, UNet
 from train import classifier as train_classifier
@@ -60,7 +60,7 @@ def test_superres_smoke_runs_load_and_restore(variant, classifier_run, tiny_imag
     if variant in ("perceptual", "crossconv"):
         args += ["--classifier", str(classifier_run)]
     train_superres.main(args)
-    model = Pretrained.from_pretrained(out)
+    model = AutoModel.from_pretrained(out)
     assert isinstance(model, Autoencoder if variant == "autoencoder" else UNet)
     assert model.config.get("cross_conv", False) == (variant == "crossconv")
     x = torch.rand(1, 3, 48, 40)

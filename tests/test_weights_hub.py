@@ -1,77 +1,26 @@
-"""Loading checkpoints from the Hugging Face Hub at a pinned revision, against a loopback server
-that answers the way the Hub's resolve endpoint does (never the real Hub), and the fallback to the
-local copy when the Hub fails."""
+"""Loading checkpoints from the Hugging Face Hub at a pinned revision, with the real huggingface_hub
+client against a loopback Hub (tests/fake_hub.py, never the real Hub), and the fallback to the local
+copy, saying why, when the Hub is not asked, unreachable or answers with something unusable."""
 
-import hashlib
-import http.server
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
-from pathlib import Path
 
 import pytest
 import torch
 
+from restoration.checkpoint import CheckpointError
+from restoration.hub import HubUnreachable, NotPublished, download_checkpoint
+from restoration.models import load_checkpoint
 from restoration.settings import REPO as REPO_ROOT
-from restoration.weights import load_available_restorers, load_model, read_catalog
+from restoration.weights import NOT_PUBLISHED, UNREACHABLE, load_available_restorers, load_model, read_catalog
 from tests.app_support import REVISION, make_weights_dir, tiny_unet
+from tests.conftest import closed_port_url
 
 
-class FakeHub(http.server.ThreadingHTTPServer):
-    """Serves `files[(repo_id, revision, filename)]` at /{repo_id}/resolve/{revision}/{filename},
-    with the headers huggingface_hub reads: X-Repo-Commit (the commit the revision resolves to),
-    ETag / X-Linked-Etag (the blob's hash, which names it in the cache) and Content-Length.
-    Unknown files get the Hub's 404 with X-Error-Code."""
-
-    def __init__(self, files: dict):
-        self.files, self.requests = files, []
-        super().__init__(("127.0.0.1", 0), FakeHubHandler)
-        self.url = f"http://127.0.0.1:{self.server_address[1]}"
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-
-class FakeHubHandler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *args):  # keep the test output quiet
-        pass
-
-    def _answer(self, body: bool):
-        self.server.requests.append((self.command, self.path))
-        parts = self.path.split("?")[0].strip("/").split("/")
-        # /{org}/{name}/resolve/{revision}/{filename}
-        if len(parts) == 5 and parts[2] == "resolve":
-            key = (f"{parts[0]}/{parts[1]}", parts[3], parts[4])
-            data = self.server.files.get(key)
-            if data is not None:
-                etag = hashlib.sha256(data).hexdigest()
-                self.send_response(200)
-                self.send_header("X-Repo-Commit", key[1])
-                self.send_header("ETag", f'"{etag}"')
-                self.send_header("X-Linked-Etag", f'"{etag}"')
-                self.send_header("X-Linked-Size", str(len(data)))
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("Content-Type", "application/octet-stream")
-                self.end_headers()
-                if body:
-                    self.wfile.write(data)
-                return
-        self.send_response(404)
-        self.send_header("X-Error-Code", "EntryNotFound")
-        self.send_header("X-Error-Message", "Entry not found")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def do_HEAD(self):
-        self._answer(body=False)
-
-    def do_GET(self):
-        self._answer(body=True)
-
-
-def hub_files(model_folder: Path, repo_id: str, revision: str) -> dict:
-    return {(repo_id, revision, f.name): f.read_bytes() for f in model_folder.iterdir()}
+def hub_files(folder) -> dict:
+    return {f.name: f.read_bytes() for f in folder.iterdir()}
 
 
 @pytest.fixture
@@ -83,25 +32,24 @@ def weights(tmp_path):
 def published(tmp_path):
     """What the Hub holds: a model whose weights differ from the local copy, so the test can tell
     which one was loaded."""
-    folder = tiny_unet(seed=99).save_pretrained(tmp_path / "published")
-    return folder
+    return tiny_unet(seed=99).save_pretrained(tmp_path / "published")
 
 
 @pytest.fixture
-def hub_env(monkeypatch, tmp_path):
-    """Point huggingface_hub at `url` with a fresh cache. HF_ENDPOINT is read when the library is
-    imported, so its constants are patched as well as the environment."""
+def unreachable(monkeypatch, tmp_path):
+    """HF_ENDPOINT at a closed port; records any sleep of the client's retry loop."""
+    import huggingface_hub.utils._http as hf_http
     from huggingface_hub import constants
 
-    def point_at(url: str):
-        monkeypatch.setenv("HF_ENDPOINT", url)
-        monkeypatch.setattr(constants, "ENDPOINT", url)
-        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")
-
+    url = closed_port_url()
+    monkeypatch.setenv("HF_ENDPOINT", url)
+    monkeypatch.setattr(constants, "ENDPOINT", url)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    return point_at
+    sleeps = []
+    monkeypatch.setattr(hf_http.time, "sleep", sleeps.append)
+    return sleeps
 
 
 def entry(weights, name="unet-mse"):
@@ -112,114 +60,103 @@ def same_weights(a, b) -> bool:
     return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
-def test_downloads_the_pinned_revision(weights, published, hub_env):
-    hub = FakeHub(hub_files(published, "test-org/unet-mse", REVISION))
-    hub_env(hub.url)
+def test_downloads_the_pinned_revision(weights, published, fake_hub):
+    fake_hub.seed("test-org/unet-mse", hub_files(published), commit=REVISION)
     loaded = load_model(entry(weights), weights, source="hub")
-    hub.shutdown()
-    assert loaded.source == "hub" and loaded.revision == REVISION
+    assert loaded.source == "hub" and loaded.revision == REVISION and loaded.fallback is None
     assert loaded.note == f"MSE U-Net: Hugging Face Hub test-org/unet-mse @ {REVISION[:10]}"
-    from restoration.checkpoint import load_checkpoint
-
     assert same_weights(loaded.model, load_checkpoint(published))
     assert not same_weights(loaded.model, load_checkpoint(weights / "unet-mse"))
-    paths = {path for _, path in hub.requests if "/resolve/" in path}  # (the library may ask /api/... too)
+    paths = {path for _, path in fake_hub.requests if "/resolve/" in path}
     assert paths == {f"/test-org/unet-mse/resolve/{REVISION}/config.json",
                      f"/test-org/unet-mse/resolve/{REVISION}/model.safetensors"}
 
 
-def test_a_second_load_comes_from_the_cache(weights, published, hub_env):
-    hub = FakeHub(hub_files(published, "test-org/unet-mse", REVISION))
-    hub_env(hub.url)
+def test_a_second_load_comes_from_the_cache(weights, published, fake_hub):
+    fake_hub.seed("test-org/unet-mse", hub_files(published), commit=REVISION)
     load_model(entry(weights), weights, source="hub")
-    hub.shutdown()
-    hub.server_close()
+    fake_hub.close()
     again = load_model(entry(weights), weights, source="hub")  # server gone: a pinned commit needs no call
     assert again.source == "hub"
 
 
-def test_falls_back_to_local_when_the_hub_has_no_such_file(weights, hub_env):
-    hub = FakeHub({})
-    hub_env(hub.url)
+def test_falls_back_to_local_when_the_hub_has_no_such_file(weights, fake_hub):
     loaded = load_model(entry(weights), weights, source="hub")
-    hub.shutdown()
     assert loaded.source == "local" and loaded.revision.startswith("local:")
-    assert "the Hub was asked for but failed" in loaded.note and str(weights / "unet-mse") in loaded.note
-    assert any("/resolve/" in path for _, path in hub.requests)  # it did ask
+    assert loaded.fallback == "the Hub failed" and "RepositoryNotFoundError" in loaded.note
+    assert any("/resolve/" in path for _, path in fake_hub.requests)  # it did ask
 
 
-@pytest.mark.filterwarnings("ignore")
-def test_falls_back_when_the_hub_is_unreachable(weights, hub_env, monkeypatch, caplog):
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    hub_env(f"http://127.0.0.1:{port}")
-    # huggingface_hub retries a refused connection five times with backoff (about 23 s in all);
-    # the test skips the waiting, not the retries.
-    import huggingface_hub.utils._http as hf_http
-
-    monkeypatch.setattr(hf_http.time, "sleep", lambda seconds: None)
-    caplog.set_level("ERROR", logger="huggingface_hub")  # its retry warnings are expected here
+def test_a_download_that_is_not_the_checkpoint_it_claims_is_refused(weights, published, fake_hub):
+    files = hub_files(published)
+    config = json.loads(files["config.json"])
+    files["config.json"] = json.dumps(config | {"nfs": [8, 16, 48]}).encode()  # weights no longer fit it
+    fake_hub.seed("test-org/unet-mse", files, commit=REVISION)
+    with pytest.raises(CheckpointError, match="not a usable checkpoint.*wrong shapes"):
+        download_checkpoint("test-org/unet-mse", REVISION)
+    truncated = hub_files(published) | {"model.safetensors": hub_files(published)["model.safetensors"][:-100]}
+    commit = fake_hub.seed("test-org/unet-mse", truncated)
+    with pytest.raises(CheckpointError, match="not a usable checkpoint.*truncated"):
+        download_checkpoint("test-org/unet-mse", commit)
     loaded = load_model(entry(weights), weights, source="hub")
-    assert loaded.source == "local" and "the Hub was asked for but failed" in loaded.note
+    assert loaded.source == "local" and loaded.fallback == "the Hub failed"
 
 
-def test_an_unpinned_revision_is_never_downloaded(weights, hub_env):
-    hub = FakeHub({})
-    hub_env(hub.url)
+def test_an_unreachable_hub_fails_at_once_without_retries(weights, unreachable):
+    with pytest.raises(HubUnreachable, match="did not answer"):
+        download_checkpoint("test-org/unet-mse", REVISION)
+    assert unreachable == []  # the client never slept in its retry loop
+    models, problems = load_available_restorers(weights, source="hub")
+    assert not problems and [m.source for m in models] == ["local"] * 3
+    assert all(m.fallback == UNREACHABLE for m in models)
+    assert "the Hub is unreachable: HubUnreachable" in models[0].note
+    assert all("the Hub was not asked: it was unreachable for an earlier model" in m.note for m in models[1:])
+    assert unreachable == []
+
+
+def test_an_unpinned_revision_is_not_published_and_never_asked(weights, fake_hub):
     catalog = json.loads((weights / "models.json").read_text())
-    catalog["models"][0]["revision"] = None
+    for row in catalog["models"]:
+        row["revision"] = None
     (weights / "models.json").write_text(json.dumps(catalog))
-    loaded = load_model(entry(weights), weights, source="hub")
-    hub.shutdown()
-    assert loaded.source == "local" and "pin a revision" in loaded.note
-    assert not any("/resolve/" in path for _, path in hub.requests)
+    with pytest.raises(NotPublished):
+        download_checkpoint("test-org/unet-mse", None)
+    models, _ = load_available_restorers(weights, source="hub")
+    assert all(m.source == "local" and m.fallback == NOT_PUBLISHED for m in models)
+    assert "no pinned revision" in models[0].note
+    assert fake_hub.requests == []
 
 
-def test_the_app_shows_where_each_model_came_from(weights, published, hub_env, tmp_path):
-    from app import ArenaApp
+def test_a_branch_name_is_not_a_pin(weights, fake_hub):
+    with pytest.raises(CheckpointError, match="pin a revision"):
+        download_checkpoint("test-org/unet-mse", "main")
+    assert fake_hub.requests == []
+
+
+def test_the_app_says_where_each_model_came_from(weights, published, fake_hub, tmp_path):
+    from app import ArenaApp, source_label
     from restoration.settings import Settings
 
-    hub = FakeHub(hub_files(published, "test-org/unet-mse", REVISION))
-    hub_env(hub.url)
+    fake_hub.seed("test-org/unet-mse", hub_files(published), commit=REVISION)
     models, problems = load_available_restorers(weights, source="hub")
-    hub.shutdown()
     assert [m.source for m in models] == ["hub", "local", "local"] and not problems
     app = ArenaApp(Settings(weights_dir=weights, votes_db=tmp_path / "v.db", val_dir=tmp_path / "none"), models)
     assert app.notes[0].startswith("MSE U-Net: Hugging Face Hub test-org/unet-mse")
-    assert "the Hub was asked for but failed" in app.notes[1]
+    assert source_label(models[0]) == f"Hub test-org/unet-mse @ {REVISION[:10]}"
+    assert source_label(models[1]).endswith("(the Hub failed)") and "RepositoryNotFoundError" in app.notes[1]
     app.close()
 
 
-def test_hf_endpoint_from_the_environment(weights, published, tmp_path):
+def test_hf_endpoint_from_the_environment(weights, published, fake_hub, tmp_path):
     """As on a Space: HF_ENDPOINT and RESTORATION_MODEL_SOURCE set before anything is imported."""
-    hub = FakeHub(hub_files(published, "test-org/unet-mse", REVISION))
+    fake_hub.seed("test-org/unet-mse", hub_files(published), commit=REVISION)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
-    env |= {"HF_ENDPOINT": hub.url, "HF_HUB_CACHE": str(tmp_path / "cache"), "HF_HOME": str(tmp_path / "home"),
+    env |= {"HF_ENDPOINT": fake_hub.url, "HF_HUB_CACHE": str(tmp_path / "cache"), "HF_HOME": str(tmp_path / "home"),
             "RESTORATION_MODEL_SOURCE": "hub", "RESTORATION_WEIGHTS_DIR": str(weights), "PYTHONPATH": str(REPO_ROOT)}
     script = ("from restoration.settings import Settings; from restoration.weights import load_available_restorers; "
               "s = Settings.from_env(); ms, _ = load_available_restorers(s.weights_dir, s.model_source); "
               "print('|'.join(m.source for m in ms))")
     out = subprocess.run([sys.executable, "-c", script], check=False, env=env, capture_output=True, text=True,
                          timeout=120)
-    hub.shutdown()
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "hub|local|local"
-
-
-@pytest.mark.filterwarnings("ignore")
-def test_an_unreachable_hub_is_asked_once(weights, hub_env, monkeypatch, caplog):
-    from restoration.weights import load_available_restorers
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    hub_env(f"http://127.0.0.1:{port}")
-    import huggingface_hub.utils._http as hf_http
-
-    monkeypatch.setattr(hf_http.time, "sleep", lambda seconds: None)
-    caplog.set_level("ERROR", logger="huggingface_hub")
-    models, problems = load_available_restorers(weights, source="hub")
-    assert not problems and len(models) == 3 and all(m.source == "local" for m in models)
-    assert "the Hub was asked for but failed" in models[0].note
-    assert all("the Hub was not asked" in m.note for m in models[1:])

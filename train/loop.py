@@ -3,7 +3,7 @@ DistributedDataParallel under torchrun, a progress bar, a JSON-lines metrics log
 and checkpoints that `--resume` continues from, mid-epoch included.
 
 A run folder holds:
-  config.json, model.safetensors   the model: `Pretrained.from_pretrained(run_folder)` loads it
+  config.json, model.safetensors   the model: `AutoModel.from_pretrained(run_folder)` loads it
   train_config.json                the script's dataclass config
   trainer_state.json               epoch, step, elapsed time, optimiser hyper-parameters
   optimizer.safetensors            AdamW's moments; rng.safetensors: random-number states
@@ -30,8 +30,8 @@ from safetensors.torch import load_file, save_file
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from restoration.checkpoint import load_checkpoint as load_model
 from restoration.classifier import PRESETS
+from restoration.models import load_checkpoint as load_model
 
 
 @dataclasses.dataclass
