@@ -11,6 +11,7 @@ work is done by `restoration`: this file only wires it to the page.
 import html
 import secrets
 import shutil
+import signal
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ from restoration.compare import (
 )
 from restoration.images import ImageError
 from restoration.settings import Settings
+from restoration.vote_sync import start_vote_sync
 from restoration.weights import load_available_restorers
 
 TITLE = "Super-resolution arena"
@@ -376,7 +378,17 @@ def main():
                          + "\n".join(problems) + "\nTrain and export the models, or set RESTORATION_WEIGHTS_DIR.")
     for line in [m.note for m in models] + problems:
         print(line)
-    launch(build_app(ArenaApp(settings, models, problems)), settings)
+    sync = start_vote_sync(settings)  # before the store opens the database: it may restore it
+    signal.signal(signal.SIGTERM, _interrupt)  # a Space stops with SIGTERM: close cleanly, push the votes
+    try:
+        launch(build_app(ArenaApp(settings, models, problems)), settings)
+    finally:
+        if sync:
+            sync.close()
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

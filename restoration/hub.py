@@ -49,7 +49,7 @@ def endpoint() -> str:
     return constants.ENDPOINT
 
 
-def _transport_errors() -> tuple[type[BaseException], ...]:
+def transport_errors() -> tuple[type[BaseException], ...]:
     import httpx2
 
     return (httpx2.TransportError, ConnectionError, TimeoutError)
@@ -64,7 +64,7 @@ def probe(repo_id: str, filename: str, revision: str | None, repo_type: str | No
     try:
         return get_hf_file_metadata(hf_hub_url(repo_id, filename, repo_type=repo_type, revision=revision),
                                     timeout=timeout)
-    except _transport_errors() as e:
+    except transport_errors() as e:
         raise HubUnreachable(f"the Hub at {endpoint()} did not answer ({type(e).__name__}: {e})") from None
 
 
@@ -89,7 +89,7 @@ def download_checkpoint(repo_id: str, revision: str | None, cache_dir=None, time
         try:
             paths = [hf_hub_download(repo_id, name, revision=revision, cache_dir=cache_dir, etag_timeout=timeout)
                      for name in (CONFIG_NAME, WEIGHTS_NAME)]
-        except _transport_errors() as e:
+        except transport_errors() as e:
             raise HubUnreachable(f"the Hub at {endpoint()} stopped answering ({type(e).__name__}: {e})") from None
     folder = Path(paths[0]).parent
     try:

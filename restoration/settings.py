@@ -6,6 +6,14 @@ import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+PERSISTENT = Path("/data")  # a Space's persistent storage, when it has some
+
+
+def _default_votes_db() -> Path:
+    """/data/votes.db on a Space with persistent storage, else votes.db in the repository."""
+    if PERSISTENT.is_dir() and os.access(PERSISTENT, os.W_OK):
+        return PERSISTENT / "votes.db"
+    return REPO / "votes.db"
 
 
 def _env(name, default, kind=str):
@@ -34,7 +42,9 @@ class Settings:
     tile_overlap: int = 32
     threads: int = max(1, os.cpu_count() or 1)
     concurrency: int = 1  # requests that run models at the same time
-    votes_db: Path = REPO / "votes.db"
+    votes_db: Path = dataclasses.field(default_factory=_default_votes_db)
+    votes_repo: str | None = None  # a Hub dataset repo that keeps snapshots of the votes
+    votes_sync_minutes: float = 5.0  # how often a snapshot is pushed there (and once at shutdown)
     show_original: bool = False  # show the original beside the judge's pair
     min_vote_seconds: float = 2.0  # votes faster than this after the pair appeared are rejected
     votes_per_minute: int = 20  # per judge session
@@ -56,6 +66,8 @@ class Settings:
             threads=_env("RESTORATION_THREADS", d.threads, int),
             concurrency=_env("RESTORATION_CONCURRENCY", d.concurrency, int),
             votes_db=Path(_env("RESTORATION_VOTES_DB", d.votes_db)),
+            votes_repo=_env("RESTORATION_VOTES_REPO", d.votes_repo),
+            votes_sync_minutes=_env("RESTORATION_VOTES_SYNC_MINUTES", d.votes_sync_minutes, float),
             show_original=_env("RESTORATION_SHOW_ORIGINAL", d.show_original, bool),
             min_vote_seconds=_env("RESTORATION_MIN_VOTE_SECONDS", d.min_vote_seconds, float),
             votes_per_minute=_env("RESTORATION_VOTES_PER_MINUTE", d.votes_per_minute, int),
@@ -64,4 +76,6 @@ class Settings:
         ) | overrides
         if values["model_source"] not in ("local", "hub"):
             raise ValueError(f"RESTORATION_MODEL_SOURCE must be 'local' or 'hub', got {values['model_source']!r}")
+        if values["votes_sync_minutes"] <= 0:
+            raise ValueError(f"RESTORATION_VOTES_SYNC_MINUTES must be positive, got {values['votes_sync_minutes']}")
         return cls(**values)
