@@ -31,6 +31,7 @@ class ModelEntry:
     role: str = "restorer"
     hub_repo: str | None = None
     revision: str | None = None  # a full commit hash: downloads are pinned, never "main"
+    base_model: str | None = None  # the catalogue name of the model its weights started from
 
 
 @dataclasses.dataclass
@@ -70,8 +71,14 @@ def pin_revisions(weights_dir, revisions: dict[str, str], repos: dict[str, str] 
             row["revision"] = revisions[row["name"]]
         if repos and row["name"] in repos:
             row["hub_repo"] = repos[row["name"]]
+    write_catalog(weights_dir, catalog)
+
+
+def write_catalog(weights_dir, catalog: dict):
+    """models.json with one model a line (diffs stay readable)."""
     rows = ",\n".join("    " + json.dumps(row) for row in catalog["models"])
-    file.write_text('{\n  "models": [\n' + rows + "\n  ]\n}\n")
+    head = "".join(f"  {json.dumps(k)}: {json.dumps(v)},\n" for k, v in catalog.items() if k != "models")
+    (Path(weights_dir) / "models.json").write_text("{\n" + head + '  "models": [\n' + rows + "\n  ]\n}\n")
 
 
 def _fingerprint(folder: Path) -> str:

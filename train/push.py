@@ -3,13 +3,15 @@
     python -m train.push runs/unet-mse --to weights/unet-mse --title "MSE U-Net"
     python -m train.push runs/unet-mse --repo-id you/unet-mse-compact     # needs `hf auth login`
 
-The card (README.md, with Hugging Face front matter) says what the model is, its config, the
-data, how it was trained (every command, the hardware, the wall time) and its metrics: the last
-validation figures from the run's metrics.jsonl and, when given, the evaluation JSON written by
-`python -m restoration.evaluate --json`. An upload prints the commit to pin in weights/models.json.
+The card (README.md, with Hugging Face metadata: train/cards.py) says what the model is, its
+config, the data, how it was trained (every command, the hardware, the wall time) and its metrics:
+the last validation figures from the run's metrics.jsonl and, when given, the evaluation JSON
+written by `python -m restoration.evaluate --json`. An upload prints the commit to pin in
+weights/models.json; `python -m train.publish` publishes every shipped model and pins them.
 """
 
 import argparse
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -17,10 +19,12 @@ from pathlib import Path
 
 import torch
 
-from restoration.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_checkpoint
-
-KIND = {"classifier": "image classifier (Tiny ImageNet, 200 classes)",
-        "unet": "×2 super-resolution U-Net", "autoencoder": "×2 super-resolution autoencoder (baseline)"}
+from restoration.checkpoint import CONFIG_NAME, WEIGHTS_NAME
+from restoration.hub import upload_model
+from restoration.models import load_checkpoint
+from restoration.settings import REPO
+from restoration.weights import ModelEntry, read_catalog
+from train.cards import build_card, normalize_evaluation
 
 
 def _read_jsonl(file: Path):
@@ -37,42 +41,21 @@ def _count_images(data) -> str:
         return "all"
 
 
-def model_card(run: Path, title: str, evaluation: dict | None = None, name: str | None = None,
-               notes: str | None = None) -> str:
-    """The README.md for a run folder, from the files the training loop wrote."""
-    config = json.loads((run / CONFIG_NAME).read_text())
+def training_markdown(run: Path, notes: str | None = None) -> str:
+    """The card's "Training" and "Validation during training" sections, from the files the training
+    loop wrote in the run folder."""
     train_config = json.loads((run / "train_config.json").read_text())
     state = json.loads((run / "trainer_state.json").read_text())
     epochs = [r for r in _read_jsonl(run / "metrics.jsonl") if "epoch" in r and "event" not in r]
     last = epochs[-1] if epochs else {}
-    model = load_checkpoint(run)
-    params = sum(p.numel() for p in model.parameters())
-    kind = config["model_type"]
-    task = "image-classification" if kind == "classifier" else "image-to-image"
-    tags = ["pytorch", "safetensors", "fastai-course-lesson-23", "tiny-imagenet"]
-    tags += ["super-resolution", "unet"] if kind != "classifier" else ["resnet"]
-
-    lines = ["---", "license: mit", "library_name: pytorch", f"pipeline_tag: {task}", "tags:"]
-    lines += [f"- {t}" for t in tags] + ["---", "",
-              f"# {title}", "",
-              f"A {KIND.get(kind, kind)} of the *Deep Learning Foundations to Stable Diffusion* lesson 23 pipeline, "
-              f"rebuilt as a library: {params / 1e6:.2f} M parameters, preset `{train_config.get('preset')}`. "
-              "It takes RGB in [0, 1] and normalises inside (the constants are in config.json)."
-              + ("" if kind == "classifier" else
-                 " Input: the low-resolution image upscaled ×2 with nearest neighbour; output: the restored image."),
-              "", "## Use", "", "```python",
-              "from restoration.checkpoint import Pretrained",
-              "model = Pretrained.from_pretrained(\"path/or/hub-repo\", revision=\"<commit>\")  # config.json + model.safetensors",
-              "```", "", "## Config", "", "```json", json.dumps(config, indent=2), "```", ""]
-
     n_train = train_config.get("limit") or _count_images(train_config["data"])
-    lines += ["## Training", "",
-              f"- Data: `{train_config['data']}` (train split, {n_train} images; validation on "
-              f"{train_config.get('val_limit') or train_config.get('limit') or 'all'} val images), {train_config['size']}×{train_config['size']} crops.",
-              f"- Epochs: {state['epoch']} of {train_config['epochs']} ({state['global_step']} steps, batch size "
-              f"{train_config['batch_size']} per process), AdamW one-cycle, max lr {train_config['lr']}, "
-              f"weight decay {train_config['weight_decay']}.",
-              f"- Wall time: {state['elapsed'] / 3600:.2f} h in all."]
+    lines = ["## Training", "",
+             f"- Data: `{train_config['data']}` (train split, {n_train} images; validation on "
+             f"{train_config.get('val_limit') or train_config.get('limit') or 'all'} val images), {train_config['size']}×{train_config['size']} crops.",
+             f"- Epochs: {state['epoch']} of {train_config['epochs']} ({state['global_step']} steps, batch size "
+             f"{train_config['batch_size']} per process), AdamW one-cycle, max lr {train_config['lr']}, "
+             f"weight decay {train_config['weight_decay']}.",
+             f"- Wall time: {state['elapsed'] / 3600:.2f} h in all."]
     if "classifier" in train_config and train_config.get("classifier"):
         lines.append(f"- Encoder initialised from `{train_config['classifier']}`, frozen for "
                      f"{train_config.get('freeze_epochs')} epoch(s); variant `{train_config.get('variant')}`.")
@@ -85,29 +68,31 @@ def model_card(run: Path, title: str, evaluation: dict | None = None, name: str 
     if notes:
         lines += ["", notes]
     lines += ["", "Full training config (train_config.json):", "", "```json", json.dumps(train_config, indent=2), "```", ""]
-
     if last:
         shown = {k: v for k, v in last.items() if k.startswith("val_") or k in ("epoch", "train_loss")}
         lines += ["## Validation during training (last epoch, from metrics.jsonl)", "",
                   "| " + " | ".join(shown) + " |", "|" + "---|" * len(shown),
                   "| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in shown.values()) + " |", ""]
-    if evaluation and name and name in evaluation.get("results", {}):
-        r, base = evaluation["results"][name], evaluation["results"].get("bicubic")
-        lines += ["## Evaluation", "", f"`{evaluation['command']}` on {evaluation['images']} images of `{evaluation['data']}` "
-                  "(whole images, ×2):", "",
-                  "| | PSNR pooled (dB) | PSNR mean of images (dB) | SSIM | sharpness |", "|---|---:|---:|---:|---:|",
-                  f"| this model | {r['psnr_pooled']:.3f} | {r['psnr_mean']:.3f} | {r['ssim']:.4f} | {r['sharpness']:.3f} |"]
-        if base:
-            lines.append(f"| bicubic | {base['psnr_pooled']:.3f} | {base['psnr_mean']:.3f} | {base['ssim']:.4f} | {base['sharpness']:.3f} |")
-        lines.append("")
-    scores = (evaluation or {}).get("classifier") if kind == "classifier" else None
-    if scores:
-        lines += ["## Evaluation", "", f"`{evaluation['command']}`: top-1 accuracy **{scores['val_accuracy']:.2%}** "
-                  f"(cross-entropy {scores['val_loss']:.3f}) on {scores['images']} images of `{evaluation['data']}` "
-                  "(val split, no augmentation).", ""]
-    lines += ["## Data licence", "", "Tiny ImageNet (Stanford CS231N) is derived from ImageNet and is for "
-              "non-commercial research and education.", ""]
     return "\n".join(lines)
+
+
+def model_card(run: Path, title: str, evaluation: dict | None = None, name: str | None = None,
+               notes: str | None = None, weights: Path = REPO / "weights", folder: Path | None = None) -> str:
+    """The README.md for a run folder: metadata and sections as `train.cards.build_card` writes them
+    for the shipped models, with the training record from the run. `name` is the model's catalogue
+    name (weights/models.json gives its role, repo and base model); `folder` is the shipped copy, if
+    it differs from the run (float16 weights)."""
+    config = json.loads((run / CONFIG_NAME).read_text())
+    catalog = read_catalog(weights) if (weights / "models.json").is_file() else []
+    name = name or run.name
+    entry = next((e for e in catalog if e.name == name), None)
+    if entry is None:
+        role = "classifier" if config["model_type"] == "classifier" else "restorer"
+        entry = ModelEntry(name, title, run.name, role)
+    entry = dataclasses.replace(entry, title=title)
+    space = json.loads((weights / "models.json").read_text()).get("space") if catalog else None
+    card = build_card(folder or run, entry, catalog, normalize_evaluation(evaluation), training_markdown(run, notes), space)
+    return str(card)
 
 
 def ship(run: Path, dest: Path, card: str, fp16: bool = True):
@@ -124,14 +109,9 @@ def ship(run: Path, dest: Path, card: str, fp16: bool = True):
 
 
 def upload(folder: Path, repo_id: str, private: bool = False) -> str:
-    """Upload a shipped folder to the Hub; returns the commit hash to pin."""
-    from huggingface_hub import HfApi
-
-    api = HfApi()
-    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-    info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=f"Upload {folder.name}",
-                             allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "README.md"])
-    return info.oid
+    """Upload a shipped folder to the Hub; returns the commit hash to pin (`python -m train.publish
+    models` does this for every shipped model and pins the commits itself)."""
+    return upload_model(folder, repo_id, private)
 
 
 def main(argv=None):
@@ -150,9 +130,10 @@ def main(argv=None):
         if not (args.run / f).is_file():
             raise SystemExit(f"{args.run / f}: missing; is {args.run} a training run folder?")
     evaluation = json.loads(args.evaluation.read_text()) if args.evaluation else None
-    card = model_card(args.run, args.title, evaluation, args.name, args.notes)
     with tempfile.TemporaryDirectory() as tmp:
-        dest = ship(args.run, args.to or Path(tmp) / args.run.name, card, fp16=not args.fp32)
+        dest = ship(args.run, args.to or Path(tmp) / args.run.name, "", fp16=not args.fp32)
+        card = model_card(args.run, args.title, evaluation, args.name, args.notes, folder=dest)
+        (dest / "README.md").write_text(card)
         size = (dest / WEIGHTS_NAME).stat().st_size
         print(f"wrote {dest} ({size / 1e6:.2f} MB of weights)")
         if args.repo_id:

@@ -1,0 +1,231 @@
+"""Model cards (README.md with Hub metadata) for the shipped models, and the Space's card.
+
+A card is built with `huggingface_hub.ModelCard`/`ModelCardData` from what the repository holds:
+the folder's config.json and weights, its catalogue entry (weights/models.json), the evaluation
+(weights/evaluation.json) and the training record: the card's "Training" and "Validation during
+training" sections, written from the run folder when the model was shipped (`train.push`) and kept
+from the current card when a card is rebuilt without the run.
+
+    python -m train.publish cards        # rebuild weights/*/README.md here, no upload
+"""
+
+import json
+import re
+from pathlib import Path
+
+from restoration.checkpoint import CONFIG_NAME, WEIGHTS_NAME, read_header
+from restoration.models import load_checkpoint
+from restoration.weights import ModelEntry
+
+DATASET = "zh-plus/tiny-imagenet"  # the Hub's copy of Tiny ImageNet (CS231N), the data these were trained on
+LICENSE = {"license": "other", "license_name": "tiny-imagenet-non-commercial",
+           "license_link": "https://image-net.org/download.php"}
+LICENSE_TEXT = ("Tiny ImageNet (Stanford CS231N) is a subset of ImageNet, whose terms of access allow "
+                "non-commercial research and educational use only; these weights were trained on it, so the same "
+                "terms apply to them (licence `other`: tiny-imagenet-non-commercial).")
+KIND = {"classifier": "image classifier (Tiny ImageNet, 200 classes)",
+        "unet": "×2 super-resolution U-Net", "autoencoder": "×2 super-resolution autoencoder (baseline)"}
+ABSOLUTE_PATH = re.compile(r"(?<![\w.~/:)\]-])/[A-Za-z_][\w.-]*/[\w./-]*")  # /any/absolute/path, not URLs
+TRAINING_HEADINGS = ("## Training", "## Validation during training")
+
+
+# -------------------------------------------------------------------------------------------- evaluation
+
+
+def read_evaluation(path) -> dict | None:
+    """weights/evaluation.json in one shape (see `normalize_evaluation`), or None if there is none."""
+    try:
+        return normalize_evaluation(json.loads(Path(path).read_text()))
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def normalize_evaluation(record) -> dict | None:
+    """An evaluation record in one shape, whichever schema wrote it: {"command", "data", "images",
+    "degradations": {degradation: {method: summary}}, "classifier", "judge"}. The older schema (one
+    degradation, "results" at the top) reads as degradation "lesson"."""
+    if not isinstance(record, dict):
+        return None
+    degradations = {}
+    if isinstance(record.get("degradations"), dict):
+        for name, block in record["degradations"].items():
+            results = block.get("results", block) if isinstance(block, dict) else None
+            if isinstance(results, dict):
+                degradations[name] = {m: s for m, s in results.items() if isinstance(s, dict)}
+    elif isinstance(record.get("results"), dict):
+        degradations["lesson"] = record["results"]
+    return {"command": record.get("command", "python -m restoration.evaluate"), "data": _data_name(record.get("data")),
+            "images": record.get("images"), "degradations": degradations,
+            "classifier": record.get("classifier") if isinstance(record.get("classifier"), dict) else None,
+            "judge": record.get("judge") if isinstance(record.get("judge"), dict) else None}
+
+
+def _data_name(data) -> str:
+    """The data's name for a card: never the path of the machine that evaluated."""
+    if not data:
+        return "Tiny ImageNet val"
+    if str(data).startswith("/"):
+        return f"Tiny ImageNet val (`{Path(str(data)).name}`)"
+    return str(data)
+
+
+def eval_results(entry: ModelEntry, evaluation: dict | None) -> list:
+    """The card's model-index: PSNR and SSIM per degradation for a restorer (and the judge's top-1 on
+    its outputs where evaluated); top-1 accuracy for a classifier."""
+    from huggingface_hub import EvalResult
+
+    if not evaluation:
+        return []
+    common = {"dataset_type": DATASET, "dataset_split": "valid"}
+    out = []
+    if entry.role == "restorer":
+        for degradation, results in evaluation["degradations"].items():
+            r = results.get(entry.name)
+            if not r:
+                continue
+            where = {"task_type": "image-to-image", "task_name": "×2 super-resolution",
+                     "dataset_name": f"Tiny ImageNet val, {degradation} ×2 degradation", "dataset_config": degradation}
+            metrics = [("psnr", "PSNR (dB, pooled)", r.get("psnr_pooled")), ("psnr", "PSNR (dB, mean of images)",
+                       r.get("psnr_mean")), ("ssim", "SSIM", r.get("ssim")),
+                       ("accuracy", "judge top-1 on the restorations", r.get("judge_top1")),
+                       ("fidelity", "judge top-1 / top-1 on the originals", r.get("fidelity"))]
+            out += [EvalResult(**common, **where, metric_type=t, metric_name=n, metric_value=round(float(v), 4))
+                    for t, n, v in metrics if isinstance(v, (int, float))]
+    else:
+        scores = evaluation.get("judge" if entry.role == "judge" else "classifier") or {}
+        value = scores.get("top1_original" if entry.role == "judge" else "val_accuracy", scores.get("val_accuracy"))
+        if isinstance(value, (int, float)):
+            out.append(EvalResult(**common, task_type="image-classification", dataset_name="Tiny ImageNet val",
+                                  metric_type="accuracy", metric_name="top-1 accuracy", metric_value=round(value, 4)))
+    return out
+
+
+def evaluation_section(entry: ModelEntry, evaluation: dict | None) -> list[str]:
+    if not evaluation:
+        return []
+    source = f"`{evaluation['command']}` on {evaluation['images'] or '?'} images of {evaluation['data']}"
+    if entry.role == "restorer":
+        lines = []
+        for degradation, results in evaluation["degradations"].items():
+            r = results.get(entry.name)
+            if not r:
+                continue
+            judged = "judge_top1" in r
+            lines += ["", f"Degradation `{degradation}` (whole images, ×2):", "",
+                      "| | PSNR pooled (dB) | PSNR mean of images (dB) | SSIM | sharpness |"
+                      + (" judge top-1 | fidelity |" if judged else ""),
+                      "|---|---:|---:|---:|---:|" + ("---:|---:|" if judged else "")]
+            for label, key in (("this model", entry.name), ("bicubic", "bicubic"), ("nearest", "nearest")):
+                s = results.get(key)
+                if s:
+                    row = (f"| {label} | {s['psnr_pooled']:.3f} | {s['psnr_mean']:.3f} | {s['ssim']:.4f} | "
+                           f"{s['sharpness']:.3f} |")
+                    if judged:
+                        row += (f" {s['judge_top1']:.2%} | {s['fidelity']:.3f} |" if "judge_top1" in s else " — | — |")
+                    lines.append(row)
+        return ["## Evaluation", "", source + ":"] + lines + [""] if lines else []
+    scores = evaluation.get("judge" if entry.role == "judge" else "classifier")
+    value = (scores or {}).get("top1_original" if entry.role == "judge" else "val_accuracy")
+    if value is None:
+        return []
+    loss = f" (cross-entropy {scores['val_loss']:.3f})" if isinstance(scores.get("val_loss"), (int, float)) else ""
+    return ["## Evaluation", "", f"{source}: top-1 accuracy **{value:.2%}**{loss} on the val split (no augmentation).",
+            ""]
+
+
+# -------------------------------------------------------------------------------------------- cards
+
+
+def scrub_paths(text: str) -> str:
+    """Absolute paths of the machine that trained (e.g. in a recorded command) as `…/last-part`."""
+    return ABSOLUTE_PATH.sub(lambda m: "…/" + m.group(0).rstrip("/").rsplit("/", 1)[-1], text)
+
+
+def training_record(card_text: str) -> str:
+    """The "Training" and "Validation during training" sections of an existing card, verbatim."""
+    keep, out = False, []
+    for line in card_text.splitlines():
+        if line.startswith("## "):
+            keep = line.startswith(TRAINING_HEADINGS)
+        if keep:
+            out.append(line)
+    return "\n".join(out).strip() + "\n" if out else ""
+
+
+def use_snippet(entry: ModelEntry, space: str | None) -> list[str]:
+    repo = entry.hub_repo or "<owner>/<repo>"
+    where = f" (it ships with the Space https://huggingface.co/spaces/{space})" if space else ""
+    lines = ["## Use", "",
+             f"The architecture is code: the `restoration` package of this project{where}. From a copy of it, "
+             "with `torch`, `safetensors` and `huggingface_hub` installed:", "", "```python",
+             "from huggingface_hub import snapshot_download",
+             "from restoration.models import AutoModel", "",
+             "# pin the version you tested: revision=<a commit of this repo>",
+             f'folder = snapshot_download("{repo}", allow_patterns=["config.json", "model.safetensors"])',
+             "model = AutoModel.from_pretrained(folder)  # rebuilt from config.json, weights checked"]
+    if entry.role == "restorer":
+        lines += ["", "import torch",
+                  "low = torch.rand(1, 3, 32, 32)  # RGB in [0, 1]: the low-resolution image",
+                  "x = low.repeat_interleave(2, -1).repeat_interleave(2, -2)  # upscaled ×2, nearest neighbour",
+                  "with torch.inference_mode():",
+                  "    restored = model.restore(x)  # (1, 3, 64, 64), RGB in [0, 1]"]
+    else:
+        lines += ["", "import torch",
+                  "with torch.inference_mode():",
+                  "    logits = model(torch.rand(1, 3, 64, 64))  # RGB in [0, 1] → 200 Tiny ImageNet classes"]
+    return lines + ["```", ""]
+
+
+def build_card(folder, entry: ModelEntry, catalog: list[ModelEntry], evaluation: dict | None,
+               training: str = "", space: str | None = None):
+    """The model card (a huggingface_hub.ModelCard) of a shipped folder."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    folder = Path(folder)
+    config = json.loads((folder / CONFIG_NAME).read_text())
+    model = load_checkpoint(folder)
+    params = sum(p.numel() for p in model.parameters())
+    kind = config["model_type"]
+    task = "image-classification" if kind == "classifier" else "image-to-image"
+    tags = ["pytorch", "safetensors", "fastai-course-lesson-23", "tiny-imagenet"]
+    tags += ["super-resolution", "unet"] if kind != "classifier" else ["resnet"]
+    base = next((e for e in catalog if e.name == entry.base_model), None) if entry.base_model else None
+    extra = {"base_model": base.hub_repo, "base_model_relation": "finetune"} if base and base.hub_repo else {}
+    data = ModelCardData(**LICENSE, library_name="pytorch", pipeline_tag=task, tags=tags, datasets=[DATASET],
+                         model_name=entry.title, eval_results=eval_results(entry, evaluation) or None, **extra)
+    dtypes = sorted({dtype for dtype, _ in read_header(folder / WEIGHTS_NAME).values()} - {"I64"})
+    intro = (f"A {KIND.get(kind, kind)} of the *Deep Learning Foundations to Stable Diffusion* lesson 23 pipeline, "
+             f"rebuilt as a library: {params / 1e6:.2f} M parameters, {(folder / WEIGHTS_NAME).stat().st_size / 1e6:.1f} "
+             f"MB of weights ({', '.join(dtypes)}). It takes RGB in [0, 1] and normalises inside (the constants are "
+             "in config.json).")
+    if kind != "classifier":
+        intro += " Input: the low-resolution image upscaled ×2 with nearest neighbour; output: the restored image."
+    if base:
+        intro += (f" Its encoder started from the {base.title}"
+                  + (f" ([{base.hub_repo}](https://huggingface.co/{base.hub_repo}))." if base.hub_repo else "."))
+    if entry.role == "judge":
+        intro += (" It is the judge of the evaluation: a classifier trained apart from the restorers, which scores how "
+                  "much of an image's content a restoration keeps (its top-1 on restored images).")
+    lines = ["", f"# {entry.title}", "", intro, ""] + use_snippet(entry, space)
+    lines += ["## Config", "", "```json", json.dumps(config, indent=2), "```", ""]
+    if training:
+        lines += [scrub_paths(training).strip(), ""]
+    lines += evaluation_section(entry, evaluation)
+    lines += ["## Data licence", "", LICENSE_TEXT, ""]
+    text = "\n".join(lines)
+    found = ABSOLUTE_PATH.search(text)
+    if found:
+        raise ValueError(f"{entry.name}: the card would contain a path of this machine ({found.group(0)})")
+    return ModelCard("---\n" + data.to_yaml() + "\n---\n" + text)
+
+
+def space_card(catalog: list[ModelEntry], body: str, sdk_version: str, title: str = "Super-resolution arena") -> str:
+    """The Space's README.md: its front matter (which lists the models it uses), then `body`."""
+    import yaml
+
+    meta = {"title": title, "emoji": "🔍", "colorFrom": "blue", "colorTo": "gray", "sdk": "gradio",
+            "sdk_version": sdk_version, "python_version": "3.11", "app_file": "app.py", "pinned": False,
+            **LICENSE, "short_description": "Compare ×2 super-resolution U-Nets and judge them blind",
+            "models": [e.hub_repo for e in catalog if e.hub_repo], "datasets": [DATASET]}
+    body = re.sub(r"\A---\n.*?\n---\n", "", body, flags=re.S)  # a body with front matter of its own: drop it
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n\n" + body
