@@ -113,6 +113,7 @@ def test_the_space_upload(fake_hub, tmp_path):
     assert meta["sdk"] == "gradio" and meta["sdk_version"] == gradio_pin and meta["app_file"] == "app.py"
     assert meta["models"] == [e.hub_repo for e in read_catalog(REPO / "weights")]
     assert meta["license"] == "other" and meta["datasets"] == ["zh-plus/tiny-imagenet"]
+    assert meta["title"] == "Super-resolution arena"  # the README's own front matter, brought up to date
     assert "# " in readme.split("---\n", 2)[2]  # the project README follows
     assert uploaded["weights/unet-mse/model.safetensors"][1] and uploaded["examples/astronaut.png"][1]  # LFS
     assert not uploaded["app.py"][1]

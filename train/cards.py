@@ -219,13 +219,19 @@ def build_card(folder, entry: ModelEntry, catalog: list[ModelEntry], evaluation:
     return ModelCard("---\n" + data.to_yaml() + "\n---\n" + text)
 
 
-def space_card(catalog: list[ModelEntry], body: str, sdk_version: str, title: str = "Super-resolution arena") -> str:
-    """The Space's README.md: its front matter (which lists the models it uses), then `body`."""
+def space_card(catalog: list[ModelEntry], readme: str, sdk_version: str) -> str:
+    """The Space's README.md: `readme` (the project's) with its front matter brought up to date: the
+    gradio version, the licence, and the models and data the Space uses."""
     import yaml
 
-    meta = {"title": title, "emoji": "🔍", "colorFrom": "blue", "colorTo": "gray", "sdk": "gradio",
-            "sdk_version": sdk_version, "python_version": "3.11", "app_file": "app.py", "pinned": False,
-            **LICENSE, "short_description": "Compare ×2 super-resolution U-Nets and judge them blind",
-            "models": [e.hub_repo for e in catalog if e.hub_repo], "datasets": [DATASET]}
-    body = re.sub(r"\A---\n.*?\n---\n", "", body, flags=re.S)  # a body with front matter of its own: drop it
-    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n\n" + body
+    found = re.match(r"\A---\n(.*?\n)---\n", readme, flags=re.S)
+    meta = yaml.safe_load(found.group(1)) if found else {}
+    meta = meta or {}
+    for key, value in {"title": "Super-resolution arena", "emoji": "🔍", "colorFrom": "indigo", "colorTo": "gray",
+                       "sdk": "gradio", "python_version": "3.11", "app_file": "app.py", "pinned": False}.items():
+        meta.setdefault(key, value)
+    meta.pop("license", None)
+    meta |= {"sdk_version": sdk_version, **LICENSE, "models": [e.hub_repo for e in catalog if e.hub_repo],
+             "datasets": [DATASET]}
+    body = readme[found.end():] if found else "\n" + readme
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n" + body

@@ -1,6 +1,7 @@
 """Publish the shipped models and the app to the Hugging Face Hub, in one command.
 
-    python -m train.publish cards                    # rebuild weights/*/README.md (no upload, no network)
+    python -m train.publish cards                    # rebuild weights/*/README.md and README.md's front
+                                                     # matter (no upload, no network)
     python -m train.publish models --owner you       # upload each model folder, pin the commits in models.json
     python -m train.publish space                    # upload the app as a Gradio Space (after `models`)
     python -m train.publish all --owner you          # cards, models, then the Space
@@ -111,6 +112,9 @@ def main(argv=None):
     if args.what == "cards":
         for file in rebuild_cards(weights, names=args.only):
             print(f"wrote {file.relative_to(args.root)}")
+        readme = args.root / "README.md"
+        readme.write_text(space_card(read_catalog(weights), readme.read_text(), gradio_version(args.root)))
+        print(f"wrote {readme.relative_to(args.root)} (its front matter is the Space's card)")
     if args.what in ("models", "all"):
         publish_models(weights, args.only, args.private)
     if args.what in ("space", "all"):
