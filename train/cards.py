@@ -230,8 +230,8 @@ def space_card(catalog: list[ModelEntry], readme: str, sdk_version: str) -> str:
     for key, value in {"title": "Super-resolution arena", "emoji": "🔍", "colorFrom": "indigo", "colorTo": "gray",
                        "sdk": "gradio", "python_version": "3.11", "app_file": "app.py", "pinned": False}.items():
         meta.setdefault(key, value)
-    meta.pop("license", None)
-    meta |= {"sdk_version": sdk_version, **LICENSE, "models": [e.hub_repo for e in catalog if e.hub_repo],
-             "datasets": [DATASET]}
+    meta["sdk_version"] = sdk_version
+    latest = {**LICENSE, "models": [e.hub_repo for e in catalog if e.hub_repo], "datasets": [DATASET]}
+    meta = {k: v for k, v in meta.items() if k not in latest} | latest  # (the same order every time)
     body = readme[found.end():] if found else "\n" + readme
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n" + body
