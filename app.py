@@ -379,10 +379,11 @@ def main():
     for line in [m.note for m in models] + problems:
         print(line)
     sync = start_vote_sync(settings)  # before the store opens the database: it may restore it
-    signal.signal(signal.SIGTERM, _interrupt)  # a Space stops with SIGTERM: close cleanly, push the votes
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a Space stops with SIGTERM: close, push the votes
     try:
         launch(build_app(ArenaApp(settings, models, problems)), settings)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if sync:
             sync.close()
 

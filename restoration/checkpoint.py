@@ -144,7 +144,8 @@ def read_header(file) -> dict[str, tuple[str, tuple[int, ...]]]:
 def check_shapes(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]], file):
     """Raise unless `found` has exactly the tensors of `expected`, with the same shapes."""
     missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
-    wrong = [f"{k} {tuple(found[k])} != {tuple(v)}" for k, v in expected.items() if k in found and tuple(found[k]) != tuple(v)]
+    wrong = [f"{k} {tuple(found[k])} != {tuple(v)}" for k, v in expected.items()
+             if k in found and tuple(found[k]) != tuple(v)]
     if missing or unexpected or wrong:
         parts = [f"{len(missing)} missing (e.g. {missing[:3]})" if missing else "",
                  f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})" if unexpected else "",

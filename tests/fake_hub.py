@@ -250,8 +250,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if len(rest) >= 5 and rest[2] == "resolve":
             repo = self.server.repos.get((kind, f"{rest[0]}/{rest[1]}"))
             if repo is None:
-                return self._send(404, headers={"X-Error-Code": "RepoNotFound", "X-Error-Message": "Repository not found"},
-                                  head=head)
+                return self._send(404, headers={"X-Error-Code": "RepoNotFound",
+                                                "X-Error-Message": "Repository not found"}, head=head)
             commit = repo.resolve(rest[3])
             if commit is None:
                 return self._send(404, headers={"X-Error-Code": "RevisionNotFound",
@@ -262,7 +262,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self._send(404, headers={"X-Error-Code": "EntryNotFound", "X-Error-Message": "Entry not found",
                                                 "X-Repo-Commit": commit}, head=head)
             data, lfs = found
-            etag = hashlib.sha256(data).hexdigest() if lfs else hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+            # the Hub's ETag: a git blob's sha1, or an LFS object's sha256
+            blob = hashlib.sha1(b"blob %d\0" % len(data) + data)
+            etag = hashlib.sha256(data).hexdigest() if lfs else blob.hexdigest()
             headers = {"X-Repo-Commit": commit, "ETag": f'"{etag}"', "Content-Type": "application/octet-stream"}
             if lfs:
                 headers |= {"X-Linked-Etag": f'"{etag}"', "X-Linked-Size": str(len(data))}

@@ -40,7 +40,8 @@ def test_the_files_agree():
     space, local = pins("pre-requirements.txt"), pins("requirements.txt")
     assert set(space) == {"torch", "torchvision"} and all(local[name] == spec for name, spec in space.items())
     assert index_lines("pre-requirements.txt") == [f"--extra-index-url {CPU_INDEX}"]
-    assert index_lines("requirements.txt") == [] and "-r requirements.txt" in (REPO / "requirements-dev.txt").read_text()
+    assert index_lines("requirements.txt") == []
+    assert "-r requirements.txt" in (REPO / "requirements-dev.txt").read_text()
     assert "pre-requirements" not in (REPO / ".ci" / "run").read_text()  # CI needs PyPI only
     torch_pin = local["torch"]
     assert SpecifierSet(torch_pin).contains(re.sub(r"^==", "", torch_pin) + "+cpu")  # the CPU build meets the pin
@@ -51,7 +52,8 @@ def wheel(folder, name, version, requires=()):
     with zipfile.ZipFile(folder / f"{dist}-py3-none-any.whl", "w") as z:
         z.writestr(f"{dist}.dist-info/METADATA", "Metadata-Version: 2.1\nName: {}\nVersion: {}\n{}".format(
             name, version, "".join(f"Requires-Dist: {r}\n" for r in requires)))
-        z.writestr(f"{dist}.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        z.writestr(f"{dist}.dist-info/WHEEL",
+                   "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
         z.writestr(f"{dist}.dist-info/RECORD", "")
 
 
@@ -64,7 +66,8 @@ def dry_run(tmp_path, files) -> list[str]:
         cmd += ["-r", str(file)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    return sorted(f"{i['metadata']['name']}=={i['metadata']['version']}" for i in json.loads(report.read_text())["install"])
+    installs = json.loads(report.read_text())["install"]
+    return sorted(f"{i['metadata']['name']}=={i['metadata']['version']}" for i in installs)
 
 
 @pytest.fixture

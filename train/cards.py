@@ -121,7 +121,7 @@ def evaluation_section(entry: ModelEntry, evaluation: dict | None) -> list[str]:
                     row = (f"| {label} | {s['psnr_pooled']:.3f} | {s['psnr_mean']:.3f} | {s['ssim']:.4f} | "
                            f"{s['sharpness']:.3f} |")
                     if judged:
-                        row += (f" {s['judge_top1']:.2%} | {s['fidelity']:.3f} |" if "judge_top1" in s else " — | — |")
+                        row += f" {s['judge_top1']:.2%} | {s['fidelity']:.3f} |" if "judge_top1" in s else " — | — |"
                     lines.append(row)
         return ["## Evaluation", "", source + ":"] + lines + [""] if lines else []
     scores = evaluation.get("judge" if entry.role == "judge" else "classifier")
@@ -194,10 +194,10 @@ def build_card(folder, entry: ModelEntry, catalog: list[ModelEntry], evaluation:
     data = ModelCardData(**LICENSE, library_name="pytorch", pipeline_tag=task, tags=tags, datasets=[DATASET],
                          model_name=entry.title, eval_results=eval_results(entry, evaluation) or None, **extra)
     dtypes = sorted({dtype for dtype, _ in read_header(folder / WEIGHTS_NAME).values()} - {"I64"})
+    size = (folder / WEIGHTS_NAME).stat().st_size
     intro = (f"A {KIND.get(kind, kind)} of the *Deep Learning Foundations to Stable Diffusion* lesson 23 pipeline, "
-             f"rebuilt as a library: {params / 1e6:.2f} M parameters, {(folder / WEIGHTS_NAME).stat().st_size / 1e6:.1f} "
-             f"MB of weights ({', '.join(dtypes)}). It takes RGB in [0, 1] and normalises inside (the constants are "
-             "in config.json).")
+             f"rebuilt as a library: {params / 1e6:.2f} M parameters, {size / 1e6:.1f} MB of weights "
+             f"({', '.join(dtypes)}). It takes RGB in [0, 1] and normalises inside (the constants are in config.json).")
     if kind != "classifier":
         intro += " Input: the low-resolution image upscaled ×2 with nearest neighbour; output: the restored image."
     if base:

@@ -67,7 +67,8 @@ def training_markdown(run: Path, notes: str | None = None) -> str:
                          f"{s['start_step']}→{s.get('end_step', '?')}, {s.get('seconds', 0) / 60:.1f} min")
     if notes:
         lines += ["", notes]
-    lines += ["", "Full training config (train_config.json):", "", "```json", json.dumps(train_config, indent=2), "```", ""]
+    lines += ["", "Full training config (train_config.json):", "", "```json", json.dumps(train_config, indent=2),
+              "```", ""]
     if last:
         shown = {k: v for k, v in last.items() if k.startswith("val_") or k in ("epoch", "train_loss")}
         lines += ["## Validation during training (last epoch, from metrics.jsonl)", "",
@@ -91,7 +92,8 @@ def model_card(run: Path, title: str, evaluation: dict | None = None, name: str 
         entry = ModelEntry(name, title, run.name, role)
     entry = dataclasses.replace(entry, title=title)
     space = json.loads((weights / "models.json").read_text()).get("space") if catalog else None
-    card = build_card(folder or run, entry, catalog, normalize_evaluation(evaluation), training_markdown(run, notes), space)
+    card = build_card(folder or run, entry, catalog, normalize_evaluation(evaluation), training_markdown(run, notes),
+                      space)
     return str(card)
 
 
