@@ -105,7 +105,8 @@ def load_model(entry: ModelEntry, weights_dir, source: str = "local", cache_dir=
             return loaded
     local = Path(weights_dir) / entry.folder
     model = load_checkpoint(local)
-    loaded = LoadedModel(entry, model, "local", _fingerprint(local), f"{entry.title}: local weights/{entry.folder}")
+    loaded = LoadedModel(entry, model, "local", _fingerprint(local),
+                         f"{entry.title}: local {Path(weights_dir).name}/{entry.folder}")
     if source == "hub":
         loaded.note += f" ({NOT_ASKED}: {skip_hub})"
         loaded.fallback = UNREACHABLE

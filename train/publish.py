@@ -23,7 +23,9 @@ from restoration.settings import REPO
 from restoration.weights import pin_revisions, read_catalog
 from train.cards import build_card, read_evaluation, space_card, training_record
 
-SPACE_VARIABLES = {"RESTORATION_MODEL_SOURCE": "hub"}
+# Set on the Space when it is created. Telemetry off: huggingface_hub's user-agent would otherwise
+# fetch an "agent harnesses" list from the Hub first, 3 s more when the Hub does not answer.
+SPACE_VARIABLES = {"RESTORATION_MODEL_SOURCE": "hub", "HF_HUB_DISABLE_TELEMETRY": "1"}
 
 
 def _catalog_file(weights: Path) -> dict:
