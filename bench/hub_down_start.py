@@ -4,10 +4,11 @@ Hub is unreachable, and what the page then says about each model.
     python -m bench.hub_down_start
 
 Runs `python app.py` with RESTORATION_MODEL_SOURCE=hub and HF_ENDPOINT at a port where nothing
-listens (after a baseline run with RESTORATION_MODEL_SOURCE=local), twice: with the shipped weights/models.json, and with a copy of weights/ whose revisions
-are pinned (so the Hub is really asked); then once more with a Hub that accepts the connection and
-never answers. Polls the page until it answers and checks that it names
-the fallback for every model. Prints the seconds from the start of the process. Not a test.
+listens: with the shipped weights/models.json (nothing pinned yet), and with a copy of weights/
+whose revisions are pinned (so the Hub is really asked); then with a Hub that accepts the
+connection and never answers, with and without huggingface_hub's telemetry. A first run with
+RESTORATION_MODEL_SOURCE=local is the baseline. Polls the page until it answers and checks that it
+names the fallback for every model; prints the seconds from the start of the process. Not a test.
 """
 
 import json
