@@ -143,22 +143,27 @@ class VoteSync:
         return self.scheduler.trigger().result(timeout)
 
     def close(self, timeout: float | None = 60):
+        """The last push (at shutdown): a failure is reported, not raised (the votes stay on disk)."""
         try:
             self.push(timeout)
+        except Exception as e:  # noqa: BLE001
+            print(f"votes: the push at shutdown to {self.repo_id} failed ({type(e).__name__}: {e})")
         finally:
             self.scheduler.stop()
 
 
 def start_vote_sync(settings) -> VoteSync | None:
-    """The app's vote sync, or None when RESTORATION_VOTES_REPO is not set or the Hub cannot be
-    reached (logged: the votes then live only in the local database)."""
+    """The app's vote sync, or None when RESTORATION_VOTES_REPO is not set, or the Hub cannot be
+    reached or gives a snapshot that is not an intact vote database (logged: the votes then live
+    only in the local database, and no snapshot is overwritten)."""
     if not settings.votes_repo:
         return None
     try:
         sync = VoteSync(settings.votes_db, settings.votes_repo, settings.votes_sync_minutes)
-    except HubUnreachable as e:
-        log.error("votes: NOT synced to %s this run: %s", settings.votes_repo, e)
-        print(f"votes: NOT synced to {settings.votes_repo} this run ({e}); they are kept in {settings.votes_db}")
+    except Exception as e:  # noqa: BLE001 (unreachable, refused, a damaged snapshot: the app serves on)
+        why = str(e) if isinstance(e, HubUnreachable) else f"{type(e).__name__}: {e}"
+        log.error("votes: NOT synced to %s this run: %s", settings.votes_repo, why)
+        print(f"votes: NOT synced to {settings.votes_repo} this run ({why}); they are kept in {settings.votes_db}")
         return None
     print(sync.status)
     return sync

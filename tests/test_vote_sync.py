@@ -119,6 +119,13 @@ def test_an_unreachable_hub_means_no_sync_rather_than_an_overwrite(settings, mon
     assert start_vote_sync(Settings(votes_db=settings.votes_db)) is None  # not configured
 
 
+def test_a_damaged_snapshot_is_not_restored_nor_overwritten(settings, fake_hub, capsys):
+    fake_hub.seed(REPO_ID, {SNAPSHOT_NAME: b"SQLite format 3\x00" + b"\x00" * 100}, kind="dataset")
+    assert start_vote_sync(Settings(votes_db=settings.votes_db, votes_repo=REPO_ID)) is None
+    assert "NOT synced" in capsys.readouterr().out and not settings.votes_db.exists()
+    assert len(fake_hub.repo(REPO_ID, "dataset").history) == 1  # the snapshot there is untouched
+
+
 def test_settings(monkeypatch, tmp_path):
     monkeypatch.setenv("RESTORATION_VOTES_REPO", "me/votes")
     monkeypatch.setenv("RESTORATION_VOTES_SYNC_MINUTES", "0.5")
