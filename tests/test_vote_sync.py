@@ -134,3 +134,16 @@ def test_settings(monkeypatch, tmp_path):
     monkeypatch.setenv("RESTORATION_VOTES_SYNC_MINUTES", "0")
     with pytest.raises(ValueError, match="must be positive"):
         Settings.from_env()
+
+
+def test_the_store_uses_persistent_storage_when_there_is_some(monkeypatch, tmp_path):
+    import restoration.settings as settings_module
+
+    monkeypatch.delenv("RESTORATION_VOTES_DB", raising=False)
+    monkeypatch.setattr(settings_module, "PERSISTENT", tmp_path / "data")
+    assert Settings().votes_db == settings_module.REPO / "votes.db"  # no /data
+    (tmp_path / "data").mkdir()
+    assert Settings().votes_db == tmp_path / "data" / "votes.db"
+    assert Settings.from_env().votes_db == tmp_path / "data" / "votes.db"
+    monkeypatch.setenv("RESTORATION_VOTES_DB", str(tmp_path / "mine.db"))
+    assert Settings.from_env().votes_db == tmp_path / "mine.db"
