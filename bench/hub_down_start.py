@@ -101,6 +101,7 @@ def main():
             # huggingface_hub's first request also fetches its agent registry (3 s more when the Hub is
             # silent) unless telemetry is off, as `python -m train.publish space` sets it on the Space.
             report(pinned, tmp, "the Hub is unreachable", silent_url, {"HF_HUB_DISABLE_TELEMETRY": "1"})
+            report(pinned, tmp, None, silent_url, {"RESTORATION_MODEL_SOURCE": "local"})  # what is not ours
 
 
 if __name__ == "__main__":
