@@ -12,6 +12,8 @@ lfs_upload, file_download.hf_hub_download / get_hf_file_metadata):
     PUT  /lfs-objects/{sha256}                                     the LFS object itself
     POST /api/{type}s/{repo}/commit/{revision}                     the commit (ndjson)
     HEAD/GET /{prefix}{repo}/resolve/{revision}/{path}             download, with X-Repo-Commit etc.
+    GET  /api/{type}s/{repo}/revision/{revision}                   repo info: the commit (snapshot_download)
+    GET  /api/{type}s/{repo}/tree/{revision}                       the files at a commit (snapshot_download)
 
 Like the Hub, a file is stored through LFS when the repo's .gitattributes (or the commit's own)
 routes it there or its first bytes are binary, and a commit that sends binary content as a regular
@@ -173,7 +175,30 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self._resolve(head=True)
 
     def do_GET(self):
+        parts = urllib.parse.urlparse(self.path).path.strip("/").split("/")
+        if len(parts) >= 6 and parts[0] == "api" and parts[4] in ("revision", "tree"):
+            return self._api_get(parts)
         self._resolve(head=False)
+
+    def _api_get(self, parts: list[str]):
+        self._route()
+        kind, repo_id, revision = parts[1][:-1], f"{parts[2]}/{parts[3]}", urllib.parse.unquote(parts[5])
+        repo = self.server.repos.get((kind, repo_id))
+        commit = repo.resolve(revision) if repo else None
+        if commit is None:
+            return self._json(404, {"error": "Repository or revision not found"},
+                              "RepoNotFound" if repo is None else "RevisionNotFound")
+        files = repo.commits[commit]
+        if parts[4] == "revision":
+            return self._json(200, {"id": repo_id, "sha": commit, "siblings": [{"rfilename": p} for p in files]})
+        listing = []
+        for path, (data, lfs) in sorted(files.items()):
+            entry = {"type": "file", "path": path, "size": len(data),
+                     "oid": hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()}
+            if lfs:
+                entry["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
+            listing.append(entry)
+        self._json(200, listing)
 
     # ------------------------------------------------------------------ endpoints
 

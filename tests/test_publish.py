@@ -121,5 +121,20 @@ def test_the_space_upload(fake_hub, tmp_path):
     assert not uploaded["app.py"][1]
 
 
+def test_the_card_use_snippet_runs(root, fake_hub, tmp_path, monkeypatch):
+    """The "Use" code of a published card, run as written, against the loopback Hub."""
+    weights = root / "weights"
+    publish.main(["models", "--root", str(root), "--owner", OWNER, "--only", "unet-mse", "classifier"])
+    for name in ("unet-mse", "classifier"):
+        card = (weights / name / "README.md").read_text()
+        code = card.split("## Use", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+        monkeypatch.chdir(tmp_path)  # not the repository
+        scope = {}
+        exec(compile(code, f"{name}/README.md", "exec"), scope)  # noqa: S102 (our own card)
+        out = scope["restored"] if name == "unet-mse" else scope["logits"]
+        assert out.shape == ((1, 3, 64, 64) if name == "unet-mse" else (1, 200))
+        assert same_weights(scope["model"], load_checkpoint(weights / name))
+
+
 def test_the_repository_gitattributes_is_the_one_uploads_use():
     assert (REPO / ".gitattributes").read_text() == GITATTRIBUTES

@@ -154,10 +154,11 @@ def training_record(card_text: str) -> str:
 
 def use_snippet(entry: ModelEntry, space: str | None) -> list[str]:
     repo = entry.hub_repo or "<owner>/<repo>"
-    where = f" (it ships with the Space https://huggingface.co/spaces/{space})" if space else ""
+    where = (f", which ships with the app's Space: `git clone https://huggingface.co/spaces/{space}` and run "
+             "from that folder" if space else ": run from a copy of it")
     lines = ["## Use", "",
-             f"The architecture is code: the `restoration` package of this project{where}. From a copy of it, "
-             "with `torch`, `safetensors` and `huggingface_hub` installed:", "", "```python",
+             f"The architecture is code, the `restoration` package of this project{where}, with `torch`, "
+             "`safetensors` and `huggingface_hub` installed:", "", "```python",
              "from huggingface_hub import snapshot_download",
              "from restoration.models import AutoModel", "",
              "# pin the version you tested: revision=<a commit of this repo>",
