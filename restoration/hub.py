@@ -137,9 +137,10 @@ def upload_space(root, space_id: str, readme: str, private: bool = False, variab
             (stage / path).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(Path(root) / path, stage / path)
         (stage / "README.md").write_text(readme)
+        # delete_patterns: a file the Space had and the app no longer has (a removed module) goes.
         info = api.upload_folder(repo_id=space_id, repo_type="space", folder_path=str(stage),
                                  allow_patterns=SPACE_FILES, ignore_patterns=SPACE_IGNORE,
-                                 commit_message="Update the Space")
+                                 delete_patterns=SPACE_FILES, commit_message="Update the Space")
     return info.oid
 
 

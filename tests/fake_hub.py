@@ -32,6 +32,7 @@ import urllib.parse
 import yaml
 
 PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
+HUB_GITATTRIBUTES = b"*.bin filter=lfs diff=lfs merge=lfs -text\n*.safetensors filter=lfs diff=lfs merge=lfs -text\n"
 
 
 class Repo:
@@ -209,7 +210,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with self.server.lock:
             if (kind, repo_id) in self.server.repos:
                 return self._json(409, {"error": "You already created this repo", "url": url})
-            self.server.repos[(kind, repo_id)] = Repo(kind)
+            repo = self.server.repos[(kind, repo_id)] = Repo(kind)
+            # Like the Hub, a new repo starts with one commit: a .gitattributes sending binaries to LFS.
+            self.server._commit(repo, {".gitattributes": (HUB_GITATTRIBUTES, False)}, "initial commit")
         self._json(200, {"url": url, "name": repo_id})
 
     def _validate_yaml(self, payload: dict):

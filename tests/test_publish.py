@@ -41,7 +41,7 @@ def test_publish_then_the_app_loads_every_model_from_the_hub(root, fake_hub, mon
     assert all(e.hub_repo.startswith(f"{OWNER}/") and re.fullmatch(r"[0-9a-f]{40}", e.revision) for e in catalog)
     for e in catalog:  # what was uploaded is what is pinned, and the weights went through LFS
         repo = fake_hub.repo(e.hub_repo)
-        assert repo.history == [e.revision]
+        assert repo.history[1:] == [e.revision]  # (after the repo's initial commit)
         files = repo.files(e.revision)
         assert sorted(files) == [".gitattributes", "README.md", "config.json", "model.safetensors"]
         assert files["model.safetensors"][1] and not files["config.json"][1]  # (content, stored with LFS)
@@ -94,7 +94,7 @@ def test_republishing_moves_the_pins(root, fake_hub):
     assert first["unet-mse"] != second["unet-mse"]
     entry = next(e for e in read_catalog(weights) if e.name == "unet-mse")
     assert entry.revision == second["unet-mse"]
-    assert fake_hub.repo(entry.hub_repo).history == [first["unet-mse"], second["unet-mse"]]
+    assert fake_hub.repo(entry.hub_repo).history[1:] == [first["unet-mse"], second["unet-mse"]]
     assert next(e for e in read_catalog(weights) if e.name == "unet-perceptual").revision is None  # untouched
 
 
@@ -119,6 +119,10 @@ def test_the_space_upload(fake_hub, tmp_path):
     assert "# " in readme.split("---\n", 2)[2]  # the project README follows
     assert uploaded["weights/unet-mse/model.safetensors"][1] and uploaded["examples/astronaut.png"][1]  # LFS
     assert not uploaded["app.py"][1]
+    fake_hub.seed(space, {"restoration/gone.py": b"# a module the app no longer has\n", "notes.txt": b"kept\n"},
+                  kind="space")
+    publish.publish_space(REPO, space)
+    assert sorted(repo.files()) == sorted(files + ["notes.txt"])  # the stale module went, other files stay
 
 
 def test_the_card_use_snippet_runs(root, fake_hub, tmp_path, monkeypatch):
