@@ -24,13 +24,13 @@ from pathlib import Path
 
 import torch
 
-from restoration.models import load_checkpoint
 from restoration.classifier import top1_accuracy
 from restoration.data import ImageFolder, TinyImageNet, load_cache, subset
 from restoration.degrade import STANDARD, even_crop, low_res, title, upscale_bicubic, upscale_nearest
 from restoration.degrade import check as check_degradation
 from restoration.inference import restore
 from restoration.metrics import QualityMeter
+from restoration.models import load_checkpoint
 from restoration.settings import Settings
 from restoration.weights import read_catalog
 

@@ -98,6 +98,12 @@ def test_reads_the_old_schema_and_tolerates_junk(tmp_path):
     assert read_evaluation(tmp_path / "bad.json") is None and read_evaluation(tmp_path / "none.json") is None
     assert normalize_evaluation([1, 2]) is None
     assert normalize_evaluation({"degradations": {"lesson": "?"}})["degradations"] == {}
+    nan = {"degradations": {"lesson": {"results": {"unet-mse": {
+        "psnr_pooled": 22.0, "psnr_mean": 23.0, "ssim": 0.7, "sharpness": 0.3, "judge_top1": 0.3,
+        "fidelity": float("nan")}}}}}
+    entry = next(e for e in CATALOG if e.name == "unet-mse")
+    card = build_card(WEIGHTS / "unet-mse", entry, CATALOG, normalize_evaluation(nan))
+    assert "fidelity" not in {r.metric_type for r in card.data.eval_results} and "| — | — |" in card.text
 
 
 def test_paths_in_a_training_record_are_scrubbed():
@@ -105,3 +111,24 @@ def test_paths_in_a_training_record_are_scrubbed():
         "`python -m train.superres --data …/tiny-imagenet-200 --out runs/x`"
     assert scrub_paths("https://huggingface.co/spaces/a/b and ../shared/data") == \
         "https://huggingface.co/spaces/a/b and ../shared/data"
+
+
+def test_reads_what_the_evaluation_writes(tiny_imagenet, tmp_path):
+    """The contract with `python -m restoration.evaluate --json`: its record, as written, becomes the
+    card's model-index (PSNR, SSIM and the judge's figures per degradation)."""
+    from restoration.classifier import Classifier
+    from restoration.evaluate import main as evaluate_main
+    from restoration.unet import UNet
+
+    UNet(nfs=(8, 16, 32), nbks=(1, 1)).save_pretrained(tmp_path / "unet-mse")
+    Classifier(nfs=(8, 16, 32), nbks=(1, 1)).save_pretrained(tmp_path / "judge")
+    out = tmp_path / "evaluation.json"
+    evaluate_main(["--data", str(tiny_imagenet), "--models", str(tmp_path / "unet-mse"), "--judge",
+                   str(tmp_path / "judge"), "--degradation", "lesson,bicubic", "--json", str(out)])
+    record = read_evaluation(out)
+    assert set(record["degradations"]) == {"lesson", "bicubic"} and record["judge"]["top1_original"] is not None
+    entry = next(e for e in CATALOG if e.name == "unet-mse")
+    card = build_card(WEIGHTS / "unet-mse", entry, CATALOG, record)
+    metrics = {(r.dataset_config, r.metric_type) for r in card.data.eval_results}
+    assert {("lesson", "psnr"), ("lesson", "ssim"), ("bicubic", "psnr"), ("bicubic", "accuracy")} <= metrics
+    assert not ABSOLUTE_PATH.search(card.content)

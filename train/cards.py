@@ -10,6 +10,7 @@ from the current card when a card is rebuilt without the run.
 """
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -54,7 +55,8 @@ def normalize_evaluation(record) -> dict | None:
                 degradations[name] = {m: s for m, s in results.items() if isinstance(s, dict)}
     elif isinstance(record.get("results"), dict):
         degradations["lesson"] = record["results"]
-    return {"command": record.get("command", "python -m restoration.evaluate"), "data": _data_name(record.get("data")),
+    return {"command": scrub_paths(str(record.get("command", "python -m restoration.evaluate"))),
+            "data": _data_name(record.get("data")),
             "images": record.get("images"), "degradations": degradations,
             "classifier": record.get("classifier") if isinstance(record.get("classifier"), dict) else None,
             "judge": record.get("judge") if isinstance(record.get("judge"), dict) else None}
@@ -90,14 +92,18 @@ def eval_results(entry: ModelEntry, evaluation: dict | None) -> list:
                        ("accuracy", "judge top-1 on the restorations", r.get("judge_top1")),
                        ("fidelity", "judge top-1 / top-1 on the originals", r.get("fidelity"))]
             out += [EvalResult(**common, **where, metric_type=t, metric_name=n, metric_value=round(float(v), 4))
-                    for t, n, v in metrics if isinstance(v, (int, float))]
+                    for t, n, v in metrics if _finite(v)]
     else:
         scores = evaluation.get("judge" if entry.role == "judge" else "classifier") or {}
         value = scores.get("top1_original" if entry.role == "judge" else "val_accuracy", scores.get("val_accuracy"))
-        if isinstance(value, (int, float)):
+        if _finite(value):
             out.append(EvalResult(**common, task_type="image-classification", dataset_name="Tiny ImageNet val",
                                   metric_type="accuracy", metric_name="top-1 accuracy", metric_value=round(value, 4)))
     return out
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def evaluation_section(entry: ModelEntry, evaluation: dict | None) -> list[str]:
@@ -121,7 +127,8 @@ def evaluation_section(entry: ModelEntry, evaluation: dict | None) -> list[str]:
                     row = (f"| {label} | {s['psnr_pooled']:.3f} | {s['psnr_mean']:.3f} | {s['ssim']:.4f} | "
                            f"{s['sharpness']:.3f} |")
                     if judged:
-                        row += f" {s['judge_top1']:.2%} | {s['fidelity']:.3f} |" if "judge_top1" in s else " — | — |"
+                        row += (f" {s['judge_top1']:.2%} | {s['fidelity']:.3f} |"
+                                if _finite(s.get("judge_top1")) and _finite(s.get("fidelity")) else " — | — |")
                     lines.append(row)
         return ["## Evaluation", "", source + ":"] + lines + [""] if lines else []
     scores = evaluation.get("judge" if entry.role == "judge" else "classifier")
