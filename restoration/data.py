@@ -22,7 +22,7 @@ from torchvision.transforms import v2
 
 from restoration.classifier import TINY_IMAGENET_MEAN, TINY_IMAGENET_STD
 from restoration.degrade import check as check_degradation
-from restoration.degrade import MixConfig, degrade
+from restoration.degrade import MixConfig, degrade, gaussian_blur
 from restoration.images import open_image, to_uint8
 
 TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
@@ -271,9 +271,18 @@ class BatchAugment:
         return x
 
     def sr_pairs(self, images, train: bool = True, erase: bool = True, degradation: str = "lesson",
-                 mix_config: MixConfig = MixConfig()):
-        """uint8 batch → (input, target) floats in [0, 1], like `SRPairs`."""
+                 mix_config: MixConfig = MixConfig(), soften: float = 0.0, soften_sigma=(0.3, 1.0)):
+        """uint8 batch → (input, target) floats in [0, 1], like `SRPairs`. With `soften`, that
+        share of the originals is first blurred a little (σ in `soften_sigma`): target and input
+        alike, so the model also sees soft pictures (as camera photos are at their own size,
+        unlike Tiny ImageNet's downscaled ones) and learns not to invent detail in them."""
         hr = (self.crop_flip(images) if train else images.float()).div_(255)
+        if train and soften > 0:
+            n = len(hr)
+            lo, hi = soften_sigma
+            chosen = (torch.rand(n, generator=self.g) < soften).to(hr.device).view(n, 1, 1, 1)
+            sigma = lo + (hi - lo) * torch.rand(n, generator=self.g)
+            hr = torch.where(chosen, gaussian_blur(hr, sigma), hr)
         lr = degrade(hr, degradation, self.g, mix_config)
         return (self.erase_(lr) if train and erase else lr), hr
 

@@ -50,6 +50,8 @@ class SuperResConfig(TrainConfig):
         "help": "mix: probability of a Gaussian blur before the downscale"})
     mix_noise: float = dataclasses.field(default=MixConfig.noise_p, metadata={"help": "mix: probability of noise"})
     mix_jpeg: float = dataclasses.field(default=MixConfig.jpeg_p, metadata={"help": "mix: probability of JPEG"})
+    soften: float = dataclasses.field(default=0.0, metadata={
+        "help": "share of training originals blurred a little (target and input alike), as soft as camera photos"})
     init: str | None = dataclasses.field(default=None, metadata={
         "help": "start from this U-Net checkpoint's weights (fine-tuning; same variant and preset)"})
 
@@ -135,7 +137,8 @@ def main(argv=None):
         def make_loader(batches):
             for idx in batches:
                 yield augment.sr_pairs(train_images[idx].to(runtime.device), train=True, erase=config.erase,
-                                       degradation=config.degradation, mix_config=config.mix_config())
+                                       degradation=config.degradation, mix_config=config.mix_config(),
+                                       soften=config.soften)
 
         # The validation inputs are drawn once, from their own seed: the same set every epoch and run.
         val_augment = BatchAugment(config.size, torch.Generator().manual_seed(config.seed + 1))
