@@ -209,3 +209,16 @@ def test_cuda_path_is_selected_when_a_gpu_is_there(monkeypatch):
     images = torch.randint(0, 255, (4, 3, 16, 16), dtype=torch.uint8)
     lr, hr = BatchAugment(16, torch.Generator().manual_seed(0)).sr_pairs(images, degradation="mix")
     assert lr.shape == hr.shape == (4, 3, 16, 16)
+
+
+def test_init_fine_tunes_from_a_checkpoint_and_soften_runs(tiny_imagenet, tmp_path):
+    start = tmp_path / "start"
+    UNet(nfs=(16, 32, 64, 96, 192), nbks=(1, 1, 2, 2)).save_pretrained(start)  # the compact preset's shapes
+    out = tmp_path / "tuned"
+    train_superres.main(common(tiny_imagenet, out, tmp_path / "cache")
+                        + ["--init", str(start), "--lr", "1e-9", "--soften", "0.5"])
+    a, b = load_file(start / "model.safetensors"), load_file(out / "model.safetensors")
+    assert [k for k in a if "running" not in k and "num_batches" not in k and not torch.allclose(a[k], b[k], atol=1e-4)] == []
+    UNet(nfs=(8, 16, 32), nbks=(1, 1)).save_pretrained(tmp_path / "other")
+    with pytest.raises(SystemExit, match="config differs"):
+        train_superres.main(common(tiny_imagenet, tmp_path / "x", tmp_path / "cache") + ["--init", str(tmp_path / "other")])

@@ -19,13 +19,13 @@ import dataclasses
 
 import torch
 
-from restoration.checkpoint import Pretrained
 from restoration.classifier import PRESETS, Classifier
 from restoration.data import BatchAugment, SRPairs
 from restoration.degrade import MixConfig
 from restoration.degrade import check as check_degradation
 from restoration.losses import NormalisedMSE, PerceptualLoss
 from restoration.metrics import psnr_from_mse
+from restoration.models import load_checkpoint
 from restoration.unet import Autoencoder, UNet
 from train.loop import Runtime, TrainConfig, command_line, fit, load_data, parse_config, seed_everything
 
@@ -105,7 +105,7 @@ def main(argv=None):
     model = build_model(config)
     classifier = Classifier.from_pretrained(config.classifier) if config.classifier else None
     if config.init and not config.resume:
-        start = Pretrained.from_pretrained(config.init)
+        start = load_checkpoint(config.init)
         if start.config != model.config:
             raise SystemExit(f"--init {config.init}: its config differs from this run's ({config.variant}, {config.preset})")
         model.load_state_dict(start.state_dict(), strict=True)
