@@ -85,13 +85,17 @@ def top_class(model: Classifier, image: torch.Tensor, size: int = 64) -> tuple[s
 
 
 @torch.inference_mode()
-def top1_accuracy(model: Classifier, images: torch.Tensor, labels: torch.Tensor, device="cpu", batch_size=500):
+def top1_accuracy(model: Classifier, images: torch.Tensor, labels: torch.Tensor, device="cpu", batch_size=500,
+                  desc: str | None = None):
     """Top-1 accuracy and mean cross-entropy over uint8 images (N, 3, H, W), in eval mode and
-    without augmentation; the model is left in the mode it was in."""
+    without augmentation; the model is left in the mode it was in. With `desc`, a progress bar."""
+    from tqdm.auto import tqdm
+
     was_training = model.training
     model.eval()
     correct, loss = 0, 0.0
-    for i in range(0, len(images), batch_size):
+    for i in tqdm(range(0, len(images), batch_size), desc=desc, disable=desc is None, unit="batch", leave=False,
+                  mininterval=1):
         x = images[i:i + batch_size].to(device).float().div_(255)
         y = labels[i:i + batch_size].to(device)
         logits = model(x).float()

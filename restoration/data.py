@@ -9,10 +9,6 @@ Two ways to feed training, producing the same kind of batches:
 import hashlib
 import os
 import random
-import shutil
-import tempfile
-import urllib.request
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +21,6 @@ from restoration.degrade import check as check_degradation
 from restoration.degrade import MixConfig, degrade, gaussian_blur
 from restoration.images import open_image, to_uint8
 
-TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
 PAD = 4  # pixels of reflection padding before the random crop
 
@@ -67,19 +62,11 @@ class TinyImageNet(torch.utils.data.Dataset):
 
     @staticmethod
     def download(root):
-        """Fetch and unpack the official zip so that `root` is the dataset folder."""
-        root = Path(root)
-        if (root / "wnids.txt").is_file():
-            return root
-        root.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=root.parent) as tmp:
-            archive = Path(tmp) / "tiny-imagenet-200.zip"
-            print(f"downloading {TINY_IMAGENET_URL} (about 240 MB)")
-            urllib.request.urlretrieve(TINY_IMAGENET_URL, archive)
-            with zipfile.ZipFile(archive) as z:
-                z.extractall(tmp)
-            shutil.move(str(Path(tmp) / "tiny-imagenet-200"), root)
-        return root
+        """Fetch (HTTPS, verified, resumable) and unpack the official zip so that `root` is the
+        dataset folder; see restoration/download.py."""
+        from restoration.download import fetch_tiny_imagenet
+
+        return fetch_tiny_imagenet(root)
 
 
 class ImageFolder(torch.utils.data.Dataset):

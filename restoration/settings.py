@@ -5,6 +5,8 @@ import dataclasses
 import os
 from pathlib import Path
 
+from restoration.cpus import usable_cpus
+
 REPO = Path(__file__).resolve().parent.parent
 PERSISTENT = Path("/data")  # a Space's persistent storage, when it has some
 
@@ -40,7 +42,7 @@ class Settings:
     max_pixels: int = 1 << 22  # outputs above this are refused (4.2 megapixels)
     tile_size: int = 512
     tile_overlap: int = 32
-    threads: int = max(1, os.cpu_count() or 1)
+    threads: int = dataclasses.field(default_factory=usable_cpus)  # CPUs this process may use (cpus.py)
     concurrency: int = 1  # requests that run models at the same time
     votes_db: Path = dataclasses.field(default_factory=_default_votes_db)
     votes_repo: str | None = None  # a Hub dataset repo that keeps snapshots of the votes

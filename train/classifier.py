@@ -18,17 +18,17 @@ from train.loop import Runtime, TrainConfig, command_line, fit, load_data, parse
 
 @dataclasses.dataclass
 class ClassifierConfig(TrainConfig):
-    out: str = "runs/classifier"
+    out: str = dataclasses.field(default="runs/classifier", metadata={"help": "the run folder"})
     epochs: int = 10
     lr: float = 6e-3
-    drop: float = 0.1
+    drop: float = dataclasses.field(default=0.1, metadata={"help": "dropout before the last linear layer"})
     trivial_augment: bool = dataclasses.field(default=True, metadata={"help": "TrivialAugmentWide (the lesson's)"})
     erase: bool = dataclasses.field(default=True, metadata={"help": "random erasing (the lesson's)"})
     preact: bool = dataclasses.field(default=False, metadata={"help": "pre-activation ResBlocks"})
 
 
 def main(argv=None):
-    config = parse_config(ClassifierConfig, argv, description=__doc__)
+    config = parse_config(ClassifierConfig, argv, description=__doc__, prog="python -m train.classifier")
     runtime = Runtime(config.device, config.threads)
     generator = seed_everything(config.seed, runtime.rank)
     train, val, caches = load_data(config, runtime)
@@ -49,7 +49,7 @@ def main(argv=None):
                 x = augment.classifier_batch(train_x[idx].to(runtime.device), True, config.trivial_augment, config.erase)
                 yield x, train_y[idx].to(runtime.device)
 
-        validate = lambda m: top1_accuracy(m, val_x, val_y, runtime.device)  # noqa: E731
+        validate = lambda m: top1_accuracy(m, val_x, val_y, runtime.device, desc="validating")  # noqa: E731
     else:
         items = ClassifierItems(train, config.size, True, config.trivial_augment, config.erase)
 
@@ -59,7 +59,8 @@ def main(argv=None):
 
         def validate(m):
             xs, ys = zip(*(ClassifierItems(val, config.image_size, train=False)[i] for i in range(len(val))))
-            return top1_accuracy(m, (torch.stack(xs) * 255).round().byte(), torch.tensor(ys), runtime.device)
+            return top1_accuracy(m, (torch.stack(xs) * 255).round().byte(), torch.tensor(ys), runtime.device,
+                                 desc="validating")
 
     def loss_step(module, batch):
         x, y = batch

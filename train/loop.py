@@ -38,21 +38,26 @@ from restoration.models import load_checkpoint as load_model
 class TrainConfig:
     """Options every training script has; each script's config extends it."""
 
-    data: str = "../shared/data/tiny-imagenet-200"
-    out: str = "runs/model"
-    preset: str = dataclasses.field(default="compact", metadata={"choices": list(PRESETS)})
+    data: str = dataclasses.field(default="../shared/data/tiny-imagenet-200", metadata={
+        "help": "Tiny ImageNet folder (with wnids.txt) or any folder of images"})
+    out: str = dataclasses.field(default="runs/model", metadata={"help": "the run folder"})
+    preset: str = dataclasses.field(default="compact", metadata={
+        "choices": list(PRESETS), "help": "model size (restoration/classifier.py): compact and wide train on a CPU, lesson is the notebooks' size"})
     epochs: int = 5
     batch_size: int = dataclasses.field(default=64, metadata={"help": "per process"})
-    lr: float = 2e-3
-    weight_decay: float = 1e-5
+    lr: float = dataclasses.field(default=2e-3, metadata={"help": "peak learning rate of the one-cycle schedule"})
+    weight_decay: float = dataclasses.field(default=1e-5, metadata={"help": "AdamW's, on weights (not norms or biases)"})
     size: int = dataclasses.field(default=64, metadata={"help": "training crop size (pixels)"})
     image_size: int = dataclasses.field(default=64, metadata={
         "help": "the cache holds images at this size (Tiny ImageNet's own); crops of --size are taken from them"})
-    device: str = dataclasses.field(default="auto", metadata={"choices": ["auto", "cpu", "cuda"]})
-    limit: int | None = dataclasses.field(default=None, metadata={"help": "use N training images (smoke runs)"})
+    device: str = dataclasses.field(default="auto", metadata={
+        "choices": ["auto", "cpu", "cuda"], "help": "auto: CUDA when available"})
+    limit: int | None = dataclasses.field(default=None, metadata={
+        "help": "use N training images, a fixed random subset (smoke runs; default: all)"})
     val_limit: int | None = dataclasses.field(default=None, metadata={
         "help": "validate on N val images (default: all; with --limit, that many, so a smoke run stays short)"})
-    time_budget: float | None = dataclasses.field(default=None, metadata={"help": "minutes; then save and stop"})
+    time_budget: float | None = dataclasses.field(default=None, metadata={
+        "help": "minutes; then save and stop (default: none)"})
     schedule: str = dataclasses.field(default="steps", metadata={
         "choices": ["steps", "time"],
         "help": "steps: the one-cycle schedule spans --epochs; time: it spans --train-minutes of training "
@@ -60,26 +65,35 @@ class TrainConfig:
     train_minutes: float | None = dataclasses.field(default=None, metadata={
         "help": "with --schedule time: minutes of training (validation excluded) the whole run takes"})
     resume: bool = dataclasses.field(default=False, metadata={"help": "continue the run in --out"})
-    seed: int = 0
+    seed: int = dataclasses.field(default=0, metadata={"help": "fixes the subsets, the batch order and the augmentation"})
     loader: str = dataclasses.field(default="cache", metadata={
         "choices": ["cache", "workers"],
         "help": "cache: decode once to uint8, augment batches on the device; workers: per-item DataLoader"})
-    workers: int = 2
+    workers: int = dataclasses.field(default=2, metadata={"help": "DataLoader processes (--loader workers)"})
     cache_dir: str | None = dataclasses.field(default="cache", metadata={"help": "where the uint8 cache is kept"})
-    download: bool = dataclasses.field(default=False, metadata={"help": "fetch Tiny ImageNet if --data is missing"})
-    threads: int | None = dataclasses.field(default=None, metadata={"help": "CPU threads for torch"})
+    download: bool = dataclasses.field(default=False, metadata={
+        "help": "fetch Tiny ImageNet (HTTPS, 248 MB, checked) if --data is missing"})
+    threads: int | None = dataclasses.field(default=None, metadata={
+        "help": "CPU threads for torch (default: the CPUs this process may use, shared among torchrun's "
+                "processes; OMP_NUM_THREADS when set)"})
 
 
-def parse_config(cls, argv=None, description=None):
-    """argparse over a dataclass: one --flag per field, its type from the annotation."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def parse_config(cls, argv=None, description=None, prog=None):
+    """argparse over a dataclass: one --flag per field, its type from the annotation; a bool is
+    --flag/--no-flag, or a lone --flag with metadata {"flag": True}. `prog` is the command as
+    users type it (python -m train.superres); --help keeps `description` as written."""
+    from restoration.cli import parser as make_parser
+
+    parser = make_parser(prog, description)
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         kind = hints[f.name]
         kind = next((a for a in typing.get_args(kind) if a is not type(None)), kind)  # X | None → X
         flag = "--" + f.name.replace("_", "-")
-        extra = dict(help=f.metadata.get("help", " "), default=f.default)
-        if kind is bool:
+        extra = dict(help=f.metadata.get("help"), default=f.default)
+        if kind is bool and f.metadata.get("flag"):
+            parser.add_argument(flag, action="store_true", **extra)
+        elif kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **extra)
         else:
             parser.add_argument(flag, type=kind, choices=f.metadata.get("choices"), **extra)
@@ -98,6 +112,10 @@ class Runtime:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device == "cuda" and not torch.cuda.is_available():
             raise SystemExit("--device cuda: no CUDA device is available")
+        if threads is None and "OMP_NUM_THREADS" not in os.environ:  # torchrun sets it (1) for CPU runs
+            from restoration.cpus import usable_cpus
+
+            threads = max(1, usable_cpus() // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
         if threads:
             torch.set_num_threads(threads)
         self.world = int(os.environ.get("WORLD_SIZE", 1))
@@ -278,6 +296,7 @@ def fit(*, model, loss_step, make_loader, n_train, validate, config, runtime: Ru
                                              "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "start_step": state["global_step"]})
     started = time.time() - state["elapsed"]
     session_start = time.time()
+    epoch_seconds = None  # the last whole epoch (training + validation) of this session
     budget = config.time_budget * 60 if config.time_budget else None
 
     def save(reason):
@@ -303,6 +322,7 @@ def fit(*, model, loss_step, make_loader, n_train, validate, config, runtime: Ru
                        disable=not runtime.main, unit="batch", dynamic_ncols=True, mininterval=1)
             loss_sum, seen, t0 = 0.0, 0, time.time()
             step_start = time.time()
+            epochs_after = config.epochs - epoch - 1
             for batch in make_loader(batches[skip:]):
                 lr = one_cycle(progress() * total_steps, total_steps, config.lr)
                 for group in opt.param_groups:
@@ -322,8 +342,14 @@ def fit(*, model, loss_step, make_loader, n_train, validate, config, runtime: Ru
                 state["train_seconds"] += now - step_start
                 step_start = now
                 loss_sum, seen = loss_sum + value, seen + 1
+                step_seconds = (time.time() - t0) / seen
+                this_epoch = (len(batches) - state["step_in_epoch"]) * step_seconds
+                run_left = this_epoch + epochs_after * (epoch_seconds or len(batches) * step_seconds)
+                if config.schedule == "time":  # the slot may end the run before --epochs
+                    run_left = min(run_left, max(0.0, config.train_minutes * 60 - state["train_seconds"]))
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}", lr=f"{lr:.2e}",
-                                **{k: f"{v.item():.3f}" for k, v in shown.items() if k in bar_metrics})
+                                **{k: f"{v.item():.3f}" for k, v in shown.items() if k in bar_metrics},
+                                run_left=("~" if epoch_seconds is None else "") + format_duration(run_left))
                 bar.update()
                 over_budget = budget is not None and time.time() - session_start > budget
                 if config.schedule == "time" and progress() >= 1:
@@ -340,15 +366,33 @@ def fit(*, model, loss_step, make_loader, n_train, validate, config, runtime: Ru
             metrics = validate(model) if runtime.main else {}
             finished = config.schedule == "time" and progress() >= 1
             state.update(epoch=config.epochs if finished else epoch + 1, step_in_epoch=0)
+            if not skip:  # a whole epoch, so its time predicts the next ones
+                epoch_seconds = time.time() - t0
             line = {"epoch": epoch + 1, "global_step": state["global_step"], "train_loss": loss_sum / max(seen, 1),
                     "lr": lr if seen else None,
                     "images_per_second": seen * config.batch_size * runtime.world / max(train_seconds, 1e-9),
                     **metrics}
             if runtime.main:
                 print("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in line.items()))
+                if epochs_after and not finished:
+                    per_epoch = epoch_seconds or time.time() - t0
+                    left = epochs_after * per_epoch
+                    how = (f"{epochs_after} epoch(s) × {format_duration(per_epoch)} "
+                           "(this epoch's training and validation)")
+                    slot = config.train_minutes * 60 - state["train_seconds"] if config.schedule == "time" else left
+                    if slot < left:
+                        left, how = slot, "the rest of the --train-minutes slot, plus validation"
+                    print(f"about {format_duration(left)} left: {how}")
             log(out, runtime, line)
             save("checkpoint")
     return "done"
+
+
+def format_duration(seconds: float) -> str:
+    """4:05 (minutes), 1:02:03 (hours)."""
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def command_line(module: str, argv=None) -> str:
@@ -384,8 +428,13 @@ def load_data(config: TrainConfig, runtime: Runtime):
     from restoration.data import TinyImageNet, hold_out, load_cache, open_dataset, subset
 
     if config.download and not Path(config.data).exists():
+        from restoration.download import DownloadError
+
         if runtime.main:
-            TinyImageNet.download(config.data)
+            try:
+                TinyImageNet.download(config.data)
+            except DownloadError as e:
+                raise SystemExit(str(e)) from None
         runtime.barrier()
     if not Path(config.data).exists():
         raise SystemExit(f"--data {config.data} does not exist (pass --download to fetch Tiny ImageNet)")

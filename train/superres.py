@@ -8,7 +8,8 @@
 
 With --classifier, the encoder starts from the classifier's weights and stays frozen for
 --freeze-epochs (the lesson's recipe); the perceptual and cross-conv variants then also use the
-classifier's features in their loss.
+classifier's features in their loss. The cross-conv variant without them (a random encoder and
+a plain MSE loss) is a different recipe: ask for it with --no-classifier.
 
 --degradation picks how training inputs are made (restoration/degrade.py): `mix` (the default, what
 the shipped U-Nets are trained on) draws a kernel, blur, noise and JPEG per image so the models cope
@@ -34,15 +35,18 @@ VARIANTS = ("mse", "perceptual", "crossconv", "autoencoder")
 
 @dataclasses.dataclass
 class SuperResConfig(TrainConfig):
-    variant: str = dataclasses.field(default="mse", metadata={"choices": list(VARIANTS)})
+    variant: str = dataclasses.field(default="mse", metadata={"choices": list(VARIANTS), "help": "which model and loss"})
     out: str | None = dataclasses.field(default=None, metadata={"help": "default runs/unet-<variant>"})
     epochs: int = 5
     lr: float = 2e-3
     classifier: str | None = dataclasses.field(default=None, metadata={
-        "help": "classifier checkpoint folder: initialises the encoder (and the perceptual loss)"})
+        "help": "classifier checkpoint folder: initialises the encoder (and the perceptual loss); "
+                "needed by perceptual and crossconv (default: none)"})
+    no_classifier: bool = dataclasses.field(default=False, metadata={
+        "flag": True, "help": "crossconv only: train without a classifier (random encoder, MSE loss)"})
     freeze_epochs: int = dataclasses.field(default=1, metadata={"help": "epochs with the encoder frozen"})
     feature_stage: int = dataclasses.field(default=3, metadata={"help": "perceptual features after this stage"})
-    feature_weight: float = 0.1
+    feature_weight: float = dataclasses.field(default=0.1, metadata={"help": "loss = MSE + this × feature MSE"})
     erase: bool = dataclasses.field(default=True, metadata={"help": "random erasing on training inputs"})
     degradation: str = dataclasses.field(default="mix", metadata={
         "help": "how inputs are made: mix, lesson, bicubic, area, lanczos or jpeg<quality> (see restoration/degrade.py)"})
@@ -65,8 +69,16 @@ class SuperResConfig(TrainConfig):
             raise SystemExit(f"--degradation: {e}") from None
         if self.out is None:
             self.out = f"runs/{'autoencoder' if self.variant == 'autoencoder' else 'unet-' + self.variant}"
+        if self.classifier and self.no_classifier:
+            raise SystemExit("--classifier and --no-classifier contradict each other: pass one")
         if self.variant == "perceptual" and not self.classifier:
-            raise SystemExit("--variant perceptual needs --classifier (the checkpoint whose features it compares)")
+            raise SystemExit("--variant perceptual needs --classifier (the checkpoint whose features it compares), "
+                             "e.g. --classifier weights/classifier (the shipped one) or runs/classifier")
+        if self.variant == "crossconv" and not (self.classifier or self.no_classifier):
+            raise SystemExit("--variant crossconv needs --classifier, e.g. --classifier weights/classifier (the "
+                             "shipped one) or runs/classifier: the lesson's recipe starts the encoder from it and adds "
+                             "its features to the loss. To train from scratch with a plain MSE loss instead, pass "
+                             "--no-classifier")
         if self.variant == "autoencoder" and self.classifier:
             raise SystemExit("--variant autoencoder takes no --classifier")
 
@@ -82,9 +94,11 @@ def build_model(config: SuperResConfig):
 def validate(model, inputs, targets, device, loss_fn, batch_size=250):
     """Validation loss (the training loss, and the pixel MSE in normalised units) and pooled
     PSNR over pre-degraded float pairs."""
+    from tqdm.auto import tqdm
+
     model.eval()
     pixel_mse, sums = NormalisedMSE().to(device), {"loss": 0.0, "mse": 0.0, "sse": 0.0}
-    for i in range(0, len(inputs), batch_size):
+    for i in tqdm(range(0, len(inputs), batch_size), desc="validating", unit="batch", leave=False, mininterval=1):
         x, y = inputs[i:i + batch_size].to(device), targets[i:i + batch_size].to(device)
         out = model(x).float()
         n = len(x)
@@ -97,7 +111,7 @@ def validate(model, inputs, targets, device, loss_fn, batch_size=250):
 
 
 def main(argv=None):
-    config = parse_config(SuperResConfig, argv, description=__doc__)
+    config = parse_config(SuperResConfig, argv, description=__doc__, prog="python -m train.superres")
     runtime = Runtime(config.device, config.threads)
     generator = seed_everything(config.seed, runtime.rank)
     train, val, caches = load_data(config, runtime)
