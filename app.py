@@ -8,6 +8,8 @@ variables (restoration/settings.py); models are loaded once, in `main`, never at
 work is done by `restoration`: this file only wires it to the page.
 """
 
+import restoration  # noqa: F401  first: one clear line, not a traceback, on Python < 3.11
+
 import html
 import secrets
 import shutil
@@ -263,14 +265,20 @@ def score_table(panels: list[Panel], mode: str) -> str:
 # -------------------------------------------------------------------------------------------- UI
 
 
+def header_markdown(titles: list[str]) -> str:
+    """The page's header, naming the models that were loaded (from weights/models.json), so that
+    adding a model to the catalogue changes it."""
+    names = titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + " and " + titles[-1]
+    return (f"# {TITLE}\n×2 super-resolution models from fast.ai lesson 23: {names}. Compare them on your own "
+            "images, judge them blind, and see whether people agree with PSNR.")
+
+
 def build_app(app: ArenaApp) -> gr.Blocks:
     s = app.settings
     # No analytics: the app calls no third party, and judges are not tracked.
     with gr.Blocks(title=TITLE, delete_cache=(OUTPUT_MAX_AGE_SECONDS, OUTPUT_MAX_AGE_SECONDS),
                    analytics_enabled=False) as demo:
-        gr.Markdown(f"# {TITLE}\nThree ×2 super-resolution U-Nets from fast.ai lesson 23, trained with an MSE loss, "
-                    "a perceptual loss, and with cross convolutions. Compare them on your own images, judge them "
-                    "blind, and see whether people agree with PSNR.")
+        gr.Markdown(header_markdown([m.entry.title for m in app.models]), elem_id="header")
         gr.Markdown("Checkpoints: " + " · ".join(f"{m.entry.title}: {source_label(m)}" for m in app.models),
                     elem_id="sources")
         with gr.Accordion("Where each model came from", open=False):

@@ -10,7 +10,6 @@ serves. The leaderboard is fitted on synthetic votes in a temporary SQLite store
 way the app reads it. Not a test: it prints a table.
 """
 
-import argparse
 import dataclasses
 import statistics
 import sys
@@ -23,6 +22,7 @@ import torch
 from PIL import Image
 
 from restoration.arena import ANSWERS, VoteStore, fit_leaderboard
+from restoration.cli import parser
 from restoration.compare import compare, open_upload, save_panels
 from restoration.settings import Settings
 from restoration.weights import LoadedModel, ModelEntry, load_available_restorers
@@ -75,15 +75,17 @@ def synthetic_votes(n: int, names: list[str], seed: int = 0) -> list[tuple]:
 
 def main(argv=None):
     settings = Settings.from_env()
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--weights-dir", type=Path, default=settings.weights_dir)
+    p = parser("python -m bench.app_latency", __doc__)
+    p.add_argument("--weights-dir", type=Path, default=settings.weights_dir, help="models.json and the checkpoints")
     p.add_argument("--random-weights", metavar="PRESET", default=None,
                    help="use random U-Nets of this classifier preset (compact, lesson) instead of weights")
-    p.add_argument("--sizes", type=int, nargs="+", default=[256, 1024])
-    p.add_argument("--mode", choices=["degrade", "upscale"], default="degrade")
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--votes", type=int, default=100_000)
-    p.add_argument("--threads", type=int, default=settings.threads)
+    p.add_argument("--sizes", type=int, nargs="+", default=[256, 1024], help="square test images of these sides")
+    p.add_argument("--mode", choices=["degrade", "upscale"], default="degrade", help="the Compare tab's mode")
+    p.add_argument("--repeats", type=int, default=3, help="timed requests per size (the median is shown)")
+    p.add_argument("--votes", type=int, default=100_000, help="synthetic votes for the leaderboard fit")
+    p.add_argument("--threads", type=int, default=settings.threads,
+                   help="CPU threads for torch (default: RESTORATION_THREADS, else the CPUs this process may use: "
+                        "%(default)s)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     settings = dataclasses.replace(settings, weights_dir=args.weights_dir, threads=args.threads)

@@ -9,12 +9,12 @@ weights/models.json, and the original. Rows: Tiny ImageNet val images, whole (64
 resolution by --degradation (restoration/degrade.py).
 """
 
-import argparse
 from pathlib import Path
 
 import torch
 from PIL import Image, ImageDraw
 
+from restoration.cli import parser
 from restoration.data import TinyImageNet
 from restoration.degrade import upscale_bicubic
 from restoration.images import to_pil
@@ -37,11 +37,11 @@ def grid(rows, titles, zoom, pad=4, header=18):
 
 def main(argv=None):
     settings = Settings.from_env()
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=str(settings.val_dir))
+    p = parser("python -m docs.make_figure", __doc__)
+    p.add_argument("--data", default=str(settings.val_dir), help="the Tiny ImageNet folder")
     p.add_argument("--images", type=int, nargs="*", default=[11, 27, 29, 5, 8, 9], help="val image indices")
-    p.add_argument("--zoom", type=int, default=3)
-    p.add_argument("--out", default="docs/comparison.png")
+    p.add_argument("--zoom", type=int, default=3, help="pixels per image pixel (nearest-neighbour)")
+    p.add_argument("--out", default="docs/comparison.png", help="the PNG to write")
     p.add_argument("--degradation", default="lesson", help="how the low-resolution input is made (default: lesson)")
     args = p.parse_args(argv)
     val = TinyImageNet(args.data, "val")

@@ -12,7 +12,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action):
         text = (action.help or "").strip()
-        if (not action.option_strings or action.default is argparse.SUPPRESS or "default" in text.lower()
+        if (not action.option_strings or action.required or action.default is argparse.SUPPRESS
+                or "default" in text.lower()
                 or isinstance(action, (argparse._HelpAction, argparse._VersionAction))):
             return text  # positionals, --help, and help that already says what the default is
         if action.nargs == 0:  # a flag: --erase / --no-erase, or a lone --fp32

@@ -16,7 +16,6 @@ took no part in training any U-Net, so it favours none. It also reports the perc
 classifier's own top-1 on the originals.
 """
 
-import argparse
 import json
 import sys
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 import torch
 
 from restoration.classifier import top1_accuracy
+from restoration.cli import parser
 from restoration.data import ImageFolder, TinyImageNet, load_cache, subset
 from restoration.degrade import STANDARD, even_crop, low_res, title, upscale_bicubic, upscale_nearest
 from restoration.degrade import check as check_degradation
@@ -141,8 +141,7 @@ def shown_path(path) -> str:
 
 def main(argv=None):
     settings = Settings.from_env()
-    p = argparse.ArgumentParser(prog="python -m restoration.evaluate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser("python -m restoration.evaluate", __doc__)
     p.add_argument("--data", default=str(settings.val_dir),
                    help="Tiny ImageNet folder (its val split) or a folder of images (default: %(default)s)")
     p.add_argument("--degradation", default=",".join(STANDARD),
@@ -157,14 +156,15 @@ def main(argv=None):
                    help="the independent classifier for semantic fidelity (default: the role 'judge' model in "
                         "weights/models.json; 'none' to skip)")
     p.add_argument("--limit", type=int, default=None, help="evaluate N images, a fixed random subset (default: all)")
-    p.add_argument("--batch-size", type=int, default=100, help="(default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=100, help="images per model call (default: %(default)s)")
     p.add_argument("--cache-dir", default=None, help="keep the decoded val set here for next time (default: none)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=settings.threads,
+                   help="torch CPU threads (default: RESTORATION_THREADS, else the CPUs this process may use: "
+                        "%(default)s)")
     p.add_argument("--device", default="cpu", help="where the models run: cpu or cuda (default: %(default)s)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file (default: none)")
     args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     if not Path(args.data).is_dir():
         raise SystemExit(f"--data {args.data}: no such folder")
     try:
@@ -186,6 +186,9 @@ def main(argv=None):
     else:
         names = [Path(f).name for f in args.models]  # two runs may share a folder name: then their paths
         folders = {(Path(f).name if names.count(Path(f).name) == 1 else shown_path(f)): Path(f) for f in args.models}
+        if (settings.weights_dir / "models.json").is_file():  # a shipped checkpoint still reads as its title
+            shipped = {(settings.weights_dir / e.folder).resolve(): e.title for e in read_catalog(settings.weights_dir)}
+            titles |= {name: shipped[f.resolve()] for name, f in folders.items() if f.resolve() in shipped}
     judge = None if str(judge).lower() == "none" else judge
     device = torch.device(args.device)
     for name, folder in folders.items():

@@ -194,6 +194,13 @@ def test_main_refuses_to_start_without_a_restorer(tmp_path, monkeypatch, capsys)
         app_module.main()
 
 
+def test_the_header_names_the_catalogue_models(arena_app):
+    demo = build_app(arena_app)
+    [header] = [b.value for b in demo.blocks.values() if getattr(b, "elem_id", None) == "header"]
+    assert "MSE U-Net, Perceptual U-Net and Cross-conv U-Net" in header and "Three" not in header
+    assert "from fast.ai lesson 23: Solo U-Net." in app_module.header_markdown(["Solo U-Net"])
+
+
 def test_app_needs_a_model(settings):
     with pytest.raises(ValueError, match="at least one restorer"):
         ArenaApp(settings, [])

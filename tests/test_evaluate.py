@@ -7,7 +7,8 @@ from PIL import Image
 from restoration.classifier import Classifier
 from restoration.data import TinyImageNet
 from restoration.degrade import downscale, upscale_bicubic, upscale_nearest
-from restoration.evaluate import evaluate, main
+from restoration.evaluate import evaluate, format_table, main
+from restoration.settings import REPO
 from restoration.unet import UNet
 
 
@@ -111,3 +112,16 @@ def test_semantic_fidelity_from_the_judge(tiny_imagenet, tmp_path):
     record = json.loads(out.read_text())
     r = record["degradations"]["lesson"]["results"]
     assert 0 <= r["bicubic"]["judge_top1"] <= 1 and record["judge"]["top1_original"] == r["original"]["judge_top1"]
+
+
+def test_tables_use_titles_for_catalogue_checkpoints(tiny_imagenet, tmp_path, capsys):
+    """A checkpoint of weights/models.json reads as its title also when passed with --models; one
+    outside the catalogue keeps its folder name."""
+    UNet(nfs=(8, 16, 32), nbks=(1, 1)).save_pretrained(tmp_path / "mine")
+    main(["--data", str(tiny_imagenet), "--models", str(REPO / "weights" / "unet-mse"), str(tmp_path / "mine"),
+          "--degradation", "lesson", "--judge", "none", "--limit", "4"])
+    table = capsys.readouterr().out
+    assert "| MSE U-Net |" in table and "| mine |" in table and "| unet-mse |" not in table
+    rows = format_table({"unet-mse": dict(psnr_pooled=1, psnr_mean=1, ssim=1, sharpness=1, ms_per_image=1)},
+                        {"unet-mse": "MSE U-Net"})
+    assert "| MSE U-Net |" in rows and "unet-mse" not in rows

@@ -78,6 +78,29 @@ def test_perceptual_needs_a_classifier():
         parse_config(SuperResConfig, ["--variant", "perceptual"])
 
 
+def test_crossconv_without_a_classifier_refuses_and_says_what_to_pass():
+    with pytest.raises(SystemExit) as refused:
+        parse_config(SuperResConfig, ["--variant", "crossconv", "--limit", "8", "--epochs", "1"])
+    assert "--classifier weights/classifier" in str(refused.value) and "--no-classifier" in str(refused.value)
+    config = parse_config(SuperResConfig, ["--variant", "crossconv", "--no-classifier"])
+    assert config.no_classifier and config.classifier is None
+    with pytest.raises(SystemExit, match="contradict"):
+        parse_config(SuperResConfig, ["--variant", "crossconv", "--no-classifier", "--classifier", "runs/classifier"])
+    with pytest.raises(SystemExit, match="needs --classifier"):  # no from-scratch perceptual loss exists
+        parse_config(SuperResConfig, ["--variant", "perceptual", "--no-classifier"])
+
+
+def test_from_scratch_crossconv_run_shows_the_estimate_and_a_validation_bar(tiny_imagenet, tmp_path, capsys):
+    out = tmp_path / "scratch"
+    args = common(tiny_imagenet, out, tmp_path / "cache") + ["--variant", "crossconv", "--no-classifier"]
+    train_superres.main([*args[:args.index("--epochs")], "--epochs", "2", *args[args.index("--epochs") + 2:]])
+    printed = capsys.readouterr()
+    assert "loss MSE; encoder from scratch" in printed.out
+    assert "about " in printed.out and " left: 1 epoch(s) × " in printed.out  # after epoch 1 of 2
+    assert "run_left=" in printed.err and "validating" in printed.err  # the bars (tqdm writes to stderr)
+    assert [line["epoch"] for line in epochs_logged(out)] == [1, 2]
+
+
 def test_time_budget_stops_cleanly_and_resume_finishes_the_same_run(tiny_imagenet, tmp_path):
     """A run stopped by its time budget and resumed ends with exactly the weights of a run that
     was never interrupted: same data order, same augmentation, same optimiser state."""
@@ -142,7 +165,8 @@ def test_one_cycle_schedule():
 
 
 def test_parse_config_types_and_flags():
-    config = parse_config(SuperResConfig, ["--variant", "crossconv", "--limit", "5", "--no-erase", "--lr", "0.01"])
+    config = parse_config(SuperResConfig, ["--variant", "crossconv", "--no-classifier", "--limit", "5", "--no-erase",
+                                           "--lr", "0.01"])
     assert config.variant == "crossconv" and config.limit == 5 and config.erase is False and config.lr == 0.01
     assert config.out == "runs/unet-crossconv" and config.time_budget is None
     with pytest.raises(SystemExit):

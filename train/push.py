@@ -10,7 +10,6 @@ written by `python -m restoration.evaluate --json`. An upload prints the commit 
 weights/models.json; `python -m train.publish` publishes every shipped model and pins them.
 """
 
-import argparse
 import dataclasses
 import json
 import shutil
@@ -20,6 +19,7 @@ from pathlib import Path
 import torch
 
 from restoration.checkpoint import CONFIG_NAME, WEIGHTS_NAME
+from restoration.cli import parser
 from restoration.hub import upload_model
 from restoration.models import load_checkpoint
 from restoration.settings import REPO
@@ -117,12 +117,12 @@ def upload(folder: Path, repo_id: str, private: bool = False) -> str:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser("python -m train.push", __doc__)
     p.add_argument("run", type=Path, help="a run folder written by train.classifier or train.superres")
-    p.add_argument("--title", required=True)
+    p.add_argument("--title", required=True, help="the model's name for people, e.g. \"MSE U-Net\" (required)")
     p.add_argument("--to", type=Path, default=None, help="ship here (e.g. weights/unet-mse)")
     p.add_argument("--repo-id", default=None, help="also upload to this Hub repo")
-    p.add_argument("--private", action="store_true")
+    p.add_argument("--private", action="store_true", help="create the Hub repo private")
     p.add_argument("--fp32", action="store_true", help="keep float32 weights (default: float16)")
     p.add_argument("--evaluation", type=Path, default=None, help="JSON from restoration.evaluate --json")
     p.add_argument("--name", default=None, help="this model's name in the evaluation JSON")
