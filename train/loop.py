@@ -437,7 +437,8 @@ def load_data(config: TrainConfig, runtime: Runtime):
                 raise SystemExit(str(e)) from None
         runtime.barrier()
     if not Path(config.data).exists():
-        raise SystemExit(f"--data {config.data} does not exist (pass --download to fetch Tiny ImageNet)")
+        raise SystemExit(f"--data {config.data} does not exist: pass --download to fetch Tiny ImageNet (248 MB) "
+                         "into it, or --data with your copy of Tiny ImageNet or any folder of images")
     dataset = open_dataset(config.data, "train")
     if isinstance(dataset, TinyImageNet):
         train = subset(dataset, config.limit, config.seed)
