@@ -175,7 +175,7 @@ class MixConfig:
     photos, training to undo it taught the U-Nets to over-sharpen (halos) everything else."""
 
     kernels: tuple[str, ...] = KERNELS
-    kernel_weights: tuple[float, ...] = (0.4, 0.3, 0.15, 0.15)  # lesson and bicubic are the common ones
+    kernel_weights: tuple[float, ...] = (0.5, 0.3, 0.1, 0.1)  # bilinear and bicubic are the common ones
     blur_p: float = 0.0          # probability of a Gaussian blur before the downscale
     blur_sigma: tuple[float, float] = (0.3, 0.7)
     noise_p: float = 0.1         # probability of Gaussian noise on the low-resolution image

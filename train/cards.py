@@ -203,7 +203,7 @@ def build_card(folder, entry: ModelEntry, catalog: list[ModelEntry], evaluation:
                          model_name=entry.title, eval_results=eval_results(entry, evaluation) or None, **extra)
     dtypes = sorted({dtype for dtype, _ in read_header(folder / WEIGHTS_NAME).values()} - {"I64"})
     size = (folder / WEIGHTS_NAME).stat().st_size
-    intro = (f"A {KIND.get(kind, kind)} of the *Deep Learning Foundations to Stable Diffusion* lesson 23 pipeline, "
+    intro = (f"{'An' if KIND.get(kind, kind)[0] in 'aeiou' else 'A'} {KIND.get(kind, kind)} of the *Deep Learning Foundations to Stable Diffusion* lesson 23 pipeline, "
              f"rebuilt as a library: {params / 1e6:.2f} M parameters, {size / 1e6:.1f} MB of weights "
              f"({', '.join(dtypes)}). It takes RGB in [0, 1] and normalises inside (the constants are in config.json).")
     if kind != "classifier":
