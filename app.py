@@ -10,42 +10,62 @@ work is done by `restoration`: this file only wires it to the page.
 
 import restoration  # noqa: F401  first: one clear line, not a traceback, on Python < 3.11
 
+import functools
 import html
+import inspect
+import logging
 import secrets
 import shutil
 import signal
 import tempfile
+import threading
 import time
+from collections import defaultdict
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
-from restoration.arena import MIN_VOTES, Arena, Contender, VoteStore, fit_leaderboard, new_session_id, read_evaluation
-from restoration.checkpoint import CheckpointError
-from restoration.compare import (
-    BattleRenderer,
-    Panel,
-    compare,
-    judge_pool,
-    list_images,
-    open_upload,
-    save_panels,
-    slider_pair,
+from restoration import degrade
+from restoration.battles import (
+    Arena,
+    Client,
+    Contender,
+    FlagRules,
+    Limits,
+    Refused,
+    client_address,
+    client_keys,
+    counted_outcomes,
+    flag_judges,
+    load_secret,
+    new_browser_id,
+    new_session_id,
 )
+from restoration.checkpoint import CheckpointError
+from restoration.compare import Panel, compare, list_images, open_upload, save_panels, slider_pair
 from restoration.images import ImageError
-from restoration.settings import Settings
+from restoration.judging import ANCHOR, BattleRenderer, ScenePool, judge_pool
+from restoration.ratings import MIN_VOTES, fit_leaderboard, read_evaluation
+from restoration.settings import Settings, SettingsError
 from restoration.vote_sync import start_vote_sync
+from restoration.votes import VoteStore, VoteStoreError, check_path
 from restoration.weights import load_available_restorers
+
+log = logging.getLogger("app")
 
 TITLE = "Super-resolution arena"
 MODES = [("Degrade, then restore", "degrade"), ("Upscale ×2", "upscale")]
+MODE_VALUES = [value for _, value in MODES]
 ANSWERS = {"A is better": "A", "B is better": "B", "Tie": "tie", "Both bad": "both_bad"}
 SAID = {"A": "A is better", "B": "B is better", "tie": "a tie", "both_bad": "both bad"}
-OUTPUT_MAX_AGE_SECONDS = 3600  # our PNG and CSV downloads are deleted after this
+JUDGE_LANE_LIMIT = 8  # judge and vote handlers at once: they only write small PNGs and one row
+COMPARE_WAITING_ROOM = 8  # Compare requests admitted past Gradio's queue (running or waiting for the models)
+BROWSER_KEY = "super-resolution-arena-judge"  # localStorage key of the judge's browser id
 # Panels are shown enlarged without smoothing: a browser's bilinear zoom would hide the very
 # differences between the models that the page is for.
 CSS = """
@@ -58,7 +78,74 @@ JUDGE_HEIGHT = 420
 
 
 def _error(message: str) -> gr.Error:
-    return gr.Error(html.escape(message))  # the modal renders HTML; a file name must not
+    """An expected user error: shown in the page, logged as one line (not a traceback)."""
+    log.info("refused: %s", message)
+    return gr.Error(html.escape(message), print_exception=False)  # the modal renders HTML; a file name must not
+
+
+def _warn(message: str):
+    log.info("refused: %s", message)
+    gr.Warning(html.escape(message))
+
+
+class CompareLane:
+    """Compare requests run the models at most `concurrency` at a time, and each client may have
+    at most `per_client` requests running or waiting: one client cannot book the server. Judges
+    never wait here: their pairs are rendered by the scene pool."""
+
+    def __init__(self, concurrency: int, per_client: int):
+        self.per_client = per_client
+        self._models = threading.Semaphore(concurrency)
+        self._held: dict[str, int] = defaultdict(int)
+        self._lock = threading.Lock()
+
+    def busy(self) -> bool:
+        """Whether a Compare request is running or waiting."""
+        with self._lock:
+            return bool(self._held)
+
+    @contextmanager
+    def admit(self, key: str):
+        with self._lock:
+            if self._held[key] >= self.per_client:
+                raise _error(f"You already have {self._held[key]} restorations running or waiting; the limit is "
+                             f"{self.per_client} per client. Please wait for them to finish.")
+            self._held[key] += 1
+        try:
+            with self._models:
+                yield
+        finally:
+            with self._lock:
+                self._held[key] -= 1
+                if not self._held[key]:
+                    del self._held[key]
+
+
+def compare_lane(method):
+    """Run a Compare handler (a function or a generator) inside the app's `CompareLane`, after
+    checking the mode server-side (the API skips the radio's own check). The handler declares
+    `request: gr.Request = None` so that Gradio passes the request."""
+    signature = inspect.signature(method)
+
+    def admitted(self, args, kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        mode = bound.arguments.get("mode")
+        if mode not in MODE_VALUES:
+            raise _error(f"Unknown mode {str(mode)[:40]!r}: choose one of {', '.join(MODE_VALUES)}.")
+        return self.lane.admit(self.client(bound.arguments.get("request")).address_key)
+
+    if inspect.isgeneratorfunction(method):
+        @functools.wraps(method)
+        def streaming(self, *args, **kwargs):
+            with admitted(self, args, kwargs):
+                yield from method(self, *args, **kwargs)
+        return streaming
+
+    @functools.wraps(method)
+    def plain(self, *args, **kwargs):
+        with admitted(self, args, kwargs):
+            return method(self, *args, **kwargs)
+    return plain
 
 
 def _upload_path(upload) -> tuple[str, str]:
@@ -78,7 +165,7 @@ class ArenaApp:
     """The app's state and its event handlers, as plain methods (tests call them directly).
     A `progress=gr.Progress()` default is how a Gradio handler asks for a progress bar."""
 
-    def __init__(self, settings: Settings, models: list, problems: list[str] = ()):
+    def __init__(self, settings: Settings, models: list, problems: list[str] = (), store: VoteStore | None = None):
         if not models:
             raise ValueError("the app needs at least one restorer")
         self.settings = settings
@@ -89,32 +176,71 @@ class ArenaApp:
         self.panel_keys = ["input", "bicubic", *[m.entry.name for m in self.models], "original"]
         self.examples = list_images(settings.examples_dir)
         self.pool = judge_pool(settings)
-        self.store = VoteStore(settings.votes_db)
-        self.renderer = BattleRenderer(self.models, self.pool, settings)
-        contenders = [Contender(m.entry.name, m.entry.title, m.revision) for m in self.models]
-        self.arena = None
-        if len(contenders) >= 2 and self.pool:
-            self.arena = Arena(self.store, contenders, sorted(self.pool), min_vote_seconds=settings.min_vote_seconds,
-                               votes_per_minute=settings.votes_per_minute)
+        self.store = store or VoteStore(settings.votes_db)
+        self.secret = load_secret(settings.arena_secret, settings.votes_db)
+        self.lane = CompareLane(settings.concurrency, settings.compare_per_client)
+        self.flag_rules = FlagRules()
+        # Bicubic is a contender too: the anchor whose rating is pinned (ratings.py).
+        contenders = [Contender(ANCHOR, "Bicubic", "torch-bicubic")]
+        contenders += [Contender(m.entry.name, m.entry.title, m.revision) for m in self.models]
+        self.arena, self.scenes = None, None
+        if self.pool:
+            self.arena = Arena(self.store, contenders, sorted(self.pool), degrade.STANDARD,
+                               min_vote_seconds=settings.min_vote_seconds, limits=Limits.from_settings(settings))
+            self.scenes = ScenePool(BattleRenderer(self.models, self.pool, settings), settings.battle_pool,
+                                    settings.scene_uses, busy=self.lane.busy).start()
         self.evaluation = read_evaluation(Path(settings.weights_dir) / "evaluation.json")
         self.outputs = Path(tempfile.mkdtemp(prefix="restoration-app-"))
+        self._export: tuple[int, Path] | None = None  # (votes when written, file)
+        self._export_lock = threading.Lock()
+        self._closed = threading.Event()
+        threading.Thread(target=self._sweep_outputs, name="output-sweeper", daemon=True).start()
 
     def close(self):
+        """Stop the background threads, close the vote store and remove every file we wrote."""
+        self._closed.set()
+        if self.scenes:
+            self.scenes.stop()
         self.store.close()
         shutil.rmtree(self.outputs, ignore_errors=True)
+
+    def client(self, request: gr.Request | None, browser: str | None = None, session: str | None = None) -> Client:
+        """Who is asking, as HMAC keys: the address (the trusted proxy's, on a Space) and the
+        browser id (or the session, for a client that keeps none)."""
+        peer, headers = None, None
+        if request is not None:
+            peer = request.client.host if getattr(request, "client", None) else None
+            headers = request.headers
+        address = client_address(peer or "local", headers, self.settings.client_header)
+        return client_keys(self.secret, address, browser, session)
+
+    def _remove_old_outputs(self):
+        now = time.time()
+        for old in self.outputs.rglob("*"):
+            try:
+                if old.is_file() and now - old.stat().st_mtime > self.settings.output_max_age:
+                    old.unlink()
+            except OSError:
+                pass
+
+    def _sweep_outputs(self):
+        """Delete outputs older than their age limit while the app runs, not only on the next request."""
+        while not self._closed.wait(min(60.0, self.settings.output_max_age / 4)):
+            self._remove_old_outputs()
 
     # ---------------------------------------------------------------------------- Compare
 
     def _new_output_folder(self) -> Path:
         now = time.time()
         for old in self.outputs.iterdir():
-            if now - old.stat().st_mtime > OUTPUT_MAX_AGE_SECONDS:
+            if old.name not in ("judge", "export") and now - old.stat().st_mtime > self.settings.output_max_age:
                 shutil.rmtree(old, ignore_errors=True)
         folder = self.outputs / secrets.token_hex(8)
         folder.mkdir()
         return folder
 
-    def compare(self, upload, mode: str, progress=gr.Progress()):  # noqa: B008
+    @compare_lane
+    def compare(self, upload, mode: str, request: gr.Request = None, progress=gr.Progress()):  # noqa: B008
         """Restore one image with every model. Returns one image per panel, the score table, the
         PNG files, the zoom slider, both zoom choices, and the panels' files for the zoom."""
         path, name = _upload_path(upload)
@@ -146,55 +272,100 @@ class ArenaApp:
 
     # ---------------------------------------------------------------------------- Judge
 
-    def _battle_outputs(self, session, message: str, progress):
+    def _serve(self, image: Image.Image) -> str:
+        """A judge's picture as a PNG with a fresh random name and a random nonce in its bytes:
+        the URL Gradio serves it under (a hash of the bytes, and the name) is new every time, so it
+        cannot name the model; the file carries no other metadata."""
+        folder = self.outputs / "judge"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{secrets.token_hex(12)}.png"
+        info = PngImagePlugin.PngInfo()
+        info.add_text("nonce", secrets.token_hex(16))
+        image.save(path, pnginfo=info, compress_level=1)
+        return str(path)
+
+    def _battle_outputs(self, session, browser, request, message: str):
         if self.arena is None:
-            raise _error("Judging needs at least two models and one image.")
-        progress(0, desc="Restoring a new pair")
-        battle, shown = self.arena.issue(session, lambda image_id, a, b: self.renderer.render(image_id, a.name, b.name))
-        original = shown.original if self.settings.show_original else None
-        return (session, battle.token, shown.low, original, shown.a, shown.b, message, self._progress_text(session))
+            raise _error("Judging needs at least one image in the judge's pool.")
+        try:
+            scene = self.scenes.take(timeout=60)
+        except TimeoutError:
+            raise _error("The first pairs are still being prepared; please try again in a few seconds.") from None
+        a, b = self.arena.draw_pair()
+        try:
+            battle = self.arena.issue(session, self.client(request, browser, session),
+                                      (scene.image_id, scene.degradation, a, b))
+        except Refused as e:
+            raise _error(str(e)) from None
+        original = self._serve(scene.original) if self.settings.show_original else None
+        return (session, battle.token, self._serve(scene.low), original, self._serve(scene.outputs[a.name]),
+                self._serve(scene.outputs[b.name]), message, self._progress_text(session))
 
     def _progress_text(self, session) -> str:
         n = self.arena.votes_cast(session) if self.arena else 0
         return f"Votes you have cast this session: **{n}**"
 
-    def next_pair(self, session, token, progress=gr.Progress()):  # noqa: B008
-        """A new blind pair for this judge (and a pseudonymous session id on the first call)."""
-        return self._battle_outputs(session or new_session_id(), "", progress)
+    def remember_browser(self, browser):
+        """On page load: the judge's browser id from localStorage, made on the first visit."""
+        if not isinstance(browser, str) or not browser.startswith("b-") or len(browser) > 64:
+            browser = new_browser_id()
+        return browser, browser
 
-    def start_judging(self, session, token, progress=gr.Progress()):  # noqa: B008
+    def next_pair(self, session, token, browser=None, request: gr.Request = None):
+        """A new blind pair for this judge (and a pseudonymous session id on the first call); it
+        replaces the judge's current pair."""
+        session = session if isinstance(session, str) and session.startswith("s-") else new_session_id()
+        return self._battle_outputs(session, browser, request, "")
+
+    def start_judging(self, session, token, browser=None, request: gr.Request = None):
         """On opening the Judge tab: a pair, unless one is already waiting for a vote."""
-        if token and session:
+        if token and session and self.arena and self.arena.pending(session):
             return (gr.skip(),) * 8
-        return self.next_pair(session, token, progress)
+        return self.next_pair(session, token, browser, request)
 
-    def vote(self, answer: str, session, token, progress=gr.Progress()):  # noqa: B008
+    def vote(self, answer, session, token, browser=None, request: gr.Request = None):
         """Record a vote on the current pair, reveal the models, and show the next pair. `answer` is a
         button's label or one of A, B, tie, both_bad."""
-        answer = ANSWERS.get(answer, answer)
+        if isinstance(answer, str):
+            answer = ANSWERS.get(answer, answer)
         if self.arena is None:
-            raise _error("Judging needs at least two models and one image.")
-        result = self.arena.vote(token, session, answer)
+            raise _error("Judging needs at least one image in the judge's pool.")
+        result = self.arena.vote(token, session, answer, self.client(request, browser, session))
         if result.keep_pair:
-            gr.Warning(html.escape(result.message))
+            _warn(result.message)
             return (session, token, gr.skip(), gr.skip(), gr.skip(), gr.skip(), result.message,
                     self._progress_text(session))
         if not result.accepted:
-            gr.Warning(html.escape(result.message))
-            return self._battle_outputs(session or new_session_id(), result.message, progress)
+            _warn(result.message)
+            return self.next_pair(session, None, browser, request)[:6] + (result.message,
+                                                                          self._progress_text(session))
         b = result.battle
         reveal = (f"**You said {SAID[answer]}.** A was **{b.a.title}**, B was **{b.b.title}** "
-                  f"(image `{b.image_id}`). Here is the next pair.")
-        return self._battle_outputs(session, reveal, progress)
+                  f"(image `{b.image_id}`, degraded by {degrade.title(b.degradation)}). Here is the next pair.")
+        return self._battle_outputs(session, browser, request, reveal)
 
     # ---------------------------------------------------------------------------- Leaderboard
 
-    def leaderboard(self):
-        """(summary, ranking table, win-rate matrix)."""
-        outcomes = self.store.outcome_counts()
-        names = [m.entry.name for m in self.models]
+    def _flagged(self, rows) -> dict[str, str]:
+        return flag_judges(rows, self.flag_rules)
+
+    def leaderboard(self, degradation: str = "all"):
+        """(summary, ranking table, win-rate matrix), over every degradation or one of them.
+        Votes of judges flagged as implausible are left out, and counted in the summary."""
+        if degradation not in ("all", *degrade.STANDARD):
+            raise _error(f"Unknown degradation {str(degradation)[:40]!r}: choose all or one of "
+                         f"{', '.join(degrade.STANDARD)}.")
+        rows = self.store.judge_outcomes(self.flag_rules.fast_seconds)
+        flagged = self._flagged(rows)
+        outcomes, left_out = counted_outcomes(rows, flagged, None if degradation == "all" else degradation)
+        names = [m.entry.name for m in self.models] + [ANCHOR]
         names += sorted({n for a, b, _, _ in outcomes for n in (a, b)} - set(names))
-        board = fit_leaderboard(outcomes, names, rounds=self.settings.bootstrap_rounds)
+        board = fit_leaderboard(outcomes, names, rounds=self.settings.bootstrap_rounds, anchor=ANCHOR,
+                                left_out=left_out)
+        per_degradation = defaultdict(int)
+        for judge, deg, _a, _b, _answer, n, _fast in rows:
+            if judge not in flagged:
+                per_degradation[deg] += n
         title = lambda n: self.titles.get(n, n)
         results = (self.evaluation or {}).get("results", {})
         psnr_rank = {n: i + 1 for i, n in enumerate(sorted((n for n in names if n in results),
@@ -202,7 +373,8 @@ class ArenaApp:
         rows = []
         for i in board.order():
             n, r = board.names[i], results.get(board.names[i])
-            interval = (f"{board.lower[i]:.0f} – {board.upper[i]:.0f}" if np.isfinite(board.upper[i])
+            interval = ("pinned (anchor)" if n == board.anchor else
+                        f"{board.lower[i]:.0f} – {board.upper[i]:.0f}" if np.isfinite(board.upper[i])
                         else f"— (under {MIN_VOTES} votes)")
             rows.append([int(board.rank[i]), title(n), round(float(board.rating[i])), interval, int(board.votes[i]),
                          f"{r['psnr_pooled']:.2f}" if r else "—", psnr_rank.get(n, "—"),
@@ -212,15 +384,26 @@ class ArenaApp:
             "—" if i == j or board.games[i, j] == 0 else f"{rates[i, j]:.0%} of {int(board.games[i, j])}"
             for j in board.order()] for i in board.order()]
         headers = ["Model (row) beats (column)"] + [title(board.names[j]) for j in board.order()]
-        return (self._leaderboard_summary(board.total_votes),
+        return (self._leaderboard_summary(board, degradation, per_degradation, len(set(flagged))),
                 gr.Dataframe(value=rows, headers=LEADERBOARD_HEADERS),
                 gr.Dataframe(value=matrix, headers=headers))
 
-    def _leaderboard_summary(self, total: int) -> str:
-        lines = [(f"**{total}** valid votes. Bradley–Terry ratings (Elo scale, maximum likelihood; a tie or "
-                  f"“both bad” counts as half a win each), with 95% bootstrap intervals over "
-                  f"{self.settings.bootstrap_rounds} resamples of the votes. Models share a rank while their "
-                  f"intervals overlap; a model with fewer than {MIN_VOTES} votes has no interval yet.")]
+    def _leaderboard_summary(self, board, degradation: str, per_degradation: dict, judges_flagged: int) -> str:
+        which = "" if degradation == "all" else f" on inputs degraded by {degrade.title(degradation)}"
+        lines = [(f"**{board.total_votes}** valid votes{which}. Bradley–Terry ratings (Elo scale, maximum "
+                  f"likelihood; a tie or “both bad” counts as half a win each), with 95% bootstrap intervals over "
+                  f"{self.settings.bootstrap_rounds} resamples of the votes. Bicubic is the anchor: its rating is "
+                  f"pinned at 1000, so ratings keep their meaning as votes and models are added. Models share a "
+                  f"rank while their intervals overlap; a model with fewer than {MIN_VOTES} votes has no interval "
+                  f"yet."),
+                 (f"**{board.left_out}** votes left out: {judges_flagged} judge(s) answered implausibly for a person "
+                  f"(the same answer ≥{self.flag_rules.same_answer_share:.0%} of the time, "
+                  f"≥{self.flag_rules.fast_share:.0%} of votes under {self.flag_rules.fast_seconds:g} s, or one "
+                  f"model picked ≥{self.flag_rules.model_share:.0%} of the time, over at least "
+                  f"{self.flag_rules.min_votes} votes).")]
+        if per_degradation:
+            lines.append("Votes by degradation: " + " · ".join(
+                f"{_degradation_title(d)}: {per_degradation.get(d, 0)}" for d in sorted(per_degradation)))
         if self.evaluation:
             ev = self.evaluation
             bicubic = ev["results"].get("bicubic")
@@ -233,14 +416,32 @@ class ArenaApp:
         return "\n\n".join(lines)
 
     def export_votes(self) -> str:
-        """Every vote as a CSV file."""
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        file = self._new_output_folder() / f"votes-{stamp}.csv"
-        self.store.write_csv(file)
-        return str(file)
+        """The public CSV of every vote (`VoteStore.write_public_csv`: nothing that links votes to
+        a judge). Written again only after `export_every` new votes; until then the last file is
+        served (a click costs nothing)."""
+        with self._export_lock:
+            n = self.store.count()
+            if self._export and self._export[1].exists() and n - self._export[0] < self.settings.export_every:
+                return str(self._export[1])
+            folder = self.outputs / "export"
+            folder.mkdir(exist_ok=True)
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%MZ")
+            file = folder / f"votes-{stamp}-{n}.csv"
+            flagged = self._flagged(self.store.judge_outcomes(self.flag_rules.fast_seconds))
+            self.store.write_public_csv(file, flagged)
+            self._export = (n, file)
+            return str(file)
 
 
 LEADERBOARD_HEADERS = ["Rank", "Model", "Rating", "95% interval", "Votes", "PSNR (dB)", "PSNR rank", "SSIM"]
+
+
+def _degradation_title(name: str) -> str:
+    """A degradation's title, or its stored name if this version does not know it (imported votes)."""
+    try:
+        return degrade.title(name)
+    except ValueError:
+        return name
 
 
 def source_label(model) -> str:
@@ -276,13 +477,20 @@ def header_markdown(titles: list[str]) -> str:
 def build_app(app: ArenaApp) -> gr.Blocks:
     s = app.settings
     # No analytics: the app calls no third party, and judges are not tracked.
-    with gr.Blocks(title=TITLE, delete_cache=(OUTPUT_MAX_AGE_SECONDS, OUTPUT_MAX_AGE_SECONDS),
+    with gr.Blocks(title=TITLE, delete_cache=(min(s.output_max_age, 3600), s.output_max_age),
                    analytics_enabled=False) as demo:
         gr.Markdown(header_markdown([m.entry.title for m in app.models]), elem_id="header")
         gr.Markdown("Checkpoints: " + " · ".join(f"{m.entry.title}: {source_label(m)}" for m in app.models),
                     elem_id="sources")
         with gr.Accordion("Where each model came from", open=False):
             gr.Markdown("\n".join(f"- {html.escape(n)}" for n in app.notes))
+
+        # The judge's browser id, kept in localStorage so that a new session (a reload) is the same
+        # judge; copied into a State on load so the API's endpoints do not ask for it. Outside the
+        # tabs: a component in a tab not yet shown is not mounted, and would not read its storage.
+        stored_browser, browser = gr.BrowserState(None, storage_key=BROWSER_KEY), gr.State(None)
+        demo.load(app.remember_browser, stored_browser, [browser, stored_browser], api_visibility="private",
+                  queue=False)
 
         with gr.Tab("Compare"):
             with gr.Row():
@@ -315,7 +523,8 @@ def build_app(app: ArenaApp) -> gr.Blocks:
             files = gr.File(label="Download every output (PNG)", file_count="multiple", interactive=False)
             compared = gr.State(None)
             run.click(app.compare, [upload, mode], [*panels, table, files, slider, left, right, compared],
-                      api_name="compare", preprocess=False, concurrency_id="models")
+                      api_name="compare", preprocess=False, concurrency_id="compare",
+                      concurrency_limit=s.concurrency + COMPARE_WAITING_ROOM)
             for dropdown in (left, right):
                 dropdown.input(app.zoom, [compared, left, right], slider, api_visibility="private")
 
@@ -337,18 +546,23 @@ def build_app(app: ArenaApp) -> gr.Blocks:
             reveal = gr.Markdown(elem_id="reveal")
             session, token = gr.State(None), gr.State(None)
             battle_outputs = [session, token, low, original, side_a, side_b, reveal, progress_text]
-            judge_tab.select(app.start_judging, [session, token], battle_outputs, api_name="judge_on_open",
-                             api_visibility="private", concurrency_id="models")
-            skip.click(app.next_pair, [session, token], battle_outputs, api_name="judge", concurrency_id="models")
+            # The judge's lane: no model runs here (the scene pool renders ahead), so a judge never
+            # waits behind a Compare request.
+            lane = {"concurrency_id": "judge", "concurrency_limit": JUDGE_LANE_LIMIT}
+            judge_tab.select(app.start_judging, [session, token, browser], battle_outputs, api_name="judge_on_open",
+                             api_visibility="private", **lane)
+            skip.click(app.next_pair, [session, token, browser], battle_outputs, api_name="judge", **lane)
             for answer, button in zip(ANSWERS.values(), buttons):
-                button.click(app.vote, [button, session, token], battle_outputs, api_name=f"vote_{answer}",
-                             api_visibility="private", concurrency_id="models", trigger_mode="once")
+                button.click(app.vote, [button, session, token, browser], battle_outputs, api_name=f"vote_{answer}",
+                             api_visibility="private", trigger_mode="once", **lane)
             # The API's way to vote (a client cannot press a button): /vote with the answer as text.
             answer_text = gr.Textbox(visible=False, label="answer")
-            answer_text.submit(app.vote, [answer_text, session, token], battle_outputs, api_name="vote",
-                               concurrency_id="models")
+            answer_text.submit(app.vote, [answer_text, session, token, browser], battle_outputs, api_name="vote",
+                               **lane)
 
         with gr.Tab("Leaderboard") as board_tab:
+            which = gr.Radio([("All degradations", "all")] + [(degrade.title(d), d) for d in degrade.STANDARD],
+                             value="all", label="Votes on inputs degraded by", elem_id="board-degradation")
             summary = gr.Markdown(elem_id="board-summary")
             ranking = gr.Dataframe(headers=LEADERBOARD_HEADERS, interactive=False, elem_id="ranking")
             gr.Markdown("Win rates from the votes (ties count half):")
@@ -357,25 +571,33 @@ def build_app(app: ArenaApp) -> gr.Blocks:
                 refresh = gr.Button("Refresh", size="sm")
                 export = gr.Button("Export all votes (CSV)", size="sm")
             csv_file = gr.File(label="Votes (CSV)", interactive=False)
-            board_tab.select(app.leaderboard, None, [summary, ranking, matrix], api_name="leaderboard_on_open",
-                             api_visibility="private", concurrency_id="leaderboard")
-            refresh.click(app.leaderboard, None, [summary, ranking, matrix], api_name="leaderboard",
-                          concurrency_id="leaderboard")
-            export.click(app.export_votes, None, csv_file, api_name="export_votes", concurrency_id="leaderboard")
+            board = {"concurrency_id": "leaderboard", "concurrency_limit": 2}
+            board_tab.select(app.leaderboard, which, [summary, ranking, matrix], api_name="leaderboard_on_open",
+                             api_visibility="private", **board)
+            refresh.click(app.leaderboard, which, [summary, ranking, matrix], api_name="leaderboard", **board)
+            which.input(app.leaderboard, which, [summary, ranking, matrix], api_visibility="private", **board)
+            export.click(app.export_votes, None, csv_file, api_name="export_votes", **board)
     return demo
 
 
 def launch(demo: gr.Blocks, settings: Settings, **kwargs):
-    """Start serving through the queue: at most `settings.concurrency` model runs at a time (each
-    uses `settings.threads` cores), so heavy requests wait their turn instead of fighting over cores."""
-    demo.queue(default_concurrency_limit=settings.concurrency, max_size=64)
+    """Start serving through the queue. Each event names its lane (concurrency_id): Compare runs the
+    models (`CompareLane` bounds them at `settings.concurrency`, each using `settings.threads`
+    cores), Judge only serves pre-rendered pairs, the leaderboard fits ratings."""
+    demo.queue(default_concurrency_limit=settings.concurrency, max_size=256)
     # The largest upload worth receiving: an uncompressed 16-bit RGBA image at the pixel limit.
     max_file_size = settings.max_pixels * 8 + (1 << 20)
     return demo.launch(css=CSS, max_file_size=max_file_size, run_history=False, **kwargs)
 
 
 def main():
-    settings = Settings.from_env()
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    log.setLevel(logging.INFO)  # our one-line refusals; not every HTTP request of the libraries
+    try:
+        settings = Settings.from_env()
+        check_path(settings.votes_db)  # before the models load: a bad path fails in a second
+    except (SettingsError, VoteStoreError) as e:
+        raise SystemExit(f"Cannot start: {e}") from None
     torch.set_num_threads(settings.threads)
     try:
         models, problems = load_available_restorers(settings.weights_dir, settings.model_source)
@@ -387,17 +609,43 @@ def main():
     for line in [m.note for m in models] + problems:
         print(line)
     sync = start_vote_sync(settings)  # before the store opens the database: it may restore it
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # a Space stops with SIGTERM: close, push the votes
     try:
-        launch(build_app(ArenaApp(settings, models, problems)), settings)
+        app = ArenaApp(settings, models, problems)
+    except (VoteStoreError, OSError) as e:
+        if sync:
+            sync.close()
+        raise SystemExit(f"Cannot start: {e}") from None
+    demo = build_app(app)
+    # A Space (or a service manager) stops the app with SIGTERM: end it like Ctrl-C, so that the
+    # temporary files are removed and the votes pushed on the way out.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        launch(demo, settings)
+    except KeyboardInterrupt:
+        pass
     finally:
         signal.signal(signal.SIGTERM, previous)
+        app.close()
+        remove_served_copies(demo)
         if sync:
             sync.close()
 
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
+
+
+def remove_served_copies(demo: gr.Blocks):
+    """Delete the copies Gradio made in its cache of the files this app served (it keeps them
+    after Ctrl-C), and the folders it made for them."""
+    for files in demo.temp_file_sets:
+        for file in list(files):
+            path = Path(file)
+            path.unlink(missing_ok=True)
+            try:
+                path.parent.rmdir()  # Gradio's per-file folder, once empty
+            except OSError:
+                pass
 
 
 if __name__ == "__main__":

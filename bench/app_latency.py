@@ -7,7 +7,7 @@
 Panels are timed through the same calls the app's Compare handler makes: open the uploaded PNG,
 `compare.compare` (degrade, bicubic, every model, PSNR and SSIM), and the PNG files the page
 serves. The leaderboard is fitted on synthetic votes in a temporary SQLite store, read back the
-way the app reads it. Not a test: it prints a table.
+way the app reads it (per-judge counts, flags, the bicubic anchor). Not a test: it prints a table.
 """
 
 import dataclasses
@@ -21,10 +21,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from restoration.arena import ANSWERS, VoteStore, fit_leaderboard
+from restoration.battles import FlagRules, counted_outcomes, flag_judges
 from restoration.cli import parser
 from restoration.compare import compare, open_upload, save_panels
+from restoration.ratings import fit_leaderboard
 from restoration.settings import Settings
+from restoration.votes import ANSWERS, VoteStore
 from restoration.weights import LoadedModel, ModelEntry, load_available_restorers
 
 
@@ -69,8 +71,8 @@ def synthetic_votes(n: int, names: list[str], seed: int = 0) -> list[tuple]:
     p_a = 1 / (1 + np.exp(strength[b] - strength[a]))
     u = rng.random(n)
     answers = np.where(u < 0.15, 2, np.where(u < 0.2, 3, np.where(rng.random(n) < p_a, 0, 1)))
-    return [("2025-01-01T00:00:00+00:00", f"s-{i % 2000}", "examples/x.png", names[a[i]], "r", names[b[i]], "r",
-             ANSWERS[answers[i]], 3.0, f"t{i}") for i in range(n)]
+    return [("2025-01-01T00:00:00+00:00", f"s-{i % 2000}", "examples/x.png", "lesson", names[a[i]], "r", names[b[i]],
+             "r", ANSWERS[answers[i]], 3.0, f"t{i}", f"c-{i % 500}", f"j-{i % 2000}") for i in range(n)]
 
 
 def main(argv=None):
@@ -114,18 +116,24 @@ def main(argv=None):
             per_panel = " · ".join(f"{p.ms:.0f}" for p in runs[-1][1] if p.ms is not None)
             print(f"| {side}×{side} | {seconds:.2f} | {per_panel} |")
 
-        names = [m.entry.name for m in models]
+        names = [m.entry.name for m in models] + ["bicubic"]
         store = VoteStore(tmp / "votes.db")
         store.add_many(synthetic_votes(args.votes, names))
+        # What the app's leaderboard does: per-judge counts, the flags, then the anchored fit.
         t0 = time.perf_counter()
-        outcomes = store.outcome_counts()
+        rows = store.judge_outcomes(FlagRules().fast_seconds)
         t1 = time.perf_counter()
-        board = fit_leaderboard(outcomes, names, rounds=settings.bootstrap_rounds)
+        outcomes, left_out = counted_outcomes(rows, flag_judges(rows))
+        board = fit_leaderboard(outcomes, names, rounds=settings.bootstrap_rounds, anchor="bicubic")
         t2 = time.perf_counter()
+        store.write_public_csv(tmp / "votes.csv")
+        t3 = time.perf_counter()
+        csv_mb = (tmp / "votes.csv").stat().st_size / 1e6
         store.close()
-    print(f"\nLeaderboard on {board.total_votes:,} synthetic votes: read counts {1000 * (t1 - t0):.0f} ms, "
-          f"Bradley–Terry + {settings.bootstrap_rounds} bootstrap rounds {1000 * (t2 - t1):.0f} ms, "
-          f"total {1000 * (t2 - t0):.0f} ms")
+    print(f"\nLeaderboard on {board.total_votes:,} synthetic votes ({left_out} left out): read per-judge counts "
+          f"{1000 * (t1 - t0):.0f} ms, flags + Bradley–Terry + {settings.bootstrap_rounds} bootstrap rounds "
+          f"{1000 * (t2 - t1):.0f} ms, total {1000 * (t2 - t0):.0f} ms; the public CSV export "
+          f"{1000 * (t3 - t2):.0f} ms, {csv_mb:.1f} MB")
     for i in board.order():
         print(f"  {board.rank[i]}. {board.names[i]}: {board.rating[i]:.0f} "
               f"({board.lower[i]:.0f} – {board.upper[i]:.0f}), {board.votes[i]:,} votes")

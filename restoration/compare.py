@@ -1,5 +1,5 @@
-"""What the app's Compare and Judge tabs compute, without any UI: panels of one image restored by
-every model, scored against the original, and the pictures of one blind battle.
+"""What the app's Compare tab computes, without any UI: panels of one image restored by every
+model, scored against the original. (The Judge tab's pictures are in judging.py.)
 
 Uploads are opened with `images.open_image`, which refuses an image from its header when the
 output would exceed `Settings.max_pixels` (a decompression bomb is never decoded). Outputs above
@@ -8,9 +8,6 @@ on the tile size, not on the image.
 """
 
 import dataclasses
-import random
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -130,78 +127,8 @@ def slider_pair(left: Image.Image, right: Image.Image) -> tuple[Image.Image, Ima
     return fit(left), fit(right)
 
 
-# --------------------------------------------------------------------------------------------
-# Judging
-
-
 def list_images(folder) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-
-
-def judge_pool(settings: Settings, seed: int = 0) -> dict[str, Path]:
-    """image id → file: every example, plus `judge_val_pool` Tiny ImageNet val images (a fixed
-    random sample) when `val_dir` exists (it does not on a Space)."""
-    pool = {f"examples/{p.name}": p for p in list_images(settings.examples_dir)}
-    val = list_images(Path(settings.val_dir) / "val" / "images")
-    if val and settings.judge_val_pool > 0:
-        chosen = random.Random(seed).sample(val, min(settings.judge_val_pool, len(val)))
-        pool |= {f"tiny-imagenet/val/{p.name}": p for p in sorted(chosen)}
-    return pool
-
-
-@dataclasses.dataclass
-class BattleImages:
-    low: Image.Image  # the low-resolution input (half size)
-    a: Image.Image
-    b: Image.Image
-    original: Image.Image
-
-
-def center_crop(image: Image.Image, max_side: int) -> Image.Image:
-    """The central max_side × max_side (at most) part of an image."""
-    w, h = image.size
-    cw, ch = min(w, max_side), min(h, max_side)
-    left, top = (w - cw) // 2, (h - ch) // 2
-    return image if (cw, ch) == (w, h) else image.crop((left, top, left + cw, top + ch))
-
-
-class BattleRenderer:
-    """Renders the pictures of a battle (degrade, then restore with the two models), keeping the
-    latest outputs so popular images are not recomputed for every judge. Large images are judged
-    on their central `max_side` square: a judge compares details, and two restorations of a whole
-    photo would keep them waiting on a CPU."""
-
-    def __init__(self, models: Sequence, pool: dict[str, Path], settings: Settings, cache_size: int = 48,
-                 max_side: int = 512):
-        self.models = {m.entry.name: m for m in models}
-        self.pool, self.settings, self.cache_size, self.max_side = pool, settings, cache_size, max_side
-        self._cache: OrderedDict[tuple, Image.Image] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def _cached(self, key, make):
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
-        value = make()
-        with self._lock:
-            self._cache[key] = value
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        return value
-
-    def render(self, image_id: str, name_a: str, name_b: str) -> BattleImages:
-        s = self.settings
-        original = center_crop(open_upload(self.pool[image_id], "degrade", s), self.max_side)
-        low, model_input, reference = prepare(to_tensor(original), "degrade")
-
-        def output(name):
-            m = self.models[name]
-            return self._cached((image_id, name, id(m.model)), lambda: to_pil(
-                restore(m.model, model_input, s.tile_pixels, s.tile_size, s.tile_overlap)))
-
-        return BattleImages(to_pil(low), output(name_a), output(name_b), to_pil(reference))
-

@@ -1,14 +1,27 @@
 """Every setting, read from environment variables in this one place, with defaults that run the
-app offline on the shipped weights."""
+app offline on the shipped weights.
+
+Each field of `Settings` is read from `RESTORATION_<FIELD NAME IN CAPITALS>` (e.g. `threads` from
+`RESTORATION_THREADS`), parsed by the field's type and checked against the range in its
+metadata, so a new setting needs only a new field. A bad value raises `SettingsError`, whose
+message is one line naming the variable, what it got and what it accepts.
+"""
 
 import dataclasses
 import os
+import types
 from pathlib import Path
 
 from restoration.cpus import usable_cpus
 
 REPO = Path(__file__).resolve().parent.parent
 PERSISTENT = Path("/data")  # a Space's persistent storage, when it has some
+PREFIX = "RESTORATION_"
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+class SettingsError(ValueError):
+    """A setting's value is unusable; the message is one line for the person starting the app."""
 
 
 def _default_votes_db() -> Path:
@@ -18,66 +31,117 @@ def _default_votes_db() -> Path:
     return REPO / "votes.db"
 
 
-def _env(name, default, kind=str):
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    if kind is bool:
-        if raw.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-            raise ValueError(f"{name}={raw!r}: expected 1/0, true/false, yes/no or on/off")
-        return raw.lower() in ("1", "true", "yes", "on")
-    try:
-        return kind(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r}: expected a {kind.__name__}") from None
+def _field(default=dataclasses.MISSING, *, factory=dataclasses.MISSING, min=None, max=None,  # noqa: A002
+           choices=None, secret=False):
+    return dataclasses.field(default=default, default_factory=factory,
+                             repr=not secret,  # a secret never shows in a printed Settings
+                             metadata={"min": min, "max": max, "choices": choices, "secret": secret})
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
     weights_dir: Path = REPO / "weights"
-    model_source: str = "local"  # "hub": pull each model from the Hub at its pinned revision
+    model_source: str = _field("local", choices=("local", "hub"))  # "hub": pull each model at its pinned revision
     examples_dir: Path = REPO / "examples"
     val_dir: Path = REPO.parent / "shared" / "data" / "tiny-imagenet-200"
-    tile_pixels: int = 1 << 20  # outputs above this many pixels are restored in tiles
-    max_pixels: int = 1 << 22  # outputs above this are refused (4.2 megapixels)
-    tile_size: int = 512
-    tile_overlap: int = 32
-    threads: int = dataclasses.field(default_factory=usable_cpus)  # CPUs this process may use (cpus.py)
-    concurrency: int = 1  # requests that run models at the same time
+    tile_pixels: int = _field(1 << 20, min=1)  # outputs above this many pixels are restored in tiles
+    max_pixels: int = _field(1 << 22, min=4)  # outputs above this are refused (4.2 megapixels)
+    tile_size: int = _field(512, min=16)
+    tile_overlap: int = _field(32, min=0, max=1024)
+    threads: int = _field(factory=usable_cpus, min=1, max=1024)  # CPUs this process may use (cpus.py)
+    concurrency: int = _field(1, min=1, max=64)  # Compare requests that run models at the same time
+    compare_per_client: int = _field(2, min=1, max=64)  # a client's Compare requests running or waiting
     votes_db: Path = dataclasses.field(default_factory=_default_votes_db)
     votes_repo: str | None = None  # a Hub dataset repo that keeps snapshots of the votes
-    votes_sync_minutes: float = 5.0  # how often a snapshot is pushed there (and once at shutdown)
+    votes_sync_minutes: float = _field(5.0, min=0.1, max=1440.0)  # how often a snapshot is pushed (and at shutdown)
     show_original: bool = False  # show the original beside the judge's pair
-    min_vote_seconds: float = 2.0  # votes faster than this after the pair appeared are rejected
-    votes_per_minute: int = 20  # per judge session
-    judge_val_pool: int = 200  # val images in the judge's pool, beside the examples
-    bootstrap_rounds: int = 200
+    min_vote_seconds: float = _field(2.0, min=0.0, max=3600.0)  # faster votes are rejected
+    # Caps on accepted votes. A judge is one browser (its id held in localStorage) at one address;
+    # the address caps bound what fresh sessions or cleared storage can add (see the README).
+    votes_per_minute: int = _field(20, min=1)  # per judge
+    votes_per_day: int = _field(500, min=1)  # per judge
+    address_votes_per_minute: int = _field(30, min=1)  # per client address, all its judges together
+    address_votes_per_day: int = _field(1000, min=1)
+    pairs_per_minute: int = _field(120, min=1)  # new pairs issued per client address
+    # The header a trusted reverse proxy sets to the client's address; its last entry is used.
+    # On a Hugging Face Space (SPACE_ID is set) that is x-forwarded-for; elsewhere the socket's peer.
+    client_header: str = "x-forwarded-for" if os.environ.get("SPACE_ID") else ""
+    # HMAC key for the client keys stored with votes; empty: a random key kept in <votes_db>.secret
+    arena_secret: str = _field("", secret=True)
+    battle_pool: int = _field(4, min=1, max=64)  # pre-rendered judge scenes (image × degradation)
+    scene_uses: int = _field(6, min=1)  # pairs served from one scene before it is replaced
+    export_every: int = _field(100, min=1)  # new votes before the public CSV is written again
+    output_max_age: int = _field(3600, min=60)  # seconds our downloads and judge files are kept
+    judge_val_pool: int = _field(200, min=0)  # val images in the judge's pool, beside the examples
+    bootstrap_rounds: int = _field(200, min=0, max=100_000)
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            _check(f, getattr(self, f.name))
+        if self.tile_overlap >= self.tile_size:
+            raise SettingsError(f"{env_name('tile_overlap')}={self.tile_overlap}: must be smaller than "
+                                f"{env_name('tile_size')} ({self.tile_size})")
 
     @classmethod
-    def from_env(cls, **overrides):
-        d = cls()
-        values = dict(
-            weights_dir=Path(_env("RESTORATION_WEIGHTS_DIR", d.weights_dir)),
-            model_source=_env("RESTORATION_MODEL_SOURCE", d.model_source),
-            examples_dir=Path(_env("RESTORATION_EXAMPLES_DIR", d.examples_dir)),
-            val_dir=Path(_env("RESTORATION_VAL_DIR", d.val_dir)),
-            tile_pixels=_env("RESTORATION_TILE_PIXELS", d.tile_pixels, int),
-            max_pixels=_env("RESTORATION_MAX_PIXELS", d.max_pixels, int),
-            tile_size=_env("RESTORATION_TILE_SIZE", d.tile_size, int),
-            tile_overlap=_env("RESTORATION_TILE_OVERLAP", d.tile_overlap, int),
-            threads=_env("RESTORATION_THREADS", d.threads, int),
-            concurrency=_env("RESTORATION_CONCURRENCY", d.concurrency, int),
-            votes_db=Path(_env("RESTORATION_VOTES_DB", d.votes_db)),
-            votes_repo=_env("RESTORATION_VOTES_REPO", d.votes_repo),
-            votes_sync_minutes=_env("RESTORATION_VOTES_SYNC_MINUTES", d.votes_sync_minutes, float),
-            show_original=_env("RESTORATION_SHOW_ORIGINAL", d.show_original, bool),
-            min_vote_seconds=_env("RESTORATION_MIN_VOTE_SECONDS", d.min_vote_seconds, float),
-            votes_per_minute=_env("RESTORATION_VOTES_PER_MINUTE", d.votes_per_minute, int),
-            judge_val_pool=_env("RESTORATION_JUDGE_VAL_POOL", d.judge_val_pool, int),
-            bootstrap_rounds=_env("RESTORATION_BOOTSTRAP_ROUNDS", d.bootstrap_rounds, int),
-        ) | overrides
-        if values["model_source"] not in ("local", "hub"):
-            raise ValueError(f"RESTORATION_MODEL_SOURCE must be 'local' or 'hub', got {values['model_source']!r}")
-        if values["votes_sync_minutes"] <= 0:
-            raise ValueError(f"RESTORATION_VOTES_SYNC_MINUTES must be positive, got {values['votes_sync_minutes']}")
-        return cls(**values)
+    def from_env(cls, environ=None, **overrides):
+        """Settings from `environ` (default `os.environ`): every field's variable that is set and
+        not empty, then `overrides`."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(env_name(f.name))
+            if raw is not None and raw.strip() != "":
+                values[f.name] = _parse(f, raw.strip())
+        return cls(**(values | overrides))
+
+
+def env_name(field_name: str) -> str:
+    return PREFIX + field_name.upper()
+
+
+def _kind(f):
+    """The type a field's text is parsed into: its annotation, or the X of `X | None`."""
+    kind = f.type
+    if isinstance(kind, types.UnionType):
+        kind = next(t for t in kind.__args__ if t is not type(None))
+    return kind if isinstance(kind, type) else {"Path": Path, "str": str, "int": int, "float": float,
+                                                "bool": bool}[kind]
+
+
+def _parse(f, raw: str):
+    name, kind = env_name(f.name), _kind(f)
+    if kind is bool:
+        if raw.lower() not in TRUE + FALSE:
+            raise SettingsError(f"{name}={raw!r}: expected 1/0, true/false, yes/no or on/off")
+        return raw.lower() in TRUE
+    try:
+        return kind(raw)
+    except ValueError:
+        article = "an" if kind.__name__[0] in "aeiou" else "a"
+        raise SettingsError(f"{name}={raw!r}: expected {article} {kind.__name__}"
+                            + _range_text(f)) from None
+
+
+def _range_text(f) -> str:
+    lo, hi = f.metadata.get("min"), f.metadata.get("max")
+    if lo is not None and hi is not None:
+        return f" from {lo} to {hi}"
+    if lo is not None:
+        return f" of at least {lo}"
+    return f" of at most {hi}" if hi is not None else ""
+
+
+def _check(f, value):
+    name, meta = env_name(f.name), f.metadata
+    shown = "(set)" if meta.get("secret") else repr(value)
+    kind = _kind(f)
+    if value is None and isinstance(f.type, types.UnionType):
+        return  # an optional setting left unset
+    if kind in (int, float) and (isinstance(value, bool) or not isinstance(value, int | float)
+                                 or value != value):  # NaN
+        raise SettingsError(f"{name}={shown}: expected a number{_range_text(f)}")
+    if ((meta.get("min") is not None and value < meta["min"])
+            or (meta.get("max") is not None and value > meta["max"])):
+        raise SettingsError(f"{name}={shown}: out of range, expected {kind.__name__}{_range_text(f)}")
+    if meta.get("choices") and value not in meta["choices"]:
+        raise SettingsError(f"{name}={shown}: expected one of {', '.join(meta['choices'])}")

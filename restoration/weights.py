@@ -126,6 +126,10 @@ def load_available_restorers(weights_dir, source: str = "local") -> tuple[list[L
         except (CheckpointError, OSError) as e:
             problems.append(f"{entry.title}: not loaded ({e})")
             continue
+        except Exception as e:  # noqa: BLE001 (e.g. torch's RuntimeError on a bad config: skip that model)
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+            problems.append(f"{entry.title}: not loaded ({type(e).__name__}: {first})")
+            continue
         loaded.append(model)
         if model.fallback == UNREACHABLE and skip_hub is None:
             skip_hub = "it was unreachable for an earlier model"

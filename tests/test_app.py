@@ -4,8 +4,13 @@ driven through gradio_client (compare, judge, vote, leaderboard, export)."""
 import csv
 import dataclasses
 import json
+import os
+import signal
 import socket
 import struct
+import subprocess
+import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -17,6 +22,8 @@ from PIL import Image
 
 import app as app_module
 from app import ArenaApp, build_app, launch
+from restoration import degrade
+from restoration.votes import VoteStore
 from tests.app_support import make_weights_dir
 
 
@@ -121,18 +128,55 @@ def test_odd_but_valid_images_work(arena_app, tmp_path):
 
 def test_judge_and_vote_handlers(arena_app):
     session, token, low, original, a, b, _reveal, progress = arena_app.next_pair(None, None)
+    low, a, b = Image.open(low), Image.open(a), Image.open(b)
     assert session.startswith("s-") and token and low.size[0] * 2 == a.size[0] and a.size == b.size
     assert original is None and "**0**" in progress
     assert arena_app.start_judging(session, token) == (gr.skip(),) * 8  # a pair is already waiting
 
     out = arena_app.vote("A is better", session, token)
     assert out[0] == session and out[1] != token and "**1**" in out[-1]
-    assert "You said A is better" in out[6] and "A was **" in out[6] and "U-Net**" in out[6]
+    assert "You said A is better" in out[6] and "A was **" in out[6] and "degraded by" in out[6]
     with pytest.warns(UserWarning, match="already been judged"):  # gr.Warning, outside a running app
         assert arena_app.vote("B is better", session, token)[6].startswith("This pair has already been judged")
     with pytest.warns(UserWarning, match="did not issue"):
         assert arena_app.vote("Tie", session, "forged")[6].startswith("This vote is for a pair")
+    for answer in [["A"], {"answer": "A"}, "sideways"]:  # what an API client can send
+        with pytest.warns(UserWarning, match="Unknown answer"):
+            assert arena_app.vote(answer, session, out[1])[6].startswith("Unknown answer")
     assert arena_app.store.count() == 1
+    vote = arena_app.store._db.execute("SELECT degradation, client, judge FROM votes").fetchone()
+    assert vote[0] in degrade.STANDARD and len(vote[1]) == len(vote[2]) == 32  # keys, not addresses
+
+
+def test_served_pictures_name_no_model(arena_app):
+    """Every served picture has a fresh random file name and fresh bytes (so Gradio's
+    content-hash URL is new too), and no metadata but a random nonce."""
+    seen_names, seen_bytes = set(), set()
+    for _ in range(6):
+        _session, _token, low, _original, a, b, *_ = arena_app.next_pair("s-same", None)
+        for path in (low, a, b):
+            assert Path(path).name not in seen_names
+            seen_names.add(Path(path).name)
+            data = Path(path).read_bytes()
+            assert data not in seen_bytes
+            seen_bytes.add(data)
+            with Image.open(path) as im:
+                assert set(im.info) <= {"nonce", "dpi", "gamma"} and len(im.info.get("nonce", "")) == 32
+    assert len(seen_names) == 18
+
+
+def test_a_new_session_from_the_same_browser_is_the_same_judge(settings, tiny_models):
+    a = ArenaApp(dataclasses.replace(settings, votes_per_minute=2, address_votes_per_minute=100), tiny_models)
+    browser, stored = a.remember_browser(None)
+    assert browser == stored and browser.startswith("b-") and a.remember_browser(browser) == (browser, browser)
+    assert a.remember_browser(["not", "an", "id"])[0] != browser
+    results = []
+    for _ in range(3):  # a fresh session for every vote, as a script would
+        session, token, *_ = a.next_pair(None, None, browser)
+        results.append(a.vote("A", session, token, browser))
+    assert [r[6].startswith("**You said") for r in results] == [True, True, False]
+    assert "at most 2 a minute per judge" in results[2][6] and a.store.count() == 2
+    a.close()
 
 
 def test_too_fast_votes_keep_the_pair(settings, tiny_models):
@@ -147,26 +191,110 @@ def test_too_fast_votes_keep_the_pair(settings, tiny_models):
 def test_show_original_setting(settings, tiny_models):
     a = ArenaApp(dataclasses.replace(settings, show_original=True), tiny_models)
     original, side_a = a.next_pair(None, None)[3:5]
-    assert original is not None and original.size == side_a.size
+    assert original is not None and Image.open(original).size == Image.open(side_a).size
     a.close()
 
 
-def test_leaderboard_and_export_handlers(arena_app, settings, tmp_path):
+def test_leaderboard_and_export_handlers(settings, tiny_models, tmp_path):
+    arena_app = ArenaApp(dataclasses.replace(settings, export_every=3), tiny_models)
     summary, ranking, matrix = arena_app.leaderboard()
     assert "**0** valid votes" in summary and "No evaluation figures yet" in summary
-    assert len(ranking.value["data"]) == 3
+    assert "**0** votes left out" in summary
+    assert len(ranking.value["data"]) == 4  # three U-Nets and the bicubic anchor
+    bicubic = [r for r in ranking.value["data"] if r[1] == "Bicubic"][0]
+    assert bicubic[2] == 1000 and bicubic[3] == "pinned (anchor)"
     session = None
     for answer in ["A", "A", "B", "tie", "both_bad"]:
         session, token, *_ = arena_app.next_pair(session, None)
         assert arena_app.vote(answer, session, token)[6].startswith("**You said")
     summary, ranking, matrix = arena_app.leaderboard()
     rows = ranking.value["data"]
-    assert "**5** valid votes" in summary and sum(r[4] for r in rows) == 10
-    assert {r[1] for r in rows} == {"MSE U-Net", "Perceptual U-Net", "Cross-conv U-Net"}
-    assert matrix.value["headers"][0] == "Model (row) beats (column)" and len(matrix.value["data"]) == 3
+    assert "**5** valid votes" in summary and sum(r[4] for r in rows) == 10 and "Votes by degradation" in summary
+    assert {r[1] for r in rows} == {"MSE U-Net", "Perceptual U-Net", "Cross-conv U-Net", "Bicubic"}
+    assert matrix.value["headers"][0] == "Model (row) beats (column)" and len(matrix.value["data"]) == 4
+    per = [arena_app.leaderboard(d)[0] for d in degrade.STANDARD]
+    assert sum(int(text.split("**")[1]) for text in per) == 5
+    with pytest.raises(gr.Error, match="Unknown degradation"):
+        arena_app.leaderboard("sideways")
+
     file = arena_app.export_votes()
-    rows = list(csv.DictReader(Path(file).read_text().splitlines()))
-    assert len(rows) == 5 and {r["session"] for r in rows} == {session}
+    text = Path(file).read_text()
+    rows = list(csv.DictReader(text.splitlines()))
+    assert len(rows) == 5 and list(rows[0]) == list(VoteStore.PUBLIC_COLUMNS) and session not in text
+    session, token, *_ = arena_app.next_pair(session, None)
+    arena_app.vote("A", session, token)
+    assert arena_app.export_votes() == file  # cached until export_every new votes
+    for _ in range(2):
+        session, token, *_ = arena_app.next_pair(session, None)
+        arena_app.vote("B", session, token)
+    again = arena_app.export_votes()
+    assert again != file and len(list(csv.DictReader(Path(again).read_text().splitlines()))) == 8
+    arena_app.close()
+    assert not arena_app.outputs.exists()  # close removes every file we wrote
+
+
+def test_votes_on_a_degradation_this_version_does_not_know_still_show(arena_app):
+    from restoration.battles import Battle, Client, Contender
+
+    old = Battle("t-old", "s-old", "x.png", "gaussian-blur", Contender("unet-mse", "MSE U-Net", "r"),
+                 Contender("bicubic", "Bicubic", "r"), 0.0, Client("c", "j"))
+    arena_app.store.add(old, "A", 5.0)
+    summary = arena_app.leaderboard()[0]
+    assert "**1** valid votes" in summary and "gaussian-blur: 1" in summary
+
+
+def test_flagged_judges_are_left_out_of_the_leaderboard(settings, tiny_models):
+    a = ArenaApp(settings, tiny_models)
+    session = None
+    for _ in range(25):  # one judge who always says A: implausible, left out
+        session, token, *_ = a.next_pair(session, None)
+        a.vote("A", session, token)
+    summary, ranking, _ = a.leaderboard()
+    assert "**0** valid votes" in summary and "**25** votes left out: 1 judge(s)" in summary
+    assert sum(r[4] for r in ranking.value["data"]) == 0
+    a.close()
+
+
+def test_compare_checks_the_mode_and_caps_requests_per_client(arena_app, tmp_path):
+    with pytest.raises(gr.Error, match="Unknown mode .*sideways.*choose one of degrade, upscale"):
+        arena_app.compare(str(photo(tmp_path)), "sideways")
+    key = arena_app.client(None).address_key
+    arena_app.lane._held[key] = arena_app.settings.compare_per_client  # two already running or waiting
+    with pytest.raises(gr.Error, match="limit is 2 per client"):
+        arena_app.compare(str(photo(tmp_path)), "degrade")
+    other = ArenaApp.client(arena_app, None, "b-x")  # the same address: the cap is the address's
+    assert other.address_key == key
+    del arena_app.lane._held[key]
+    assert len(arena_app.compare(str(photo(tmp_path)), "degrade")) == len(arena_app.panel_keys) + 6
+
+
+def test_the_compare_lane_also_wraps_a_streaming_handler(arena_app):
+    """Compare may become a generator (panels streamed as they are ready): the lane holds its slot
+    until the last panel, and checks the mode before the first."""
+    class Streaming:
+        lane, client = arena_app.lane, arena_app.client
+
+        @app_module.compare_lane
+        def compare(self, upload, mode, request=None):
+            for i in range(3):
+                yield i, dict(arena_app.lane._held)
+
+    out = list(Streaming().compare("x.png", "degrade"))
+    key = arena_app.client(None).address_key
+    assert [i for i, _ in out] == [0, 1, 2] and all(held == {key: 1} for _, held in out)
+    assert arena_app.lane._held == {}
+    with pytest.raises(gr.Error, match="Unknown mode"):
+        next(Streaming().compare("x.png", "sideways"))
+
+
+def test_old_outputs_are_removed_while_running(arena_app):
+    old = arena_app.outputs / "judge" / "old.png"
+    old.parent.mkdir(exist_ok=True)
+    old.write_bytes(b"x")
+    os.utime(old, (0, 0))
+    fresh = Path(arena_app.next_pair(None, None)[2])
+    arena_app._remove_old_outputs()
+    assert not old.exists() and fresh.exists()
 
 
 def test_leaderboard_shows_the_evaluation(settings, tiny_models, tmp_path):
@@ -186,6 +314,7 @@ def test_leaderboard_shows_the_evaluation(settings, tiny_models, tmp_path):
 
 def test_main_refuses_to_start_without_a_restorer(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("RESTORATION_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setenv("RESTORATION_VOTES_DB", str(tmp_path / "votes.db"))
     with pytest.raises(SystemExit, match="models.json: missing"):
         app_module.main()
     (tmp_path / "models.json").write_text(json.dumps({"models": [
@@ -254,9 +383,62 @@ def test_through_gradio_client(served, tmp_path):
     assert "You said a tie" in result[4] and "**2**" in result[5]
     result = client.predict("sideways", api_name="/vote")
     assert "Unknown answer" in result[4] and "**2**" in result[5]
+    for answer in (["A"], {"answer": "A"}):  # the raw protocol lets a script send anything
+        result = client.predict(answer, api_name="/vote")
+        assert "Unknown answer" in result[4] and "**2**" in result[5]
+    with pytest.raises(Exception, match="Unknown mode"):
+        client.predict(handle_file(str(photo(tmp_path))), "sideways", api_name="/compare")
 
     summary, ranking, matrix = client.predict(api_name="/leaderboard")
-    assert "**2** valid votes" in summary and len(ranking["value"]["data"]) == 3
+    assert "**2** valid votes" in summary and len(ranking["value"]["data"]) == 4
     assert matrix["value"]["headers"][0] == "Model (row) beats (column)"
     csv_file = client.predict(api_name="/export_votes")
     assert len(list(csv.DictReader(Path(csv_file).read_text().splitlines()))) == 2
+
+
+def test_user_errors_are_one_log_line_not_a_traceback(served, tmp_path, capfd, caplog):
+    a, client = served
+    caplog.set_level("INFO", logger="app")
+    (tmp_path / "text.png").write_text("hello")
+    with pytest.raises(Exception, match="not an image"):
+        client.predict(handle_file(str(tmp_path / "text.png")), "degrade", api_name="/compare")
+    with pytest.raises(Exception, match="Unknown mode"):
+        client.predict(handle_file(str(photo(tmp_path))), "sideways", api_name="/compare")
+    client.predict(api_name="/judge")
+    client.predict(["A"], api_name="/vote")
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err
+    refused = [r.getMessage() for r in caplog.records if r.name == "app"]
+    assert len(refused) == 3 and all("\n" not in m and m.startswith("refused: ") for m in refused)
+    assert "not an image" in refused[0] and "Unknown mode" in refused[1] and "Unknown answer" in refused[2]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stopping_the_app_removes_its_temporary_files(sig, tiny_weights, small_examples, tmp_path):
+    """`python app.py` stopped with SIGTERM (a Space, a service manager) or Ctrl-C leaves nothing in
+    its temporary folder and exits cleanly."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    port = free_port()
+    env = {**os.environ, "TMPDIR": str(tmp), "GRADIO_TEMP_DIR": str(tmp / "gradio"), "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_SERVER_PORT": str(port), "RESTORATION_WEIGHTS_DIR": str(tiny_weights),
+           "RESTORATION_EXAMPLES_DIR": str(small_examples), "RESTORATION_VAL_DIR": str(tmp_path / "none"),
+           "RESTORATION_VOTES_DB": str(tmp_path / "votes.db"), "RESTORATION_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=app_module.__file__.rsplit("/", 1)[0], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                Client(f"http://127.0.0.1:{port}/", verbose=False, analytics_enabled=False).predict(api_name="/judge")
+                break
+            except Exception:  # noqa: BLE001 (not up yet)
+                time.sleep(0.5)
+        assert list(tmp.glob("restoration-app-*/judge/*.png"))  # it served a pair: there were files
+        proc.send_signal(sig)
+        output = proc.communicate(timeout=30)[0]
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, output
+    assert not list(tmp.glob("restoration-app-*")) and "Traceback" not in output
+    assert [p for p in tmp.rglob("*") if p.is_file()] == []  # nor in Gradio's cache

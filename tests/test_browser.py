@@ -9,6 +9,7 @@ import dataclasses
 import os
 import re
 import socket
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,7 @@ def app_url(settings, tiny_models):
     a.close()
 
 
-def test_upload_compare_vote_and_leaderboard(app_url, small_examples, tmp_path):
+def test_upload_compare_vote_and_leaderboard(app_url, small_examples, tmp_path, settings):
     executable = chromium_or_skip()
     from playwright.sync_api import expect, sync_playwright
 
@@ -77,7 +78,7 @@ def test_upload_compare_vote_and_leaderboard(app_url, small_examples, tmp_path):
         page.wait_for_timeout(800)  # more than min_vote_seconds: a human looks before voting
         page.locator("#vote-A").click()
         expect(page.locator("#reveal")).to_contain_text("You said A is better")
-        expect(page.locator("#reveal")).to_contain_text(re.compile(r"A was .*U-Net, B was .*U-Net"))
+        expect(page.locator("#reveal")).to_contain_text(re.compile(r"A was (.*U-Net|Bicubic), B was (.*U-Net|Bicubic)"))
         expect(page.locator("#judge-progress")).to_contain_text("Votes you have cast this session: 1")
         page.screenshot(path=str(shots / "judge.png"), full_page=True)
 
@@ -86,4 +87,16 @@ def test_upload_compare_vote_and_leaderboard(app_url, small_examples, tmp_path):
         expect(page.locator("#board-summary")).to_contain_text("1 valid votes")
         expect(page.locator("#ranking")).to_contain_text("MSE U-Net")
         page.screenshot(path=str(shots / "leaderboard.png"), full_page=True)
+
+        # A reload is a new session but the same judge: the browser keeps its id in localStorage.
+        page.reload()
+        page.get_by_role("tab", name="Judge").click()
+        expect(page.locator("#judge-progress")).to_contain_text("Votes you have cast this session: 0")
+        page.wait_for_timeout(800)
+        page.locator("#vote-B").click()
+        expect(page.locator("#reveal")).to_contain_text("You said B is better")
         browser.close()
+    db = sqlite3.connect(settings.votes_db)
+    votes = db.execute("SELECT session, judge FROM votes ORDER BY id").fetchall()
+    db.close()
+    assert len(votes) == 2 and votes[0][0] != votes[1][0] and votes[0][1] == votes[1][1]

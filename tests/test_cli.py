@@ -15,6 +15,7 @@ from restoration.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 ENTRY_POINTS = ["train.superres", "train.classifier", "train.push", "restoration.evaluate", "bench.app_latency",
+                "bench.abuse",
                 "docs.make_figure"]
 
 

@@ -1,4 +1,4 @@
-"""The Compare and Judge computations, on tiny U-Nets."""
+"""The Compare computations, on tiny U-Nets."""
 
 import dataclasses
 
@@ -7,15 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from restoration.compare import (
-    BattleRenderer,
-    compare,
-    input_pixel_limit,
-    judge_pool,
-    open_upload,
-    save_panels,
-    slider_pair,
-)
+from restoration.compare import compare, input_pixel_limit, open_upload, save_panels, slider_pair
 from restoration.degrade import downscale, even_crop, upscale_bicubic
 from restoration.images import ImageError, to_pil, to_tensor
 from restoration.inference import prepare, restore
@@ -120,26 +112,3 @@ def test_slider_pair_enlarges_the_smaller_image_without_smoothing():
     assert a.size == b.size == (20, 16) and a.getpixel((19, 15)) == (10, 20, 30)
     a, b = slider_pair(big, big)
     assert a is big and b is big
-
-
-def test_judge_pool_has_the_examples_and_a_val_sample(settings, tiny_imagenet):
-    assert set(judge_pool(settings)) == {f"examples/{p.name}" for p in settings.examples_dir.iterdir()}
-    with_val = dataclasses.replace(settings, val_dir=tiny_imagenet, judge_val_pool=5)
-    pool = judge_pool(with_val)
-    val = [k for k in pool if k.startswith("tiny-imagenet/")]
-    assert len(val) == 5 and judge_pool(with_val) == pool and all(pool[k].is_file() for k in pool)
-
-
-def test_battle_renderer_and_its_cache(settings, tiny_models):
-    pool = judge_pool(settings)
-    counting = {m.entry.name: CountingModel(m.model) for m in tiny_models}
-    models = [dataclasses.replace(m, model=counting[m.entry.name]) for m in tiny_models]
-    renderer = BattleRenderer(models, pool, settings, cache_size=2)
-    image_id = "examples/noise.png"
-    shown = renderer.render(image_id, "unet-mse", "unet-crossconv")
-    assert shown.low.size == (48, 40) and shown.a.size == shown.b.size == shown.original.size == (96, 80)
-    assert np.asarray(shown.a).tolist() != np.asarray(shown.b).tolist()
-    renderer.render(image_id, "unet-crossconv", "unet-mse")  # both outputs come from the cache
-    assert len(counting["unet-mse"].calls) == 1 and len(counting["unet-crossconv"].calls) == 1
-    cropped = BattleRenderer(models, pool, settings, max_side=64).render(image_id, "unet-mse", "unet-perceptual")
-    assert cropped.original.size == (64, 64) and cropped.low.size == (32, 32)

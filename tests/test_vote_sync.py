@@ -132,7 +132,7 @@ def test_settings(monkeypatch, tmp_path):
     s = Settings.from_env()
     assert s.votes_repo == "me/votes" and s.votes_sync_minutes == 0.5
     monkeypatch.setenv("RESTORATION_VOTES_SYNC_MINUTES", "0")
-    with pytest.raises(ValueError, match="must be positive"):
+    with pytest.raises(ValueError, match="RESTORATION_VOTES_SYNC_MINUTES=0.0: out of range"):
         Settings.from_env()
 
 

@@ -1,0 +1,346 @@
+"""Blind battles: who is judging (client keys), one-time tokens, limits, and judges to leave out.
+
+- A client is keyed by its address (the socket's peer, or the last entry of a trusted proxy's
+  header) and, as a judge, by that address plus an id its browser keeps in localStorage (or the
+  session, for an API client that sends none). Both are stored only as HMACs with a server
+  secret (`client_keys`), so the vote store never holds an address.
+- `Arena.issue` registers a battle (an image, a degradation, two different models on random sides
+  "A" and "B") under a one-time token. Each session has at most one live battle: issuing another
+  (a skip) replaces it, and battles expire after `pending_ttl`, so no session can evict another's.
+- `Arena.vote` accepts one answer per token, from the session it was issued to, no sooner than
+  `min_vote_seconds` after it was shown, and within the caps (`Limits`) per judge and per address,
+  per minute and per day. The day caps are counted in the vote store, so neither a new session
+  nor a restart resets them. Refused votes are not stored; a too-fast or over-the-cap vote leaves
+  the pair usable.
+- `flag_judges` names judges whose answers are implausible for a person (always the same answer,
+  nearly always faster than a glance, or picking one model nearly every time); the leaderboard
+  leaves their votes out and says how many.
+"""
+
+import dataclasses
+import hashlib
+import hmac
+import ipaddress
+import os
+import random
+import secrets
+import sqlite3
+import threading
+import time
+from collections import OrderedDict, defaultdict, deque
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from restoration.votes import ANSWERS, VoteStore
+
+RATE_WINDOW_SECONDS = 60.0
+DAY_SECONDS = 86_400.0
+
+
+class Refused(Exception):
+    """A request the limits turn down; the message is for the person."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Contender:
+    name: str  # the catalogue name, e.g. "unet-mse", or "bicubic"
+    title: str
+    revision: str  # the checkpoint that answered: a Hub commit or "local:<sha256 prefix>"
+
+
+@dataclasses.dataclass(frozen=True)
+class Client:
+    address_key: str  # HMAC of the client's address
+    judge_key: str  # HMAC of address + browser id (or session)
+
+
+LOCAL = Client("local", "local")  # handlers called without a request (tests, scripts)
+
+
+@dataclasses.dataclass(frozen=True)
+class Battle:
+    token: str
+    session: str
+    image_id: str
+    degradation: str
+    a: Contender
+    b: Contender
+    shown_at: float  # Arena clock when the battle was issued (its pictures are ready)
+    client: Client = LOCAL
+
+
+@dataclasses.dataclass(frozen=True)
+class VoteResult:
+    accepted: bool
+    message: str
+    battle: Battle | None = None
+    vote_id: int | None = None
+    keep_pair: bool = False  # the judge may still vote on this pair (too fast, over a cap)
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    votes_per_minute: int = 20  # per judge
+    votes_per_day: int = 500
+    address_votes_per_minute: int = 30  # per address, all its judges together
+    address_votes_per_day: int = 1000
+    pairs_per_minute: int = 120  # per address
+
+    @classmethod
+    def from_settings(cls, settings) -> "Limits":
+        return cls(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(cls)})
+
+
+def new_session_id() -> str:
+    """A pseudonymous id for one judge session: random, tied to nothing about the person."""
+    return "s-" + secrets.token_hex(8)
+
+
+def new_browser_id() -> str:
+    return "b-" + secrets.token_hex(12)
+
+
+# --------------------------------------------------------------------------------------------
+# Client keys
+
+
+def client_address(peer: str | None, headers=None, header: str = "") -> str:
+    """The address to key a client by: the last entry of the trusted proxy's `header` (the
+    address that proxy saw; entries before it are whatever the client wrote) when configured and
+    present, else the socket's peer. IPv6 addresses are keyed by their /64, which one household
+    or phone usually holds whole."""
+    address = peer or "unknown"
+    if header and headers is not None:
+        value = headers.get(header) or ""
+        if value.strip():
+            address = value.split(",")[-1].strip()
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:100]
+    if ip.version == 6:
+        if ip.ipv4_mapped:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def client_keys(secret: bytes, address: str, browser_id: str | None, session: str | None) -> Client:
+    """HMAC-SHA256 keys (hex, 128 bits) of the address and of address + browser id: stable for
+    the same client, meaningless without the secret."""
+    mac = lambda text: hmac.new(secret, text.encode(), hashlib.sha256).hexdigest()[:32]
+    who = f"browser:{browser_id}" if browser_id else f"session:{session}"
+    return Client(mac(f"address\0{address}"), mac(f"judge\0{address}\0{who}"))
+
+
+def load_secret(configured: str, votes_db) -> bytes:
+    """The HMAC key: `configured` (RESTORATION_ARENA_SECRET) if set, else a random key kept beside
+    the vote store in `<votes_db>.secret` (created once, readable by the owner only), so client
+    keys stay the same across restarts. Not inside the database: a snapshot of the votes must not
+    carry the key that would let someone test guessed addresses against it."""
+    if configured:
+        return configured.encode()
+    path = Path(f"{votes_db}.secret")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_bytes().strip()
+        if len(key) < 32:
+            raise OSError(f"{path}: too short to be the arena's secret; delete it to make a new one") from None
+        return key
+    with os.fdopen(fd, "wb") as f:
+        key = secrets.token_hex(32).encode()
+        f.write(key)
+    return key
+
+
+# --------------------------------------------------------------------------------------------
+# Battles and votes
+
+
+class Arena:
+    """Issues battles and validates votes. Pending battles live in memory (a restart forgets
+    them; their tokens are then unknown); accepted votes live in the `VoteStore`."""
+
+    def __init__(self, store: VoteStore, contenders: Sequence[Contender], images: Sequence[str],
+                 degradations: Sequence[str] = ("lesson",), *, min_vote_seconds: float = 2.0,
+                 limits: Limits = Limits(), clock: Callable[[], float] = time.monotonic,
+                 rng: random.Random | None = None, pending_ttl: float = 3600.0, max_pending: int = 100_000):
+        if len(contenders) < 2:
+            raise ValueError("judging needs at least two models")
+        if not images:
+            raise ValueError("judging needs at least one image")
+        self.store = store
+        self.contenders = {c.name: c for c in contenders}
+        self.images, self.degradations = list(images), list(degradations)
+        self.min_vote_seconds, self.limits = min_vote_seconds, limits
+        self.clock = clock
+        self.rng = rng or random.SystemRandom()  # unpredictable sides: a judge cannot guess them
+        self.pending_ttl, self.max_pending = pending_ttl, max_pending
+        self._pending: OrderedDict[str, Battle] = OrderedDict()  # session → its one live battle
+        self._recent: dict[str, deque] = defaultdict(deque)  # key → clock times (votes, pairs)
+        self._lock = threading.Lock()
+
+    def draw(self) -> tuple[str, str, Contender, Contender]:
+        """A random image, degradation, and two different models in random order (A, B)."""
+        a, b = self.rng.sample(list(self.contenders.values()), 2)
+        return self.rng.choice(self.images), self.rng.choice(self.degradations), a, b
+
+    def draw_pair(self) -> tuple[Contender, Contender]:
+        a, b = self.rng.sample(list(self.contenders.values()), 2)
+        return a, b
+
+    def _within(self, key: str, cap: int, now: float) -> bool:
+        """Whether `key` has had fewer than `cap` events in the last minute."""
+        recent = self._recent[key]
+        while recent and now - recent[0] > RATE_WINDOW_SECONDS:
+            recent.popleft()
+        return len(recent) < cap
+
+    def issue(self, session: str, client: Client = LOCAL,
+              drawn: tuple[str, str, Contender, Contender] | None = None) -> Battle:
+        """Register a battle for `session` (replacing its live one): `drawn` = (image id,
+        degradation, A, B), or a random draw. Call it once the pictures are ready: the clock for
+        "too fast" starts here. Raises `Refused` when the address asks for pairs too often."""
+        image_id, degradation, a, b = drawn or self.draw()
+        now = self.clock()
+        battle = Battle(secrets.token_urlsafe(16), session, image_id, degradation, a, b, now, client)
+        with self._lock:
+            if not self._within("pairs:" + client.address_key, self.limits.pairs_per_minute, now):
+                raise Refused(f"Too many new pairs from your connection (at most {self.limits.pairs_per_minute} a "
+                              "minute); please wait a little.")
+            self._recent["pairs:" + client.address_key].append(now)
+            self._expire(now)
+            self._pending.pop(session, None)
+            self._pending[session] = battle
+            while len(self._pending) > self.max_pending:
+                self._pending.popitem(last=False)
+            self._forget_idle(now)
+        return battle
+
+    def pending(self, session: str | None) -> Battle | None:
+        with self._lock:
+            return self._pending.get(session or "")
+
+    def _expire(self, now: float):
+        while self._pending:
+            oldest = next(iter(self._pending.values()))
+            if now - oldest.shown_at <= self.pending_ttl:
+                break
+            self._pending.popitem(last=False)
+
+    def vote(self, token, session, answer, client: Client = LOCAL) -> VoteResult:
+        if not isinstance(answer, str) or answer not in ANSWERS:
+            shown = repr(answer) if isinstance(answer, str) else f"a {type(answer).__name__}"
+            return VoteResult(False, f"Unknown answer {shown[:40]}; choose one of {', '.join(ANSWERS)}.",
+                              keep_pair=True)
+        if not isinstance(token, str | None) or not isinstance(session, str | None):
+            return VoteResult(False, "This vote is for a pair this server did not issue to you, so it was not "
+                                     "counted. Here is a new pair.")
+        now = self.clock()
+        with self._lock:
+            self._expire(now)
+            battle = self._pending.get(session or "")
+            if battle is None or not token or battle.token != token:
+                if token and self.store.token_used(token):
+                    return VoteResult(False, "This pair has already been judged; votes count once.")
+                return VoteResult(False, "This vote is for a pair this server did not issue to you (or it has "
+                                         "expired or been skipped), so it was not counted. Here is a new pair.")
+            elapsed = now - battle.shown_at
+            if elapsed < self.min_vote_seconds:
+                return VoteResult(False, f"That was too fast ({elapsed:.1f} s): please look at both images for at "
+                                         f"least {self.min_vote_seconds:g} s. The vote was not counted.",
+                                  battle, keep_pair=True)
+            refusal = self._over_a_cap(client, now)
+            if refusal:
+                return VoteResult(False, refusal + " The vote was not counted; please wait a little.", battle,
+                                  keep_pair=True)
+            try:
+                vote_id = self.store.add(dataclasses.replace(battle, client=client), answer, elapsed)
+            except sqlite3.IntegrityError:
+                del self._pending[session]
+                return VoteResult(False, "This pair has already been judged; votes count once.")
+            del self._pending[session]
+            self._recent["votes:" + client.judge_key].append(now)
+            self._recent["votes:" + client.address_key].append(now)
+        return VoteResult(True, "Vote recorded.", battle, vote_id)
+
+    def _over_a_cap(self, client: Client, now: float) -> str | None:
+        lim = self.limits
+        if not self._within("votes:" + client.judge_key, lim.votes_per_minute, now):
+            return f"Too many votes: at most {lim.votes_per_minute} a minute per judge."
+        if not self._within("votes:" + client.address_key, lim.address_votes_per_minute, now):
+            return (f"Too many votes from your connection: at most {lim.address_votes_per_minute} a minute from "
+                    "one address, shared by everyone behind it.")
+        if self.store.count_since(DAY_SECONDS, judge=client.judge_key) >= lim.votes_per_day:
+            return f"You have reached the limit of {lim.votes_per_day} votes a day. Thank you for judging!"
+        if self.store.count_since(DAY_SECONDS, client=client.address_key) >= lim.address_votes_per_day:
+            return (f"Your connection has reached the limit of {lim.address_votes_per_day} votes a day, shared by "
+                    "everyone behind its address.")
+        return None
+
+    def _forget_idle(self, now: float):
+        if len(self._recent) > 10_000:  # bound the memory of the one-minute windows
+            for key in [k for k, q in self._recent.items() if not q or now - q[-1] > RATE_WINDOW_SECONDS]:
+                del self._recent[key]
+
+    def votes_cast(self, session: str | None) -> int:
+        return self.store.count(session) if session else 0
+
+
+# --------------------------------------------------------------------------------------------
+# Implausible judges
+
+
+@dataclasses.dataclass(frozen=True)
+class FlagRules:
+    min_votes: int = 20  # a judge is judged on at least this many votes (or model-decisive votes)
+    same_answer_share: float = 0.9  # one answer (A, B, tie or both bad) this often
+    fast_seconds: float = 3.0  # faster than this ...
+    fast_share: float = 0.9  # ... this often
+    model_share: float = 0.95  # picks one model this often when it is on either side
+
+
+def flag_judges(rows: Iterable[tuple], rules: FlagRules = FlagRules()) -> dict[str, str]:
+    """judge key → why its votes are implausible, from `VoteStore.judge_outcomes` rows (judge,
+    degradation, model_a, model_b, answer, votes, fast votes)."""
+    total, fast = defaultdict(int), defaultdict(int)
+    answers = defaultdict(lambda: defaultdict(int))
+    picked, decisive = defaultdict(lambda: defaultdict(int)), defaultdict(lambda: defaultdict(int))
+    for judge, _degradation, a, b, answer, n, n_fast in rows:
+        total[judge] += n
+        fast[judge] += n_fast or 0
+        answers[judge][answer] += n
+        if answer in ("A", "B"):
+            decisive[judge][a] += n
+            decisive[judge][b] += n
+            picked[judge][a if answer == "A" else b] += n
+    flags = {}
+    for judge, n in total.items():
+        if n >= rules.min_votes:
+            answer, most = max(answers[judge].items(), key=lambda kv: kv[1])
+            if most >= rules.same_answer_share * n:
+                flags[judge] = f"answered {answer} {most} times in {n}"
+                continue
+            if fast[judge] >= rules.fast_share * n:
+                flags[judge] = f"{fast[judge]} of {n} votes faster than {rules.fast_seconds:g} s"
+                continue
+        for model, m in decisive[judge].items():
+            if m >= rules.min_votes and picked[judge][model] >= rules.model_share * m:
+                flags[judge] = f"picked {model} {picked[judge][model]} times in {m}"
+                break
+    return flags
+
+
+def counted_outcomes(rows: Iterable[tuple], flagged, degradation: str | None = None):
+    """((model_a, model_b, answer, votes) of the judges not flagged, votes left out), optionally for
+    one degradation: what `ratings.fit_leaderboard` takes."""
+    counts, left_out = defaultdict(int), 0
+    for judge, deg, a, b, answer, n, _fast in rows:
+        if degradation and deg != degradation:
+            continue
+        if judge in flagged:
+            left_out += n
+        else:
+            counts[a, b, answer] += n
+    return [(a, b, answer, n) for (a, b, answer), n in counts.items()], left_out

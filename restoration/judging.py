@@ -1,0 +1,161 @@
+"""The pictures of blind battles, rendered ahead of the judges.
+
+A *scene* is one image of the judge's pool under one degradation (drawn from
+`degrade.STANDARD`), restored by every contender: the U-Nets and the bicubic anchor. Any pair of
+contenders on a ready scene is a battle that costs nothing more to show. `ScenePool` keeps a few
+scenes ready, rendering replacements in a background thread as scenes are used up, so a judge's
+vote is answered with the next pair at once instead of waiting for two model runs (or behind a
+large Compare request).
+
+Large images are judged on their central `max_side` square: a judge compares details, and
+restoring whole photos for every scene would keep the pool from keeping up on a CPU.
+"""
+
+import dataclasses
+import logging
+import random
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from PIL import Image
+
+from restoration.compare import list_images, open_upload
+from restoration.degrade import STANDARD, even_crop, low_res, upscale_bicubic, upscale_nearest
+from restoration.images import to_pil, to_tensor
+from restoration.inference import restore
+from restoration.settings import Settings
+
+log = logging.getLogger(__name__)
+ANCHOR = "bicubic"  # the contender whose rating is pinned
+
+
+def judge_pool(settings: Settings, seed: int = 0) -> dict[str, Path]:
+    """image id → file: every example, plus `judge_val_pool` Tiny ImageNet val images (a fixed
+    random sample) when `val_dir` exists (it does not on a Space)."""
+    pool = {f"examples/{p.name}": p for p in list_images(settings.examples_dir)}
+    val = list_images(Path(settings.val_dir) / "val" / "images")
+    if val and settings.judge_val_pool > 0:
+        chosen = random.Random(seed).sample(val, min(settings.judge_val_pool, len(val)))
+        pool |= {f"tiny-imagenet/val/{p.name}": p for p in sorted(chosen)}
+    return pool
+
+
+def center_crop(image: Image.Image, max_side: int) -> Image.Image:
+    """The central max_side × max_side (at most) part of an image."""
+    w, h = image.size
+    cw, ch = min(w, max_side), min(h, max_side)
+    left, top = (w - cw) // 2, (h - ch) // 2
+    return image if (cw, ch) == (w, h) else image.crop((left, top, left + cw, top + ch))
+
+
+@dataclasses.dataclass
+class Scene:
+    image_id: str
+    degradation: str
+    low: Image.Image  # the low-resolution input (half size)
+    original: Image.Image
+    outputs: dict[str, Image.Image]  # contender name → its restoration
+    uses: int = 0
+
+
+class BattleRenderer:
+    """Renders scenes: degrade an image of the pool, then restore it with every contender."""
+
+    def __init__(self, models: Sequence, pool: dict[str, Path], settings: Settings, max_side: int = 512):
+        self.models = {m.entry.name: m for m in models}
+        self.pool, self.settings, self.max_side = pool, settings, max_side
+
+    def render(self, image_id: str, degradation: str = "lesson", names: Sequence[str] | None = None) -> Scene:
+        s = self.settings
+        original = center_crop(open_upload(self.pool[image_id], "degrade", s), self.max_side)
+        reference = even_crop(to_tensor(original))
+        low = low_res(reference, degradation)
+        model_input = upscale_nearest(low)
+        outputs = {}
+        for name in names or [ANCHOR, *self.models]:
+            if name == ANCHOR:
+                out = upscale_bicubic(low)
+            else:
+                out = restore(self.models[name].model, model_input, s.tile_pixels, s.tile_size, s.tile_overlap)
+            outputs[name] = to_pil(out)
+        return Scene(image_id, degradation, to_pil(low), to_pil(reference), outputs)
+
+
+class ScenePool:
+    """`size` ready scenes, refilled by one background thread. `take` picks a ready scene at
+    random; after `uses` pairs a scene is used up, which wakes the thread to render a new one
+    (used-up scenes serve on until it is ready, so `take` waits only just after start). While
+    `busy()` says the models' cores are taken, it waits instead of rendering."""
+
+    def __init__(self, renderer: BattleRenderer, size: int = 4, uses: int = 6,
+                 degradations: Sequence[str] = STANDARD, rng: random.Random | None = None,
+                 busy: Callable[[], bool] = lambda: False):
+        self.renderer, self.size, self.uses, self.busy = renderer, size, uses, busy
+        self.degradations = list(degradations)
+        self.images = list(renderer.pool)
+        self.rng = rng or random.SystemRandom()
+        self._ready: list[Scene] = []
+        self._cond = threading.Condition()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self.failures = 0
+
+    def start(self):
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._fill, name="scene-pool", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self):
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _fill(self):
+        while True:
+            with self._cond:
+                # While `busy()` (a Compare request has the cores) the pool renders nothing as long
+                # as it has a scene to serve, used up or not: judges see a repeat image sooner, and
+                # the Compare is not slowed down.
+                while not self._stop and (self._fresh() >= self.size or (self._ready and self.busy())):
+                    self._cond.wait(0.5)
+                if self._stop or not self.images:
+                    return
+                image_id, degradation = self.rng.choice(self.images), self.rng.choice(self.degradations)
+            try:
+                scene = self.renderer.render(image_id, degradation)
+            except Exception as e:  # noqa: BLE001 (a bad image in the pool must not stop judging)
+                log.warning("judge pool: %s (%s) left out: %s: %s", image_id, degradation, type(e).__name__,
+                            str(e).splitlines()[0][:200] if str(e) else "")
+                self.failures += 1
+                with self._cond:
+                    if image_id in self.images and len(self.images) > 1:
+                        self.images.remove(image_id)
+                    self._cond.wait(1.0)  # not a busy loop if every image fails
+                continue
+            with self._cond:
+                self._ready = [s for s in self._ready if s.uses < self.uses] + [scene]
+                self._cond.notify_all()
+
+    def _fresh(self) -> int:
+        return sum(s.uses < self.uses for s in self._ready)
+
+    def take(self, timeout: float = 120.0) -> Scene:
+        """A ready scene (counting one use). Raises TimeoutError if none is ready in `timeout`."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._ready or self._stop, timeout=timeout) or not self._ready:
+                raise TimeoutError("no judge pair is ready yet")
+            fresh = [s for s in self._ready if s.uses < self.uses]
+            scene = self.rng.choice(fresh or self._ready)  # a used-up scene serves on until one is ready
+            scene.uses += 1
+            if scene.uses == self.uses:
+                self._cond.notify_all()
+            return scene
+
+    def ready(self) -> int:
+        """Scenes ready and not used up."""
+        with self._cond:
+            return self._fresh()

@@ -1,0 +1,251 @@
+"""Battles, one-time tokens, per-session pending pairs, per-judge and per-address limits, client
+keys and the flags for implausible judges."""
+
+import random
+
+import pytest
+
+from restoration.battles import (
+    Arena,
+    Client,
+    Contender,
+    FlagRules,
+    Limits,
+    Refused,
+    client_address,
+    client_keys,
+    counted_outcomes,
+    flag_judges,
+    load_secret,
+    new_session_id,
+)
+from restoration.votes import VoteStore
+
+MODELS = [Contender("m1", "Model one", "local:aaa"), Contender("m2", "Model two", "local:bbb"),
+          Contender("m3", "Model three", "0123456789abcdef0123456789abcdef01234567")]
+ME = Client("addr-1", "judge-1")
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = VoteStore(tmp_path / "votes.db")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def arena(store, clock):
+    return Arena(store, MODELS, ["img/1.png", "img/2.png"], ("lesson", "bicubic"), min_vote_seconds=2.0,
+                 limits=Limits(votes_per_minute=5, address_votes_per_minute=8, pairs_per_minute=1000),
+                 clock=clock, rng=random.Random(0))
+
+
+def test_battles_pair_two_different_models_on_random_sides(arena):
+    seen_sides, tokens, degradations = set(), set(), set()
+    for _ in range(60):
+        battle = arena.issue("s-1", ME)
+        assert battle.a != battle.b and battle.image_id in arena.images
+        seen_sides.add((battle.a.name, battle.b.name))
+        tokens.add(battle.token)
+        degradations.add(battle.degradation)
+    assert len(seen_sides) == 6 and len(tokens) == 60 and degradations == {"lesson", "bicubic"}
+
+
+def test_a_vote_counts_once_and_stores_its_degradation_and_keys(arena, clock, store):
+    battle = arena.issue("s-1", ME, ("img/2.png", "bicubic", MODELS[2], MODELS[0]))
+    assert (battle.image_id, battle.degradation, battle.a, battle.b) == ("img/2.png", "bicubic", MODELS[2], MODELS[0])
+    clock.now += 3
+    result = arena.vote(battle.token, "s-1", "B", ME)
+    assert result.accepted and result.vote_id == 1 and result.battle == battle
+    again = arena.vote(battle.token, "s-1", "A", ME)
+    assert not again.accepted and "already been judged" in again.message and not again.keep_pair
+    assert store.count() == 1 and arena.votes_cast("s-1") == 1 and arena.votes_cast("s-2") == 0
+    assert store._db.execute("SELECT degradation, client, judge FROM votes").fetchone() == ("bicubic", "addr-1",
+                                                                                             "judge-1")
+
+
+def test_unknown_tokens_and_other_sessions_are_rejected(arena, clock, store):
+    battle = arena.issue("s-1", ME)
+    clock.now += 3
+    for token, session in [("made-up", "s-1"), (None, "s-1"), (battle.token, "s-2"), (battle.token, None),
+                           (["a", "list"], "s-1"), (battle.token, {"a": "dict"})]:
+        result = arena.vote(token, session, "A", ME)
+        assert not result.accepted and "did not issue" in result.message
+    assert store.count() == 0
+    assert arena.vote(battle.token, "s-1", "A", ME).accepted  # the rightful judge still can
+
+
+def test_answers_are_checked_whatever_their_type(arena, clock):
+    battle = arena.issue("s-1", ME)
+    clock.now += 3
+    for answer in ["C", ["A"], {"answer": "A"}, None, 1]:
+        result = arena.vote(battle.token, "s-1", answer, ME)
+        assert not result.accepted and result.keep_pair and result.message.startswith("Unknown answer")
+    assert arena.vote(battle.token, "s-1", "tie", ME).accepted
+
+
+def test_one_live_pair_per_session_a_skip_replaces_it(arena, clock):
+    first = arena.issue("s-1", ME)
+    second = arena.issue("s-1", ME)  # skip
+    clock.now += 3
+    assert "did not issue" in arena.vote(first.token, "s-1", "A", ME).message
+    assert arena.vote(second.token, "s-1", "A", ME).accepted
+
+
+def test_no_session_can_evict_another(store, clock):
+    arena = Arena(store, MODELS, ["x"], min_vote_seconds=0, clock=clock, max_pending=1000,
+                  limits=Limits(pairs_per_minute=100_000))
+    mine = arena.issue("s-me", ME)
+    for _ in range(10_000):  # one session skipping 10,000 times
+        arena.issue("s-skipper", Client("other", "other"))
+    assert arena.vote(mine.token, "s-me", "A", ME).accepted
+
+
+def test_pairs_expire(store, clock):
+    arena = Arena(store, MODELS, ["x"], min_vote_seconds=0, clock=clock, pending_ttl=10)
+    battle = arena.issue("s-1", ME)
+    clock.now += 11
+    assert "expired" in arena.vote(battle.token, "s-1", "A", ME).message
+
+
+def test_too_fast_votes_are_rejected_but_the_pair_stays(arena, clock):
+    battle = arena.issue("s-1", ME)
+    clock.now += 1.5
+    result = arena.vote(battle.token, "s-1", "A", ME)
+    assert not result.accepted and result.keep_pair and "too fast" in result.message
+    clock.now += 1
+    assert arena.vote(battle.token, "s-1", "A", ME).accepted
+
+
+def vote_once(arena, clock, session, client, answer="tie"):
+    battle = arena.issue(session, client)
+    clock.now += 2.5
+    return arena.vote(battle.token, session, answer, client)
+
+
+def test_per_judge_cap_survives_new_sessions(arena, clock):
+    for i in range(5):
+        assert vote_once(arena, clock, new_session_id(), ME).accepted  # a fresh session each time
+    result = vote_once(arena, clock, new_session_id(), ME)
+    assert not result.accepted and result.keep_pair and "at most 5 a minute per judge" in result.message
+    clock.now += 60
+    assert vote_once(arena, clock, new_session_id(), ME).accepted
+
+
+def test_per_address_cap_covers_every_judge_behind_it(arena, clock):
+    """Fresh browsers (judge keys) at one address share the address's cap."""
+    results = [vote_once(arena, clock, new_session_id(), Client("addr-1", f"judge-{i}")) for i in range(12)]
+    assert sum(r.accepted for r in results) == 8
+    assert "from one address" in results[-1].message
+    assert vote_once(arena, clock, "s-x", Client("addr-2", "judge-x")).accepted  # another address is not affected
+
+
+def test_day_caps_come_from_the_store(store, clock):
+    """The day's count is read from the vote store: a restart (a new Arena) does not reset it."""
+    limits = Limits(votes_per_day=3, address_votes_per_day=5)
+    arena = Arena(store, MODELS, ["x"], min_vote_seconds=0, limits=limits, clock=clock)
+    assert all(vote_once(arena, clock, f"s-{i}", ME).accepted for i in range(3))
+    restarted = Arena(store, MODELS, ["x"], min_vote_seconds=0, limits=limits, clock=clock)
+    result = vote_once(restarted, clock, "s-new", ME)
+    assert not result.accepted and "3 votes a day" in result.message
+    assert all(vote_once(restarted, clock, f"s-{i}", Client("addr-1", f"j{i}")).accepted for i in range(2))
+    assert "5 votes a day" in vote_once(restarted, clock, "s-z", Client("addr-1", "jz")).message
+
+
+def test_new_pairs_per_address_are_capped(store, clock):
+    arena = Arena(store, MODELS, ["x"], limits=Limits(pairs_per_minute=3), clock=clock)
+    for _ in range(3):
+        arena.issue(new_session_id(), ME)
+    with pytest.raises(Refused, match="at most 3 a minute"):
+        arena.issue(new_session_id(), ME)
+    arena.issue("s-other", Client("addr-2", "j"))
+    clock.now += 61
+    arena.issue(new_session_id(), ME)
+
+
+def test_arena_needs_two_models_and_an_image(store):
+    with pytest.raises(ValueError, match="two models"):
+        Arena(store, MODELS[:1], ["x"])
+    with pytest.raises(ValueError, match="image"):
+        Arena(store, MODELS, [])
+
+
+# ------------------------------------------------------------------------------ client keys
+
+
+class Headers(dict):
+    def get(self, key, default=None):
+        return super().get(key.lower(), default)
+
+
+def test_client_address_honours_only_the_trusted_header():
+    spoofed = Headers({"x-forwarded-for": "6.6.6.6, 203.0.113.7"})
+    assert client_address("10.0.0.1", spoofed, "x-forwarded-for") == "203.0.113.7"  # what the proxy saw
+    assert client_address("10.0.0.1", spoofed, "") == "10.0.0.1"  # no trusted proxy: the peer
+    assert client_address("10.0.0.1", Headers(), "x-forwarded-for") == "10.0.0.1"
+    assert client_address("2001:db8:1:2:3:4:5:6") == client_address("2001:db8:1:2:ffff::1") == "2001:db8:1:2::/64"
+    assert client_address("::ffff:192.0.2.1") == "192.0.2.1" and client_address(None) == "unknown"
+
+
+def test_client_keys_are_hmacs_stable_per_client(tmp_path):
+    secret = load_secret("", tmp_path / "votes.db")
+    assert load_secret("", tmp_path / "votes.db") == secret and len(secret) == 64
+    assert (tmp_path / "votes.db.secret").stat().st_mode & 0o077 == 0  # the owner's only
+    a = client_keys(secret, "203.0.113.7", "b-1", "s-1")
+    assert a == client_keys(secret, "203.0.113.7", "b-1", "s-2")  # a new session is the same judge
+    assert a.address_key == client_keys(secret, "203.0.113.7", "b-2", "s-1").address_key
+    assert a.judge_key != client_keys(secret, "203.0.113.7", "b-2", "s-1").judge_key
+    assert a != client_keys(b"another secret", "203.0.113.7", "b-1", "s-1")
+    assert "203.0.113.7" not in a.address_key + a.judge_key and len(a.address_key) == 32
+    no_browser = client_keys(secret, "203.0.113.7", None, "s-1")
+    assert no_browser.judge_key != client_keys(secret, "203.0.113.7", None, "s-2").judge_key
+    assert load_secret("configured", tmp_path / "x.db") == b"configured"
+
+
+# ------------------------------------------------------------------------------ flags
+
+
+def rows_for(judge, votes, seconds=5.0):
+    """judge_outcomes rows from (model_a, model_b, answer) votes."""
+    counts = {}
+    for a, b, answer in votes:
+        key = (judge, "lesson", a, b, answer)
+        n, fast = counts.get(key, (0, 0))
+        counts[key] = (n + 1, fast + (seconds < 3.0))
+    return [(*k, n, fast) for k, (n, fast) in counts.items()]
+
+
+def honest(rng, n):
+    pairs = [("m1", "m2"), ("m2", "m3"), ("m3", "m1"), ("m2", "m1")]
+    return [(*rng.choice(pairs), rng.choice(["A", "A", "B", "B", "B", "tie", "both_bad"])) for _ in range(n)]
+
+
+def test_implausible_judges_are_flagged_and_left_out():
+    rng = random.Random(0)
+    rows = rows_for("human", honest(rng, 60))
+    rows += rows_for("always-a", [(a, b, "A") for a, b, _ in honest(rng, 30)])
+    rows += rows_for("fast", honest(rng, 30), seconds=2.1)
+    fan = [("m1", "m2", "A")] * 8 + [("m3", "m1", "B")] * 8 + [("m2", "m1", "B")] * 8 + [("m2", "m3", "tie")] * 4
+    rows += rows_for("fan-of-m1", fan)
+    rows += rows_for("few-but-odd", [("m1", "m2", "A")] * 5)  # too few votes to judge
+    flags = flag_judges(rows, FlagRules())
+    assert set(flags) == {"always-a", "fast", "fan-of-m1"}
+    assert "answered A 30 times in 30" in flags["always-a"] and "faster than 3 s" in flags["fast"]
+    assert flags["fan-of-m1"].startswith("picked m1")
+    outcomes, left_out = counted_outcomes(rows, flags)
+    assert sum(n for *_, n in outcomes) == 65 and left_out == sum(r[5] for r in rows) - 65
+    lesson_only, _ = counted_outcomes(rows, flags, "bicubic")
+    assert lesson_only == []

@@ -1,0 +1,124 @@
+"""The judge's pool of images, scenes (every contender on one degraded image), and the pool of
+scenes rendered ahead in a background thread."""
+
+import dataclasses
+import random
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from restoration.degrade import STANDARD, low_res, upscale_bicubic
+from restoration.images import to_pil, to_tensor
+from restoration.judging import ANCHOR, BattleRenderer, ScenePool, judge_pool
+
+
+class CountingModel:
+    def __init__(self, model):
+        self.model, self.calls = model, []
+
+    def eval(self):
+        return self
+
+    def restore(self, x):
+        self.calls.append(tuple(x.shape[-2:]))
+        return self.model.restore(x)
+
+
+def test_judge_pool_has_the_examples_and_a_val_sample(settings, tiny_imagenet):
+    assert set(judge_pool(settings)) == {f"examples/{p.name}" for p in settings.examples_dir.iterdir()}
+    with_val = dataclasses.replace(settings, val_dir=tiny_imagenet, judge_val_pool=5)
+    pool = judge_pool(with_val)
+    val = [k for k in pool if k.startswith("tiny-imagenet/")]
+    assert len(val) == 5 and judge_pool(with_val) == pool and all(pool[k].is_file() for k in pool)
+
+
+def test_a_scene_has_every_contender_on_one_degraded_input(settings, tiny_models):
+    renderer = BattleRenderer(tiny_models, judge_pool(settings), settings)
+    image_id = "examples/noise.png"
+    scenes = {d: renderer.render(image_id, d) for d in STANDARD}
+    for d, scene in scenes.items():
+        assert (scene.image_id, scene.degradation) == (image_id, d)
+        assert scene.low.size == (48, 40) and scene.original.size == (96, 80)
+        assert set(scene.outputs) == {ANCHOR, *(m.entry.name for m in tiny_models)}
+        assert all(im.size == (96, 80) for im in scene.outputs.values())
+        low = low_res(to_tensor(scene.original), d)
+        assert np.array_equal(np.asarray(scene.low), np.asarray(to_pil(low)))  # the degradation asked for
+        assert np.array_equal(np.asarray(scene.outputs[ANCHOR]), np.asarray(to_pil(upscale_bicubic(low))))
+    assert np.asarray(scenes["lesson"].low).tolist() != np.asarray(scenes["jpeg75"].low).tolist()
+    out = scenes["lesson"].outputs
+    assert np.asarray(out["unet-mse"]).tolist() != np.asarray(out["unet-crossconv"]).tolist()
+    cropped = BattleRenderer(tiny_models, judge_pool(settings), settings, max_side=64).render(image_id)
+    assert cropped.original.size == (64, 64) and cropped.low.size == (32, 32)
+
+
+def test_the_pool_renders_ahead_and_replaces_used_scenes(settings, tiny_models):
+    counting = {m.entry.name: CountingModel(m.model) for m in tiny_models}
+    models = [dataclasses.replace(m, model=counting[m.entry.name]) for m in tiny_models]
+    pool = ScenePool(BattleRenderer(models, judge_pool(settings), settings), size=2, uses=3,
+                     rng=random.Random(0)).start()
+    try:
+        scenes = [pool.take(timeout=30) for _ in range(12)]
+        assert all(s.outputs for s in scenes)
+        deadline = time.monotonic() + 30
+        while pool.ready() < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pool.ready() == 2  # refilled with fresh scenes in the background
+        rendered = len(counting["unet-mse"].calls)
+        assert 3 <= rendered <= 12 // 3 + 2  # replacements for the used-up scenes, not a render per take
+    finally:
+        pool.stop()
+
+
+def test_a_failing_image_is_left_out_and_the_pool_goes_on(settings, tiny_models, tmp_path):
+    (tmp_path / "bad.png").write_text("not an image")
+    images = judge_pool(settings) | {"examples/bad.png": tmp_path / "bad.png"}
+    renderer = BattleRenderer(tiny_models, images, settings)
+    pool = ScenePool(renderer, size=4, uses=1, rng=random.Random(1)).start()
+    try:
+        for _ in range(20):
+            assert pool.take(timeout=30).image_id != "examples/bad.png"
+    finally:
+        pool.stop()
+
+
+def test_take_waits_for_the_first_scene_then_times_out_cleanly(settings, tiny_models):
+    gate = threading.Event()
+
+    class Slow(BattleRenderer):
+        def render(self, *args, **kwargs):
+            gate.wait(10)
+            return super().render(*args, **kwargs)
+
+    pool = ScenePool(Slow(tiny_models, judge_pool(settings), settings), size=1).start()
+    try:
+        with pytest.raises(TimeoutError):
+            pool.take(timeout=0.2)
+        gate.set()
+        assert pool.take(timeout=30).outputs
+    finally:
+        pool.stop()
+
+
+def test_the_pool_does_not_render_while_the_cores_are_busy(settings, tiny_models):
+    counting = {m.entry.name: CountingModel(m.model) for m in tiny_models}
+    models = [dataclasses.replace(m, model=counting[m.entry.name]) for m in tiny_models]
+    busy = threading.Event()
+    pool = ScenePool(BattleRenderer(models, judge_pool(settings), settings), size=2, uses=1,
+                     rng=random.Random(0), busy=busy.is_set).start()
+    try:
+        first = pool.take(timeout=30)
+        busy.set()  # a Compare starts
+        time.sleep(1.0)
+        rendered = len(counting["unet-mse"].calls)
+        assert [pool.take(timeout=5) for _ in range(10)]  # used-up scenes serve on, at once
+        time.sleep(1.5)
+        assert len(counting["unet-mse"].calls) == rendered  # nothing rendered meanwhile
+        busy.clear()
+        deadline = time.monotonic() + 30
+        while pool.ready() < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pool.ready() == 2 and first.outputs
+    finally:
+        pool.stop()
