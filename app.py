@@ -50,7 +50,8 @@ from restoration.checkpoint import CheckpointError
 from restoration.compare import Panel, compare, list_images, open_upload, save_panels, slider_pair
 from restoration.images import ImageError
 from restoration.judging import ANCHOR, BattleRenderer, ScenePool, judge_pool
-from restoration.ratings import MIN_VOTES, fit_leaderboard, read_evaluation
+from restoration.ratings import MIN_VOTES, fit_leaderboard
+from restoration.witnesses import COLUMNS, agreement, ranks, read_evaluation, witness_scores
 from restoration.settings import Settings, SettingsError
 from restoration.vote_sync import start_vote_sync
 from restoration.votes import VoteStore, VoteStoreError, check_path
@@ -367,28 +368,34 @@ class ArenaApp:
             if judge not in flagged:
                 per_degradation[deg] += n
         title = lambda n: self.titles.get(n, n)
-        results = (self.evaluation or {}).get("results", {})
-        psnr_rank = {n: i + 1 for i, n in enumerate(sorted((n for n in names if n in results),
-                                                             key=lambda n: -results[n]["psnr_pooled"]))}
+        # The automatic witnesses beside the votes, each with its own rank (restoration/witnesses.py).
+        scores = witness_scores(self.evaluation, degradation)
+        column_ranks = {key: ranks({n: s[key] for n, s in scores.items() if key in s and n in names}) for key in COLUMNS}
         rows = []
         for i in board.order():
-            n, r = board.names[i], results.get(board.names[i])
+            n, s = board.names[i], scores.get(board.names[i], {})
             interval = ("pinned (anchor)" if n == board.anchor else
                         f"{board.lower[i]:.0f} – {board.upper[i]:.0f}" if np.isfinite(board.upper[i])
                         else f"— (under {MIN_VOTES} votes)")
+            shown = {"psnr_pooled": "{:.2f}", "ssim": "{:.4f}", "fidelity": "{:.1%}"}
+            witnesses = [cell for key, fmt in shown.items()
+                         for cell in ((fmt.format(s[key]), column_ranks[key][n]) if key in s else ("—", "—"))]
             rows.append([int(board.rank[i]), title(n), round(float(board.rating[i])), interval, int(board.votes[i]),
-                         f"{r['psnr_pooled']:.2f}" if r else "—", psnr_rank.get(n, "—"),
-                         f"{r['ssim']:.4f}" if r else "—"])
+                         *witnesses])
         rates = board.win_rate()
         matrix = [[title(board.names[i])] + [
             "—" if i == j or board.games[i, j] == 0 else f"{rates[i, j]:.0%} of {int(board.games[i, j])}"
             for j in board.order()] for i in board.order()]
         headers = ["Model (row) beats (column)"] + [title(board.names[j]) for j in board.order()]
-        return (self._leaderboard_summary(board, degradation, per_degradation, len(set(flagged))),
+        human = {n: float(r) for n, r in zip(board.names, board.rating) if n in scores}
+        enough = all(v >= MIN_VOTES for n, v in zip(board.names, board.votes) if n in human and n != board.anchor)
+        said = agreement(human, scores, enough and board.total_votes > 0)
+        return (self._leaderboard_summary(board, degradation, per_degradation, len(set(flagged)), said),
                 gr.Dataframe(value=rows, headers=LEADERBOARD_HEADERS),
                 gr.Dataframe(value=matrix, headers=headers))
 
-    def _leaderboard_summary(self, board, degradation: str, per_degradation: dict, judges_flagged: int) -> str:
+    def _leaderboard_summary(self, board, degradation: str, per_degradation: dict, judges_flagged: int,
+                             agreement_line: str = "") -> str:
         which = "" if degradation == "all" else f" on inputs degraded by {degrade.title(degradation)}"
         lines = [(f"**{board.total_votes}** valid votes{which}. Bradley–Terry ratings (Elo scale, maximum "
                   f"likelihood; a tie or “both bad” counts as half a win each), with 95% bootstrap intervals over "
@@ -406,13 +413,16 @@ class ArenaApp:
                 f"{_degradation_title(d)}: {per_degradation.get(d, 0)}" for d in sorted(per_degradation)))
         if self.evaluation:
             ev = self.evaluation
-            bicubic = ev["results"].get("bicubic")
-            lines.append(f"PSNR (pooled) and SSIM: `{ev.get('command', 'python -m restoration.evaluate')}` on "
-                         f"{ev.get('images', '?')} images" + (f"; bicubic scores {bicubic['psnr_pooled']:.2f} dB, "
-                                                              f"SSIM {bicubic['ssim']:.4f}." if bicubic else "."))
+            over = ("averaged over the degradations it ran" if degradation == "all"
+                    else f"under {_degradation_title(degradation)}")
+            lines.append(f"PSNR (pooled), SSIM and semantic fidelity, {over}: `{ev.get('command', 'python -m restoration.evaluate')}` "
+                         f"on {ev.get('images', '?')} images. Semantic fidelity is the share of the originals' top-1 "
+                         "accuracy that an independent judge classifier (trained apart from every U-Net) keeps on "
+                         "each method's output: how much of what the picture shows survives.")
+            lines.append(agreement_line)
         else:
             lines.append("No evaluation figures yet: run `python -m restoration.evaluate --json "
-                         "weights/evaluation.json` to show PSNR and SSIM beside the human ranking.")
+                         "weights/evaluation.json` to show PSNR, SSIM and semantic fidelity beside the human ranking.")
         return "\n\n".join(lines)
 
     def export_votes(self) -> str:
@@ -433,7 +443,8 @@ class ArenaApp:
             return str(file)
 
 
-LEADERBOARD_HEADERS = ["Rank", "Model", "Rating", "95% interval", "Votes", "PSNR (dB)", "PSNR rank", "SSIM"]
+LEADERBOARD_HEADERS = ["Rank", "Model", "Rating", "95% interval", "Votes", "PSNR (dB)", "PSNR rank", "SSIM", "SSIM rank",
+                       "Semantic fidelity", "Fidelity rank"]
 
 
 def _degradation_title(name: str) -> str:

@@ -158,11 +158,3 @@ def fit_leaderboard(outcomes, names: Sequence[str], rounds: int = 200, seed: int
     return Leaderboard(names, rating, lower, upper, ranks_from_intervals(lower, upper), votes, wins, games, total,
                        names[pin] if pin is not None else None, left_out)
 
-
-def read_evaluation(path) -> dict | None:
-    """The figures `python -m restoration.evaluate --json` wrote, or None if there are none."""
-    try:
-        record = json.loads(Path(path).read_text())
-        return record if isinstance(record.get("results"), dict) else None
-    except (FileNotFoundError, json.JSONDecodeError, AttributeError, UnicodeDecodeError):
-        return None

@@ -21,8 +21,15 @@ def read_evaluation(path) -> dict | None:
 
 
 def witness_scores(evaluation: dict | None, degradation: str = "lesson") -> dict[str, dict[str, float]]:
-    """{method: {column key: value}} under one degradation (empty when not evaluated)."""
-    results = ((evaluation or {}).get("degradations", {}).get(degradation) or {}).get("results", {})
+    """{method: {column key: value}} under one degradation (empty when not evaluated); "all"
+    averages each column over the degradations evaluated, as votes over all of them are pooled."""
+    degradations = (evaluation or {}).get("degradations", {})
+    if degradation == "all":
+        per = [witness_scores(evaluation, d) for d in degradations]
+        names = set.intersection(*(set(p) for p in per)) if per else set()
+        return {n: {k: sum(p[n][k] for p in per) / len(per) for k in COLUMNS if all(k in p[n] for p in per)}
+                for n in names}
+    results = (degradations.get(degradation) or {}).get("results", {})
     return {name: {k: r[k] for k in COLUMNS if k in r} for name, r in results.items() if "psnr_pooled" in r}
 
 

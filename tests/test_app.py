@@ -297,19 +297,36 @@ def test_old_outputs_are_removed_while_running(arena_app):
     assert not old.exists() and fresh.exists()
 
 
-def test_leaderboard_shows_the_evaluation(settings, tiny_models, tmp_path):
+def test_leaderboard_columns_with_a_synthetic_vote_set(settings, tiny_models, tmp_path):
+    """Human rating, PSNR, SSIM and semantic fidelity side by side, each with its rank; votes where
+    people prefer what keeps the picture make the summary say they side with semantic fidelity."""
     weights = make_weights_dir(tmp_path / "w")
-    results = {n: {"psnr_pooled": p, "psnr_mean": p, "ssim": s, "sharpness": 1, "ms_per_image": 1} for n, p, s in
-               [("nearest", 24.0, 0.7), ("bicubic", 25.0, 0.75), ("unet-mse", 28.0, 0.85),
-                ("unet-perceptual", 27.0, 0.83), ("unet-crossconv", 27.5, 0.84)]}
-    (weights / "evaluation.json").write_text(json.dumps({"data": "val", "images": 10000, "command": "python -m "
-                                                         "restoration.evaluate --json e.json", "results": results}))
+    figures = {"nearest": (24.0, 0.70, 0.25), "bicubic": (25.0, 0.75, 0.27), "unet-mse": (28.0, 0.85, 0.49),
+               "unet-perceptual": (27.0, 0.83, 0.75), "unet-crossconv": (27.5, 0.84, 0.74)}
+    results = {n: {"psnr_pooled": p, "psnr_mean": p, "ssim": s, "sharpness": 1, "ms_per_image": 1, "judge_top1": f / 2,
+                   "fidelity": f} for n, (p, s, f) in figures.items()}
+    (weights / "evaluation.json").write_text(json.dumps({
+        "data": "val", "images": 10000, "command": "python -m restoration.evaluate --json e.json",
+        "degradations": {d: {"results": results} for d in ("lesson", "bicubic", "jpeg75")}}))
     a = ArenaApp(dataclasses.replace(settings, weights_dir=weights), tiny_models)
-    summary, ranking, _ = a.leaderboard()
+    preference = ["unet-perceptual", "unet-crossconv", "unet-mse", "bicubic"]  # people's order
+    rows, k = [], 0
+    for i, better in enumerate(preference):
+        for worse in preference[i + 1:]:
+            for _ in range(15):  # 15 votes per pair, each from its own judge, at a human pace
+                rows.append(("2025-01-01T00:00:00+00:00", f"s{k}", "img", "lesson", better, "r", worse, "r", "A",
+                             6.0, f"t{k}", "c", f"j{k}"))
+                k += 1
+    a.store.add_many(rows)
+    summary, ranking, _ = a.leaderboard("lesson")
     a.close()
-    assert "on 10000 images; bicubic scores 25.00 dB" in summary
+    headers = ranking.headers if hasattr(ranking, "headers") else ranking.value["headers"]
+    assert headers[5:] == ["PSNR (dB)", "PSNR rank", "SSIM", "SSIM rank", "Semantic fidelity", "Fidelity rank"]
     by_model = {r[1]: r for r in ranking.value["data"]}
-    assert by_model["MSE U-Net"][5:] == ["28.00", 1, "0.8500"] and by_model["Perceptual U-Net"][6] == 3
+    assert by_model["MSE U-Net"][5:] == ["28.00", 1, "0.8500", 1, "49.0%", 3]
+    assert by_model["Perceptual U-Net"][5:] == ["27.00", 3, "0.8300", 3, "75.0%", 1]
+    assert by_model["Perceptual U-Net"][0] == 1 and by_model["MSE U-Net"][0] > 1  # the human rank
+    assert "on 10000 images" in summary and "side more with semantic fidelity" in summary
 
 
 def test_main_refuses_to_start_without_a_restorer(tmp_path, monkeypatch, capsys):

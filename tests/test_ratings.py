@@ -11,7 +11,6 @@ from restoration.ratings import (
     fit_leaderboard,
     pairwise_outcomes,
     ranks_from_intervals,
-    read_evaluation,
 )
 
 
@@ -97,16 +96,6 @@ def test_bootstrap_is_reproducible_and_narrows_with_more_votes():
     assert np.array_equal(a.lower, b.lower)
     c = fit_leaderboard(many, ["m1", "m2"], rounds=200)
     assert (c.upper - c.lower)[0] < (a.upper - a.lower)[0] / 5
-
-
-def test_read_evaluation(tmp_path):
-    assert read_evaluation(tmp_path / "missing.json") is None
-    (tmp_path / "bad.json").write_text("{")
-    assert read_evaluation(tmp_path / "bad.json") is None
-    record = {"data": "val", "images": 3, "command": "python -m restoration.evaluate",
-              "results": {"bicubic": {"psnr_pooled": 25.0, "ssim": 0.8}}}
-    (tmp_path / "e.json").write_text(json.dumps(record))
-    assert read_evaluation(tmp_path / "e.json") == record
 
 
 def test_the_anchor_is_pinned_and_the_others_are_measured_against_it():
