@@ -20,10 +20,24 @@ ENTRIES = read_catalog(WEIGHTS)
 def test_each_loads_with_from_pretrained_and_is_small_enough(entry):
     folder = WEIGHTS / entry.folder
     model = AutoModel.from_pretrained(folder)
-    assert isinstance(model, Classifier if entry.role == "classifier" else UNet)
+    assert isinstance(model, Classifier if entry.role in ("classifier", "judge") else UNet)
     assert (folder / "model.safetensors").stat().st_size <= 6_000_000
     card = (folder / "README.md").read_text()
     assert card.startswith("---\n") and "## Training" in card
+
+
+def test_the_judge_is_independent_and_good_enough():
+    """The judge classifier is another architecture than the perceptual-loss classifier, names its
+    classes, its card says no U-Net took part, and it scores at least 40% on all val originals."""
+    import json
+
+    judge = AutoModel.from_pretrained(WEIGHTS / "judge")
+    classifier = AutoModel.from_pretrained(WEIGHTS / "classifier")
+    assert judge.config["nfs"] != classifier.config["nfs"] and judge.config["preact"]
+    assert len(judge.labels) == 200
+    assert "No U-Net took part" in (WEIGHTS / "judge" / "README.md").read_text()
+    record = json.loads((WEIGHTS / "evaluation.json").read_text())
+    assert record["judge"]["images"] == 10_000 and record["judge"]["top1_original"] >= 0.40
 
 
 def test_all_weights_fit_the_budget():
@@ -54,4 +68,8 @@ def test_the_app_loads_all_three_restorers():
 def test_evaluation_figures_cover_every_restorer():
     record = json.loads((WEIGHTS / "evaluation.json").read_text())
     assert record["images"] == 10_000
-    assert {"nearest", "bicubic", "unet-mse", "unet-perceptual", "unet-crossconv"} <= set(record["results"])
+    assert {"lesson", "bicubic", "jpeg75"} <= set(record["degradations"])
+    for name, degradation in record["degradations"].items():
+        results = degradation["results"]
+        assert {"nearest", "bicubic", "unet-mse", "unet-perceptual", "unet-crossconv", "original"} <= set(results)
+        assert all(0 <= r["fidelity"] <= 1.5 for r in results.values()), name
