@@ -47,8 +47,9 @@ from restoration.battles import (
     new_session_id,
 )
 from restoration.checkpoint import CheckpointError
-from restoration.compare import Panel, compare, list_images, open_upload, save_panels, slider_pair
+from restoration.compare import Panel, compare_stream, list_images, open_upload, restorers_for, save_panels, slider_pair
 from restoration.images import ImageError
+from restoration.inference import warm_up_in_background
 from restoration.judging import ANCHOR, BattleRenderer, ScenePool, judge_pool
 from restoration.ratings import MIN_VOTES, fit_leaderboard
 from restoration.witnesses import COLUMNS, agreement, ranks, read_evaluation, witness_scores
@@ -166,7 +167,8 @@ class ArenaApp:
     """The app's state and its event handlers, as plain methods (tests call them directly).
     A `progress=gr.Progress()` default is how a Gradio handler asks for a progress bar."""
 
-    def __init__(self, settings: Settings, models: list, problems: list[str] = (), store: VoteStore | None = None):
+    def __init__(self, settings: Settings, models: list, problems: list[str] = (), store: VoteStore | None = None,
+                 restorers: dict | None = None):
         if not models:
             raise ValueError("the app needs at least one restorer")
         self.settings = settings
@@ -178,6 +180,9 @@ class ArenaApp:
         self.examples = list_images(settings.examples_dir)
         self.pool = judge_pool(settings)
         self.store = store or VoteStore(settings.votes_db)
+        # One Restorer per model (the fast path when settings.fast), shared by Compare and the judge's
+        # scenes; `warm_up` compiles them.
+        self.restorers = restorers if restorers is not None else restorers_for(self.models, settings)
         self.secret = load_secret(settings.arena_secret, settings.votes_db)
         self.lane = CompareLane(settings.concurrency, settings.compare_per_client)
         self.flag_rules = FlagRules()
@@ -188,7 +193,8 @@ class ArenaApp:
         if self.pool:
             self.arena = Arena(self.store, contenders, sorted(self.pool), degrade.STANDARD,
                                min_vote_seconds=settings.min_vote_seconds, limits=Limits.from_settings(settings))
-            self.scenes = ScenePool(BattleRenderer(self.models, self.pool, settings), settings.battle_pool,
+            self.scenes = ScenePool(BattleRenderer(self.models, self.pool, settings, restorers=self.restorers),
+                                    settings.battle_pool,
                                     settings.scene_uses, busy=self.lane.busy).start()
         self.evaluation = read_evaluation(Path(settings.weights_dir) / "evaluation.json")
         self.outputs = Path(tempfile.mkdtemp(prefix="restoration-app-"))
@@ -240,28 +246,50 @@ class ArenaApp:
         folder.mkdir()
         return folder
 
+    def warm_up(self, done=None):
+        """Compile the fast path in a background thread (requests meanwhile run eagerly)."""
+        return warm_up_in_background(list(self.restorers.values()), done)
+
     @compare_lane
-    def compare(self, upload, mode: str, request: gr.Request = None, progress=gr.Progress()):  # noqa: B008
-        """Restore one image with every model. Returns one image per panel, the score table, the
-        PNG files, the zoom slider, both zoom choices, and the panels' files for the zoom."""
+    def compare(self, upload, mode: str, degradation: str = "lesson", request: gr.Request = None,
+                progress=gr.Progress()):  # noqa: B008
+        """Restore one image with every model, streaming: yields the page's outputs each time a
+        panel or a score is ready (one image per panel, the score table, the PNG files, the zoom
+        slider, both zoom choices, and the panels' files for the zoom; the last four at the end)."""
         path, name = _upload_path(upload)
         progress(0, desc="Opening the image")
         try:
             image = open_upload(path, mode, self.settings)
-            panels = compare(image, mode, self.models, self.settings,
-                             progress=lambda fraction, text: progress(fraction, desc=text))
-        except ImageError as e:
+            stream = compare_stream(image, mode, self.models, self.settings, self.restorers, degradation)
+            step = next(stream)
+        except (ImageError, ValueError) as e:
             raise _error(str(e)) from None
         folder, stem = self._new_output_folder(), Path(name).stem[:60] or "image"
-        files = {k: str(f) for k, f in save_panels(panels, folder, stem).items()}
-        by_key = {p.key: p for p in panels}
-        images = [gr.Image(value=files[k], label=by_key[k].caption(), visible=True) if k in by_key
-                  else gr.Image(value=None, visible=False) for k in self.panel_keys]
-        choices = [(p.title, p.key) for p in panels]
-        left, right = "bicubic", self.models[0].entry.name
-        state = {"files": files, "titles": {p.key: p.title for p in panels}}
-        return (*images, score_table(panels, mode), list(files.values()), self.zoom(state, left, right),
-                gr.Dropdown(choices=choices, value=left), gr.Dropdown(choices=choices, value=right), state)
+        files: dict[str, str] = {}
+        while True:
+            progress(step.fraction, desc=step.text)
+            new = [p for p in step.panels if p.key not in files]  # each panel is encoded once
+            files |= {k: str(f) for k, f in save_panels(new, folder, stem).items()}
+            by_key = {p.key: p for p in step.panels}
+            images = [self._panel_image(k, by_key.get(k), files.get(k), mode, step) for k in self.panel_keys]
+            table = score_table(step.panels, mode) + ("" if step.done else f"\n\n*{html.escape(step.text)}…*")
+            if not step.done:
+                yield (*images, table, list(files.values()), gr.skip(), gr.skip(), gr.skip(), gr.skip())
+                step = next(stream)
+                continue
+            choices = [(p.title, p.key) for p in step.panels]
+            left, right = "bicubic", self.models[0].entry.name
+            state = {"files": files, "titles": {p.key: p.title for p in step.panels}}
+            yield (*images, table, list(files.values()), self.zoom(state, left, right),
+                   gr.Dropdown(choices=choices, value=left), gr.Dropdown(choices=choices, value=right), state)
+            return
+
+    def _panel_image(self, key, panel, file, mode, step):
+        if panel is not None:
+            return gr.Image(value=file, label=panel.caption(), visible=True)
+        if key == "original" and mode != "degrade":
+            return gr.Image(value=None, visible=False)
+        return gr.Image(value=None, label=f"{self.titles[key]} (restoring…)", visible=True)
 
     def zoom(self, state, left: str, right: str):
         """The two chosen panels at full resolution in the before/after slider."""
@@ -512,8 +540,8 @@ def build_app(app: ArenaApp) -> gr.Blocks:
                                     info="Degrade: the image is the original; it is downscaled ×2 and restored. "
                                          "Upscale: the image is the low-resolution input.")
                     run = gr.Button("Restore", variant="primary", elem_id="run")
-                    gr.Markdown(f"Outputs over {s.tile_pixels / 1e6:.1f} megapixels are restored in tiles; the limit "
-                                f"is {s.max_pixels / 1e6:.1f} megapixels of output.")
+                    gr.Markdown(f"Large images are restored in overlapping {s.tile_size}-pixel tiles; the limit "
+                                f"is {s.max_pixels / 1e6:.1f} megapixels of output. Panels appear as each is ready.")
                     if app.examples:
                         gr.Examples([[str(p)] for p in app.examples], inputs=[upload], examples_per_page=12,
                                     label="Examples")
@@ -535,7 +563,7 @@ def build_app(app: ArenaApp) -> gr.Blocks:
             compared = gr.State(None)
             run.click(app.compare, [upload, mode], [*panels, table, files, slider, left, right, compared],
                       api_name="compare", preprocess=False, concurrency_id="compare",
-                      concurrency_limit=s.concurrency + COMPARE_WAITING_ROOM)
+                      concurrency_limit=s.concurrency + COMPARE_WAITING_ROOM, show_progress_on=table)
             for dropdown in (left, right):
                 dropdown.input(app.zoom, [compared, left, right], slider, api_visibility="private")
 
@@ -602,6 +630,7 @@ def launch(demo: gr.Blocks, settings: Settings, **kwargs):
 
 
 def main():
+    started = time.perf_counter()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     log.setLevel(logging.INFO)  # our one-line refusals; not every HTTP request of the libraries
     try:
@@ -626,6 +655,12 @@ def main():
         if sync:
             sync.close()
         raise SystemExit(f"Cannot start: {e}") from None
+    if settings.fast:
+        # The page serves at once; until this finishes, requests run the models eagerly.
+        print("fast path: warming up in the background", flush=True)
+        app.warm_up(lambda seconds: print(f"fast path: warmed up in {seconds:.1f} s ({time.perf_counter() - started:.1f} s "
+                                          f"after start-up); " + "; ".join(
+                                              f"{n}: {r.status}" for n, r in app.restorers.items()), flush=True))
     demo = build_app(app)
     # A Space (or a service manager) stops the app with SIGTERM: end it like Ctrl-C, so that the
     # temporary files are removed and the votes pushed on the way out.

@@ -2,13 +2,13 @@
 model, scored against the original. (The Judge tab's pictures are in judging.py.)
 
 Uploads are opened with `images.open_image`, which refuses an image from its header when the
-output would exceed `Settings.max_pixels` (a decompression bomb is never decoded). Outputs above
-`Settings.tile_pixels` are restored in overlapping tiles (`inference.restore`), so memory depends
-on the tile size, not on the image.
+output would exceed `Settings.max_pixels` (a decompression bomb is never decoded). Models run
+through `inference.Restorer` (fixed windows, the fast path), so memory depends on the window size,
+not on the image. `compare_stream` yields the panels as each is ready, for a page that fills in.
 """
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -16,7 +16,7 @@ from PIL import Image
 
 from restoration.degrade import SCALE, upscale_bicubic
 from restoration.images import ImageError, open_image, to_pil, to_tensor
-from restoration.inference import prepare, restore, timed
+from restoration.inference import Restorer, prepare, timed
 from restoration.metrics import psnr, ssim
 from restoration.settings import Settings
 
@@ -74,40 +74,77 @@ def open_upload(source, mode: str, settings: Settings) -> Image.Image:
 
 
 def _score(panel: Panel, reference: torch.Tensor | None, image: torch.Tensor | None = None) -> Panel:
-    if reference is not None:
-        scored = panel.image if image is None else image
-        panel.psnr = float(psnr(scored, reference)[0])
-        panel.ssim = float(ssim(scored, reference)[0])
-    return panel
+    """The panel with its scores (a new Panel: steps already yielded keep what they showed)."""
+    if reference is None:
+        return panel
+    scored = panel.image if image is None else image
+    return dataclasses.replace(panel, psnr=float(psnr(scored, reference)[0]), ssim=float(ssim(scored, reference)[0]))
 
 
-def compare(image: Image.Image, mode: str, models: Sequence, settings: Settings,
-            progress: Progress | None = None) -> list[Panel]:
-    """Every panel for one image: the low-resolution input, bicubic, each model, and (in
-    "degrade" mode) the original. `models` are `weights.LoadedModel`s. `progress(fraction, text)`
-    is called before each step."""
-    progress = progress or (lambda fraction, text: None)
+def restorers_for(models: Sequence, settings: Settings, fast: bool | None = None) -> dict[str, Restorer]:
+    """name → `Restorer` for each `weights.LoadedModel`, set up as `settings` say."""
+    return {m.entry.name: Restorer.from_settings(m.model, settings, fast=fast) for m in models}
+
+
+@dataclasses.dataclass
+class Step:
+    """One moment of a comparison: the panels so far (in page order), how far along, and what next."""
+    panels: list[Panel]
+    fraction: float
+    text: str
+    done: bool = False
+
+
+def compare_stream(image: Image.Image, mode: str, models: Sequence, settings: Settings,
+                   restorers: Mapping[str, Restorer] | None = None, degradation: str = "lesson") -> Iterator[Step]:
+    """Every panel for one image, yielded as it is ready: first the low-resolution input, bicubic
+    (and in "degrade" mode the original), then each model's output, then its scores. `models` are
+    `weights.LoadedModel`s; `restorers` (name → Restorer) run them, eager ones if not given.
+    `degradation` names how "degrade" mode makes the low-resolution image (see degrade.py)."""
     x = to_tensor(image)
-    low, model_input, reference = prepare(x, mode)
+    low, model_input, reference = prepare(x, mode, degradation)
     h, w = model_input.shape[-2:]
     if h * w > settings.max_pixels:
         raise ImageError(f"the output would be {w}×{h} = {w * h / 1e6:.1f} megapixels; the limit is "
                          f"{settings.max_pixels / 1e6:.1f} megapixels. Please use a smaller image.")
-    steps = len(models) + 1
+    restorers = restorers if restorers is not None else restorers_for(models, settings, fast=False)
+    steps = 2 * len(models) + 2
     low_title = "Low-resolution input" if mode == "degrade" else "Input"
-    panels = [_score(Panel("input", low_title, low, note="(half size; scored as its nearest-neighbour ×2)"),
-                     reference, model_input)]
-    progress(0 / steps, "Bicubic")
+    panels = {"input": Panel("input", low_title, low, note="(half size; scored as its nearest-neighbour ×2)")}
     bicubic, ms = timed(upscale_bicubic, low)
-    panels.append(_score(Panel("bicubic", "Bicubic", bicubic, ms=ms), reference))
-    for i, m in enumerate(models, 1):
-        progress(i / steps, f"{m.entry.title} ({i} of {len(models)})")
-        out, ms = timed(restore, m.model, model_input, settings.tile_pixels, settings.tile_size, settings.tile_overlap)
-        panels.append(_score(Panel(m.entry.name, m.entry.title, out, ms=ms), reference))
+    panels["bicubic"] = Panel("bicubic", "Bicubic", bicubic, ms=ms)
     if reference is not None:
-        panels.append(Panel("original", "Original", reference, note="the reference"))
-    progress(1.0, "Done")
-    return panels
+        panels["original"] = Panel("original", "Original", reference, note="the reference")
+    order = ["input", "bicubic", *[m.entry.name for m in models], "original"]
+    ordered = lambda: [panels[k] for k in order if k in panels]  # noqa: E731
+    first = models[0].entry.title if models else "scores"
+    yield Step(ordered(), 1 / steps, f"Scoring; next: {first}" if reference is not None else f"Next: {first}")
+    panels["input"] = _score(panels["input"], reference, model_input)
+    panels["bicubic"] = _score(panels["bicubic"], reference)
+    for i, m in enumerate(models):
+        yield Step(ordered(), (2 * i + 2) / steps, f"{m.entry.title} ({i + 1} of {len(models)})")
+        out, ms = timed(restorers[m.entry.name], model_input)
+        panels[m.entry.name] = Panel(m.entry.name, m.entry.title, out, ms=ms)
+        if reference is not None:
+            yield Step(ordered(), (2 * i + 3) / steps, f"Scoring {m.entry.title}")
+            panels[m.entry.name] = _score(panels[m.entry.name], reference)
+    yield Step(ordered(), 1.0, "Done", done=True)
+
+
+def compare(image: Image.Image, mode: str, models: Sequence, settings: Settings,
+            progress: Progress | None = None, restorers: Mapping[str, Restorer] | None = None,
+            degradation: str = "lesson") -> list[Panel]:
+    """Every panel for one image: the low-resolution input, bicubic, each model, and (in
+    "degrade" mode) the original; `compare_stream` run to its end. `progress(fraction, text)` is
+    called at each step."""
+    for step in compare_stream(image, mode, models, settings, restorers, degradation):
+        if progress:
+            progress(step.fraction, step.text)
+    return step.panels
+
+
+# zlib level 1: still lossless, a fraction of the default level's time, files somewhat larger.
+PNG_COMPRESS_LEVEL = 1
 
 
 def save_panels(panels: Sequence[Panel], folder, stem: str) -> dict[str, Path]:
@@ -115,7 +152,7 @@ def save_panels(panels: Sequence[Panel], folder, stem: str) -> dict[str, Path]:
     files = {}
     for p in panels:
         files[p.key] = Path(folder) / f"{stem}-{p.key}.png"
-        to_pil(p.image).save(files[p.key])
+        to_pil(p.image).save(files[p.key], compress_level=PNG_COMPRESS_LEVEL)
     return files
 
 

@@ -15,7 +15,7 @@ import dataclasses
 import logging
 import random
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from PIL import Image
@@ -23,7 +23,7 @@ from PIL import Image
 from restoration.compare import list_images, open_upload
 from restoration.degrade import STANDARD, even_crop, low_res, upscale_bicubic, upscale_nearest
 from restoration.images import to_pil, to_tensor
-from restoration.inference import restore
+from restoration.inference import Restorer
 from restoration.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -62,9 +62,13 @@ class Scene:
 class BattleRenderer:
     """Renders scenes: degrade an image of the pool, then restore it with every contender."""
 
-    def __init__(self, models: Sequence, pool: dict[str, Path], settings: Settings, max_side: int = 512):
+    def __init__(self, models: Sequence, pool: dict[str, Path], settings: Settings, max_side: int = 512,
+                 restorers: Mapping[str, Restorer] | None = None):
         self.models = {m.entry.name: m for m in models}
         self.pool, self.settings, self.max_side = pool, settings, max_side
+        # The app passes its own (the fast path, shared with Compare); otherwise eager ones.
+        self.restorers = restorers if restorers is not None else {
+            m.entry.name: Restorer.from_settings(m.model, settings, fast=False) for m in models}
 
     def render(self, image_id: str, degradation: str = "lesson", names: Sequence[str] | None = None) -> Scene:
         s = self.settings
@@ -77,7 +81,7 @@ class BattleRenderer:
             if name == ANCHOR:
                 out = upscale_bicubic(low)
             else:
-                out = restore(self.models[name].model, model_input, s.tile_pixels, s.tile_size, s.tile_overlap)
+                out = self.restorers[name](model_input)
             outputs[name] = to_pil(out)
         return Scene(image_id, degradation, to_pil(low), to_pil(reference), outputs)
 

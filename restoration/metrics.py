@@ -21,9 +21,24 @@ def _batch(x):
     return x[None] if x.dim() == 3 else x
 
 
+# Full-size images are scored a band of rows at a time, so the temporaries of a 4-megapixel
+# comparison stay a few megabytes instead of a dozen full-size float copies.
+BAND_ELEMENTS = 1 << 21
+
+
+def _band_rows(x, halo: int = 0) -> int:
+    n, c, _, w = x.shape
+    return max(1, BAND_ELEMENTS // max(1, n * c * w) - halo)
+
+
 def mse_per_image(out, target):
-    out, target = _batch(out).float(), _batch(target).float()
-    return (out - target).pow(2).flatten(1).mean(1)
+    out, target = _batch(out), _batch(target)
+    n, h = out.shape[0], out.shape[-2]
+    sse = torch.zeros(n, dtype=torch.float64, device=out.device)
+    rows = _band_rows(out)
+    for r in range(0, h, rows):
+        sse += (out[..., r:r + rows, :].float() - target[..., r:r + rows, :].float()).pow(2).flatten(1).sum(1, dtype=torch.float64)
+    return (sse / out[0].numel()).float()
 
 
 def psnr_from_mse(mse):
@@ -46,26 +61,30 @@ def _gaussian(size, sigma=1.5):
 
 def ssim(out, target, window: int = 11):
     """SSIM of each image, a tensor of N values. Images smaller than the window use a window
-    of their smaller side (odd)."""
-    out, target = _batch(out).float(), _batch(target).float()
+    of their smaller side (odd). Computed in bands of rows (bounded memory)."""
+    out, target = _batch(out), _batch(target)
     n, c, h, w = out.shape
     size = min(window, h - (h % 2 == 0), w - (w % 2 == 0))
-    # The Gaussian window is separable: a vertical then a horizontal pass.
+    # The Gaussian window is separable: a vertical then a horizontal pass, over the five maps
+    # (x, y, x², y², xy) at once as the channels of one grouped convolution.
     g = _gaussian(size).to(out.device)
-    kv, kh = g.view(1, 1, size, 1).expand(c, 1, size, 1), g.view(1, 1, 1, size).expand(c, 1, 1, size)
-    blur = lambda z: F.conv2d(F.conv2d(z, kv, groups=c), kh, groups=c)  # noqa: E731
+    kv, kh = g.view(1, 1, size, 1).expand(5 * c, 1, size, 1), g.view(1, 1, 1, size).expand(5 * c, 1, 1, size)
     # (Co)variances from images centred on their mean: the same values, without the float32
     # cancellation of E[x²] − E[x]² on flat regions.
-    mx, my = out.mean((2, 3), keepdim=True), target.mean((2, 3), keepdim=True)
-    xc, yc = out - mx, target - my
-    mu_xc, mu_yc = blur(xc), blur(yc)
-    sxx = blur(xc * xc) - mu_xc**2
-    syy = blur(yc * yc) - mu_yc**2
-    sxy = blur(xc * yc) - mu_xc * mu_yc
-    mu_x, mu_y = mu_xc + mx, mu_yc + my
+    mx, my = out.float().mean((2, 3), keepdim=True), target.float().mean((2, 3), keepdim=True)
     c1, c2 = 0.01**2, 0.03**2
-    s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
-    return s.flatten(1).mean(1)
+    total = torch.zeros(n, dtype=torch.float64, device=out.device)
+    rows = _band_rows(out, size - 1) // 5 or 1  # output rows per band; its input has size − 1 more
+    for r in range(0, h - size + 1, rows):
+        band = slice(r, min(h, r + rows + size - 1))
+        xc, yc = out[..., band, :].float() - mx, target[..., band, :].float() - my
+        z = torch.cat([xc, yc, xc * xc, yc * yc, xc * yc], 1)
+        mu_xc, mu_yc, exx, eyy, exy = F.conv2d(F.conv2d(z, kv, groups=5 * c), kh, groups=5 * c).split(c, 1)
+        sxx, syy, sxy = exx - mu_xc**2, eyy - mu_yc**2, exy - mu_xc * mu_yc
+        mu_x, mu_y = mu_xc + mx, mu_yc + my
+        s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
+        total += s.flatten(1).sum(1, dtype=torch.float64)
+    return (total / (c * (h - size + 1) * (w - size + 1))).float()
 
 
 def gradient_energy(x):

@@ -58,8 +58,14 @@ def bomb(path, side=100_000):
 # ------------------------------------------------------------------------------ handlers
 
 
+def last(outputs):
+    """The final outputs of a streaming handler (a generator)."""
+    *_, final = outputs
+    return final
+
+
 def test_compare_handler_gives_every_panel(arena_app, tmp_path):
-    out = arena_app.compare({"path": str(photo(tmp_path)), "orig_name": "my photo.png"}, "degrade")
+    out = last(arena_app.compare({"path": str(photo(tmp_path)), "orig_name": "my photo.png"}, "degrade"))
     n = len(arena_app.panel_keys)
     images, (table, files, slider, left, right, state) = out[:n], out[n:]
     assert arena_app.panel_keys == ["input", "bicubic", "unet-mse", "unet-perceptual", "unet-crossconv", "original"]
@@ -73,8 +79,22 @@ def test_compare_handler_gives_every_panel(arena_app, tmp_path):
     assert set(state["files"]) == set(arena_app.panel_keys)
 
 
+def test_compare_streams_panels_as_they_are_ready(arena_app, tmp_path):
+    n = len(arena_app.panel_keys)
+    steps = list(arena_app.compare(str(photo(tmp_path)), "degrade", "jpeg75"))
+    first = steps[0][:n]
+    assert first[0].value and first[1].value and first[-1].value  # input, bicubic, original at once
+    assert all(img.value is None and "restoring" in img.label for img in first[2:-1])
+    assert "*Scoring" in steps[0][n] and steps[0][n + 2] == gr.skip()  # the zoom comes at the end
+    shown = [sum(img.value is not None for img in step[:n]) for step in steps]
+    assert shown == sorted(shown) and shown[-1] == n and len(steps) >= 2 + len(arena_app.models)
+    files = [step[n + 1] for step in steps]
+    assert all(a == b[:len(a)] for a, b in zip(files, files[1:]))  # each panel is written once, then kept
+    assert "…" not in steps[-1][n] and "| Cross-conv U-Net | " in steps[-1][n]
+
+
 def test_upscale_mode_hides_the_original(arena_app, tmp_path):
-    out = arena_app.compare(str(photo(tmp_path, 30, 20)), "upscale")
+    out = last(arena_app.compare(str(photo(tmp_path, 30, 20)), "upscale"))
     images = out[: len(arena_app.panel_keys)]
     assert images[-1].visible is False and all(img.visible for img in images[:-1])
     assert Image.open(out[len(arena_app.panel_keys) + 1][-1]).size == (60, 40)
@@ -82,7 +102,7 @@ def test_upscale_mode_hides_the_original(arena_app, tmp_path):
 
 
 def test_zoom_handler(arena_app, tmp_path):
-    state = arena_app.compare(str(photo(tmp_path)), "degrade")[-1]
+    state = last(arena_app.compare(str(photo(tmp_path)), "degrade"))[-1]
     slider = arena_app.zoom(state, "input", "unet-crossconv")
     assert "Low-resolution input" in slider.label and "Cross-conv U-Net" in slider.label
     assert arena_app.zoom(None, "input", "bicubic").value is None
@@ -104,10 +124,12 @@ def test_bad_uploads_give_clear_errors_and_the_app_goes_on(arena_app, tmp_path):
     bomb(tmp_path / "huge.png", side=3000)  # 9 megapixels: over our limit, under Pillow's
     for name, message in cases.items():
         with pytest.raises(gr.Error, match=message):
-            arena_app.compare(str(tmp_path / name), "degrade")
+            last(arena_app.compare(str(tmp_path / name), "degrade"))
     with pytest.raises(gr.Error, match="Upload an image"):
-        arena_app.compare(None, "degrade")
-    assert len(arena_app.compare(str(photo(tmp_path)), "degrade")) == len(arena_app.panel_keys) + 6
+        last(arena_app.compare(None, "degrade"))
+    with pytest.raises(gr.Error, match="unknown degradation .*sharpen"):
+        last(arena_app.compare(str(photo(tmp_path)), "degrade", "sharpen"))
+    assert len(last(arena_app.compare(str(photo(tmp_path)), "degrade"))) == len(arena_app.panel_keys) + 6
 
 
 def test_odd_but_valid_images_work(arena_app, tmp_path):
@@ -121,8 +143,8 @@ def test_odd_but_valid_images_work(arena_app, tmp_path):
     exif[0x0112] = 8
     img.save(tmp_path / "turned.jpg", exif=exif)
     for name in ["deep.png", "alpha.png", "print.jpg", "anim.gif"]:
-        assert arena_app.compare(str(tmp_path / name), "degrade")[-1]["files"]
-    files = arena_app.compare(str(tmp_path / "turned.jpg"), "degrade")[-1]["files"]
+        assert last(arena_app.compare(str(tmp_path / name), "degrade"))[-1]["files"]
+    files = last(arena_app.compare(str(tmp_path / "turned.jpg"), "degrade"))[-1]["files"]
     assert Image.open(files["original"]).size == (16, 24)
 
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-from restoration.compare import compare, input_pixel_limit, open_upload, save_panels, slider_pair
-from restoration.degrade import downscale, even_crop, upscale_bicubic
+from restoration.compare import compare, compare_stream, input_pixel_limit, open_upload, save_panels, slider_pair
+from restoration.degrade import downscale, even_crop, low_res, upscale_bicubic
 from restoration.images import ImageError, to_pil, to_tensor
-from restoration.inference import prepare, restore
+from restoration.inference import Restorer, prepare
 from restoration.metrics import psnr, ssim
 
 
@@ -26,6 +26,7 @@ class CountingModel:
 
     def __init__(self, model):
         self.model, self.calls = model, []
+        self.encoder = model.encoder  # its stride sets the tile grid
 
     def eval(self):
         return self
@@ -69,12 +70,34 @@ def test_large_outputs_are_restored_in_tiles(settings, tiny_models):
     model = tiny_models[0]
     counting = CountingModel(model.model)
     wrapped = dataclasses.replace(model, model=counting)
-    image = photo(400, 300)  # 120,000 output pixels > tile_pixels = 65,536
+    image = photo(400, 300)  # larger than a 128-pixel window
     [panel] = [p for p in compare(image, "degrade", [wrapped], settings) if p.key == model.entry.name]
-    limit = settings.tile_size + 2 * settings.tile_overlap
-    assert len(counting.calls) > 1 and all(h <= limit and w <= limit for h, w in counting.calls)
-    whole = restore(model.model, prepare(to_tensor(image), "degrade")[1], tile_pixels=1 << 30)
+    assert len(counting.calls) > 1 and set(counting.calls) == {(settings.tile_size, settings.tile_size)}
+    with torch.inference_mode():
+        whole = model.model.restore(prepare(to_tensor(image), "degrade")[1][None])[0]
     assert (panel.image - whole).abs().max() < 0.02  # tiles with overlapping context: no visible seams
+
+
+def test_compare_streams_the_panels_and_takes_a_degradation(settings, tiny_models):
+    image = photo(75, 50)
+    steps = list(compare_stream(image, "degrade", tiny_models, settings, degradation="jpeg75"))
+    assert [p.key for p in steps[0].panels] == ["input", "bicubic", "original"]  # at once, before any model
+    assert steps[0].panels[0].psnr is None and steps[1].panels[0].psnr is not None  # then their scores
+    keys = [[p.key for p in s.panels] for s in steps]
+    assert keys[-1] == ["input", "bicubic", "unet-mse", "unet-perceptual", "unet-crossconv", "original"]
+    assert all(set(a) <= set(b) for a, b in zip(keys, keys[1:])) and steps[-1].done and not steps[-2].done
+    assert [s.fraction for s in steps] == sorted(s.fraction for s in steps) and steps[-1].fraction == 1.0
+    # a model's panel shows before its scores are in
+    mse = [next((p for p in s.panels if p.key == "unet-mse"), None) for s in steps]
+    assert any(p is not None and p.psnr is None for p in mse) and mse[-1].psnr is not None
+    low = low_res(even_crop(to_tensor(image)), "jpeg75")
+    assert torch.equal(steps[-1].panels[0].image, low)
+    fast = {m.entry.name: Restorer.from_settings(m.model, settings, fast=True) for m in tiny_models}
+    eager = compare(image, "degrade", tiny_models, settings, degradation="jpeg75")
+    for a, b in zip(compare(image, "degrade", tiny_models, settings, restorers=fast, degradation="jpeg75"), eager):
+        assert (a.image - b.image).abs().max() < 1e-4 and a.psnr == pytest.approx(b.psnr, abs=1e-3)
+    with pytest.raises(ValueError, match="unknown degradation"):
+        compare(image, "degrade", tiny_models, settings, degradation="sharpen")
 
 
 def test_output_limit_is_enforced_from_the_header(settings, tmp_path):

@@ -1,14 +1,16 @@
 import pytest
 import torch
 
+import restoration.inference as inference
 from restoration.degrade import degrade, downscale, upscale_nearest
-from restoration.inference import prepare, restore, timed
+from restoration.inference import Restorer, prepare, restore, timed, window_starts
 from restoration.unet import UNet
 
 
-def a_trained_looking_unet():
+def a_trained_looking_unet(cross_conv=False):
     """A U-Net whose zero-initialised layers are made non-zero, so it is not the identity."""
-    model = UNet(nfs=(8, 16, 32), nbks=(1, 1))
+    torch.manual_seed(0)
+    model = UNet(nfs=(8, 16, 32), nbks=(1, 1), cross_conv=cross_conv)
     with torch.no_grad():
         for p in model.parameters():
             if p.abs().sum() == 0:
@@ -16,27 +18,102 @@ def a_trained_looking_unet():
     return model.eval()
 
 
+def whole_image(model, x):
+    with torch.inference_mode():
+        return model.restore(x[None])[0]
+
+
+@pytest.mark.parametrize("length", [64, 65, 100, 160, 333, 1000])
+def test_windows_cover_the_axis_on_the_stride_grid_with_context_at_every_seam(length):
+    window, overlap, stride = 64, 8, 4
+    padded = max(window, -(-length // stride) * stride)
+    starts = window_starts(padded, window, overlap, stride)
+    assert starts[0] == 0 and starts[-1] == padded - window and all(s % stride == 0 for s in starts)
+    for a, b in zip(starts, starts[1:]):
+        seam = (a + b + window) // 2
+        assert 0 < b - a and seam - b >= overlap and a + window - seam >= overlap
+    with pytest.raises(ValueError, match="no core"):
+        window_starts(200, 64, 31, 4)
+
+
 def test_tiles_match_the_whole_image():
     model = a_trained_looking_unet()
     x = torch.rand(3, 160, 144)
-    whole = restore(model, x, tile_pixels=10**9)
-    tiled = restore(model, x, tile_pixels=1000, tile_size=64, overlap=64)
-    assert not torch.allclose(whole, x, atol=1e-3)
-    assert (whole - tiled).abs().max().item() < 1e-4
+    tiled = restore(model, x, window=96, overlap=32)
+    assert not torch.allclose(tiled, x, atol=1e-3)
+    assert (whole_image(model, x) - tiled).abs().max().item() < 1e-4
 
 
-def test_tiles_cover_images_of_any_size():
+def test_small_images_run_whole_and_odd_sizes_are_covered():
     model = a_trained_looking_unet()
-    x = torch.rand(3, 101, 75)
-    tiled = restore(model, x, tile_pixels=1000, tile_size=48, overlap=16)
+    small = torch.rand(3, 30, 41)  # under half a window: the model's own output, exactly
+    assert torch.equal(restore(model, small, window=64, overlap=8), whole_image(model, small))
+    x = torch.rand(3, 101, 75)  # padded to windows at its bottom and right edges
+    tiled = restore(model, x, window=48, overlap=8)
     assert tiled.shape == x.shape and tiled.min() >= 0 and tiled.max() <= 1
-    assert (tiled - restore(model, x, tile_pixels=10**9)).abs().mean().item() < 0.05
+    assert (tiled - whole_image(model, x)).abs().mean().item() < 0.01
+
+
+def test_batched_windows_equal_one_at_a_time():
+    model = a_trained_looking_unet()
+    x = torch.rand(3, 150, 130)  # 3 × 3 windows: batches of 4 leave a short last batch
+    one = Restorer(model, window=64, overlap=8, batch=1, fast=False)(x)
+    assert (Restorer(model, window=64, overlap=8, batch=4, fast=False)(x) - one).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("cross_conv", [False, True])
+def test_the_fast_path_equals_the_eager_path(cross_conv):
+    """Channels last before warm-up, compiled after (where a compiler works): within 1e-4."""
+    model = a_trained_looking_unet(cross_conv)
+    images = [torch.rand(3, 64, 64), torch.rand(3, 100, 90), torch.rand(3, 20, 16)]
+    eager = Restorer(model, window=64, overlap=8, batch=2, fast=False)
+    fast = Restorer(model, window=64, overlap=8, batch=2, fast=True)
+    assert next(model.parameters()).is_contiguous()  # the caller's model is left as it was
+    for x in images:
+        assert (fast(x) - eager(x)).abs().max().item() <= 1e-4
+    fast.warm_up()
+    assert fast.status.startswith("compiled") if inference.compiler_available() else "unavailable" in fast.status
+    for x in images:
+        assert (fast(x) - eager(x)).abs().max().item() <= 1e-4
+    batch = torch.rand(3, 3, 32, 32)
+    assert (fast.whole(batch) - eager.whole(batch)).abs().max().item() <= 1e-4
+
+
+def test_without_a_compiler_the_fast_path_stays_eager_with_a_notice(monkeypatch):
+    notices = []
+    monkeypatch.setattr(inference, "compiler_available", lambda: False)
+    r = Restorer(a_trained_looking_unet(), window=64, overlap=8, notice=notices.append)
+    r.warm_up()
+    assert len(notices) == 1 and "no C++ compiler" in notices[0] and "eager" in r.status
+    x = torch.rand(3, 100, 90)
+    assert (r(x) - restore(r.model, x, window=64, overlap=8)).abs().max() <= 1e-4
+
+
+def test_a_failing_compiler_falls_back_to_eager(monkeypatch):
+    notices = []
+
+    def broken(fn, **kwargs):
+        def run(x):
+            raise RuntimeError("InductorError: cannot build\nlong log")
+        return run
+
+    monkeypatch.setattr(inference, "compiler_available", lambda: True)
+    monkeypatch.setattr(torch, "compile", broken)
+    r = Restorer(a_trained_looking_unet(), window=64, overlap=8, notice=notices.append)
+    r.warm_up()
+    assert notices == ["fast path: torch.compile unavailable (RuntimeError: InductorError: cannot build); "
+                       "running the model eagerly in channels-last format"]
+    assert r(torch.rand(3, 80, 80)).shape == (3, 80, 80)
+    r.warm_up()
+    assert len(notices) == 1  # tried once
 
 
 def test_prepare_degrade_and_upscale_modes():
     image = torch.rand(3, 31, 40)
     low, inp, ref = prepare(image, "degrade")
     assert ref.shape == (3, 30, 40) and low.shape == (3, 15, 20) and torch.equal(inp, degrade(ref))
+    low, inp, ref = prepare(image, "degrade", "bicubic")
+    assert torch.equal(low, downscale(ref, "bicubic")) and torch.equal(inp, upscale_nearest(low))
     low, inp, ref = prepare(image, "upscale")
     assert ref is None and torch.equal(low, image) and inp.shape == (3, 62, 80)
     assert torch.equal(inp, upscale_nearest(image))

@@ -58,3 +58,38 @@ def test_meter_accumulates_over_batches():
         assert parts.summary()[k] == pytest.approx(v, rel=1e-5)
     assert whole.summary()["ms_per_image"] == pytest.approx(100.0)
     assert psnr_from_mse(0.001) == pytest.approx(30.0)
+
+
+def _example(name):
+    from restoration.images import open_image, to_tensor
+    from restoration.settings import REPO
+
+    return to_tensor(open_image(REPO / "examples" / name))
+
+
+@pytest.mark.parametrize("name", ["chelsea.png", "rocket.jpg", "tinyimagenet-val_11-banana.jpg"])
+def test_ssim_matches_scikit_image(name):
+    """The reference implementation (Gaussian window σ 1.5, population covariance, valid region)."""
+    structural_similarity = pytest.importorskip("skimage.metrics").structural_similarity
+    from restoration.degrade import degrade, even_crop
+
+    reference = even_crop(_example(name))
+    restored = degrade(reference)  # a realistic pair: the nearest-neighbour ×2 of the ×½
+    ours = ssim(restored, reference).item()
+    theirs = structural_similarity(restored.permute(1, 2, 0).double().numpy(), reference.permute(1, 2, 0).double().numpy(),
+                                   data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                   channel_axis=2)
+    assert abs(ours - theirs) < 1e-6
+
+
+def test_scores_in_bands_equal_scores_in_one_piece(monkeypatch):
+    import restoration.metrics as metrics
+
+    a = torch.rand(2, 3, 70, 45)
+    b = (a + 0.1 * torch.randn_like(a)).clamp(0, 1)
+    whole_ssim, whole_psnr = ssim(a, b), psnr(a, b)
+    monkeypatch.setattr(metrics, "BAND_ELEMENTS", 2 * 3 * 45 * 13)  # bands of a few rows
+    assert torch.allclose(ssim(a, b), whole_ssim, atol=1e-6) and torch.allclose(psnr(a, b), whole_psnr, atol=1e-5)
+    # and against the textbook definition computed in one piece
+    mse = (a - b).pow(2).flatten(1).mean(1)
+    assert torch.allclose(psnr(a, b), 10 * torch.log10(1 / mse), atol=1e-4)

@@ -36,7 +36,7 @@ def test_every_field_is_read_from_its_variable():
     ("RESTORATION_THREADS", "two", "RESTORATION_THREADS='two': expected an int from 1 to 1024"),
     ("RESTORATION_CONCURRENCY", "0", "RESTORATION_CONCURRENCY=0: out of range, expected int from 1 to 64"),
     ("RESTORATION_TILE_SIZE", "0", "RESTORATION_TILE_SIZE=0: out of range, expected int of at least 16"),
-    ("RESTORATION_TILE_OVERLAP", "600", "must be smaller than RESTORATION_TILE_SIZE"),
+    ("RESTORATION_TILE_OVERLAP", "600", "must be under half of RESTORATION_TILE_SIZE"),
     ("RESTORATION_MIN_VOTE_SECONDS", "nan", "expected a number"),
     ("RESTORATION_MIN_VOTE_SECONDS", "-1", "out of range"),
     ("RESTORATION_VOTES_PER_MINUTE", "2.5", "expected an int of at least 1"),
