@@ -18,7 +18,7 @@ from restoration.cli import parser
 from restoration.data import TinyImageNet
 from restoration.degrade import upscale_bicubic
 from restoration.images import to_pil
-from restoration.inference import prepare, restore
+from restoration.inference import Restorer, prepare
 from restoration.settings import Settings
 from restoration.weights import load_available_restorers
 
@@ -48,11 +48,12 @@ def main(argv=None):
     models, problems = load_available_restorers(settings.weights_dir)
     if problems:
         raise SystemExit("\n".join(problems))
+    restorers = [Restorer.from_settings(m.model, settings) for m in models]
     rows = []
     for i in args.images:
         image = val[i][0].float() / 255
         low, model_input, original = prepare(image, "degrade", args.degradation)
-        rows.append([model_input, upscale_bicubic(low)] + [restore(m.model, model_input) for m in models] + [original])
+        rows.append([model_input, upscale_bicubic(low)] + [r(model_input) for r in restorers] + [original])
     titles = [f"input (32px, {args.degradation})", "bicubic"] + [m.entry.title for m in models] + ["original"]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     grid(rows, titles, args.zoom).save(args.out)

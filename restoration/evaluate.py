@@ -28,7 +28,7 @@ from restoration.cli import parser
 from restoration.data import ImageFolder, TinyImageNet, load_cache, subset
 from restoration.degrade import STANDARD, even_crop, low_res, title, upscale_bicubic, upscale_nearest
 from restoration.degrade import check as check_degradation
-from restoration.inference import restore
+from restoration.inference import Restorer
 from restoration.metrics import QualityMeter
 from restoration.models import load_checkpoint
 from restoration.settings import Settings
@@ -99,13 +99,12 @@ def evaluate(methods: dict, data, limit=None, batch_size=100, cache_dir=None, va
     return results
 
 
-def model_method(model, tile_pixels):
+def model_method(restorer: Restorer):
+    """Low-resolution batch → restored batch: one image through the restorer's windows (photos
+    of any size), a batch of same-size small images (Tiny ImageNet) whole."""
     def run(low):
         x = upscale_nearest(low)
-        if len(x) == 1:
-            return restore(model, x[0], tile_pixels)[None]
-        with torch.inference_mode():
-            return model.restore(x)
+        return restorer(x[0])[None] if len(x) == 1 else restorer.whole(x)
 
     return run
 
@@ -192,7 +191,10 @@ def main(argv=None):
     judge = None if str(judge).lower() == "none" else judge
     device = torch.device(args.device)
     for name, folder in folders.items():
-        methods[name] = model_method(load_checkpoint(folder).to(device), settings.tile_pixels)
+        restorer = Restorer.from_settings(load_checkpoint(folder).to(device), settings)
+        if not is_tiny_imagenet(args.data):
+            restorer.warm_up()  # photos go through the fixed windows: compile them once
+        methods[name] = model_method(restorer)
 
     val = load_val(args.data, args.limit, args.cache_dir) if is_tiny_imagenet(args.data) else None
     judge_model = load_checkpoint(judge).eval().to(device) if judge is not None and val is not None else None
