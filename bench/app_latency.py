@@ -23,7 +23,7 @@ from PIL import Image
 
 from restoration.battles import FlagRules, counted_outcomes, flag_judges
 from restoration.cli import parser
-from restoration.compare import compare, open_upload, save_panels
+from restoration.compare import compare, open_upload, restorers_for, save_panels
 from restoration.ratings import fit_leaderboard
 from restoration.settings import Settings
 from restoration.votes import ANSWERS, VoteStore
@@ -55,10 +55,10 @@ def test_image(side: int, folder: Path) -> Path:
     return path
 
 
-def time_request(path: Path, mode: str, models, settings: Settings, out: Path):
+def time_request(path: Path, mode: str, models, settings: Settings, out: Path, restorers=None):
     """(total seconds, panels): what one Compare click costs the server."""
     t0 = time.perf_counter()
-    panels = compare(open_upload(path, mode, settings), mode, models, settings)
+    panels = compare(open_upload(path, mode, settings), mode, models, settings, restorers=restorers)
     save_panels(panels, out, path.stem)
     return time.perf_counter() - t0, panels
 
@@ -101,8 +101,12 @@ def main(argv=None):
         if not models:
             raise SystemExit(f"no restorer loads from {args.weights_dir}; try --random-weights compact")
 
+    # The app's restorers: the fast path (unless RESTORATION_FAST=0), warmed up as at start-up.
+    restorers = restorers_for(models, settings)
+    warm = sum(r.warm_up() for r in restorers.values())
     print(f"{len(models)} models ({', '.join(m.entry.title for m in models)}), {args.threads} threads, "
-          f"mode {args.mode}, tiles above {settings.tile_pixels / 1e6:.2f} MP of output\n")
+          f"mode {args.mode}, {settings.tile_size}-pixel windows, fast path {'on' if settings.fast else 'off'} "
+          f"(warm-up {warm:.0f} s)\n")
     print("| image | request → all panels (s), median of {} | per panel (ms): {} |".format(
         args.repeats, " · ".join(["bicubic", *[m.entry.title for m in models]])))
     print("|---|---:|---|")
@@ -110,8 +114,8 @@ def main(argv=None):
         tmp = Path(tmp)
         for side in args.sizes:
             path = test_image(side, tmp)
-            time_request(path, args.mode, models, settings, tmp)  # warm-up: first-call allocations
-            runs = [time_request(path, args.mode, models, settings, tmp) for _ in range(args.repeats)]
+            time_request(path, args.mode, models, settings, tmp, restorers)  # warm-up: first-call allocations
+            runs = [time_request(path, args.mode, models, settings, tmp, restorers) for _ in range(args.repeats)]
             seconds = statistics.median(t for t, _ in runs)
             per_panel = " · ".join(f"{p.ms:.0f}" for p in runs[-1][1] if p.ms is not None)
             print(f"| {side}×{side} | {seconds:.2f} | {per_panel} |")

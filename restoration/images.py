@@ -85,5 +85,6 @@ def to_uint8(img: Image.Image) -> torch.Tensor:
 
 def to_pil(x: torch.Tensor) -> Image.Image:
     """Float tensor (3, H, W) in [0, 1] → PIL RGB (rounded, not truncated)."""
-    a = x.detach().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+    # One float temporary, modified in place (a 4-megapixel panel is 48 MB a copy).
+    a = x.detach().clamp(0, 1).mul_(255).round_().byte().permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(a, "RGB")

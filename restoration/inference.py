@@ -22,6 +22,8 @@ at once.
 """
 
 import copy
+import ctypes
+import ctypes.util
 import math
 import os
 import shutil
@@ -63,6 +65,17 @@ def _cores(starts: list[int], window: int, length: int) -> list[tuple[int, int]]
     """(start, end) of the output each window keeps: up to the middle of its overlap with the next."""
     seams = [(b + a + window) // 2 for a, b in zip(starts, starts[1:])]
     return list(zip([0, *seams], [*seams, length]))
+
+
+def release_memory():
+    """Hand memory freed by the last model run back to the OS (glibc's malloc_trim; a no-op
+    elsewhere). glibc keeps freed activations in its heap, so without this a process's resident
+    memory stays at its largest forward pass on top of the images it holds."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def compiler_available() -> bool:

@@ -93,6 +93,26 @@ def test_compare_streams_panels_as_they_are_ready(arena_app, tmp_path):
     assert "…" not in steps[-1][n] and "| Cross-conv U-Net | " in steps[-1][n]
 
 
+def test_compare_serves_while_the_warm_up_runs(arena_app, tmp_path, monkeypatch):
+    """The warm-up runs in a background thread; requests meanwhile are served (eagerly). Here the
+    compiler is made to look absent, so the warm-up is quick and ends in the one-line notice."""
+    import threading
+
+    import restoration.inference as inference
+
+    release, notices, done = threading.Event(), [], []
+    monkeypatch.setattr(inference, "compiler_available", lambda: release.wait(30) and False)
+    for r in arena_app.restorers.values():
+        r.notice = notices.append
+    thread = arena_app.warm_up(done.append)
+    out = last(arena_app.compare(str(photo(tmp_path)), "degrade"))  # while the warm-up waits
+    assert thread.is_alive() and not done and out[-1]["files"]
+    release.set()
+    thread.join(30)
+    assert len(done) == 1 and len(notices) == len(arena_app.models)
+    assert all("no C++ compiler" in r.status for r in arena_app.restorers.values())
+
+
 def test_upscale_mode_hides_the_original(arena_app, tmp_path):
     out = last(arena_app.compare(str(photo(tmp_path, 30, 20)), "upscale"))
     images = out[: len(arena_app.panel_keys)]

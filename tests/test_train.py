@@ -246,3 +246,10 @@ def test_init_fine_tunes_from_a_checkpoint_and_soften_runs(tiny_imagenet, tmp_pa
     UNet(nfs=(8, 16, 32), nbks=(1, 1)).save_pretrained(tmp_path / "other")
     with pytest.raises(SystemExit, match="config differs"):
         train_superres.main(common(tiny_imagenet, tmp_path / "x", tmp_path / "cache") + ["--init", str(tmp_path / "other")])
+
+
+def test_speed_switches_parse():
+    config = parse_config(SuperResConfig, [])
+    assert config.channels_last and not config.compile
+    config = parse_config(SuperResConfig, ["--no-channels-last", "--compile"])
+    assert not config.channels_last and config.compile

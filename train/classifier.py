@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from restoration.classifier import PRESETS, Classifier, top1_accuracy
 from restoration.data import BatchAugment, ClassifierItems
-from train.loop import Runtime, TrainConfig, command_line, fit, load_data, parse_config, seed_everything
+from train.loop import Runtime, TrainConfig, command_line, fit, load_data, memory_format, parse_config, seed_everything
 
 
 @dataclasses.dataclass
@@ -35,7 +35,7 @@ def main(argv=None):
     labels = getattr(getattr(train, "dataset", train), "names", None)  # Tiny ImageNet's class names, if any
     model = Classifier(**PRESETS[config.preset], n_classes=200, preact=config.preact, drop=config.drop,
                        labels=labels if labels and len(labels) == 200 else None)
-    model = model.to(runtime.device, memory_format=torch.channels_last)  # ~1.4× faster convs on CPU
+    model = model.to(runtime.device, memory_format=memory_format(config))  # ~1.4× faster convs on CPU
     if runtime.main:
         print(f"classifier ({config.preset}): {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters; "
               f"{len(train)} training images, {len(val)} validation images, device {runtime.device} × {runtime.world}")

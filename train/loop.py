@@ -76,6 +76,14 @@ class TrainConfig:
     threads: int | None = dataclasses.field(default=None, metadata={
         "help": "CPU threads for torch (default: the CPUs this process may use, shared among torchrun's "
                 "processes; OMP_NUM_THREADS when set)"})
+    channels_last: bool = dataclasses.field(default=True, metadata={
+        "help": "channels-last memory format (faster convolutions on CPU and CUDA)"})
+    compile: bool = dataclasses.field(default=False, metadata={
+        "help": "torch.compile the model for training (the first steps compile; measure with python -m bench.speed --train-only)"})
+
+
+def memory_format(config: TrainConfig):
+    return torch.channels_last if config.channels_last else torch.contiguous_format
 
 
 def parse_config(cls, argv=None, description=None, prog=None):
@@ -315,6 +323,8 @@ def fit(*, model, loss_step, make_loader, n_train, validate, config, runtime: Ru
             if on_epoch_start:
                 on_epoch_start(epoch)
             module = runtime.wrap(model)
+            if config.compile:
+                module = torch.compile(module)  # reuses the compiled code on re-wrapping; recompiles on unfreezing
             model.train()
             batches = epoch_batches(n_train, config.batch_size, epoch, config.seed, runtime.rank, runtime.world)
             skip = state["step_in_epoch"]

@@ -28,7 +28,7 @@ from restoration.losses import NormalisedMSE, PerceptualLoss
 from restoration.metrics import psnr_from_mse
 from restoration.models import load_checkpoint
 from restoration.unet import Autoencoder, UNet
-from train.loop import Runtime, TrainConfig, command_line, fit, load_data, parse_config, seed_everything
+from train.loop import Runtime, TrainConfig, command_line, fit, load_data, memory_format, parse_config, seed_everything
 
 VARIANTS = ("mse", "perceptual", "crossconv", "autoencoder")
 
@@ -125,11 +125,11 @@ def main(argv=None):
         model.load_state_dict(start.state_dict(), strict=True)
     elif classifier is not None and not config.resume:
         model.load_encoder_from(classifier)  # strict: the classifier must have this preset's shapes
-    model = model.to(runtime.device, memory_format=torch.channels_last)
+    model = model.to(runtime.device, memory_format=memory_format(config))
     use_features = classifier is not None and config.variant in ("perceptual", "crossconv")
     if use_features:
         loss_fn = PerceptualLoss(classifier, config.feature_stage, config.feature_weight)
-        loss_fn = loss_fn.to(runtime.device, memory_format=torch.channels_last)
+        loss_fn = loss_fn.to(runtime.device, memory_format=memory_format(config))
     else:
         loss_fn = NormalisedMSE().to(runtime.device)
     if runtime.main:
