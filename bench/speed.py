@@ -120,21 +120,22 @@ def measure_startup(threads: int, cache_dir: Path, timeout: float = 300):
     return page, warm, line
 
 
-def child_compare_peak_rss(side: int, threads: int) -> float:
-    """Peak RSS (MB) of a fresh process that loads the models and runs one side × side Compare
-    through the app's handler on the fast path (compile cache warm)."""
-    code = ("import resource, sys, torch, bench.speed as s; torch.set_num_threads(%d); "
-            "print('PEAK', s._one_compare(%d) / 1024)" % (threads, side))
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=600)
-    m = re.search(r"PEAK ([\d.]+)", out.stdout)
+def child_compare_peak_rss(path: Path, threads: int) -> tuple[float, float]:
+    """(peak RSS before, peak RSS after) in MB of a fresh process that loads the models, warms the
+    fast path up (compile cache warm) and runs one Compare of the image at `path` through the app's
+    handler."""
+    code = ("import torch, bench.speed as s; torch.set_num_threads(%d); "
+            "print('PEAK', *s._one_compare(%r))" % (threads, str(path)))
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=900)
+    m = re.search(r"PEAK ([\d.]+) ([\d.]+)", out.stdout)
     if not m:
         print(out.stdout[-1000:], out.stderr[-2000:])
-        return float("nan")
-    return float(m.group(1))
+        return float("nan"), float("nan")
+    return float(m.group(1)), float(m.group(2))
 
 
-def _one_compare(side: int) -> int:
-    """Run one Compare (fast path, warmed) in this process; returns ru_maxrss (KiB)."""
+def _one_compare(path: str) -> tuple[float, float]:
+    """Run one Compare (fast path, warmed) in this process; peak RSS (MB) before and after it."""
     from app import ArenaApp
 
     settings = dataclasses.replace(Settings.from_env(), votes_db=Path(tempfile.mkdtemp()) / "votes.db")
@@ -142,12 +143,11 @@ def _one_compare(side: int) -> int:
     app = ArenaApp(settings, models)
     for r in app.restorers.values():
         r.warm_up()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = test_image(side, Path(tmp))
-        for _ in app.compare(str(path), "degrade", progress=_no_progress):
-            pass
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for _ in app.compare(path, "degrade", progress=_no_progress):
+        pass
     app.close()
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _no_progress(*args, **kwargs):
@@ -220,6 +220,7 @@ def main(argv=None):
     p.add_argument("--votes", type=int, default=10)
     p.add_argument("--skip-startup", action="store_true")
     p.add_argument("--train", action="store_true", help="also time a training step (compiling its backward takes minutes)")
+    p.add_argument("--train-only", action="store_true", help="only the training step")
     p.add_argument("--memory-side", type=int, default=2048, help="side of the Compare whose peak RSS is measured")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -238,6 +239,8 @@ def main(argv=None):
 
 
 def run(args, settings, cache):
+    if args.train_only:
+        return report_training(args)
     if not args.skip_startup:
         page, warm, line = measure_startup(args.threads, cache)
         fmt = lambda v: "—" if v is None else f"{v:.1f} s"  # noqa: E731
@@ -298,9 +301,10 @@ def run(args, settings, cache):
                          f"{last / eager_1024:.2f}")
             print(line)
 
-    rss = child_compare_peak_rss(args.memory_side, args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        before, after = child_compare_peak_rss(test_image(args.memory_side, Path(tmp)), args.threads)
     print(f"peak RSS of a process running one {args.memory_side}² ({args.memory_side**2 / 1e6:.1f} MP) Compare: "
-          f"{rss:.0f} MB")
+          f"{after:.0f} MB ({before:.0f} MB before the request: libraries, models, compiled code)")
 
     if app.arena is not None:
         times = judge_latency(app, args.votes)
@@ -309,10 +313,14 @@ def run(args, settings, cache):
     app.close()
 
     if args.train:
-        rates = train_images_per_second(args.threads)
-        print("\ntraining step (compact MSE U-Net, batch 32 at 64², AdamW):")
-        for name, (ips, first) in rates.items():
-            print(f"  {name}: {ips:.0f} images/s (first step {first:.1f} s)")
+        report_training(args)
+
+
+def report_training(args):
+    rates = train_images_per_second(args.threads)
+    print("\ntraining step (compact MSE U-Net, batch 32 at 64², AdamW):")
+    for name, (ips, first) in rates.items():
+        print(f"  {name}: {ips:.0f} images/s (first step {first:.1f} s)")
 
 
 if __name__ == "__main__":
