@@ -13,7 +13,7 @@ Measured, in this order, with `--threads` torch threads:
    forward pass, counted by torch's FlopCounterMode, over the time) and fraction of the peak; the
    fast path's largest difference from the eager path on the same windows (must be ≤ 1e-4), and
    from the whole image (the windows' seams);
-4. compile warm-up in this process (the cache is now warm: what a restart costs);
+4. compile warm-up in this process (with the start-up run's compile cache on disk);
 5. end-to-end Compare through the app's streaming handler (`ArenaApp.compare`, degrade mode:
    degradation, every panel, PSNR and SSIM, PNG files): time to the first panel and to the last;
 6. the peak memory (RSS) of a process that runs one 4-megapixel Compare;
@@ -260,7 +260,7 @@ def run(args, settings, cache):
     for m in models:
         seconds = fast[m.entry.name].warm_up()
         print(f"compile warm-up {m.entry.title}: {seconds:.1f} s ({fast[m.entry.name].status})")
-    print(f"compile warm-up, all models (compile cache warm from the start-up run): {time.perf_counter() - t0:.1f} s")
+    print(f"compile warm-up, all models, in this process: {time.perf_counter() - t0:.1f} s")
 
     print("\n| model | side | GFLOP | eager whole (s) | eager GFLOP/s | fast (s) | fast GFLOP/s | fast % of peak | "
           "fast ÷ eager speed-up | max |fast − eager windows| | max |fast − whole| |")

@@ -144,12 +144,12 @@ class Restorer:
         windows = [wd for wd in windows if wd[1][0] < wd[1][1] and wd[3][0] < wd[3][1]]
         if len(windows) == 1 and (hp, wp) == (s, s):
             return self._run(x[None])[0, :, :h, :w].contiguous()
-        out = torch.empty(c, h, w, dtype=x.dtype)
+        out = torch.empty(c, h, w, dtype=x.dtype, device=x.device)
         for i in range(0, len(windows), self.batch):
             group = windows[i:i + self.batch]
             # Built in the layout the fast path wants; a short last batch is padded with zeros so
             # the shape (and the compiled code) stays the same.
-            buf = torch.empty(self.batch, c, s, s, dtype=x.dtype,
+            buf = torch.empty(self.batch, c, s, s, dtype=x.dtype, device=x.device,
                               memory_format=CHANNELS_LAST if self.fast else torch.contiguous_format)
             buf[len(group):] = 0
             for j, (y, _, x0, _) in enumerate(group):
@@ -179,7 +179,8 @@ class Restorer:
                 compiled = torch.compile(self._fast_model.restore, dynamic=False)
                 with torch.inference_mode():
                     for n in sorted({1, self.batch}):
-                        compiled(torch.rand(n, 3, self.window, self.window).contiguous(memory_format=CHANNELS_LAST))
+                        x = torch.rand(n, 3, self.window, self.window, device=next(self.model.parameters()).device)
+                        compiled(x.contiguous(memory_format=CHANNELS_LAST))
             except Exception as e:  # noqa: BLE001 (any failure of the compiler stack means: stay eager)
                 self._give_up(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:200])
                 return time.perf_counter() - t0
