@@ -169,12 +169,13 @@ def time_compare(app, path: Path, repeats: int):
 
 
 def judge_latency(app, votes: int):
-    """Seconds from a vote to the reply with the next pair, for `votes` votes by one judge."""
-    session, token, *_ = app.next_pair(None, None, progress=_no_progress)
+    """Seconds from a vote to the reply with the next pair, for `votes` votes by one judge (the
+    first pair waits for the app's pool of rendered scenes to fill; the votes then find it warm)."""
+    session, token, *_ = app.next_pair(None, None)
     times = []
     for i in range(votes):
         t0 = time.perf_counter()
-        out = app.vote("A" if i % 2 else "B", session, token, progress=_no_progress)
+        out = app.vote("A" if i % 2 else "B", session, token)
         times.append(time.perf_counter() - t0)
         session, token = out[0], out[1]
     return times
@@ -288,7 +289,8 @@ def run(args, settings, cache):
     from app import ArenaApp
 
     app_settings = dataclasses.replace(settings, votes_db=cache / "votes.db", min_vote_seconds=0.0, votes_per_minute=10**6,
-                                       threads=args.threads)
+                                       votes_per_day=10**6, address_votes_per_minute=10**6,
+                                       address_votes_per_day=10**6, pairs_per_minute=10**6, threads=args.threads)
     app = ArenaApp(app_settings, models, restorers=fast)
     print("\nEnd-to-end Compare through ArenaApp.compare (degrade mode, all panels, PSNR + SSIM, PNG files), "
           f"median of {args.repeats}:")
