@@ -299,15 +299,15 @@ def test_flagged_judges_are_left_out_of_the_leaderboard(settings, tiny_models):
 
 def test_compare_checks_the_mode_and_caps_requests_per_client(arena_app, tmp_path):
     with pytest.raises(gr.Error, match="Unknown mode .*sideways.*choose one of degrade, upscale"):
-        arena_app.compare(str(photo(tmp_path)), "sideways")
+        last(arena_app.compare(str(photo(tmp_path)), "sideways"))
     key = arena_app.client(None).address_key
     arena_app.lane._held[key] = arena_app.settings.compare_per_client  # two already running or waiting
     with pytest.raises(gr.Error, match="limit is 2 per client"):
-        arena_app.compare(str(photo(tmp_path)), "degrade")
+        last(arena_app.compare(str(photo(tmp_path)), "degrade"))
     other = ArenaApp.client(arena_app, None, "b-x")  # the same address: the cap is the address's
     assert other.address_key == key
     del arena_app.lane._held[key]
-    assert len(arena_app.compare(str(photo(tmp_path)), "degrade")) == len(arena_app.panel_keys) + 6
+    assert len(last(arena_app.compare(str(photo(tmp_path)), "degrade"))) == len(arena_app.panel_keys) + 6
 
 
 def test_the_compare_lane_also_wraps_a_streaming_handler(arena_app):
@@ -482,7 +482,10 @@ def test_stopping_the_app_removes_its_temporary_files(sig, tiny_weights, small_e
     env = {**os.environ, "TMPDIR": str(tmp), "GRADIO_TEMP_DIR": str(tmp / "gradio"), "GRADIO_SERVER_NAME": "127.0.0.1",
            "GRADIO_SERVER_PORT": str(port), "RESTORATION_WEIGHTS_DIR": str(tiny_weights),
            "RESTORATION_EXAMPLES_DIR": str(small_examples), "RESTORATION_VAL_DIR": str(tmp_path / "none"),
-           "RESTORATION_VOTES_DB": str(tmp_path / "votes.db"), "RESTORATION_THREADS": "1"}
+           "RESTORATION_VOTES_DB": str(tmp_path / "votes.db"), "RESTORATION_THREADS": "1",
+           # No compile warm-up: torch's compile cache (kept under TMPDIR on purpose, for the next
+           # start) is not a file of ours.
+           "RESTORATION_FAST": "0"}
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=app_module.__file__.rsplit("/", 1)[0], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
