@@ -47,7 +47,16 @@ from restoration.battles import (
     new_session_id,
 )
 from restoration.checkpoint import CheckpointError
-from restoration.compare import Panel, compare_stream, list_images, open_upload, restorers_for, save_panels, slider_pair
+from restoration.compare import (
+    Panel,
+    compare_stream,
+    list_images,
+    open_upload,
+    restorers_for,
+    save_panels,
+    slider_pair,
+    what_the_judge_sees,
+)
 from restoration.images import ImageError
 from restoration.inference import warm_up_in_background
 from restoration.judging import ANCHOR, BattleRenderer, ScenePool, judge_pool
@@ -56,7 +65,7 @@ from restoration.witnesses import COLUMNS, agreement, ranks, read_evaluation, wi
 from restoration.settings import Settings, SettingsError
 from restoration.vote_sync import start_vote_sync
 from restoration.votes import VoteStore, VoteStoreError, check_path
-from restoration.weights import load_available_restorers
+from restoration.weights import load_available_restorers, load_judge
 
 log = logging.getLogger("app")
 
@@ -168,11 +177,12 @@ class ArenaApp:
     A `progress=gr.Progress()` default is how a Gradio handler asks for a progress bar."""
 
     def __init__(self, settings: Settings, models: list, problems: list[str] = (), store: VoteStore | None = None,
-                 restorers: dict | None = None):
+                 restorers: dict | None = None, judge=None):
         if not models:
             raise ValueError("the app needs at least one restorer")
         self.settings = settings
         self.models = list(models)
+        self.judge = judge  # the independent judge classifier, if shipped: Compare can show what it sees
         self.notes = [m.note for m in self.models] + list(problems)
         self.titles = {"input": "Low-resolution input", "bicubic": "Bicubic", "original": "Original"}
         self.titles |= {m.entry.name: m.entry.title for m in self.models}
@@ -251,12 +261,14 @@ class ArenaApp:
         return warm_up_in_background(list(self.restorers.values()), done)
 
     @compare_lane
-    def compare(self, upload, mode: str, degradation: str = "lesson", request: gr.Request = None,
-                progress=gr.Progress()):  # noqa: B008
+    def compare(self, upload, mode: str, degradation: str = "lesson", show_judge: bool = False,
+                request: gr.Request = None, progress=gr.Progress()):  # noqa: B008
         """Restore one image with every model, streaming: yields the page's outputs each time a
         panel or a score is ready (one image per panel, the score table, the PNG files, the zoom
         slider, both zoom choices, and the panels' files for the zoom; the last four at the end)."""
         path, name = _upload_path(upload)
+        if degradation not in degrade.STANDARD:  # the API skips the dropdown's own check
+            raise _error(f"Unknown degradation {str(degradation)[:40]!r}: choose one of {', '.join(degrade.STANDARD)}.")
         progress(0, desc="Opening the image")
         try:
             image = open_upload(path, mode, self.settings)
@@ -266,12 +278,16 @@ class ArenaApp:
             raise _error(str(e)) from None
         folder, stem = self._new_output_folder(), Path(name).stem[:60] or "image"
         files: dict[str, str] = {}
+        seen: dict[str, str] = {}  # what the judge classifier sees in each panel
         while True:
             progress(step.fraction, desc=step.text)
             new = [p for p in step.panels if p.key not in files]  # each panel is encoded once
             files |= {k: str(f) for k, f in save_panels(new, folder, stem).items()}
+            if show_judge and self.judge is not None:
+                seen |= {p.key: what_the_judge_sees(self.judge, p) for p in new}
             by_key = {p.key: p for p in step.panels}
-            images = [self._panel_image(k, by_key.get(k), files.get(k), mode, step) for k in self.panel_keys]
+            images = [self._panel_image(k, by_key.get(k), files.get(k), mode, step, seen.get(k))
+                      for k in self.panel_keys]
             table = score_table(step.panels, mode) + ("" if step.done else f"\n\n*{html.escape(step.text)}…*")
             if not step.done:
                 yield (*images, table, list(files.values()), gr.skip(), gr.skip(), gr.skip(), gr.skip())
@@ -284,9 +300,9 @@ class ArenaApp:
                    gr.Dropdown(choices=choices, value=left), gr.Dropdown(choices=choices, value=right), state)
             return
 
-    def _panel_image(self, key, panel, file, mode, step):
+    def _panel_image(self, key, panel, file, mode, step, seen: str | None = None):
         if panel is not None:
-            return gr.Image(value=file, label=panel.caption(), visible=True)
+            return gr.Image(value=file, label=panel.caption() + (f" · {seen}" if seen else ""), visible=True)
         if key == "original" and mode != "degrade":
             return gr.Image(value=None, visible=False)
         return gr.Image(value=None, label=f"{self.titles[key]} (restoring…)", visible=True)
@@ -539,6 +555,14 @@ def build_app(app: ArenaApp) -> gr.Blocks:
                     mode = gr.Radio(MODES, value="degrade", label="Mode",
                                     info="Degrade: the image is the original; it is downscaled ×2 and restored. "
                                          "Upscale: the image is the low-resolution input.")
+                    degradation = gr.Dropdown([(degrade.title(d), d) for d in degrade.STANDARD], value="lesson",
+                                              label="How the low-resolution image is made (Degrade mode)",
+                                              info="The lesson's bilinear, an editor's bicubic, or bilinear then a "
+                                                   "JPEG thumbnail: see how each model copes.")
+                    show_judge = gr.Checkbox(value=app.judge is not None, visible=app.judge is not None,
+                                             label="Show what the judge classifier sees in each panel",
+                                             info="Its top class of Tiny ImageNet's 200 and its probability: "
+                                                  "meaningful for pictures of one object, like the examples.")
                     run = gr.Button("Restore", variant="primary", elem_id="run")
                     gr.Markdown(f"Large images are restored in overlapping {s.tile_size}-pixel tiles; the limit "
                                 f"is {s.max_pixels / 1e6:.1f} megapixels of output. Panels appear as each is ready.")
@@ -561,7 +585,7 @@ def build_app(app: ArenaApp) -> gr.Blocks:
                                     elem_classes=["panel"])
             files = gr.File(label="Download every output (PNG)", file_count="multiple", interactive=False)
             compared = gr.State(None)
-            run.click(app.compare, [upload, mode], [*panels, table, files, slider, left, right, compared],
+            run.click(app.compare, [upload, mode, degradation, show_judge], [*panels, table, files, slider, left, right, compared],
                       api_name="compare", preprocess=False, concurrency_id="compare",
                       concurrency_limit=s.concurrency + COMPARE_WAITING_ROOM, show_progress_on=table)
             for dropdown in (left, right):
@@ -648,9 +672,12 @@ def main():
                          + "\n".join(problems) + "\nTrain and export the models, or set RESTORATION_WEIGHTS_DIR.")
     for line in [m.note for m in models] + problems:
         print(line)
+    judge, judge_problem = load_judge(settings.weights_dir, settings.model_source)
+    if judge_problem:
+        print(judge_problem)
     sync = start_vote_sync(settings)  # before the store opens the database: it may restore it
     try:
-        app = ArenaApp(settings, models, problems)
+        app = ArenaApp(settings, models, problems, judge=judge)
     except (VoteStoreError, OSError) as e:
         if sync:
             sync.close()

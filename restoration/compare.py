@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from restoration.classifier import top_class
 from restoration.degrade import SCALE, upscale_bicubic
 from restoration.images import ImageError, open_image, to_pil, to_tensor
 from restoration.inference import Restorer, prepare, release_memory, timed
@@ -51,6 +52,13 @@ class Panel:
         if self.ms is not None:
             parts.append(f"{self.ms:.0f} ms")
         return " · ".join(parts)
+
+
+def what_the_judge_sees(judge, panel: Panel) -> str:
+    """'judge: “school bus” 71%': the judge classifier's top class for a panel (restoration/
+    classifier.py `top_class`; meaningful for Tiny ImageNet-like pictures, its 200 classes)."""
+    name, probability = top_class(judge, panel.image)
+    return f"judge: “{name}” {probability:.0%}"
 
 
 def input_pixel_limit(mode: str, max_pixels: int) -> int:

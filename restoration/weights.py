@@ -134,3 +134,16 @@ def load_available_restorers(weights_dir, source: str = "local") -> tuple[list[L
         if model.fallback == UNREACHABLE and skip_hub is None:
             skip_hub = "it was unreachable for an earlier model"
     return loaded, problems
+
+
+def load_judge(weights_dir, source: str = "local") -> tuple[object | None, str | None]:
+    """(the judge classifier or None, a line saying why not when the catalogue has one that does
+    not load). The app works without it; Compare then shows no judge labels."""
+    for entry in read_catalog(weights_dir):
+        if entry.role == "judge":
+            try:
+                return load_model(entry, weights_dir, source).model.eval(), None
+            except Exception as e:  # noqa: BLE001 (optional: any failure leaves the app without it)
+                first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+                return None, f"{entry.title}: not loaded ({type(e).__name__}: {first}); Compare shows no judge labels"
+    return None, None

@@ -93,6 +93,27 @@ def test_compare_streams_panels_as_they_are_ready(arena_app, tmp_path):
     assert "…" not in steps[-1][n] and "| Cross-conv U-Net | " in steps[-1][n]
 
 
+def test_compare_degradation_choice_and_what_the_judge_sees(settings, tiny_models, tmp_path):
+    """The degradation picked in Compare makes the low-resolution input (a JPEG input differs from
+    the lesson's); a bad name is refused clearly; with the judge, each panel says what it sees."""
+    from restoration.classifier import Classifier
+
+    judge = Classifier(nfs=(8, 16, 32), nbks=(1, 1), labels=[f"thing {i}" for i in range(200)]).eval()
+    a = ArenaApp(settings, tiny_models, judge=judge)
+    try:
+        n = len(a.panel_keys)
+        lesson = last(a.compare(str(photo(tmp_path)), "degrade", "lesson"))
+        jpeg = last(a.compare(str(photo(tmp_path)), "degrade", "jpeg75", True))
+        inputs = [Image.open(out[n + 1][0]) for out in (lesson, jpeg)]  # the files: the input comes first
+        assert inputs[0].tobytes() != inputs[1].tobytes()
+        assert "judge:" not in lesson[2].label  # off unless asked
+        assert all("· judge: “thing " in img.label for img in jpeg[:n])
+        with pytest.raises(gr.Error, match="Unknown degradation"):
+            next(a.compare(str(photo(tmp_path)), "degrade", "sideways"))
+    finally:
+        a.close()
+
+
 def test_compare_serves_while_the_warm_up_runs(arena_app, tmp_path, monkeypatch):
     """The warm-up runs in a background thread; requests meanwhile are served (eagerly). Here the
     compiler is made to look absent, so the warm-up is quick and ends in the one-line notice."""
@@ -147,7 +168,7 @@ def test_bad_uploads_give_clear_errors_and_the_app_goes_on(arena_app, tmp_path):
             last(arena_app.compare(str(tmp_path / name), "degrade"))
     with pytest.raises(gr.Error, match="Upload an image"):
         last(arena_app.compare(None, "degrade"))
-    with pytest.raises(gr.Error, match="unknown degradation .*sharpen"):
+    with pytest.raises(gr.Error, match="Unknown degradation .*sharpen"):
         last(arena_app.compare(str(photo(tmp_path)), "degrade", "sharpen"))
     assert len(last(arena_app.compare(str(photo(tmp_path)), "degrade"))) == len(arena_app.panel_keys) + 6
 
