@@ -197,6 +197,8 @@ def test_degradation_option(tiny_imagenet, tmp_path):
     assert parse_config(SuperResConfig, []).degradation == "mix"  # what the shipped U-Nets train on
     with pytest.raises(SystemExit, match="unknown degradation"):
         parse_config(SuperResConfig, ["--degradation", "jpeg"])
+    with pytest.raises(SystemExit, match="--soften works with --loader cache"):
+        parse_config(SuperResConfig, ["--soften", "0.5", "--loader", "workers"])
 
 
 def test_an_image_folder_validates_on_held_out_images(tmp_path):

@@ -67,6 +67,8 @@ class SuperResConfig(TrainConfig):
             check_degradation(self.degradation)
         except ValueError as e:
             raise SystemExit(f"--degradation: {e}") from None
+        if self.soften and self.loader != "cache":  # the per-item path (SRPairs) has no softening
+            raise SystemExit("--soften works with --loader cache (the batch augmentation); drop one of them")
         if self.out is None:
             self.out = f"runs/{'autoencoder' if self.variant == 'autoencoder' else 'unet-' + self.variant}"
         if self.classifier and self.no_classifier:
