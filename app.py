@@ -54,7 +54,7 @@ from restoration.compare import (
     open_upload,
     restorers_for,
     save_panels,
-    slider_pair,
+    slider_files,
     what_the_judge_sees,
 )
 from restoration.images import ImageError
@@ -271,8 +271,8 @@ class ArenaApp:
             raise _error(f"Unknown degradation {str(degradation)[:40]!r}: choose one of {', '.join(degrade.STANDARD)}.")
         progress(0, desc="Opening the image")
         try:
-            image = open_upload(path, mode, self.settings)
-            stream = compare_stream(image, mode, self.models, self.settings, self.restorers, degradation)
+            stream = compare_stream(open_upload(path, mode, self.settings), mode, self.models, self.settings,
+                                    self.restorers, degradation)
             step = next(stream)
         except (ImageError, ValueError) as e:
             raise _error(str(e)) from None
@@ -311,9 +311,11 @@ class ArenaApp:
         """The two chosen panels at full resolution in the before/after slider."""
         if not state or left not in state["files"] or right not in state["files"]:
             return gr.ImageSlider(value=None)
-        with Image.open(state["files"][left]) as a, Image.open(state["files"][right]) as b:
-            pair = slider_pair(a.convert("RGB"), b.convert("RGB"))
-        return gr.ImageSlider(value=pair, label=f"{state['titles'][left]}  ◀ ▶  {state['titles'][right]}")
+        try:
+            pair = slider_files(state["files"][left], state["files"][right])  # files: nothing is re-encoded
+        except OSError:  # removed by the sweep of old outputs
+            raise _error("These panels are no longer kept on the server; please run the comparison again.") from None
+        return gr.ImageSlider(value=tuple(map(str, pair)), label=f"{state['titles'][left]}  ◀ ▶  {state['titles'][right]}")
 
     # ---------------------------------------------------------------------------- Judge
 

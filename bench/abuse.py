@@ -13,8 +13,11 @@ would, and stops it; every wait is bounded. Scenarios:
   and how many the leaderboard counts.
 - latency: a `--side`² (default 2048²) Compare request runs while a judge asks for a pair
   (/judge) and votes (/vote) `--rounds` times; the slowest of each.
-- memory: the app's resident memory idle, its peak (VmHWM) while that Compare runs, and after.
-  It is measured in the latency scenario's app (the judge's requests are small beside it).
+- memory: the app's resident memory just before that Compare, its peak (VmHWM, reset when the
+  Compare is sent) while it runs, and after; also the peak before it (start-up, compiling, the
+  first pairs). Measured in the latency scenario's app (the judge's requests are small beside it).
+  The Compare is sent a few seconds after start-up, while the fast path still compiles (the
+  heavier case); with `--warm`, once the warm-up has ended.
 - kill: 10 voters vote as fast as the app lets them (limits raised) for `--kill-after` seconds,
   then the app is killed with SIGKILL; acknowledged votes missing from the store afterwards.
 - exit: after each scenario the app is stopped with SIGTERM; what it left in its temporary folder.
@@ -38,6 +41,7 @@ import urllib.request
 from pathlib import Path
 
 from bench.app_latency import test_image
+from bench.memory import memory, reset_peak
 from restoration.cli import parser
 
 REPO = Path(__file__).resolve().parent.parent
@@ -87,12 +91,17 @@ class RunningApp:
 
     def memory(self) -> dict[str, float]:
         """VmRSS and VmHWM (peak) of the app's process, in MB."""
-        out = {}
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(value.split()[0]) / 1024
-        return out
+        return memory(self.proc.pid)
+
+    def warmed_up(self) -> bool:
+        """Whether the app has said that its fast path's warm-up has ended."""
+        return "fast path: warmed up" in (self.work / "app.log").read_text(errors="replace")
+
+    def wait_for_warm_up(self, timeout: float = 300) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self.warmed_up() and time.monotonic() < deadline and self.proc.poll() is None:
+            time.sleep(0.5)
+        return self.warmed_up()
 
     def leftovers(self) -> tuple[int, int]:
         """(files, bytes) left in the app's temporary folder, Gradio's cache included."""
@@ -180,13 +189,18 @@ def stuffing(app_dir: Path, work: Path, bots: int, seconds: float, per_session: 
             "leftover_files": files, "leftover_mb": round(size / 1e6, 1)}
 
 
-def latency(app_dir: Path, work: Path, side: int, rounds: int, limit: float = 150) -> dict:
+def latency(app_dir: Path, work: Path, side: int, rounds: int, limit: float = 150, warm: bool = False) -> dict:
     app = RunningApp(app_dir, work)
     image = test_image(side, work)
     judge = app.client()
     timed(judge.predict, api_name="/judge")  # the first pair (the pool fills after start)
     time.sleep(3)
+    if warm:
+        app.wait_for_warm_up()
+        time.sleep(3)  # the scene pool's last render
+    warm_at_start = app.warmed_up()
     idle = app.memory()
+    reset_peak(app.proc.pid)  # from here VmHWM is the peak while the Compare runs
     from gradio_client import handle_file
 
     uploader = app.client()
@@ -213,8 +227,9 @@ def latency(app_dir: Path, work: Path, side: int, rounds: int, limit: float = 15
     return {"side": side, "judge_max_s": round(max(judge_s), 2), "judge_median_s": round(statistics.median(judge_s), 2),
             "vote_max_s": round(max(vote_s), 2), "vote_median_s": round(statistics.median(vote_s), 2),
             "votes_accepted": voted, "rounds": rounds, "judged_during_s": round(during, 1),
-            "compare_s": compare_s, "rss_idle_mb": round(idle["VmRSS"]), "rss_peak_mb": round(peak["VmHWM"]),
-            "rss_after_mb": round(peak["VmRSS"]), "leftover_files": files, "leftover_mb": round(size / 1e6, 1)}
+            "compare_s": compare_s, "warm_up_done_at_compare": warm_at_start,
+            "rss_start_peak_mb": round(idle["VmHWM"]), "rss_idle_mb": round(idle["VmRSS"]),
+            "rss_peak_mb": round(peak["VmHWM"]), "rss_after_mb": round(peak["VmRSS"]), "leftover_files": files, "leftover_mb": round(size / 1e6, 1)}
 
 
 def kill(app_dir: Path, work: Path, voters: int = 10, kill_after: float = 20) -> dict:
@@ -270,6 +285,9 @@ def main(argv=None):
     p.add_argument("--seconds", type=float, default=60, help="stuffing: how long the bots vote")
     p.add_argument("--side", type=int, default=2048, help="latency: the Compare request's square image side")
     p.add_argument("--rounds", type=int, default=4, help="latency: /judge + /vote rounds while it runs")
+    p.add_argument("--warm", action="store_true",
+                   help="latency: send the Compare once the fast path's warm-up has ended (default: at once, "
+                        "while it compiles, the heavier case)")
     p.add_argument("--kill-after", type=float, default=20, help="kill: seconds of voting before kill -9")
     args = p.parse_args(argv)
     print(f"app: {args.app_dir.resolve()}/app.py, weights: {REPO / 'weights'}, {os.cpu_count()} cores\n")
@@ -279,7 +297,7 @@ def main(argv=None):
             if name == "stuffing":
                 figures = stuffing(args.app_dir, work, args.bots, args.seconds)
             elif name == "latency":
-                figures = latency(args.app_dir, work, args.side, args.rounds)
+                figures = latency(args.app_dir, work, args.side, args.rounds, warm=args.warm)
             else:
                 figures = kill(args.app_dir, work, kill_after=args.kill_after)
             print(f"{name}:")

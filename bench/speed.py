@@ -16,7 +16,8 @@ Measured, in this order, with `--threads` torch threads:
 4. compile warm-up in this process (with the start-up run's compile cache on disk);
 5. end-to-end Compare through the app's streaming handler (`ArenaApp.compare`, degrade mode:
    degradation, every panel, PSNR and SSIM, PNG files): time to the first panel and to the last;
-6. the peak memory (RSS) of a process that runs one 4-megapixel Compare;
+6. the resident memory of a fresh process that runs one 4-megapixel Compare: its peak during the
+   request (bench/memory.py resets the peak before it), before and after it, and its start-up peak;
 7. the judge: time from a vote to the next pair (`ArenaApp.vote`).
 
 Ratios measured in the same run (speed-ups, fractions of peak, compare ÷ eager) carry over to
@@ -24,10 +25,10 @@ other machines; absolute seconds do not. Not a test: it prints lines for the REA
 """
 
 import argparse
+import ast
 import dataclasses
 import os
 import re
-import resource
 import shutil
 import socket
 import statistics
@@ -43,9 +44,10 @@ from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.app_latency import test_image
+from bench.memory import memory, reset_peak
 from restoration.compare import restorers_for
 from restoration.images import to_tensor
-from restoration.inference import Restorer
+from restoration.inference import Restorer, release_memory
 from restoration.settings import REPO, Settings
 from restoration.weights import load_available_restorers
 
@@ -120,22 +122,23 @@ def measure_startup(threads: int, cache_dir: Path, timeout: float = 300):
     return page, warm, line
 
 
-def child_compare_peak_rss(path: Path, threads: int) -> tuple[float, float]:
-    """(peak RSS before, peak RSS after) in MB of a fresh process that loads the models, warms the
-    fast path up (compile cache warm) and runs one Compare of the image at `path` through the app's
-    handler."""
+def child_compare_memory(path: Path, threads: int) -> dict[str, float]:
+    """The resident memory (MB) of a fresh process that loads the models, warms the fast path up
+    (compile cache warm), and runs one Compare of the image at `path` through the app's handler:
+    "start" its peak before the request, "idle" just before it, "peak" during it, "after" once done."""
     code = ("import torch, bench.speed as s; torch.set_num_threads(%d); "
-            "print('PEAK', *s._one_compare(%r))" % (threads, str(path)))
+            "print('MEMORY', s._one_compare(%r))" % (threads, str(path)))
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=900)
-    m = re.search(r"PEAK ([\d.]+) ([\d.]+)", out.stdout)
+    m = re.search(r"MEMORY (\{.*\})", out.stdout)
     if not m:
         print(out.stdout[-1000:], out.stderr[-2000:])
-        return float("nan"), float("nan")
-    return float(m.group(1)), float(m.group(2))
+        return dict.fromkeys(("start", "idle", "peak", "after"), float("nan"))
+    return ast.literal_eval(m.group(1))
 
 
-def _one_compare(path: str) -> tuple[float, float]:
-    """Run one Compare (fast path, warmed) in this process; peak RSS (MB) before and after it."""
+def _one_compare(path: str) -> dict[str, float]:
+    """Run one Compare (fast path, warmed) in this process; its resident memory (MB) as
+    `child_compare_memory` says."""
     from app import ArenaApp
 
     settings = dataclasses.replace(Settings.from_env(), votes_db=Path(tempfile.mkdtemp()) / "votes.db")
@@ -143,11 +146,15 @@ def _one_compare(path: str) -> tuple[float, float]:
     app = ArenaApp(settings, models)
     for r in app.restorers.values():
         r.warm_up()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    release_memory()
+    before = memory()
+    reset_peak()
     for _ in app.compare(path, "degrade", progress=_no_progress):
         pass
+    during = memory()
     app.close()
-    return before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"start": round(before["VmHWM"]), "idle": round(before["VmRSS"]), "peak": round(during["VmHWM"]),
+            "after": round(during["VmRSS"])}
 
 
 def _no_progress(*args, **kwargs):
@@ -304,9 +311,10 @@ def run(args, settings, cache):
             print(line)
 
     with tempfile.TemporaryDirectory() as tmp:
-        before, after = child_compare_peak_rss(test_image(args.memory_side, Path(tmp)), args.threads)
-    print(f"peak RSS of a process running one {args.memory_side}² ({args.memory_side**2 / 1e6:.1f} MP) Compare: "
-          f"{after:.0f} MB ({before:.0f} MB before the request: libraries, models, compiled code)")
+        rss = child_compare_memory(test_image(args.memory_side, Path(tmp)), args.threads)
+    print(f"resident memory of a process running one {args.memory_side}² ({args.memory_side**2 / 1e6:.1f} MP) Compare: "
+          f"peak during it {rss['peak']:.0f} MB; {rss['idle']:.0f} MB before it (libraries, models, compiled code), "
+          f"{rss['after']:.0f} MB after; the start-up's peak (loading, compiling) {rss['start']:.0f} MB")
 
     if app.arena is not None:
         times = judge_latency(app, args.votes)

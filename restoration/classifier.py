@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from restoration.checkpoint import Pretrained, capture_config
+from restoration.images import to_float
 from restoration.layers import ResNetEncoder, activation, init_weights, norm_layer
 
 # Tiny ImageNet's per-channel statistics (from the lesson).
@@ -68,11 +69,11 @@ class Classifier(nn.Module, Pretrained, model_type="classifier"):
 
 @torch.inference_mode()
 def top_class(model: Classifier, image: torch.Tensor, size: int = 64) -> tuple[str, float]:
-    """What the classifier sees in one image (3, H, W) in [0, 1]: its top class and probability.
+    """What the classifier sees in one image (3, H, W), float in [0, 1] or uint8: its top class and probability.
     The image is shown as the model was trained: shorter side resized to `size`, centre crop."""
     h, w = image.shape[-2:]
     scale = size / min(h, w)
-    x = F.interpolate(image[None].float(), size=(max(size, round(h * scale)), max(size, round(w * scale))),
+    x = F.interpolate(to_float(image[None]).float(), size=(max(size, round(h * scale)), max(size, round(w * scale))),
                       mode="bilinear", antialias=True, align_corners=False)
     top, left = (x.shape[-2] - size) // 2, (x.shape[-1] - size) // 2
     x = x[..., top:top + size, left:left + size].clamp(0, 1)

@@ -8,6 +8,8 @@ not on the image. `compare_stream` yields the panels as each is ready, for a pag
 """
 
 import dataclasses
+import os
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from PIL import Image
 
 from restoration.classifier import top_class
 from restoration.degrade import SCALE, upscale_bicubic
-from restoration.images import ImageError, open_image, to_pil, to_tensor
+from restoration.images import ImageError, open_image, quantize, to_float, to_pil, to_uint8
 from restoration.inference import Restorer, prepare, release_memory, timed
 from restoration.metrics import psnr, ssim
 from restoration.settings import Settings
@@ -31,7 +33,7 @@ Progress = Callable[[float, str], None]
 class Panel:
     key: str  # "input", "bicubic", a model's catalogue name, or "original"
     title: str
-    image: torch.Tensor  # (3, H, W) in [0, 1]
+    image: torch.Tensor  # (3, H, W) uint8: what the page shows and the PNG holds, and what is scored
     psnr: float | None = None  # dB against the original (degrade mode only)
     ssim: float | None = None
     ms: float | None = None  # time the method took
@@ -109,8 +111,10 @@ def compare_stream(image: Image.Image, mode: str, models: Sequence, settings: Se
     (and in "degrade" mode the original), then each model's output, then its scores. `models` are
     `weights.LoadedModel`s; `restorers` (name → Restorer) run them, eager ones if not given.
     `degradation` names how "degrade" mode makes the low-resolution image (see degrade.py)."""
-    x = to_tensor(image)
-    low, model_input, reference = prepare(x, mode, degradation)
+    # Every full-size image here is 8-bit (12 MB at 4 megapixels, not 48): the panels are what the
+    # PNGs hold, and only the model's windows and the metrics' bands are ever float.
+    low, model_input, reference = prepare(to_uint8(image), mode, degradation)
+    del image  # the decoded upload, freed here when the caller keeps no reference to it (the app doesn't)
     h, w = model_input.shape[-2:]
     if h * w > settings.max_pixels:
         raise ImageError(f"the output would be {w}×{h} = {w * h / 1e6:.1f} megapixels; the limit is "
@@ -119,7 +123,7 @@ def compare_stream(image: Image.Image, mode: str, models: Sequence, settings: Se
     steps = 2 * len(models) + 2
     low_title = "Low-resolution input" if mode == "degrade" else "Input"
     panels = {"input": Panel("input", low_title, low, note="(half size; scored as its nearest-neighbour ×2)")}
-    bicubic, ms = timed(upscale_bicubic, low)
+    bicubic, ms = timed(lambda: quantize(upscale_bicubic(to_float(low))))
     panels["bicubic"] = Panel("bicubic", "Bicubic", bicubic, ms=ms)
     if reference is not None:
         panels["original"] = Panel("original", "Original", reference, note="the reference")
@@ -166,12 +170,28 @@ def save_panels(panels: Sequence[Panel], folder, stem: str) -> dict[str, Path]:
     return files
 
 
-def slider_pair(left: Image.Image, right: Image.Image) -> tuple[Image.Image, Image.Image]:
-    """Two images of one size for a before/after slider: the smaller (the half-size low-resolution
-    input) is enlarged with nearest neighbour, so its pixels show as they are."""
-    size = max(left.size, right.size, key=lambda s: s[0] * s[1])
-    fit = lambda im: im if im.size == size else im.resize(size, Image.Resampling.NEAREST)
-    return fit(left), fit(right)
+def slider_files(left, right) -> tuple[Path, Path]:
+    """Two PNG files of one size for a before/after slider, from two panels' files: the panels
+    themselves when their sizes agree (nothing is decoded), else the smaller one (the half-size
+    low-resolution input) enlarged with nearest neighbour, so its pixels show as they are, and
+    saved once beside it as `<name>-enlarged.png`."""
+    files = [Path(left), Path(right)]
+    sizes = []
+    for f in files:
+        with Image.open(f) as im:  # reads the header only
+            sizes.append(im.size)
+    size = max(sizes, key=lambda s: s[0] * s[1])
+    for i, (f, s) in enumerate(zip(files, sizes)):
+        if s != size:
+            enlarged = f.with_name(f"{f.stem}-enlarged.png")
+            if not enlarged.exists():
+                partial = f.with_name(f"{f.stem}-enlarged-{os.getpid()}-{threading.get_ident()}.part")
+                with Image.open(f) as im:
+                    im.convert("RGB").resize(size, Image.Resampling.NEAREST).save(
+                        partial, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+                os.replace(partial, enlarged)  # a concurrent zoom never sees half a file
+            files[i] = enlarged
+    return files[0], files[1]
 
 
 def list_images(folder) -> list[Path]:

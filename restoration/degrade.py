@@ -245,7 +245,7 @@ def upscale_nearest(x):
 @_batched
 def upscale_bicubic(x):
     """Bicubic ×2 (torch's, a = -0.75), clamped to [0, 1]: the classic baseline."""
-    return F.interpolate(x, scale_factor=SCALE, mode="bicubic", align_corners=False).clamp(0, 1)
+    return F.interpolate(x, scale_factor=SCALE, mode="bicubic", align_corners=False).clamp_(0, 1)
 
 
 def degrade(hr, degradation: str = "lesson", generator: torch.Generator | None = None,

@@ -83,8 +83,28 @@ def to_uint8(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
 
 
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """An image tensor as float in [0, 1]: uint8 is divided by 255, float is returned as it is."""
+    return x.float().div_(255) if x.dtype == torch.uint8 else x
+
+
+# Rows converted at a time by `quantize`: its float temporaries stay a few megabytes.
+QUANTIZE_ELEMENTS = 1 << 20
+
+
+def quantize(x: torch.Tensor) -> torch.Tensor:
+    """An image tensor (..., H, W) in [0, 1] → uint8 (rounded, not truncated; uint8 is returned as
+    it is). Converted a band of rows at a time: a 4-megapixel image would be a 48 MB float copy."""
+    if x.dtype == torch.uint8:
+        return x
+    x = x.detach()
+    out = torch.empty(x.shape, dtype=torch.uint8, device=x.device)
+    rows = max(1, QUANTIZE_ELEMENTS // max(1, x[..., :1, :].numel()))
+    for r in range(0, x.shape[-2], rows):
+        out[..., r:r + rows, :] = x[..., r:r + rows, :].clamp(0, 1).mul_(255).round_()
+    return out
+
+
 def to_pil(x: torch.Tensor) -> Image.Image:
-    """Float tensor (3, H, W) in [0, 1] → PIL RGB (rounded, not truncated)."""
-    # One float temporary, modified in place (a 4-megapixel panel is 48 MB a copy).
-    a = x.detach().clamp(0, 1).mul_(255).round_().byte().permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray(a, "RGB")
+    """Image tensor (3, H, W), float in [0, 1] (rounded, not truncated) or uint8 → PIL RGB."""
+    return Image.fromarray(quantize(x).permute(1, 2, 0).cpu().numpy(), "RGB")

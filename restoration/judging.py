@@ -21,9 +21,9 @@ from pathlib import Path
 from PIL import Image
 
 from restoration.compare import list_images, open_upload
-from restoration.degrade import STANDARD, even_crop, low_res, upscale_bicubic, upscale_nearest
-from restoration.images import to_pil, to_tensor
-from restoration.inference import Restorer
+from restoration.degrade import STANDARD, upscale_bicubic
+from restoration.images import to_float, to_pil, to_uint8
+from restoration.inference import Restorer, prepare, release_memory
 from restoration.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,13 +73,11 @@ class BattleRenderer:
     def render(self, image_id: str, degradation: str = "lesson", names: Sequence[str] | None = None) -> Scene:
         s = self.settings
         original = center_crop(open_upload(self.pool[image_id], "degrade", s), self.max_side)
-        reference = even_crop(to_tensor(original))
-        low = low_res(reference, degradation)
-        model_input = upscale_nearest(low)
+        low, model_input, reference = prepare(to_uint8(original), "degrade", degradation)  # 8-bit, as in Compare
         outputs = {}
         for name in names or [ANCHOR, *self.models]:
             if name == ANCHOR:
-                out = upscale_bicubic(low)
+                out = upscale_bicubic(to_float(low))
             else:
                 out = self.restorers[name](model_input)
             outputs[name] = to_pil(out)
@@ -131,6 +129,7 @@ class ScenePool:
                 image_id, degradation = self.rng.choice(self.images), self.rng.choice(self.degradations)
             try:
                 scene = self.renderer.render(image_id, degradation)
+                release_memory()  # the models' activations, kept by malloc otherwise (inference.py)
             except Exception as e:  # noqa: BLE001 (a bad image in the pool must not stop judging)
                 log.warning("judge pool: %s (%s) left out: %s: %s", image_id, degradation, type(e).__name__,
                             str(e).splitlines()[0][:200] if str(e) else "")

@@ -1,4 +1,5 @@
-"""Image-quality metrics on float RGB in [0, 1], shaped (N, 3, H, W) or (3, H, W).
+"""Image-quality metrics on RGB images shaped (N, 3, H, W) or (3, H, W): float in [0, 1], or uint8
+(read as value / 255, a band at a time: no full-size float copy).
 
 - PSNR, two ways: per image (then averaged over images), and pooled (one MSE over every pixel of
   the set). They differ; both are reported, and each figure says which it is.
@@ -14,6 +15,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from restoration.images import to_float
+
 _LUMA = torch.tensor([0.299, 0.587, 0.114])
 
 
@@ -23,7 +26,7 @@ def _batch(x):
 
 # Full-size images are scored a band of rows at a time, so the temporaries of a 4-megapixel
 # comparison stay a few megabytes instead of a dozen full-size float copies.
-BAND_ELEMENTS = 1 << 21
+BAND_ELEMENTS = 1 << 20
 
 
 def _band_rows(x, halo: int = 0) -> int:
@@ -37,7 +40,7 @@ def mse_per_image(out, target):
     sse = torch.zeros(n, dtype=torch.float64, device=out.device)
     rows = _band_rows(out)
     for r in range(0, h, rows):
-        sse += (out[..., r:r + rows, :].float() - target[..., r:r + rows, :].float()).pow(2).flatten(1).sum(1, dtype=torch.float64)
+        sse += (to_float(out[..., r:r + rows, :]).float() - to_float(target[..., r:r + rows, :]).float()).pow(2).flatten(1).sum(1, dtype=torch.float64)
     return (sse / out[0].numel()).float()
 
 
@@ -59,6 +62,15 @@ def _gaussian(size, sigma=1.5):
     return g / g.sum()
 
 
+def _mean(x):
+    """Each image's mean per channel (N, C, 1, 1), in [0, 1] units, summed a band at a time (a
+    sum in float64 converts its whole input first)."""
+    rows = _band_rows(x)
+    total = sum(x[..., r:r + rows, :].sum((2, 3), keepdim=True, dtype=torch.float64) for r in range(0, x.shape[-2], rows))
+    mean = total / (x.shape[-2] * x.shape[-1])
+    return (mean / 255 if x.dtype == torch.uint8 else mean).float()
+
+
 def ssim(out, target, window: int = 11):
     """SSIM of each image, a tensor of N values. Images smaller than the window use a window
     of their smaller side (odd). Computed in bands of rows (bounded memory)."""
@@ -71,13 +83,13 @@ def ssim(out, target, window: int = 11):
     kv, kh = g.view(1, 1, size, 1).expand(5 * c, 1, size, 1), g.view(1, 1, 1, size).expand(5 * c, 1, 1, size)
     # (Co)variances from images centred on their mean: the same values, without the float32
     # cancellation of E[x²] − E[x]² on flat regions.
-    mx, my = out.float().mean((2, 3), keepdim=True), target.float().mean((2, 3), keepdim=True)
+    mx, my = _mean(out), _mean(target)
     c1, c2 = 0.01**2, 0.03**2
     total = torch.zeros(n, dtype=torch.float64, device=out.device)
     rows = _band_rows(out, size - 1) // 5 or 1  # output rows per band; its input has size − 1 more
     for r in range(0, h - size + 1, rows):
         band = slice(r, min(h, r + rows + size - 1))
-        xc, yc = out[..., band, :].float() - mx, target[..., band, :].float() - my
+        xc, yc = to_float(out[..., band, :]).float() - mx, to_float(target[..., band, :]).float() - my
         z = torch.cat([xc, yc, xc * xc, yc * yc, xc * yc], 1)
         mu_xc, mu_yc, exx, eyy, exy = F.conv2d(F.conv2d(z, kv, groups=5 * c), kh, groups=5 * c).split(c, 1)
         sxx, syy, sxy = exx - mu_xc**2, eyy - mu_yc**2, exy - mu_xc * mu_yc
@@ -89,7 +101,7 @@ def ssim(out, target, window: int = 11):
 
 def gradient_energy(x):
     """Mean squared horizontal plus vertical luma difference of each image (N values)."""
-    x = _batch(x).float()
+    x = to_float(_batch(x)).float()
     luma = (x * _LUMA.to(x.device).view(1, 3, 1, 1)).sum(1)
     dx, dy = luma[..., :, 1:] - luma[..., :, :-1], luma[..., 1:, :] - luma[..., :-1, :]
     return dx.pow(2).flatten(1).mean(1) + dy.pow(2).flatten(1).mean(1)
@@ -106,7 +118,7 @@ class QualityMeter:
         self.seconds, self.images = 0.0, 0
 
     def update(self, out, target, seconds: float = 0.0):
-        out, target = _batch(out).clamp(0, 1), _batch(target)
+        out, target = to_float(_batch(out)).clamp(0, 1), to_float(_batch(target))
         err = (out.float() - target.float()).pow(2)
         self.sse += err.sum().item()
         self.pixels += err.numel()

@@ -146,7 +146,16 @@ def test_zoom_handler(arena_app, tmp_path):
     state = last(arena_app.compare(str(photo(tmp_path)), "degrade"))[-1]
     slider = arena_app.zoom(state, "input", "unet-crossconv")
     assert "Low-resolution input" in slider.label and "Cross-conv U-Net" in slider.label
+    left, right = slider.constructor_args["value"]  # files: the input enlarged once, the panel itself
+    assert right == state["files"]["unet-crossconv"] and left.endswith("-input-enlarged.png")
+    assert Image.open(left).size == Image.open(right).size
+    assert arena_app.zoom(state, "bicubic", "original").constructor_args["value"] == (
+        state["files"]["bicubic"], state["files"]["original"])
     assert arena_app.zoom(None, "input", "bicubic").value is None
+    for f in state["files"].values():
+        Path(f).unlink()  # as the sweep of old outputs does
+    with pytest.raises(gr.Error, match="no longer kept"):
+        arena_app.zoom(state, "bicubic", "unet-mse")
 
 
 def bad_uploads(tmp_path):

@@ -6,9 +6,10 @@ import zlib
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from restoration.images import ImageError, open_image, to_pil, to_tensor
+from restoration.images import ImageError, open_image, quantize, to_float, to_pil, to_tensor, to_uint8
 
 
 def png_header_only(width: int, height: int) -> bytes:
@@ -164,3 +165,15 @@ def test_corrupt_files_always_give_image_error():
 def test_tensor_round_trip_is_exact():
     img = noise()
     assert np.array_equal(np.asarray(to_pil(to_tensor(img))), np.asarray(img))
+
+
+def test_quantize_rounds_clamps_and_works_in_bands(monkeypatch):
+    import restoration.images as images
+
+    x = torch.tensor([[[-0.2, 0.0, 0.51 / 255, 0.49 / 255, 1.0, 1.7, 128.4 / 255]]]).expand(3, 5, 7).contiguous()
+    expected = torch.tensor([0, 0, 1, 0, 255, 255, 128], dtype=torch.uint8).expand(3, 5, 7)
+    assert torch.equal(quantize(x), expected)
+    monkeypatch.setattr(images, "QUANTIZE_ELEMENTS", 3 * 7 * 2)  # two rows at a time, a short last band
+    assert torch.equal(quantize(x), expected) and x.min() < 0  # the input is left as it was
+    u = torch.randint(0, 256, (3, 4, 4), dtype=torch.uint8)
+    assert quantize(u) is u and torch.equal(to_float(u), u.float() / 255) and torch.equal(to_uint8(to_pil(u)), u)

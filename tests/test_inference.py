@@ -4,6 +4,7 @@ import torch
 import restoration.inference as inference
 from restoration.degrade import degrade, downscale, upscale_nearest
 from restoration.inference import Restorer, prepare, restore, timed, window_starts
+from restoration.images import quantize, to_float
 from restoration.unet import UNet
 
 
@@ -60,6 +61,20 @@ def test_batched_windows_equal_one_at_a_time():
     one = Restorer(model, window=64, overlap=8, batch=1, fast=False)(x)
     assert (Restorer(model, window=64, overlap=8, batch=4, fast=False)(x) - one).abs().max() < 1e-5
 
+
+
+@pytest.mark.parametrize("shape,window", [((3, 30, 41), 64), ((3, 60, 60), 64), ((3, 150, 130), 64)])
+def test_an_8_bit_image_comes_out_8_bit_as_the_float_output_rounded(shape, window):
+    """Whole, one padded window, and many windows: only the windows run are ever float."""
+    model = a_trained_looking_unet()
+    x = torch.randint(0, 256, shape, dtype=torch.uint8)
+    for fast in (False, True):
+        restorer = Restorer(model, window=window, overlap=8, fast=fast)
+        out = restorer(x)
+        assert out.dtype == torch.uint8 and out.shape == x.shape
+        expected = quantize(restorer(to_float(x)))
+        assert (out.int() - expected.int()).abs().max() <= 1  # rounding of values a hair apart
+        assert (out.int() - expected.int()).abs().float().mean() < 0.01
 
 @pytest.mark.parametrize("cross_conv", [False, True])
 def test_the_fast_path_equals_the_eager_path(cross_conv):
@@ -119,6 +134,11 @@ def test_prepare_degrade_and_upscale_modes():
     assert torch.equal(inp, upscale_nearest(image))
     with pytest.raises(ValueError, match="mode"):
         prepare(image, "sharpen")
+    # 8 bits in, 8 bits out: the low-resolution image rounded, as a real one is
+    image8 = torch.randint(0, 256, (3, 31, 40), dtype=torch.uint8)
+    low, inp, ref = prepare(image8, "degrade", "bicubic")
+    assert low.dtype == inp.dtype == ref.dtype == torch.uint8 and torch.equal(ref, image8[:, :30])
+    assert torch.equal(low, quantize(downscale(to_float(ref), "bicubic"))) and torch.equal(inp, upscale_nearest(low))
 
 
 def test_timed_returns_milliseconds():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from restoration.degrade import STANDARD, low_res, upscale_bicubic
-from restoration.images import to_pil, to_tensor
+from restoration.images import to_float, to_pil, to_tensor, to_uint8
 from restoration.judging import ANCHOR, BattleRenderer, ScenePool, judge_pool
 
 
@@ -45,7 +45,9 @@ def test_a_scene_has_every_contender_on_one_degraded_input(settings, tiny_models
         assert all(im.size == (96, 80) for im in scene.outputs.values())
         low = low_res(to_tensor(scene.original), d)
         assert np.array_equal(np.asarray(scene.low), np.asarray(to_pil(low)))  # the degradation asked for
-        assert np.array_equal(np.asarray(scene.outputs[ANCHOR]), np.asarray(to_pil(upscale_bicubic(low))))
+        # the models and the anchor see the 8-bit low-resolution image, as shown
+        low8 = to_float(to_uint8(scene.low))
+        assert np.array_equal(np.asarray(scene.outputs[ANCHOR]), np.asarray(to_pil(upscale_bicubic(low8))))
     assert np.asarray(scenes["lesson"].low).tolist() != np.asarray(scenes["jpeg75"].low).tolist()
     out = scenes["lesson"].outputs
     assert np.asarray(out["unet-mse"]).tolist() != np.asarray(out["unet-crossconv"]).tolist()

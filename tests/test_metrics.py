@@ -93,3 +93,16 @@ def test_scores_in_bands_equal_scores_in_one_piece(monkeypatch):
     # and against the textbook definition computed in one piece
     mse = (a - b).pow(2).flatten(1).mean(1)
     assert torch.allclose(psnr(a, b), 10 * torch.log10(1 / mse), atol=1e-4)
+
+
+def test_uint8_images_score_as_their_values_over_255(monkeypatch):
+    import restoration.metrics as metrics
+
+    a = torch.randint(0, 256, (2, 3, 40, 37), dtype=torch.uint8)
+    b = (a.int() + torch.randint(-20, 21, a.shape)).clamp(0, 255).to(torch.uint8)
+    fa, fb = a.float() / 255, b.float() / 255
+    monkeypatch.setattr(metrics, "BAND_ELEMENTS", 2 * 3 * 37 * 9)  # in bands, as a large image is
+    assert torch.allclose(psnr(a, b), psnr(fa, fb), atol=1e-4)
+    assert torch.allclose(ssim(a, b), ssim(fa, fb), atol=1e-5)
+    assert torch.allclose(gradient_energy(a), gradient_energy(fa), atol=1e-6)
+    assert torch.allclose(psnr(a, fb), psnr(fa, fb), atol=1e-4)  # and mixed
