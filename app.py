@@ -221,15 +221,15 @@ class ArenaApp:
         self.store.close()
         shutil.rmtree(self.outputs, ignore_errors=True)
 
-    def client(self, request: gr.Request | None, browser: str | None = None, session: str | None = None) -> Client:
+    def client(self, request: gr.Request | None, browser: str | None = None) -> Client:
         """Who is asking, as HMAC keys: the address (the trusted proxy's, on a Space) and the
-        browser id (or the session, for a client that keeps none)."""
+        browser id (all the clients of an address that keep none are one judge)."""
         peer, headers = None, None
         if request is not None:
             peer = request.client.host if getattr(request, "client", None) else None
             headers = request.headers
         address = client_address(peer or "local", headers, self.settings.client_header)
-        return client_keys(self.secret, address, browser, session)
+        return client_keys(self.secret, address, browser)
 
     def _remove_old_outputs(self):
         now = time.time()
@@ -340,7 +340,7 @@ class ArenaApp:
             raise _error("The first pairs are still being prepared; please try again in a few seconds.") from None
         a, b = self.arena.draw_pair()
         try:
-            battle = self.arena.issue(session, self.client(request, browser, session),
+            battle = self.arena.issue(session, self.client(request, browser),
                                       (scene.image_id, scene.degradation, a, b))
         except Refused as e:
             raise _error(str(e)) from None
@@ -377,7 +377,7 @@ class ArenaApp:
             answer = ANSWERS.get(answer, answer)
         if self.arena is None:
             raise _error("Judging needs at least one image in the judge's pool.")
-        result = self.arena.vote(token, session, answer, self.client(request, browser, session))
+        result = self.arena.vote(token, session, answer, self.client(request, browser))
         if result.keep_pair:
             _warn(result.message)
             return (session, token, gr.skip(), gr.skip(), gr.skip(), gr.skip(), result.message,

@@ -125,11 +125,13 @@ def client_address(peer: str | None, headers=None, header: str = "") -> str:
     return str(ip)
 
 
-def client_keys(secret: bytes, address: str, browser_id: str | None, session: str | None) -> Client:
+def client_keys(secret: bytes, address: str, browser_id: str | None) -> Client:
     """HMAC-SHA256 keys (hex, 128 bits) of the address and of address + browser id: stable for
-    the same client, meaningless without the secret."""
+    the same client, meaningless without the secret. Every client at one address that sends no
+    browser id is one judge: a script opening fresh sessions without one stays one judge, whose
+    per-judge caps and flags count all its votes."""
     mac = lambda text: hmac.new(secret, text.encode(), hashlib.sha256).hexdigest()[:32]
-    who = f"browser:{browser_id}" if browser_id else f"session:{session}"
+    who = f"browser:{browser_id}" if browser_id else "no browser id"
     return Client(mac(f"address\0{address}"), mac(f"judge\0{address}\0{who}"))
 
 

@@ -237,7 +237,7 @@ def test_served_pictures_name_no_model(arena_app):
     assert len(seen_names) == 18
 
 
-def test_a_new_session_from_the_same_browser_is_the_same_judge(settings, tiny_models):
+def test_a_new_session_from_the_same_browser_or_without_one_is_the_same_judge(settings, tiny_models):
     a = ArenaApp(dataclasses.replace(settings, votes_per_minute=2, address_votes_per_minute=100), tiny_models)
     browser, stored = a.remember_browser(None)
     assert browser == stored and browser.startswith("b-") and a.remember_browser(browser) == (browser, browser)
@@ -248,6 +248,13 @@ def test_a_new_session_from_the_same_browser_is_the_same_judge(settings, tiny_mo
         results.append(a.vote("A", session, token, browser))
     assert [r[6].startswith("**You said") for r in results] == [True, True, False]
     assert "at most 2 a minute per judge" in results[2][6] and a.store.count() == 2
+    # a client that keeps no browser id is, at its address, one judge across its sessions too
+    results = []
+    for _ in range(3):
+        session, token, *_ = a.next_pair(None, None)
+        results.append(a.vote("B", session, token))
+    assert [r[6].startswith("**You said") for r in results] == [True, True, False]
+    assert "at most 2 a minute per judge" in results[2][6] and a.store.count() == 4
     a.close()
 
 

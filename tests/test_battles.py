@@ -204,14 +204,17 @@ def test_client_keys_are_hmacs_stable_per_client(tmp_path):
     secret = load_secret("", tmp_path / "votes.db")
     assert load_secret("", tmp_path / "votes.db") == secret and len(secret) == 64
     assert (tmp_path / "votes.db.secret").stat().st_mode & 0o077 == 0  # the owner's only
-    a = client_keys(secret, "203.0.113.7", "b-1", "s-1")
-    assert a == client_keys(secret, "203.0.113.7", "b-1", "s-2")  # a new session is the same judge
-    assert a.address_key == client_keys(secret, "203.0.113.7", "b-2", "s-1").address_key
-    assert a.judge_key != client_keys(secret, "203.0.113.7", "b-2", "s-1").judge_key
-    assert a != client_keys(b"another secret", "203.0.113.7", "b-1", "s-1")
+    a = client_keys(secret, "203.0.113.7", "b-1")
+    assert a == client_keys(secret, "203.0.113.7", "b-1")  # a new session (same browser) is the same judge
+    assert a.address_key == client_keys(secret, "203.0.113.7", "b-2").address_key
+    assert a.judge_key != client_keys(secret, "203.0.113.7", "b-2").judge_key
+    assert a != client_keys(b"another secret", "203.0.113.7", "b-1")
     assert "203.0.113.7" not in a.address_key + a.judge_key and len(a.address_key) == 32
-    no_browser = client_keys(secret, "203.0.113.7", None, "s-1")
-    assert no_browser.judge_key != client_keys(secret, "203.0.113.7", None, "s-2").judge_key
+    no_browser = client_keys(secret, "203.0.113.7", None)
+    # browserless sessions from one address are one judge: fresh sessions don't reset its caps or flags
+    assert no_browser == client_keys(secret, "203.0.113.7", None)
+    assert no_browser.judge_key != a.judge_key
+    assert no_browser.judge_key != client_keys(secret, "198.51.100.1", None).judge_key
     assert load_secret("configured", tmp_path / "x.db") == b"configured"
 
 
