@@ -142,6 +142,7 @@ def compare_stream(image: Image.Image, mode: str, models: Sequence, settings: Se
         if reference is not None:
             yield Step(ordered(), (2 * i + 3) / steps, f"Scoring {m.entry.title}")
             panels[m.entry.name] = _score(panels[m.entry.name], reference)
+    release_memory()  # the last scores' temporaries
     yield Step(ordered(), 1.0, "Done", done=True)
 
 
