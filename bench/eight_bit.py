@@ -42,7 +42,7 @@ def main(argv=None):
     print("|---|---|---:|---:|---:|---|")
     for degradation in STANDARD:
         for m in models:
-            restorer = Restorer(m.model, window=settings.tile_size, overlap=settings.tile_overlap, fast=False)
+            restorer = Restorer.from_settings(m.model, settings, fast=False)
             diffs = {}
             for name, image in images:
                 _, float_input, _ = prepare(to_tensor(image), "degrade", degradation)

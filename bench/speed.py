@@ -47,7 +47,7 @@ from bench.app_latency import test_image
 from bench.memory import memory, reset_peak
 from restoration.compare import restorers_for
 from restoration.images import to_tensor
-from restoration.inference import Restorer, release_memory
+from restoration.inference import release_memory
 from restoration.settings import REPO, Settings
 from restoration.weights import load_available_restorers
 

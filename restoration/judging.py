@@ -20,7 +20,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from restoration.compare import list_images, open_upload
+from restoration.compare import list_images, open_upload, restorers_for
 from restoration.degrade import STANDARD, upscale_bicubic
 from restoration.images import to_float, to_pil, to_uint8
 from restoration.inference import Restorer, prepare, release_memory
@@ -67,8 +67,7 @@ class BattleRenderer:
         self.models = {m.entry.name: m for m in models}
         self.pool, self.settings, self.max_side = pool, settings, max_side
         # The app passes its own (the fast path, shared with Compare); otherwise eager ones.
-        self.restorers = restorers if restorers is not None else {
-            m.entry.name: Restorer.from_settings(m.model, settings, fast=False) for m in models}
+        self.restorers = restorers if restorers is not None else restorers_for(models, settings, fast=False)
 
     def render(self, image_id: str, degradation: str = "lesson", names: Sequence[str] | None = None) -> Scene:
         s = self.settings

@@ -16,10 +16,8 @@ ranked above or below anyone yet.
 """
 
 import dataclasses
-import json
 import math
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 

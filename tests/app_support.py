@@ -35,3 +35,18 @@ def make_weights_dir(folder: Path, restorers=RESTORERS) -> Path:
                  "role": "classifier", "hub_repo": "test-org/classifier", "revision": REVISION})
     (folder / "models.json").write_text(json.dumps({"models": rows}, indent=1))
     return folder
+
+
+class CountingModel:
+    """Wraps a model to record the sizes it was run on (its encoder's stride sets the tile grid)."""
+
+    def __init__(self, model):
+        self.model, self.calls = model, []
+        self.encoder = model.encoder
+
+    def eval(self):
+        return self
+
+    def restore(self, x):
+        self.calls.append(tuple(x.shape[-2:]))
+        return self.model.restore(x)

@@ -12,28 +12,13 @@ from restoration.degrade import downscale, even_crop, low_res, upscale_bicubic
 from restoration.images import ImageError, quantize, to_float, to_pil, to_tensor, to_uint8
 from restoration.inference import Restorer, prepare
 from restoration.metrics import psnr, ssim
-
+from tests.app_support import CountingModel
 
 
 def photo(w, h, seed=0) -> Image.Image:
     rng = np.random.default_rng(seed)
     coarse = Image.fromarray((rng.random((h // 8 + 1, w // 8 + 1, 3)) * 255).astype(np.uint8))
     return coarse.resize((w, h), Image.Resampling.BICUBIC)
-
-
-class CountingModel:
-    """Wraps a model to record the sizes it was run on."""
-
-    def __init__(self, model):
-        self.model, self.calls = model, []
-        self.encoder = model.encoder  # its stride sets the tile grid
-
-    def eval(self):
-        return self
-
-    def restore(self, x):
-        self.calls.append(tuple(x.shape[-2:]))
-        return self.model.restore(x)
 
 
 def test_degrade_mode_panels_and_scores(settings, tiny_models):

@@ -12,18 +12,7 @@ import pytest
 from restoration.degrade import STANDARD, low_res, upscale_bicubic
 from restoration.images import to_float, to_pil, to_tensor, to_uint8
 from restoration.judging import ANCHOR, BattleRenderer, ScenePool, judge_pool
-
-
-class CountingModel:
-    def __init__(self, model):
-        self.model, self.calls = model, []
-
-    def eval(self):
-        return self
-
-    def restore(self, x):
-        self.calls.append(tuple(x.shape[-2:]))
-        return self.model.restore(x)
+from tests.app_support import CountingModel
 
 
 def test_judge_pool_has_the_examples_and_a_val_sample(settings, tiny_imagenet):

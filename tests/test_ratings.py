@@ -1,6 +1,5 @@
 """Bradley–Terry fits, bootstrap intervals, ranks and the anchor."""
 
-import json
 import math
 
 import numpy as np
