@@ -2,8 +2,9 @@
 
 Two ways to feed training, producing the same kind of batches:
 - per item (`SRPairs`, `ClassifierItems` over a dataset, with DataLoader workers);
-- the fast path: decode a dataset once into a uint8 array (`load_cache`), then augment whole
-  batches on the training device (`BatchAugment`), so a GPU is not starved by JPEG decoding.
+- the fast path: decode a dataset once into uint8 (`load_cache` for thumbnails of one size,
+  `load_photos` for photos at their own resolution), then augment whole batches on the training
+  device (`BatchAugment`), so a GPU is not starved by JPEG decoding.
 """
 
 import hashlib
@@ -208,6 +209,38 @@ def load_cache(dataset, size: int = 64, cache_dir=None, desc: str = "caching"):
     return torch.from_numpy(images), torch.from_numpy(labels)
 
 
+def load_photos(dataset, cache_dir=None, desc: str = "decoding photos") -> list[torch.Tensor]:
+    """Decode every photo once, at its own resolution: a list of uint8 (3, H, W) tensors.
+
+    Unlike `load_cache`, nothing is resized: super-resolution on photos must learn from their own
+    pixels, not from thumbnails. With `cache_dir`, the pixels are kept there as two plain .npy
+    files (every image flattened end to end, and their shapes) and reused next time.
+    """
+    from tqdm.auto import tqdm
+
+    paths = [str(p) for p, _ in _items(dataset)]
+    key = hashlib.sha1(("\n".join(paths) + "\nphotos").encode()).hexdigest()[:16]
+    files = (Path(cache_dir) / f"{key}-pixels.npy", Path(cache_dir) / f"{key}-shapes.npy") if cache_dir else None
+    if files and all(f.is_file() for f in files):
+        pixels, shapes = np.load(files[0]), np.load(files[1])
+    else:
+        images = [dataset[i][0].numpy() for i in tqdm(range(len(dataset)), desc=desc, unit="img", mininterval=2)]
+        shapes = np.array([im.shape for im in images], dtype=np.int64).reshape(-1, 3)
+        pixels = np.concatenate([im.reshape(-1) for im in images]) if images else np.empty(0, np.uint8)
+        if files:
+            files[0].parent.mkdir(parents=True, exist_ok=True)
+            for f, a in zip(files, (pixels, shapes)):  # a temporary name per process: runs may race to build it
+                tmp = f.with_suffix(f".{os.getpid()}.tmp.npy")
+                np.save(tmp, a, allow_pickle=False)
+                tmp.replace(f)
+    flat, out, start = torch.from_numpy(pixels), [], 0
+    for shape in shapes.tolist():
+        n = shape[0] * shape[1] * shape[2]
+        out.append(flat[start:start + n].view(*shape))
+        start += n
+    return out
+
+
 def _items(dataset):
     if isinstance(dataset, torch.utils.data.Subset):  # subsets of subsets too
         items = _items(dataset.dataset)
@@ -238,6 +271,29 @@ class BatchAugment:
         x = x[torch.arange(b, device=x.device)[:, None, None], :, rows, cols]  # (b, s, s, c)
         return x.permute(0, 3, 1, 2).contiguous()
 
+    def photo_crops(self, photos: list[torch.Tensor], n: int, device="cpu"):
+        """`n` random `size`×`size` crops of full-resolution photos (uint8, on `device`): each crop
+        from a photo drawn in proportion to its area (every pixel equally likely to be seen), then
+        one of the 8 flips and 90° rotations. Photos smaller than the crop are reflect-padded."""
+        s = self.size
+        areas = torch.tensor([p.shape[-2] * p.shape[-1] for p in photos], dtype=torch.float)
+        picks = torch.multinomial(areas, n, replacement=True, generator=self.g).tolist()
+        offsets = torch.rand(n, 2, generator=self.g)
+        crops = []
+        for k, i in enumerate(picks):
+            photo = photos[i]
+            h, w = photo.shape[-2:]
+            if h < s or w < s:
+                photo = F.pad(photo[None].float(), (0, max(0, s - w), 0, max(0, s - h)), mode="reflect")[0].to(torch.uint8)
+                h, w = photo.shape[-2:]
+            y, x = int(offsets[k, 0] * (h - s + 1)), int(offsets[k, 1] * (w - s + 1))
+            crops.append(photo[:, y:y + s, x:x + s])
+        x = torch.stack(crops).to(device)
+        hflip, vflip, transpose = (self._rand(n, device=x.device).view(n, 1, 1, 1) < 0.5 for _ in range(3))
+        x = torch.where(hflip, x.flip(-1), x)
+        x = torch.where(vflip, x.flip(-2), x)
+        return torch.where(transpose, x.transpose(-1, -2), x).contiguous()  # with the flips: all 8
+
     def erase_(self, x, max_num: int = 4, pct: float = 0.2):
         """Random erasing per image, vectorised: up to `max_num` noise rectangles each."""
         b, c, h, w = x.shape
@@ -258,12 +314,14 @@ class BatchAugment:
         return x
 
     def sr_pairs(self, images, train: bool = True, erase: bool = True, degradation: str = "lesson",
-                 mix_config: MixConfig = MixConfig(), soften: float = 0.0, soften_sigma=(0.3, 1.0)):
-        """uint8 batch → (input, target) floats in [0, 1], like `SRPairs`. With `soften`, that
+                 mix_config: MixConfig = MixConfig(), soften: float = 0.0, soften_sigma=(0.3, 1.0),
+                 cropped: bool = False):
+        """uint8 batch → (input, target) floats in [0, 1], like `SRPairs`; `cropped` batches (from
+        `photo_crops`) are already cropped and flipped. With `soften`, that
         share of the originals is first blurred a little (σ in `soften_sigma`): target and input
         alike, so the model also sees soft pictures (as camera photos are at their own size,
         unlike Tiny ImageNet's downscaled ones) and learns not to invent detail in them."""
-        hr = (self.crop_flip(images) if train else images.float()).div_(255)
+        hr = (self.crop_flip(images) if train and not cropped else images.float()).div_(255)
         if train and soften > 0:
             n = len(hr)
             lo, hi = soften_sigma

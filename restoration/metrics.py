@@ -5,6 +5,9 @@
   the set). They differ; both are reported, and each figure says which it is.
 - SSIM (Wang et al. 2004): 11×11 Gaussian window, σ = 1.5, data range 1, computed on each RGB
   channel over the valid region (no padding) and averaged.
+- Luma PSNR and SSIM, the super-resolution literature's protocol: on the BT.601 luma channel
+  (Y of Y'CbCr, 16–235 scaled to [0, 1], as MATLAB's rgb2ycbcr), with a border of `SCALE` pixels
+  shaved off every side, averaged over images. Published ×2 figures are read this way.
 - Sharpness: gradient energy, the mean squared difference between neighbouring pixels of the
   luma. As a ratio to the original's it reads: 1.0 = as much fine detail as the original, below
   1 = blurrier. (Blocky nearest-neighbour edges count as detail too: read it beside PSNR.)
@@ -99,6 +102,28 @@ def ssim(out, target, window: int = 11):
     return (total / (c * (h - size + 1) * (w - size + 1))).float()
 
 
+def luma_bt601(x):
+    """Y of BT.601 Y'CbCr (N, 1, H, W) in [0, 1] units of 8 bits: (16 + 65.481 R + 128.553 G +
+    24.966 B) / 255 for RGB in [0, 1], as the super-resolution literature computes it."""
+    x = to_float(_batch(x)).float()
+    weights = torch.tensor([65.481, 128.553, 24.966], device=x.device).view(1, 3, 1, 1)
+    return ((x * weights).sum(1, keepdim=True) + 16.0) / 255.0
+
+
+def _shave(x, border: int):
+    return x[..., border:-border, border:-border] if border else x
+
+
+def psnr_y(out, target, border: int = 2):
+    """Luma PSNR of each image (N values): BT.601 Y, `border` pixels shaved off every side."""
+    return psnr(_shave(luma_bt601(out), border), _shave(luma_bt601(target), border))
+
+
+def ssim_y(out, target, border: int = 2):
+    """Luma SSIM of each image (N values): BT.601 Y, `border` pixels shaved off every side."""
+    return ssim(_shave(luma_bt601(out), border), _shave(luma_bt601(target), border))
+
+
 def gradient_energy(x):
     """Mean squared horizontal plus vertical luma difference of each image (N values)."""
     x = to_float(_batch(x)).float()
@@ -110,10 +135,12 @@ def gradient_energy(x):
 class QualityMeter:
     """Accumulates, over batches of (output, original), everything the evaluation reports."""
 
-    def __init__(self):
+    def __init__(self, border: int = 2):
+        self.border = border  # shaved off every side for the luma figures: the scale, by convention
         self.sse = 0.0  # summed squared error over all pixels (pooled PSNR)
         self.pixels = 0
         self.psnrs, self.ssims = [], []
+        self.psnrs_y, self.ssims_y = [], []  # the literature's: luma, border shaved
         self.grad_out = self.grad_ref = 0.0
         self.seconds, self.images = 0.0, 0
 
@@ -124,6 +151,8 @@ class QualityMeter:
         self.pixels += err.numel()
         self.psnrs += psnr(out, target).tolist()
         self.ssims += ssim(out, target).tolist()
+        self.psnrs_y += psnr_y(out, target, self.border).tolist()
+        self.ssims_y += ssim_y(out, target, self.border).tolist()
         self.grad_out += gradient_energy(out).sum().item()
         self.grad_ref += gradient_energy(target).sum().item()
         self.seconds += seconds
@@ -136,6 +165,8 @@ class QualityMeter:
             "psnr_pooled": psnr_from_mse(self.sse / max(self.pixels, 1)),
             "psnr_mean": sum(self.psnrs) / n,
             "ssim": sum(self.ssims) / n,
+            "psnr_y": sum(self.psnrs_y) / n,
+            "ssim_y": sum(self.ssims_y) / n,
             "sharpness": self.grad_out / self.grad_ref if self.grad_ref else float("nan"),
             "ms_per_image": 1000 * self.seconds / n,
         }

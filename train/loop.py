@@ -40,6 +40,8 @@ class TrainConfig:
 
     data: str = dataclasses.field(default="../shared/data/tiny-imagenet-200", metadata={
         "help": "Tiny ImageNet folder (with wnids.txt) or any folder of images"})
+    val_data: str | None = dataclasses.field(default=None, metadata={
+        "help": "a folder of validation images for a --data image folder (default: hold out 5%% of --data)"})
     out: str = dataclasses.field(default="runs/model", metadata={"help": "the run folder"})
     preset: str = dataclasses.field(default="compact", metadata={
         "choices": list(PRESETS), "help": "model size (restoration/classifier.py): compact and wide train on a CPU, lesson is the notebooks' size"})
@@ -432,10 +434,12 @@ def seed_everything(seed: int, rank: int = 0) -> torch.Generator:
 # Data
 
 
-def load_data(config: TrainConfig, runtime: Runtime):
+def load_data(config: TrainConfig, runtime: Runtime, photos: bool = False):
     """The training and validation datasets, subset by --limit / --val-limit, and (for the
-    cache loader) their uint8 arrays. The main process builds the cache; the others wait."""
-    from restoration.data import TinyImageNet, hold_out, load_cache, open_dataset, subset
+    cache loader) their uint8 arrays: `photos` keeps a folder's images at their own resolution
+    (lists of tensors), otherwise they become thumbnails of --image-size. The main process builds
+    the cache; the others wait."""
+    from restoration.data import ImageFolder, TinyImageNet, hold_out, load_cache, load_photos, open_dataset, subset
 
     if config.download and not Path(config.data).exists():
         from restoration.download import DownloadError
@@ -453,15 +457,24 @@ def load_data(config: TrainConfig, runtime: Runtime):
     if isinstance(dataset, TinyImageNet):
         train = subset(dataset, config.limit, config.seed)
         val = subset(TinyImageNet(config.data, "val"), config.val_limit or config.limit, config.seed)
+    elif config.val_data:
+        if not Path(config.val_data).is_dir():
+            raise SystemExit(f"--val-data {config.val_data}: no such folder")
+        train, val = subset(dataset, config.limit, config.seed), subset(ImageFolder(config.val_data), config.val_limit, config.seed)
     else:  # a plain image folder has no val split: hold out 5%, never trained on
         train, val = hold_out(dataset, 0.05, config.seed)
         train, val = subset(train, config.limit, config.seed), subset(val, config.val_limit, config.seed)
     caches = None
+
+    def cache(ds, desc=None):
+        if photos:
+            return load_photos(ds, config.cache_dir, desc=desc or "decoding photos")
+        return load_cache(ds, config.image_size, config.cache_dir, desc=desc or "caching")
+
     if config.loader == "cache":
         if runtime.main:  # build once, on the main process
-            caches = [load_cache(ds, config.image_size, config.cache_dir, desc=f"caching {name}")
-                      for name, ds in (("train", train), ("val", val))]
+            caches = [cache(ds, f"caching {name}") for name, ds in (("train", train), ("val", val))]
         runtime.barrier()
         if not runtime.main:
-            caches = [load_cache(ds, config.image_size, config.cache_dir) for ds in (train, val)]
+            caches = [cache(ds) for ds in (train, val)]
     return train, val, caches

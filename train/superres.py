@@ -14,18 +14,26 @@ a plain MSE loss) is a different recipe: ask for it with --no-classifier.
 --degradation picks how training inputs are made (restoration/degrade.py): `mix` (the default, what
 the shipped U-Nets are trained on) draws a kernel, blur, noise and JPEG per image so the models cope
 with real low-resolution photos; `lesson` is the notebook's single antialiased bilinear ×½.
+
+Photos (the photo family): with --data a folder of photos, training draws random --size crops at
+the photos' own resolution (each photo decoded once; an epoch is --crops-per-epoch crops) and
+validates on whole --val-data images, reporting luma PSNR gains over bicubic:
+
+    python -m train.superres --variant mse --data ../shared/data/photos/train \
+        --val-data ../shared/data/photos/val --init weights/unet-mse --no-erase --out runs/photo-mse
 """
 
 import dataclasses
+from pathlib import Path
 
 import torch
 
 from restoration.classifier import PRESETS, Classifier
 from restoration.data import BatchAugment, SRPairs
-from restoration.degrade import MixConfig
+from restoration.degrade import MixConfig, even_crop, low_res, upscale_bicubic, upscale_nearest
 from restoration.degrade import check as check_degradation
 from restoration.losses import NormalisedMSE, PerceptualLoss
-from restoration.metrics import psnr_from_mse
+from restoration.metrics import psnr_from_mse, psnr_y
 from restoration.models import load_checkpoint
 from restoration.unet import Autoencoder, UNet
 from train.loop import Runtime, TrainConfig, command_line, fit, load_data, memory_format, parse_config, seed_everything
@@ -54,19 +62,47 @@ class SuperResConfig(TrainConfig):
         "help": "mix: probability of a Gaussian blur before the downscale"})
     mix_noise: float = dataclasses.field(default=MixConfig.noise_p, metadata={"help": "mix: probability of noise"})
     mix_jpeg: float = dataclasses.field(default=MixConfig.jpeg_p, metadata={"help": "mix: probability of JPEG"})
+    mix_quality: str = dataclasses.field(default="{},{}".format(*MixConfig.jpeg_quality), metadata={
+        "help": "mix: the JPEG qualities drawn from, lowest,highest"})
+    mix_weights: str = dataclasses.field(default=",".join(f"{w:g}" for w in MixConfig.kernel_weights), metadata={
+        "help": "mix: how often each kernel (lesson, bicubic, area, lanczos) is drawn"})
+    crops_per_epoch: int = dataclasses.field(default=4096, metadata={
+        "help": "photos (--data a folder of images): random crops that make an epoch"})
+    val_degradations: str = dataclasses.field(default="bicubic,jpeg75", metadata={
+        "help": "photos: whole --val-data images are scored under each of these (luma PSNR gain over bicubic)"})
     soften: float = dataclasses.field(default=0.0, metadata={
         "help": "share of training originals blurred a little (target and input alike), as soft as camera photos"})
     init: str | None = dataclasses.field(default=None, metadata={
         "help": "start from this U-Net checkpoint's weights (fine-tuning; same variant and preset)"})
 
     def mix_config(self) -> MixConfig:
-        return MixConfig(blur_p=self.mix_blur, noise_p=self.mix_noise, jpeg_p=self.mix_jpeg)
+        lo, hi = (int(q) for q in self.mix_quality.split(","))
+        return MixConfig(blur_p=self.mix_blur, noise_p=self.mix_noise, jpeg_p=self.mix_jpeg, jpeg_quality=(lo, hi),
+                         kernel_weights=tuple(float(w) for w in self.mix_weights.split(",")))
+
+    @property
+    def photos(self) -> bool:
+        """Training on a folder of photos at their own resolution (not Tiny ImageNet thumbnails)."""
+        return not (Path(self.data) / "wnids.txt").is_file()
 
     def __post_init__(self):
         try:
             check_degradation(self.degradation)
+            for d in self.val_degradations.split(","):
+                check_degradation(d)
         except ValueError as e:
-            raise SystemExit(f"--degradation: {e}") from None
+            raise SystemExit(f"--degradation / --val-degradations: {e}") from None
+        try:
+            quality, weights = [int(q) for q in self.mix_quality.split(",")], self.mix_weights.split(",")
+            if len(quality) != 2 or not 1 <= quality[0] <= quality[1] <= 100:
+                raise ValueError
+            if len(weights) != 4 or min(float(w) for w in weights) < 0 or sum(float(w) for w in weights) <= 0:
+                raise ValueError
+        except ValueError:
+            raise SystemExit(f"--mix-quality takes lowest,highest in 1-100 (got {self.mix_quality!r}); --mix-weights "
+                             f"four non-negative weights, one per kernel (got {self.mix_weights!r})") from None
+        if self.photos and self.loader != "cache":
+            raise SystemExit("photos (--data a folder of images) train with --loader cache (crops drawn in batches)")
         if self.soften and self.loader != "cache":  # the per-item path (SRPairs) has no softening
             raise SystemExit("--soften works with --loader cache (the batch augmentation); drop one of them")
         if self.out is None:
@@ -112,11 +148,31 @@ def validate(model, inputs, targets, device, loss_fn, batch_size=250):
     return {"val_loss": sums["loss"] / n, "val_mse": sums["mse"] / n, "val_psnr": psnr_from_mse(sums["sse"] / n)}
 
 
+@torch.inference_mode()
+def validate_photos(model, photos, degradations, device):
+    """Whole val photos under each degradation: mean luma PSNR (the literature's protocol) of the
+    model and its gain over bicubic, e.g. {"val_bicubic_psnr_y": 31.2, "val_bicubic_gain": 2.4}."""
+    from tqdm.auto import tqdm
+
+    model.eval()
+    sums = {}
+    generator = torch.Generator().manual_seed(0)
+    for d in degradations:
+        for photo in tqdm(photos, desc=f"validating {d}", unit="img", leave=False, mininterval=1):
+            hr = even_crop(photo.to(device).float().div(255))[None]
+            low = low_res(hr, d, generator)
+            ours, bicubic = psnr_y(model.restore(upscale_nearest(low)), hr).item(), psnr_y(upscale_bicubic(low), hr).item()
+            sums[f"val_{d}_psnr_y"] = sums.get(f"val_{d}_psnr_y", 0.0) + ours / len(photos)
+            sums[f"val_{d}_gain"] = sums.get(f"val_{d}_gain", 0.0) + (ours - bicubic) / len(photos)
+    model.train()
+    return sums
+
+
 def main(argv=None):
     config = parse_config(SuperResConfig, argv, description=__doc__, prog="python -m train.superres")
     runtime = Runtime(config.device, config.threads)
     generator = seed_everything(config.seed, runtime.rank)
-    train, val, caches = load_data(config, runtime)
+    train, val, caches = load_data(config, runtime, photos=config.photos)
 
     model = build_model(config)
     classifier = Classifier.from_pretrained(config.classifier) if config.classifier else None
@@ -140,13 +196,28 @@ def main(argv=None):
               f"{'from ' + config.classifier + f', frozen for {config.freeze_epochs} epoch(s)' if classifier else 'from scratch'}"
               f"{'; all weights from ' + config.init if config.init else ''}; "
               f"inputs degraded by {config.degradation}; "
-              f"{len(train)} training images, {len(val)} validation images, device {runtime.device} × {runtime.world}")
+              f"{len(train)} training {'photos' if config.photos else 'images'}, {len(val)} validation images, device {runtime.device} × {runtime.world}")
 
     def on_epoch_start(epoch):
         if classifier is not None:
             model.set_encoder_trainable(epoch >= config.freeze_epochs)
 
-    if caches:
+    n_train = config.crops_per_epoch if config.photos else len(train)
+    if config.photos:
+        train_photos, val_photos = caches
+        augment = BatchAugment(config.size, generator)
+
+        def make_loader(batches):
+            for idx in batches:  # the indices only count the crops: each is drawn at random
+                crops = augment.photo_crops(train_photos, len(idx), runtime.device)
+                yield augment.sr_pairs(crops, train=True, erase=config.erase, degradation=config.degradation,
+                                       mix_config=config.mix_config(), soften=config.soften, cropped=True)
+
+        val_degradations = config.val_degradations.split(",")
+
+        def run_validation(m):
+            return validate_photos(m, val_photos, val_degradations, runtime.device)
+    elif caches:
         (train_images, _), (val_images, _) = caches
         augment = BatchAugment(config.size, generator)
 
@@ -174,13 +245,17 @@ def main(argv=None):
             torch.manual_seed(config.seed + 1)
             val_inputs, val_targets = (torch.stack(t) for t in zip(*(val_pairs[i] for i in range(len(val_pairs)))))
 
+    if not config.photos:
+        def run_validation(m):
+            return validate(m, val_inputs, val_targets, runtime.device, loss_fn)
+
     def loss_step(module, batch):
         x, y = batch
         return loss_fn(module(x).float(), y), {}
 
     try:
-        fit(model=model, loss_step=loss_step, make_loader=make_loader, n_train=len(train),
-            validate=lambda m: validate(m, val_inputs, val_targets, runtime.device, loss_fn),
+        fit(model=model, loss_step=loss_step, make_loader=make_loader, n_train=n_train,
+            validate=run_validation,
             config=config, runtime=runtime, generator=generator, command=command_line("train.superres", argv), on_epoch_start=on_epoch_start)
     finally:
         runtime.close()
