@@ -50,6 +50,7 @@ from restoration.checkpoint import CheckpointError
 from restoration.compare import (
     Panel,
     compare_stream,
+    family_for_image,
     list_images,
     open_upload,
     restorers_for,
@@ -65,7 +66,7 @@ from restoration.witnesses import COLUMNS, agreement, ranks, read_evaluation, wi
 from restoration.settings import Settings, SettingsError
 from restoration.vote_sync import start_vote_sync
 from restoration.votes import VoteStore, VoteStoreError, check_path
-from restoration.weights import load_available_restorers, load_judge
+from restoration.weights import FAMILIES, by_family, load_available_restorers, load_judge
 
 log = logging.getLogger("app")
 
@@ -187,6 +188,8 @@ class ArenaApp:
         self.titles = {"input": "Low-resolution input", "bicubic": "Bicubic", "original": "Original"}
         self.titles |= {m.entry.name: m.entry.title for m in self.models}
         self.panel_keys = ["input", "bicubic", *[m.entry.name for m in self.models], "original"]
+        self.families = by_family(self.models)  # Compare shows one family at a time
+        self.default_family = next(iter(self.families))
         self.examples = list_images(settings.examples_dir)
         self.pool = judge_pool(settings)
         self.store = store or VoteStore(settings.votes_db)
@@ -205,7 +208,8 @@ class ArenaApp:
                                min_vote_seconds=settings.min_vote_seconds, limits=Limits.from_settings(settings))
             self.scenes = ScenePool(BattleRenderer(self.models, self.pool, settings, restorers=self.restorers),
                                     settings.battle_pool,
-                                    settings.scene_uses, busy=self.lane.busy).start()
+                                    settings.scene_uses, busy=self.lane.busy,
+                                    families={f: [m.entry.name for m in ms] for f, ms in self.families.items()}).start()
         self.evaluation = read_evaluation(Path(settings.weights_dir) / "evaluation.json")
         self.outputs = Path(tempfile.mkdtemp(prefix="restoration-app-"))
         self._export: tuple[int, Path] | None = None  # (votes when written, file)
@@ -262,16 +266,21 @@ class ArenaApp:
 
     @compare_lane
     def compare(self, upload, mode: str, degradation: str = "lesson", show_judge: bool = False,
-                request: gr.Request = None, progress=gr.Progress()):  # noqa: B008
-        """Restore one image with every model, streaming: yields the page's outputs each time a
-        panel or a score is ready (one image per panel, the score table, the PNG files, the zoom
-        slider, both zoom choices, and the panels' files for the zoom; the last four at the end)."""
+                family: str | None = None, request: gr.Request = None, progress=gr.Progress()):  # noqa: B008
+        """Restore one image with every model of a family (default: the first in `FAMILIES`),
+        streaming: yields the page's outputs each time a panel or a score is ready (one image per
+        panel, the other family's hidden; the score table, the PNG files, the zoom slider, both zoom
+        choices, and the panels' files for the zoom; the last four at the end)."""
         path, name = _upload_path(upload)
         if degradation not in degrade.STANDARD:  # the API skips the dropdown's own check
             raise _error(f"Unknown degradation {str(degradation)[:40]!r}: choose one of {', '.join(degrade.STANDARD)}.")
+        family = family or self.default_family
+        if family not in self.families:
+            raise _error(f"Unknown model family {str(family)[:40]!r}: choose one of {', '.join(self.families)}.")
+        models = self.families[family]
         progress(0, desc="Opening the image")
         try:
-            stream = compare_stream(open_upload(path, mode, self.settings), mode, self.models, self.settings,
+            stream = compare_stream(open_upload(path, mode, self.settings), mode, models, self.settings,
                                     self.restorers, degradation)
             step = next(stream)
         except (ImageError, ValueError) as e:
@@ -286,7 +295,7 @@ class ArenaApp:
             if show_judge and self.judge is not None:
                 seen |= {p.key: what_the_judge_sees(self.judge, p) for p in new}
             by_key = {p.key: p for p in step.panels}
-            images = [self._panel_image(k, by_key.get(k), files.get(k), mode, step, seen.get(k))
+            images = [self._panel_image(k, by_key.get(k), files.get(k), mode, step, seen.get(k), family)
                       for k in self.panel_keys]
             table = score_table(step.panels, mode) + ("" if step.done else f"\n\n*{html.escape(step.text)}…*")
             if not step.done:
@@ -294,17 +303,19 @@ class ArenaApp:
                 step = next(stream)
                 continue
             choices = [(p.title, p.key) for p in step.panels]
-            left, right = "bicubic", self.models[0].entry.name
+            left, right = "bicubic", models[0].entry.name
             state = {"files": files, "titles": {p.key: p.title for p in step.panels}}
             yield (*images, table, list(files.values()), self.zoom(state, left, right),
                    gr.Dropdown(choices=choices, value=left), gr.Dropdown(choices=choices, value=right), state)
             return
 
-    def _panel_image(self, key, panel, file, mode, step, seen: str | None = None):
+    def _panel_image(self, key, panel, file, mode, step, seen: str | None = None, family: str | None = None):
         if panel is not None:
             return gr.Image(value=file, label=panel.caption() + (f" · {seen}" if seen else ""), visible=True)
         if key == "original" and mode != "degrade":
             return gr.Image(value=None, visible=False)
+        if key not in ("input", "bicubic", "original") and key not in {m.entry.name for m in self.families[family]}:
+            return gr.Image(value=None, visible=False)  # the other family's panel
         return gr.Image(value=None, label=f"{self.titles[key]} (restoring…)", visible=True)
 
     def zoom(self, state, left: str, right: str):
@@ -316,6 +327,17 @@ class ArenaApp:
         except OSError:  # removed by the sweep of old outputs
             raise _error("These panels are no longer kept on the server; please run the comparison again.") from None
         return gr.ImageSlider(value=tuple(map(str, pair)), label=f"{state['titles'][left]}  ◀ ▶  {state['titles'][right]}")
+
+    def suggest_family(self, upload):
+        """The family to compare an image with: the lesson's for Tiny ImageNet-sized thumbnails,
+        photos otherwise (only among the families that loaded)."""
+        if not upload:
+            return gr.skip()
+        try:
+            path, _ = _upload_path(upload)
+            return gr.Radio(value=family_for_image(path, list(self.families)))
+        except (gr.Error, OSError, ValueError):
+            return gr.skip()  # Compare itself says what is wrong with the upload
 
     # ---------------------------------------------------------------------------- Judge
 
@@ -338,7 +360,7 @@ class ArenaApp:
             scene = self.scenes.take(timeout=60)
         except TimeoutError:
             raise _error("The first pairs are still being prepared; please try again in a few seconds.") from None
-        a, b = self.arena.draw_pair()
+        a, b = self.arena.draw_pair(scene.outputs)  # within the scene's family, and bicubic
         try:
             battle = self.arena.issue(session, self.client(request, browser),
                                       (scene.image_id, scene.degradation, a, b))
@@ -561,6 +583,10 @@ def build_app(app: ArenaApp) -> gr.Blocks:
                                               label="How the low-resolution image is made (Degrade mode)",
                                               info="The lesson's bilinear, an editor's bicubic, or bilinear then a "
                                                    "JPEG thumbnail: see how each model copes.")
+                    family = gr.Radio([(FAMILIES[f].capitalize(), f) for f in app.families], value=app.default_family,
+                                      label="Models trained on", visible=len(app.families) > 1, elem_id="family",
+                                      info="Photos: U-Nets trained on full-resolution photo patches. Tiny ImageNet: "
+                                           "the lesson's U-Nets, trained on 64×64 thumbnails.")
                     show_judge = gr.Checkbox(value=app.judge is not None, visible=app.judge is not None,
                                              label="Show what the judge classifier sees in each panel",
                                              info="Its top class of Tiny ImageNet's 200 and its probability: "
@@ -572,13 +598,19 @@ def build_app(app: ArenaApp) -> gr.Blocks:
                         gr.Examples([[str(p)] for p in app.examples], inputs=[upload], examples_per_page=12,
                                     label="Examples")
                 with gr.Column(scale=3):
-                    panels = []
-                    for row in range(0, len(app.panel_keys), 3):
+                    # The input, bicubic and the original on top; each family's models on a row of their own
+                    # (Compare shows one family, so the other's row is hidden).
+                    rows = [["input", "bicubic", "original"]] + [[m.entry.name for m in ms] for ms in app.families.values()]
+                    shown = set(rows[0]) | {m.entry.name for m in app.families[app.default_family]}
+                    by_key = {}
+                    for row in rows:
                         with gr.Row():
-                            for key in app.panel_keys[row:row + 3]:
-                                panels.append(gr.Image(label=app.titles[key], type="filepath", format="png",
+                            for key in row:
+                                by_key[key] = gr.Image(label=app.titles[key], type="filepath", format="png",
                                                        interactive=False, elem_classes=["panel"], height=PANEL_HEIGHT,
-                                                       elem_id=f"panel-{key}", buttons=["download", "fullscreen"]))
+                                                       elem_id=f"panel-{key}", buttons=["download", "fullscreen"],
+                                                       visible=key in shown)
+                    panels = [by_key[k] for k in app.panel_keys]
                     table = gr.Markdown(elem_id="scores")
             with gr.Row():
                 left = gr.Dropdown(label="Zoom: left", choices=[], scale=1)
@@ -587,7 +619,9 @@ def build_app(app: ArenaApp) -> gr.Blocks:
                                     elem_classes=["panel"])
             files = gr.File(label="Download every output (PNG)", file_count="multiple", interactive=False)
             compared = gr.State(None)
-            run.click(app.compare, [upload, mode, degradation, show_judge], [*panels, table, files, slider, left, right, compared],
+            upload.change(app.suggest_family, upload, family, api_visibility="private", queue=False)
+            run.click(app.compare, [upload, mode, degradation, show_judge, family],
+                      [*panels, table, files, slider, left, right, compared],
                       api_name="compare", preprocess=False, concurrency_id="compare",
                       concurrency_limit=s.concurrency + COMPARE_WAITING_ROOM, show_progress_on=table)
             for dropdown in (left, right):

@@ -3,9 +3,12 @@
     python -m docs.make_figure                       # → docs/comparison.png
     python -m docs.make_figure --images 3 17 42 --zoom 4
     python -m docs.make_figure --degradation jpeg75 --out docs/comparison-jpeg75.png
+    python -m docs.make_figure --family photo --data ../shared/data/photos/val --degradation bicubic \
+        --images 2 9 14 30 --out docs/comparison-photos.png
 
-Columns: the low-resolution input (as the U-Nets see it: nearest ×2), bicubic, each restorer in
-weights/models.json, and the original. Rows: Tiny ImageNet val images, whole (64×64), made low
+Columns: the low-resolution input (as the U-Nets see it: nearest ×2), bicubic, each restorer of
+--family in weights/models.json, and the original. Rows: Tiny ImageNet val images, whole (64×64),
+or, for a folder of photos, a --crop square from the middle of each whole restored photo; made low
 resolution by --degradation (restoration/degrade.py).
 """
 
@@ -15,8 +18,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from restoration.cli import parser
-from restoration.data import TinyImageNet
-from restoration.degrade import upscale_bicubic
+from restoration.data import ImageFolder, TinyImageNet
+from restoration.degrade import even_crop, upscale_bicubic
 from restoration.images import to_pil
 from restoration.inference import Restorer, prepare
 from restoration.settings import Settings
@@ -38,23 +41,35 @@ def grid(rows, titles, zoom, pad=4, header=18):
 def main(argv=None):
     settings = Settings.from_env()
     p = parser("python -m docs.make_figure", __doc__)
-    p.add_argument("--data", default=str(settings.val_dir), help="the Tiny ImageNet folder")
+    p.add_argument("--data", default=str(settings.val_dir), help="the Tiny ImageNet folder, or a folder of photos")
+    p.add_argument("--family", default="lesson", help="which models: lesson or photo (weights/models.json)")
+    p.add_argument("--crop", type=int, default=96, help="photos: the side of the square shown from each")
     p.add_argument("--images", type=int, nargs="*", default=[11, 27, 29, 5, 8, 9], help="val image indices")
     p.add_argument("--zoom", type=int, default=3, help="pixels per image pixel (nearest-neighbour)")
     p.add_argument("--out", default="docs/comparison.png", help="the PNG to write")
     p.add_argument("--degradation", default="lesson", help="how the low-resolution input is made (default: lesson)")
     args = p.parse_args(argv)
-    val = TinyImageNet(args.data, "val")
+    photos = not (Path(args.data) / "wnids.txt").is_file()
+    val = ImageFolder(args.data) if photos else TinyImageNet(args.data, "val")
     models, problems = load_available_restorers(settings.weights_dir)
     if problems:
         raise SystemExit("\n".join(problems))
+    models = [m for m in models if m.entry.family == args.family]
+    if not models:
+        raise SystemExit(f"no restorer of family {args.family!r} in {settings.weights_dir}/models.json")
     restorers = [Restorer.from_settings(m.model, settings) for m in models]
     rows = []
     for i in args.images:
-        image = val[i][0].float() / 255
+        image = even_crop(val[i][0].float() / 255)
         low, model_input, original = prepare(image, "degrade", args.degradation)
-        rows.append([model_input, upscale_bicubic(low)] + [r(model_input) for r in restorers] + [original])
-    titles = [f"input (32px, {args.degradation})", "bicubic"] + [m.entry.title for m in models] + ["original"]
+        row = [model_input, upscale_bicubic(low)] + [r(model_input) for r in restorers] + [original]
+        if photos:  # the middle of the whole restored photo: the windows play no part in what is shown
+            h, w = original.shape[-2:]
+            top, left = (h - args.crop) // 2 // 2 * 2, (w - args.crop) // 2 // 2 * 2
+            row = [x[..., top:top + args.crop, left:left + args.crop] for x in row]
+        rows.append(row)
+    size = "½ size" if photos else "32px"
+    titles = [f"input ({size}, {args.degradation})", "bicubic"] + [m.entry.title for m in models] + ["original"]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     grid(rows, titles, args.zoom).save(args.out)
     print(f"wrote {args.out}: val images {args.images}, degradation {args.degradation}")

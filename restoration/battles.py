@@ -188,8 +188,11 @@ class Arena:
         a, b = self.rng.sample(list(self.contenders.values()), 2)
         return self.rng.choice(self.images), self.rng.choice(self.degradations), a, b
 
-    def draw_pair(self) -> tuple[Contender, Contender]:
-        a, b = self.rng.sample(list(self.contenders.values()), 2)
+    def draw_pair(self, names: Iterable[str] | None = None) -> tuple[Contender, Contender]:
+        """Two different contenders in random order (A, B), among `names` (e.g. those a scene
+        rendered) when given."""
+        pool = [c for n, c in self.contenders.items() if names is None or n in set(names)]
+        a, b = self.rng.sample(pool, 2)
         return a, b
 
     def _within(self, key: str, cap: int, now: float) -> bool:

@@ -195,6 +195,19 @@ def slider_files(left, right) -> tuple[Path, Path]:
     return files[0], files[1]
 
 
+# Images no larger than this on their longer side are thumbnails, like Tiny ImageNet's 64×64 ones.
+THUMBNAIL_SIDE = 128
+
+
+def family_for_image(path, families: Sequence[str]) -> str:
+    """The model family (weights.FAMILIES) suited to an image, among `families`: the lesson's
+    (trained on 64×64 thumbnails) for a thumbnail, photos otherwise. Reads the header only."""
+    with Image.open(path) as im:
+        thumbnail = max(im.size) <= THUMBNAIL_SIDE
+    wanted = "lesson" if thumbnail else "photo"
+    return wanted if wanted in families else families[0]
+
+
 def list_images(folder) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():

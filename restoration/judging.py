@@ -1,7 +1,9 @@
 """The pictures of blind battles, rendered ahead of the judges.
 
 A *scene* is one image of the judge's pool under one degradation (drawn from
-`degrade.STANDARD`), restored by every contender: the U-Nets and the bicubic anchor. Any pair of
+`degrade.STANDARD`), restored by one family's U-Nets (weights.FAMILIES, drawn in turn) and the
+bicubic anchor: pairs are drawn within a family, and bicubic, in every scene, links the families'
+ratings on one scale. Any pair of
 contenders on a ready scene is a battle that costs nothing more to show. `ScenePool` keeps a few
 scenes ready, rendering replacements in a background thread as scenes are used up, so a judge's
 vote is answered with the next pair at once instead of waiting for two model runs (or behind a
@@ -31,9 +33,13 @@ ANCHOR = "bicubic"  # the contender whose rating is pinned
 
 
 def judge_pool(settings: Settings, seed: int = 0) -> dict[str, Path]:
-    """image id → file: every example, plus `judge_val_pool` Tiny ImageNet val images (a fixed
-    random sample) when `val_dir` exists (it does not on a Space)."""
+    """image id → file: every example, every photo under `photo_val_dir` (its subfolders, e.g.
+    kodak24/), plus `judge_val_pool` Tiny ImageNet val images (a fixed random sample) when
+    `val_dir` exists (neither data folder does on a Space)."""
     pool = {f"examples/{p.name}": p for p in list_images(settings.examples_dir)}
+    photos = Path(settings.photo_val_dir)
+    for folder in [photos, *sorted(d for d in photos.iterdir() if d.is_dir())] if photos.is_dir() else []:
+        pool |= {f"photos/{p.relative_to(photos)}": p for p in list_images(folder)}
     val = list_images(Path(settings.val_dir) / "val" / "images")
     if val and settings.judge_val_pool > 0:
         chosen = random.Random(seed).sample(val, min(settings.judge_val_pool, len(val)))
@@ -57,6 +63,7 @@ class Scene:
     original: Image.Image
     outputs: dict[str, Image.Image]  # contender name → its restoration
     uses: int = 0
+    family: str | None = None  # whose U-Nets were rendered (None: every model's)
 
 
 class BattleRenderer:
@@ -69,7 +76,8 @@ class BattleRenderer:
         # The app passes its own (the fast path, shared with Compare); otherwise eager ones.
         self.restorers = restorers if restorers is not None else restorers_for(models, settings, fast=False)
 
-    def render(self, image_id: str, degradation: str = "lesson", names: Sequence[str] | None = None) -> Scene:
+    def render(self, image_id: str, degradation: str = "lesson", names: Sequence[str] | None = None,
+               family: str | None = None) -> Scene:
         s = self.settings
         original = center_crop(open_upload(self.pool[image_id], "degrade", s), self.max_side)
         low, model_input, reference = prepare(to_uint8(original), "degrade", degradation)  # 8-bit, as in Compare
@@ -80,19 +88,22 @@ class BattleRenderer:
             else:
                 out = self.restorers[name](model_input)
             outputs[name] = to_pil(out)
-        return Scene(image_id, degradation, to_pil(low), to_pil(reference), outputs)
+        return Scene(image_id, degradation, to_pil(low), to_pil(reference), outputs, family=family)
 
 
 class ScenePool:
     """`size` ready scenes, refilled by one background thread. `take` picks a ready scene at
     random; after `uses` pairs a scene is used up, which wakes the thread to render a new one
     (used-up scenes serve on until it is ready, so `take` waits only just after start). While
-    `busy()` says the models' cores are taken, it waits instead of rendering."""
+    `busy()` says the models' cores are taken, it waits instead of rendering. With `families`
+    (family → its model names), each scene renders one family and bicubic, the families in turn."""
 
     def __init__(self, renderer: BattleRenderer, size: int = 4, uses: int = 6,
                  degradations: Sequence[str] = STANDARD, rng: random.Random | None = None,
-                 busy: Callable[[], bool] = lambda: False):
+                 busy: Callable[[], bool] = lambda: False, families: Mapping[str, Sequence[str]] | None = None):
         self.renderer, self.size, self.uses, self.busy = renderer, size, uses, busy
+        self.families = list((families or {None: None}).items())
+        self._turn = 0
         self.degradations = list(degradations)
         self.images = list(renderer.pool)
         self.rng = rng or random.SystemRandom()
@@ -126,8 +137,11 @@ class ScenePool:
                 if self._stop or not self.images:
                     return
                 image_id, degradation = self.rng.choice(self.images), self.rng.choice(self.degradations)
+                family, members = self.families[self._turn % len(self.families)]
+                self._turn += 1
             try:
-                scene = self.renderer.render(image_id, degradation)
+                names = None if members is None else [ANCHOR, *members]
+                scene = self.renderer.render(image_id, degradation, names, family)
                 release_memory()  # the models' activations, kept by malloc otherwise (inference.py)
             except Exception as e:  # noqa: BLE001 (a bad image in the pool must not stop judging)
                 log.warning("judge pool: %s (%s) left out: %s: %s", image_id, degradation, type(e).__name__,

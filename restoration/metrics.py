@@ -111,7 +111,9 @@ def luma_bt601(x):
 
 
 def _shave(x, border: int):
-    return x[..., border:-border, border:-border] if border else x
+    """`border` pixels off every side (fewer for an image too small to keep any pixel)."""
+    border = min(border, (min(x.shape[-2:]) - 1) // 2)
+    return x[..., border:-border, border:-border] if border > 0 else x
 
 
 def psnr_y(out, target, border: int = 2):

@@ -44,6 +44,7 @@ class Settings:
     model_source: str = _field("local", choices=("local", "hub"))  # "hub": pull each model at its pinned revision
     examples_dir: Path = REPO / "examples"
     val_dir: Path = REPO.parent / "shared" / "data" / "tiny-imagenet-200"
+    photo_val_dir: Path = REPO.parent / "shared" / "data" / "photos" / "val"  # the judge's photos, when present
     max_pixels: int = _field(1 << 22, min=4)  # outputs above this are refused (4.2 megapixels)
     # The models see windows of tile_size² pixels (rounded up to the model's stride; one shape, so
     # compiled code is reused), tile_batch at a time, with ≥ tile_overlap pixels of context at

@@ -2,7 +2,8 @@
 
 `weights/models.json` lists them: name, title, role ("restorer" for the models the app compares,
 "classifier" for the perceptual-loss network, "judge" for the classifier that scores restorations),
-the local folder, and the Hugging Face Hub repo and pinned revision they are published at. Every
+the local folder, and the Hugging Face Hub repo and pinned revision they are published at. Each
+restorer belongs to a family (`FAMILIES`): what it was trained on, so what it is good for. Every
 checkpoint the app or the evaluation loads comes through `load_model`.
 """
 
@@ -15,8 +16,12 @@ from restoration.checkpoint import WEIGHTS_NAME, CheckpointError
 from restoration.hub import COMMIT, HubUnreachable, NotPublished, download_checkpoint
 from restoration.models import load_checkpoint
 
-__all__ = ["COMMIT", "LoadedModel", "ModelEntry", "load_available_restorers", "load_model", "pin_revisions",
-           "read_catalog"]
+__all__ = ["COMMIT", "FAMILIES", "LoadedModel", "ModelEntry", "by_family", "load_available_restorers", "load_model",
+           "pin_revisions", "read_catalog"]
+
+# A restorer's family: the data it learnt from. The lesson's models reproduce the notebook on Tiny
+# ImageNet's 64×64 thumbnails; the photo family learnt from full-resolution photo patches.
+FAMILIES = {"photo": "photos", "lesson": "Tiny ImageNet (the lesson's)"}
 
 # Why a model asked for from the Hub is served from the local copy (what the page says).
 NOT_PUBLISHED, UNREACHABLE, HUB_FAILED, NOT_ASKED = ("not published yet", "the Hub is unreachable",
@@ -32,6 +37,11 @@ class ModelEntry:
     hub_repo: str | None = None
     revision: str | None = None  # a full commit hash: downloads are pinned, never "main"
     base_model: str | None = None  # the catalogue name of the model its weights started from
+    family: str = "lesson"  # restorers: a key of FAMILIES
+
+    def __post_init__(self):
+        if self.role == "restorer" and self.family not in FAMILIES:
+            raise ValueError(f"{self.name}: family {self.family!r} is not one of {', '.join(FAMILIES)}")
 
 
 @dataclasses.dataclass
@@ -55,8 +65,14 @@ def read_catalog(weights_dir) -> list[ModelEntry]:
         return [ModelEntry(**row) for row in rows]
     except FileNotFoundError:
         raise CheckpointError(f"{file}: missing (it lists the shipped models)") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{file}: not a valid model list ({type(e).__name__}: {e})") from None
+
+
+def by_family(models) -> dict[str, list]:
+    """family → its `LoadedModel`s (catalogue order), families in the order of `FAMILIES`."""
+    groups = {f: [m for m in models if m.entry.family == f] for f in FAMILIES}
+    return {f: ms for f, ms in groups.items() if ms}
 
 
 def pin_revisions(weights_dir, revisions: dict[str, str], repos: dict[str, str] | None = None):

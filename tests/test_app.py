@@ -541,3 +541,64 @@ def test_stopping_the_app_removes_its_temporary_files(sig, tiny_weights, small_e
     assert proc.returncode == 0, output
     assert not list(tmp.glob("restoration-app-*")) and "Traceback" not in output
     assert [p for p in tmp.rglob("*") if p.is_file()] == []  # nor in Gradio's cache
+
+
+# ------------------------------------------------------------------------------ model families
+
+
+@pytest.fixture
+def two_families(settings, tmp_path):
+    """A catalogue with a lesson family and a photo family of tiny U-Nets."""
+    import dataclasses as dc
+
+    from restoration.weights import load_available_restorers
+
+    restorers = [("unet-mse", "MSE U-Net · lesson", False), ("unet-crossconv", "Cross-conv U-Net · lesson", True),
+                 ("photo-mse", "MSE U-Net · photos", False), ("photo-crossconv", "Cross-conv U-Net · photos", True)]
+    folder = make_weights_dir(tmp_path / "weights-families", restorers)
+    catalog = json.loads((folder / "models.json").read_text())
+    for row in catalog["models"]:
+        if row["name"].startswith("photo-"):
+            row["family"] = "photo"
+    (folder / "models.json").write_text(json.dumps(catalog))
+    models, problems = load_available_restorers(folder)
+    assert not problems
+    a = ArenaApp(dc.replace(settings, weights_dir=folder), models)
+    yield a
+    a.close()
+
+
+def test_compare_shows_one_family_photos_by_default(two_families, tmp_path):
+    app = two_families
+    assert list(app.families) == ["photo", "lesson"] and app.default_family == "photo"
+    n = len(app.panel_keys)
+    shown = lambda out: [k for k, img in zip(app.panel_keys, out[:n]) if img.visible]  # noqa: E731
+    default = last(app.compare(str(photo(tmp_path)), "degrade"))
+    assert shown(default) == ["input", "bicubic", "photo-mse", "photo-crossconv", "original"]
+    assert "| MSE U-Net · photos |" in default[n] and "lesson" not in default[n]
+    lesson = last(app.compare(str(photo(tmp_path)), "degrade", "lesson", False, "lesson"))
+    assert shown(lesson) == ["input", "bicubic", "unet-mse", "unet-crossconv", "original"]
+    assert lesson[n + 4].value == "unet-mse"  # the zoom's right side: the family's first model
+    with pytest.raises(gr.Error, match="Unknown model family"):
+        last(app.compare(str(photo(tmp_path)), "degrade", "lesson", False, "cartoons"))
+
+
+def test_thumbnails_suggest_the_lesson_family(two_families, tmp_path):
+    from restoration.compare import family_for_image
+
+    small, large = photo(tmp_path, 64, 64, "thumb.png"), photo(tmp_path, 300, 200, "big.png")
+    assert family_for_image(small, ["photo", "lesson"]) == "lesson"
+    assert family_for_image(large, ["photo", "lesson"]) == "photo"
+    assert family_for_image(small, ["photo"]) == "photo"  # only what loaded
+    assert two_families.suggest_family(str(small)).value == "lesson"
+    assert two_families.suggest_family(str(large)).value == "photo"
+
+
+def test_a_catalogue_family_must_be_known(tmp_path):
+    from restoration.checkpoint import CheckpointError
+    from restoration.weights import read_catalog
+
+    (tmp_path / "models.json").write_text(json.dumps({"models": [
+        {"name": "m", "title": "M", "folder": "m", "role": "restorer", "family": "cartoons"}]}))
+    with pytest.raises(CheckpointError, match="family 'cartoons'"):
+        read_catalog(tmp_path)

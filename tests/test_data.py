@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from restoration.data import (PAD, BatchAugment, ClassifierItems, ImageFolder, SRPairs, TinyImageNet, load_cache,
-                              open_dataset, random_erase_, subset)
+                              load_photos, open_dataset, random_erase_, subset)
 from restoration.degrade import degrade
 from tests.conftest import WNIDS
 
@@ -159,3 +159,49 @@ def test_cache_resizes_other_sizes(tmp_path):
     Image.new("RGB", (100, 50), "red").save(tmp_path / "wide.png")
     images, _ = load_cache(ImageFolder(tmp_path), 32)
     assert images.shape == (1, 3, 32, 32) and images[0, 0].float().mean() > 250
+
+
+def _photo_folder(folder, sizes, seed=0):
+    rng = np.random.default_rng(seed)
+    for i, (w, h) in enumerate(sizes):
+        Image.fromarray((rng.random((h, w, 3)) * 255).astype(np.uint8)).save(folder / f"{i}.png")
+    return ImageFolder(folder)
+
+
+def test_photos_keep_their_own_resolution_and_are_cached(tmp_path):
+    (tmp_path / "photos").mkdir()
+    folder = _photo_folder(tmp_path / "photos", [(120, 80), (50, 70), (33, 33)])
+    photos = load_photos(folder, tmp_path / "cache")
+    assert [tuple(p.shape) for p in photos] == [(3, 80, 120), (3, 70, 50), (3, 33, 33)]
+    assert all(p.dtype == torch.uint8 for p in photos) and torch.equal(photos[1], folder[1][0])
+    for f in (tmp_path / "cache").iterdir():
+        np.load(f, allow_pickle=False)  # plain arrays, no pickles
+    again = load_photos(folder, tmp_path / "cache")  # from the cache: the same pixels
+    assert all(torch.equal(a, b) for a, b in zip(photos, again))
+
+
+def test_photo_crops_are_real_crops_drawn_by_area():
+    """Every crop is a window of one photo under one of the 8 flips/rotations, and photos are drawn
+    in proportion to their area."""
+    big = torch.arange(3 * 60 * 80, dtype=torch.int64).remainder(251).to(torch.uint8).view(3, 60, 80)
+    small = torch.full((3, 20, 20), 255, dtype=torch.uint8)  # 400 of the 5,200 pixels
+    augment = BatchAugment(16, torch.Generator().manual_seed(0))
+    crops = augment.photo_crops([big, small], 600)
+    assert crops.shape == (600, 3, 16, 16) and crops.dtype == torch.uint8
+    from_small = (crops == 255).flatten(1).all(1)
+    share = from_small.float().mean().item()
+    assert 400 / 5200 / 2 < share < 400 / 5200 * 2  # by area (1/13), not one photo in two
+    windows = [big[:, y:y + 16, x:x + 16] for y in range(60 - 15) for x in range(80 - 15)]
+    orientations = set()
+    for crop in crops[~from_small][:40]:  # undo each of the 8 flips/rotations until a window matches
+        undone = [(k, f) for k in range(4) for f in (False, True)
+                  if any(torch.equal(w, (lambda c: c.flip(-1) if f else c)(torch.rot90(crop, k, (1, 2)))) for w in windows)]
+        assert undone, "a crop that is no window of the photo"
+        orientations.add(undone[0])
+    assert len(orientations) > 4  # the flips and rotations are drawn
+
+
+def test_photo_crops_pad_photos_smaller_than_the_crop():
+    tiny = torch.randint(0, 256, (3, 10, 12), dtype=torch.uint8)
+    crops = BatchAugment(16, torch.Generator().manual_seed(0)).photo_crops([tiny], 4)
+    assert crops.shape == (4, 3, 16, 16)

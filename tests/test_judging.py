@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from restoration.degrade import STANDARD, low_res, upscale_bicubic
 from restoration.images import to_float, to_pil, to_tensor, to_uint8
@@ -113,3 +114,29 @@ def test_the_pool_does_not_render_while_the_cores_are_busy(settings, tiny_models
         assert pool.ready() == 2 and first.outputs
     finally:
         pool.stop()
+
+
+def test_judge_pool_adds_the_val_photos(settings, tmp_path):
+    photos = tmp_path / "photos-val"
+    for sub in ("kodak", "mcmaster"):
+        (photos / sub).mkdir(parents=True)
+        Image.new("RGB", (40, 30), "gray").save(photos / sub / f"{sub}-1.png")
+    pool = judge_pool(dataclasses.replace(settings, photo_val_dir=photos))
+    assert {"photos/kodak/kodak-1.png", "photos/mcmaster/mcmaster-1.png"} <= set(pool)
+    assert all(pool[k].is_file() for k in pool)
+
+
+def test_scenes_take_the_families_in_turn_each_with_bicubic(settings, tiny_models):
+    families = {"photo": ["unet-mse"], "lesson": ["unet-perceptual", "unet-crossconv"]}
+    pool = ScenePool(BattleRenderer(tiny_models, judge_pool(settings), settings), size=4, uses=100,
+                     rng=random.Random(0), families=families).start()
+    try:
+        deadline = time.monotonic() + 60
+        while pool.ready() < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        scenes = list(pool._ready)
+    finally:
+        pool.stop()
+    assert {s.family for s in scenes} == {"photo", "lesson"}
+    for s in scenes:
+        assert set(s.outputs) == {ANCHOR, *families[s.family]}

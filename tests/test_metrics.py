@@ -106,3 +106,47 @@ def test_uint8_images_score_as_their_values_over_255(monkeypatch):
     assert torch.allclose(ssim(a, b), ssim(fa, fb), atol=1e-5)
     assert torch.allclose(gradient_energy(a), gradient_energy(fa), atol=1e-6)
     assert torch.allclose(psnr(a, fb), psnr(fa, fb), atol=1e-4)  # and mixed
+
+
+def test_luma_psnr_by_hand():
+    """A constant error of d on every channel moves BT.601 Y by d × (65.481 + 128.553 + 24.966) / 255
+    everywhere: PSNR = -20 log10 of that; the shaved border does not count."""
+    from restoration.metrics import luma_bt601, psnr_y
+
+    target = torch.full((1, 3, 12, 12), 0.5)
+    out = target + 0.01
+    out[..., :2, :] = 1.0  # errors in the 2-pixel border are shaved off
+    dy = 0.01 * (65.481 + 128.553 + 24.966) / 255
+    assert float(psnr_y(out, target, border=2)) == pytest.approx(-20 * math.log10(dy), abs=1e-3)
+    assert float(psnr_y(out, target, border=0)) < float(psnr_y(out, target, border=2))
+    assert float(luma_bt601(torch.zeros(1, 3, 1, 1))) == pytest.approx(16 / 255)
+    assert float(luma_bt601(torch.ones(1, 3, 1, 1))) == pytest.approx(235 / 255)
+
+
+def test_luma_ssim_matches_scikit_image_on_y():
+    from skimage.metrics import structural_similarity
+
+    from restoration.metrics import luma_bt601, ssim_y
+
+    g = torch.Generator().manual_seed(3)
+    target = torch.rand(2, 3, 40, 36, generator=g)
+    out = (target + 0.1 * torch.randn(target.shape, generator=g)).clamp(0, 1)
+    ours = ssim_y(out, target, border=2)
+    ya, yb = luma_bt601(out)[:, 0, 2:-2, 2:-2].double().numpy(), luma_bt601(target)[:, 0, 2:-2, 2:-2].double().numpy()
+    for i in range(2):
+        ref = structural_similarity(ya[i], yb[i], gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                    data_range=1.0)
+        assert float(ours[i]) == pytest.approx(ref, abs=1e-4)
+
+
+def test_meter_reports_the_luma_figures():
+    from restoration.metrics import QualityMeter, psnr_y, ssim_y
+
+    target = torch.rand(3, 3, 20, 20, generator=torch.Generator().manual_seed(1))
+    out = (target * 0.9).clamp(0, 1)
+    meter = QualityMeter()
+    meter.update(out[:2], target[:2])
+    meter.update(out[2:], target[2:])
+    summary = meter.summary()
+    assert summary["psnr_y"] == pytest.approx(float(psnr_y(out, target).mean()), abs=1e-4)
+    assert summary["ssim_y"] == pytest.approx(float(ssim_y(out, target).mean()), abs=1e-4)

@@ -140,7 +140,8 @@ def test_the_app_says_where_each_model_came_from(weights, published, fake_hub, t
     fake_hub.seed("test-org/unet-mse", hub_files(published), commit=REVISION)
     models, problems = load_available_restorers(weights, source="hub")
     assert [m.source for m in models] == ["hub", "local", "local"] and not problems
-    app = ArenaApp(Settings(weights_dir=weights, votes_db=tmp_path / "v.db", val_dir=tmp_path / "none"), models)
+    app = ArenaApp(Settings(weights_dir=weights, votes_db=tmp_path / "v.db", val_dir=tmp_path / "none",
+                            photo_val_dir=tmp_path / "none"), models)
     assert app.notes[0].startswith("MSE U-Net: Hugging Face Hub test-org/unet-mse")
     assert source_label(models[0]) == f"Hub test-org/unet-mse @ {REVISION[:10]}"
     assert source_label(models[1]).endswith("(the Hub failed)") and "RepositoryNotFoundError" in app.notes[1]

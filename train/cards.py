@@ -28,6 +28,19 @@ KIND = {"classifier": "image classifier (Tiny ImageNet, 200 classes)",
         "unet": "×2 super-resolution U-Net", "autoencoder": "×2 super-resolution autoencoder (baseline)"}
 ABSOLUTE_PATH = re.compile(r"(?<![\w.~/:)\]-])/[A-Za-z_][\w.-]*/[\w./-]*")  # /any/absolute/path, not URLs
 TRAINING_HEADINGS = ("## Training", "## Validation during training")
+# The photo family's data (../shared/data/photos, see its README): no Hub dataset, so the card says it in words.
+PHOTO_LICENSE = {"license": "other", "license_name": "bsds500-imagenet-non-commercial",
+                 "license_link": "https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/resources.html"}
+PHOTO_LICENSE_TEXT = ("Trained on photos of the Berkeley Segmentation Data Set 500 (its train and test splits, 399 "
+                      "images) and 450 ImageNet photos (one per class, a seeded sample), which are for non-commercial "
+                      "research and education (each ImageNet photo keeps its own copyright); chosen and validated on "
+                      "Kodak24 and McMaster18, distributed for research use. The encoder's starting weights and the "
+                      "perceptual loss (where used) come from the Tiny ImageNet classifier, itself under Tiny "
+                      "ImageNet's non-commercial terms. The same terms apply to these weights (licence `other`).")
+
+
+def is_photo(entry: ModelEntry) -> bool:
+    return entry.role == "restorer" and entry.family == "photo"
 
 
 # -------------------------------------------------------------------------------------------- evaluation
@@ -86,9 +99,11 @@ def eval_results(entry: ModelEntry, evaluation: dict | None) -> list:
             if not r:
                 continue
             where = {"task_type": "image-to-image", "task_name": "×2 super-resolution",
-                     "dataset_name": f"Tiny ImageNet val, {degradation} ×2 degradation", "dataset_config": degradation}
+                     "dataset_name": f"{evaluation['data']}, {degradation} ×2 degradation", "dataset_config": degradation}
             metrics = [("psnr", "PSNR (dB, pooled)", r.get("psnr_pooled")), ("psnr", "PSNR (dB, mean of images)",
                        r.get("psnr_mean")), ("ssim", "SSIM", r.get("ssim")),
+                       ("psnr", "Y-PSNR (dB, BT.601 luma, 2-pixel border shaved, mean of images)", r.get("psnr_y")),
+                       ("ssim", "Y-SSIM (BT.601 luma, 2-pixel border shaved)", r.get("ssim_y")),
                        ("accuracy", "judge top-1 on the restorations", r.get("judge_top1")),
                        ("fidelity", "judge top-1 / top-1 on the originals", r.get("fidelity"))]
             out += [EvalResult(**common, **where, metric_type=t, metric_name=n, metric_value=round(float(v), 4))
@@ -117,14 +132,15 @@ def evaluation_section(entry: ModelEntry, evaluation: dict | None) -> list[str]:
             if not r:
                 continue
             judged = "judge_top1" in r
-            lines += ["", f"Degradation `{degradation}` (whole images, ×2):", "",
-                      "| | PSNR pooled (dB) | PSNR mean of images (dB) | SSIM | sharpness |"
+            lines += ["", f"Degradation `{degradation}` (whole images, ×2; Y- = BT.601 luma, 2-pixel border shaved):", "",
+                      "| | PSNR pooled (dB) | PSNR mean of images (dB) | SSIM | Y-PSNR (dB) | Y-SSIM | sharpness |"
                       + (" judge top-1 | fidelity |" if judged else ""),
-                      "|---|---:|---:|---:|---:|" + ("---:|---:|" if judged else "")]
+                      "|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if judged else "")]
             for label, key in (("this model", entry.name), ("bicubic", "bicubic"), ("nearest", "nearest")):
                 s = results.get(key)
                 if s:
-                    row = (f"| {label} | {s['psnr_pooled']:.3f} | {s['psnr_mean']:.3f} | {s['ssim']:.4f} | "
+                    luma = (f"{s['psnr_y']:.3f} | {s['ssim_y']:.4f}" if _finite(s.get("psnr_y")) else "— | —")
+                    row = (f"| {label} | {s['psnr_pooled']:.3f} | {s['psnr_mean']:.3f} | {s['ssim']:.4f} | {luma} | "
                            f"{s['sharpness']:.3f} |")
                     if judged:
                         row += (f" {s['judge_top1']:.2%} | {s['fidelity']:.3f} |"
@@ -195,11 +211,13 @@ def build_card(folder, entry: ModelEntry, catalog: list[ModelEntry], evaluation:
     params = sum(p.numel() for p in model.parameters())
     kind = config["model_type"]
     task = "image-classification" if kind == "classifier" else "image-to-image"
-    tags = ["pytorch", "safetensors", "fastai-course-lesson-23", "tiny-imagenet"]
+    photo = is_photo(entry)
+    tags = ["pytorch", "safetensors", "fastai-course-lesson-23", "photos" if photo else "tiny-imagenet"]
     tags += ["super-resolution", "unet"] if kind != "classifier" else ["resnet"]
     base = next((e for e in catalog if e.name == entry.base_model), None) if entry.base_model else None
     extra = {"base_model": base.hub_repo, "base_model_relation": "finetune"} if base and base.hub_repo else {}
-    data = ModelCardData(**LICENSE, library_name="pytorch", pipeline_tag=task, tags=tags, datasets=[DATASET],
+    data = ModelCardData(**(PHOTO_LICENSE if photo else LICENSE), library_name="pytorch", pipeline_tag=task, tags=tags,
+                         datasets=None if photo else [DATASET],
                          model_name=entry.title, eval_results=eval_results(entry, evaluation) or None, **extra)
     dtypes = sorted({dtype for dtype, _ in read_header(folder / WEIGHTS_NAME).values()} - {"I64"})
     size = (folder / WEIGHTS_NAME).stat().st_size
@@ -208,8 +226,11 @@ def build_card(folder, entry: ModelEntry, catalog: list[ModelEntry], evaluation:
              f"({', '.join(dtypes)}). It takes RGB in [0, 1] and normalises inside (the constants are in config.json).")
     if kind != "classifier":
         intro += " Input: the low-resolution image upscaled ×2 with nearest neighbour; output: the restored image."
+    if photo:
+        intro += (" One of the photo family: fine-tuned on random crops of full-resolution photos (not Tiny ImageNet "
+                  "thumbnails), for people's own pictures.")
     if base:
-        intro += (f" Its encoder started from the {base.title}"
+        intro += (f" Its {'weights' if photo else 'encoder'} started from the {base.title}"
                   + (f" ([{base.hub_repo}](https://huggingface.co/{base.hub_repo}))." if base.hub_repo else "."))
     if entry.role == "judge":
         intro += (" It is the judge of the evaluation: a classifier trained apart from the restorers, which scores how "
@@ -219,7 +240,7 @@ def build_card(folder, entry: ModelEntry, catalog: list[ModelEntry], evaluation:
     if training:
         lines += [scrub_paths(training).strip(), ""]
     lines += evaluation_section(entry, evaluation)
-    lines += ["## Data licence", "", LICENSE_TEXT, ""]
+    lines += ["## Data licence", "", PHOTO_LICENSE_TEXT if photo else LICENSE_TEXT, ""]
     text = "\n".join(lines)
     found = ABSOLUTE_PATH.search(text)
     if found:

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from restoration.classifier import PRESETS, Classifier, top1_accuracy
 from restoration.data import BatchAugment, ClassifierItems
-from train.loop import Runtime, TrainConfig, command_line, fit, load_data, memory_format, parse_config, seed_everything
+from train.loop import (Runtime, TrainConfig, command_line, fit, load_data, memory_format, next_steps, parse_config,
+                        seed_everything)
 
 
 @dataclasses.dataclass
@@ -68,10 +69,14 @@ def main(argv=None):
         return F.cross_entropy(logits, y), {"acc": (logits.argmax(1) == y).float().mean()}
 
     try:
-        fit(model=model, loss_step=loss_step, make_loader=make_loader, n_train=len(train), validate=validate,
-            config=config, runtime=runtime, generator=generator, command=command_line("train.classifier", argv), bar_metrics=("acc",))
+        reason = fit(model=model, loss_step=loss_step, make_loader=make_loader, n_train=len(train), validate=validate,
+                     config=config, runtime=runtime, generator=generator, command=command_line("train.classifier", argv),
+                     bar_metrics=("acc",))
     finally:
         runtime.close()
+    if runtime.main:
+        print(next_steps(config.out, reason, f"python -m restoration.evaluate --models --classifier {config.out} "
+                                             "--judge none --limit 1000"))
 
 
 if __name__ == "__main__":

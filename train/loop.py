@@ -400,6 +400,15 @@ def fit(*, model, loss_step, make_loader, n_train, validate, config, runtime: Ru
     return "done"
 
 
+def next_steps(out, reason: str, evaluate: str) -> str:
+    """The last lines of a run: where the model is, how to evaluate it, and how to go on."""
+    lines = [f"saved the model in {out}/ (config.json + model.safetensors)",
+             f"evaluate it: {evaluate}"]
+    if reason != "done":
+        lines.append("continue training: the same command with --resume")
+    return "\n".join(lines)
+
+
 def format_duration(seconds: float) -> str:
     """4:05 (minutes), 1:02:03 (hours)."""
     m, s = divmod(int(round(seconds)), 60)

@@ -41,13 +41,15 @@ def rebuild_cards(weights: Path, evaluation: Path | None = None, names=None) -> 
     evaluation and the training record already in the card."""
     catalog = read_catalog(weights)
     record = read_evaluation(evaluation or weights / "evaluation.json")
+    photo_record = read_evaluation(weights / "evaluation-photos.json")  # the photo family's, on photo val
     written = []
     for entry in catalog:
         if names and entry.name not in names:
             continue
         folder = weights / entry.folder
         old = (folder / "README.md").read_text() if (folder / "README.md").is_file() else ""
-        card = build_card(folder, entry, catalog, record, training_record(old), space_id(weights))
+        evaluated = photo_record if entry.role == "restorer" and entry.family == "photo" else record
+        card = build_card(folder, entry, catalog, evaluated, training_record(old), space_id(weights))
         card.save(folder / "README.md")
         written.append(folder / "README.md")
     return written

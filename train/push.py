@@ -56,6 +56,17 @@ def training_markdown(run: Path, notes: str | None = None) -> str:
              f"{train_config['batch_size']} per process), AdamW one-cycle, max lr {train_config['lr']}, "
              f"weight decay {train_config['weight_decay']}.",
              f"- Wall time: {state['elapsed'] / 3600:.2f} h in all."]
+    if train_config.get("schedule") == "time":
+        lines.insert(-1, f"- Schedule: time, the one-cycle spans {train_config.get('train_minutes')} minutes of training "
+                         f"(an epoch is {train_config.get('crops_per_epoch', '?')} random crops for photos).")
+    if train_config.get("val_data"):
+        lines.insert(-1, f"- Validation: whole images of `{train_config['val_data']}` (never trained on).")
+    if train_config.get("init"):
+        lines.insert(-1, f"- All weights started from `{train_config['init']}` (fine-tuning).")
+    if train_config.get("degradation") == "mix":
+        lines.insert(-1, f"- Degradation `mix`: kernels lesson/bicubic/area/lanczos drawn {train_config.get('mix_weights')}, "
+                         f"JPEG on {train_config.get('mix_jpeg')} of the inputs at qualities {train_config.get('mix_quality')}, "
+                         f"noise on {train_config.get('mix_noise')}, blur before the downscale on {train_config.get('mix_blur')}.")
     if "classifier" in train_config and train_config.get("classifier"):
         lines.append(f"- Encoder initialised from `{train_config['classifier']}`, frozen for "
                      f"{train_config.get('freeze_epochs')} epoch(s); variant `{train_config.get('variant')}`.")

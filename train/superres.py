@@ -36,7 +36,8 @@ from restoration.losses import NormalisedMSE, PerceptualLoss
 from restoration.metrics import psnr_from_mse, psnr_y
 from restoration.models import load_checkpoint
 from restoration.unet import Autoencoder, UNet
-from train.loop import Runtime, TrainConfig, command_line, fit, load_data, memory_format, parse_config, seed_everything
+from train.loop import (Runtime, TrainConfig, command_line, fit, load_data, memory_format, next_steps, parse_config,
+                        seed_everything)
 
 VARIANTS = ("mse", "perceptual", "crossconv", "autoencoder")
 
@@ -254,11 +255,15 @@ def main(argv=None):
         return loss_fn(module(x).float(), y), {}
 
     try:
-        fit(model=model, loss_step=loss_step, make_loader=make_loader, n_train=n_train,
-            validate=run_validation,
-            config=config, runtime=runtime, generator=generator, command=command_line("train.superres", argv), on_epoch_start=on_epoch_start)
+        reason = fit(model=model, loss_step=loss_step, make_loader=make_loader, n_train=n_train,
+                     validate=run_validation, config=config, runtime=runtime, generator=generator,
+                     command=command_line("train.superres", argv), on_epoch_start=on_epoch_start)
     finally:
         runtime.close()
+    if runtime.main:
+        data = f"--data {config.val_data} " if config.photos and config.val_data else "--limit 1000 "
+        print(next_steps(config.out, reason, f"python -m restoration.evaluate --models {config.out} {data}"
+                                             "--degradation lesson,bicubic,jpeg75"))
 
 
 if __name__ == "__main__":
