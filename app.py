@@ -418,17 +418,23 @@ class ArenaApp:
     def _flagged(self, rows) -> dict[str, str]:
         return flag_judges(rows, self.flag_rules)
 
-    def leaderboard(self, degradation: str = "all"):
-        """(summary, ranking table, win-rate matrix), over every degradation or one of them.
-        Votes of judges flagged as implausible are left out, and counted in the summary."""
+    def leaderboard(self, degradation: str = "all", family: str = "all"):
+        """(summary, ranking table, win-rate matrix), over every degradation or one of them, every
+        model family or one of them (its models and bicubic). Votes of judges flagged as
+        implausible are left out, and counted in the summary."""
         if degradation not in ("all", *degrade.STANDARD):
             raise _error(f"Unknown degradation {str(degradation)[:40]!r}: choose all or one of "
                          f"{', '.join(degrade.STANDARD)}.")
+        if family not in ("all", *self.families):
+            raise _error(f"Unknown model family {str(family)[:40]!r}: choose all or one of {', '.join(self.families)}.")
         rows = self.store.judge_outcomes(self.flag_rules.fast_seconds)
         flagged = self._flagged(rows)
         outcomes, left_out = counted_outcomes(rows, flagged, None if degradation == "all" else degradation)
-        names = [m.entry.name for m in self.models] + [ANCHOR]
-        names += sorted({n for a, b, _, _ in outcomes for n in (a, b)} - set(names))
+        members = self.models if family == "all" else self.families[family]
+        names = [m.entry.name for m in members] + [ANCHOR]
+        if family != "all":  # a family's battles: its models against each other and bicubic
+            outcomes = [o for o in outcomes if o[0] in names and o[1] in names]
+        names += sorted({n for a, b, _, _ in outcomes for n in (a, b)} - set(names))  # models no longer served
         board = fit_leaderboard(outcomes, names, rounds=self.settings.bootstrap_rounds, anchor=ANCHOR,
                                 left_out=left_out)
         per_degradation = defaultdict(int)
@@ -662,6 +668,9 @@ def build_app(app: ArenaApp) -> gr.Blocks:
         with gr.Tab("Leaderboard") as board_tab:
             which = gr.Radio([("All degradations", "all")] + [(degrade.title(d), d) for d in degrade.STANDARD],
                              value="all", label="Votes on inputs degraded by", elem_id="board-degradation")
+            board_family = gr.Radio([("All models", "all")] + [(FAMILIES[f].capitalize(), f) for f in app.families],
+                                    value="all", label="Models trained on", elem_id="board-family",
+                                    visible=len(app.families) > 1)
             summary = gr.Markdown(elem_id="board-summary")
             ranking = gr.Dataframe(headers=LEADERBOARD_HEADERS, interactive=False, elem_id="ranking")
             gr.Markdown("Win rates from the votes (ties count half):")
@@ -671,10 +680,13 @@ def build_app(app: ArenaApp) -> gr.Blocks:
                 export = gr.Button("Export all votes (CSV)", size="sm")
             csv_file = gr.File(label="Votes (CSV)", interactive=False)
             board = {"concurrency_id": "leaderboard", "concurrency_limit": 2}
-            board_tab.select(app.leaderboard, which, [summary, ranking, matrix], api_name="leaderboard_on_open",
-                             api_visibility="private", **board)
-            refresh.click(app.leaderboard, which, [summary, ranking, matrix], api_name="leaderboard", **board)
-            which.input(app.leaderboard, which, [summary, ranking, matrix], api_visibility="private", **board)
+            board_tab.select(app.leaderboard, [which, board_family], [summary, ranking, matrix],
+                             api_name="leaderboard_on_open", api_visibility="private", **board)
+            refresh.click(app.leaderboard, [which, board_family], [summary, ranking, matrix], api_name="leaderboard",
+                          **board)
+            for choice in (which, board_family):
+                choice.input(app.leaderboard, [which, board_family], [summary, ranking, matrix], api_visibility="private",
+                             **board)
             export.click(app.export_votes, None, csv_file, api_name="export_votes", **board)
     return demo
 

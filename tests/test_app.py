@@ -602,3 +602,23 @@ def test_a_catalogue_family_must_be_known(tmp_path):
         {"name": "m", "title": "M", "folder": "m", "role": "restorer", "family": "cartoons"}]}))
     with pytest.raises(CheckpointError, match="family 'cartoons'"):
         read_catalog(tmp_path)
+
+
+def test_judge_pairs_stay_within_a_family_and_the_leaderboard_splits_by_family(two_families):
+    app = two_families
+    families = {f: {m.entry.name for m in ms} | {"bicubic"} for f, ms in app.families.items()}
+    session, token = app.next_pair(None, None)[:2]
+    seen = set()
+    for _ in range(16):
+        battle = app.arena.pending(session)
+        pair = {battle.a.name, battle.b.name}
+        family = next(f for f, names in families.items() if pair <= names)  # one family (and bicubic)
+        seen.add(family)
+        session, token = app.vote("A is better", session, token)[:2]
+    assert seen == {"photo", "lesson"}  # the scenes take the families in turn
+    everyone = [row[1] for row in app.leaderboard("all", "all")[1].value["data"]]
+    photos = [row[1] for row in app.leaderboard("all", "photo")[1].value["data"]]
+    assert set(photos) == {"MSE U-Net · photos", "Cross-conv U-Net · photos", "Bicubic"}
+    assert set(photos) < set(everyone)
+    with pytest.raises(gr.Error, match="Unknown model family"):
+        app.leaderboard("all", "cartoons")
