@@ -492,6 +492,25 @@ def test_through_gradio_client(served, tmp_path):
     assert len(list(csv.DictReader(Path(csv_file).read_text().splitlines()))) == 2
 
 
+def test_the_tests_keep_gradios_files_in_their_own_temp_folder(served, tmp_path):
+    """conftest points GRADIO_TEMP_DIR at a folder of the test session: an upload, the panels
+    served back and the client's downloads land there, and nothing in the machine's shared
+    /tmp/gradio (other runs may write there meanwhile: only this test's unique name is looked for)."""
+    import secrets
+    import tempfile
+
+    ours = Path(os.environ["GRADIO_TEMP_DIR"])
+    shared = Path(tempfile.gettempdir()) / "gradio"
+    assert ours.resolve() != shared.resolve() and ours.name.startswith("pytest-gradio-")
+    a, client = served
+    name = f"probe-{secrets.token_hex(6)}"
+    out = client.predict(handle_file(str(photo(tmp_path, name=f"{name}.png"))), "degrade", api_name="/compare")
+    assert Path(out[0]["value"]).is_relative_to(ours)  # the client's download of a panel
+    mine = lambda folder: [p for p in folder.rglob(f"*{name}*") if p.is_file()] if folder.exists() else []
+    assert len(mine(ours)) >= 2 * len(a.panel_keys)  # served by the app and downloaded by the client
+    assert mine(shared) == []
+
+
 def test_user_errors_are_one_log_line_not_a_traceback(served, tmp_path, capfd, caplog):
     a, client = served
     caplog.set_level("INFO", logger="app")
