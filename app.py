@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
 import torch
 from PIL import Image, PngImagePlugin
 
@@ -61,7 +60,9 @@ from restoration.images import ImageError
 from restoration.inference import warm_up_in_background
 from restoration.judging import ANCHOR, BattleRenderer, ScenePool, judge_pool
 from restoration.ratings import MIN_VOTES, fit_leaderboard
-from restoration.witnesses import COLUMNS, agreement, ranks, read_evaluation, witness_scores
+from restoration.leaderboard import HEADERS as LEADERBOARD_HEADERS
+from restoration.leaderboard import ranking_rows, win_rate_rows
+from restoration.witnesses import agreement, read_evaluation, witness_scores
 from restoration.settings import Settings, SettingsError
 from restoration.vote_sync import start_vote_sync
 from restoration.votes import VoteStore, VoteStoreError, check_path
@@ -416,23 +417,8 @@ class ArenaApp:
         title = lambda n: self.titles.get(n, n)
         # The automatic witnesses beside the votes, each with its own rank (restoration/witnesses.py).
         scores = witness_scores(self.evaluation, degradation)
-        column_ranks = {key: ranks({n: s[key] for n, s in scores.items() if key in s and n in names}) for key in COLUMNS}
-        rows = []
-        for i in board.order():
-            n, s = board.names[i], scores.get(board.names[i], {})
-            interval = ("pinned (anchor)" if n == board.anchor else
-                        f"{board.lower[i]:.0f} – {board.upper[i]:.0f}" if np.isfinite(board.upper[i])
-                        else f"— (under {MIN_VOTES} votes)")
-            shown = {"psnr_pooled": "{:.2f}", "ssim": "{:.4f}", "fidelity": "{:.1%}"}
-            witnesses = [cell for key, fmt in shown.items()
-                         for cell in ((fmt.format(s[key]), column_ranks[key][n]) if key in s else ("—", "—"))]
-            rows.append([int(board.rank[i]), title(n), round(float(board.rating[i])), interval, int(board.votes[i]),
-                         *witnesses])
-        rates = board.win_rate()
-        matrix = [[title(board.names[i])] + [
-            "—" if i == j or board.games[i, j] == 0 else f"{rates[i, j]:.0%} of {int(board.games[i, j])}"
-            for j in board.order()] for i in board.order()]
-        headers = ["Model (row) beats (column)"] + [title(board.names[j]) for j in board.order()]
+        rows = ranking_rows(board, scores, title, MIN_VOTES)
+        headers, matrix = win_rate_rows(board, title)
         human = {n: float(r) for n, r in zip(board.names, board.rating) if n in scores}
         enough = all(v >= MIN_VOTES for n, v in zip(board.names, board.votes) if n in human and n != board.anchor)
         said = agreement(human, scores, enough and board.total_votes > 0)
@@ -487,10 +473,6 @@ class ArenaApp:
             self.store.write_public_csv(file, flagged)
             self._export = (n, file)
             return str(file)
-
-
-LEADERBOARD_HEADERS = ["Rank", "Model", "Rating", "95% interval", "Votes", "PSNR (dB)", "PSNR rank", "SSIM", "SSIM rank",
-                       "Semantic fidelity", "Fidelity rank"]
 
 
 def _degradation_title(name: str) -> str:
