@@ -58,7 +58,7 @@ from restoration.compare import (
 )
 from restoration.images import ImageError
 from restoration.inference import warm_up_in_background
-from restoration.judging import ANCHOR, BattleRenderer, ScenePool, judge_pool
+from restoration.judging import ANCHOR, BattleRenderer, RecentImages, ScenePool, judge_pool
 from restoration.ratings import MIN_VOTES, fit_leaderboard
 from restoration.leaderboard import HEADERS as LEADERBOARD_HEADERS
 from restoration.leaderboard import ranking_rows, win_rate_rows
@@ -75,6 +75,10 @@ MODES = [("Degrade, then restore", "degrade"), ("Upscale ×2", "upscale")]
 MODE_VALUES = [value for _, value in MODES]
 ANSWERS = {"A is better": "A", "B is better": "B", "Tie": "tie", "Both bad": "both_bad"}
 SAID = {"A": "A is better", "B": "B is better", "tie": "a tie", "both_bad": "both bad"}
+# What every Judge handler returns, in order: the last three are the pair on screen (state) and the
+# thumbnails of the pair just judged, shown with the reveal above the new pair.
+JUDGE_OUTPUTS = ["session", "token", "low", "original", "side_a", "side_b", "reveal", "progress", "shown",
+                 "judged_a", "judged_b"]
 JUDGE_LANE_LIMIT = 8  # judge and vote handlers at once: they only write small PNGs and one row
 COMPARE_WAITING_ROOM = 8  # Compare requests admitted past Gradio's queue (running or waiting for the models)
 BROWSER_KEY = "super-resolution-arena-judge"  # localStorage key of the judge's browser id
@@ -87,6 +91,7 @@ CSS = """
 """
 PANEL_HEIGHT = 300
 JUDGE_HEIGHT = 420
+THUMB_HEIGHT = 140  # the pair just judged, above the next one
 
 
 def _error(message: str) -> gr.Error:
@@ -160,6 +165,12 @@ def compare_lane(method):
     return plain
 
 
+def _session_id(session) -> str:
+    """The judge's session id from the page's state, or a new pseudonymous one (first pair, or
+    anything else an API client sent)."""
+    return session if isinstance(session, str) and session.startswith("s-") else new_session_id()
+
+
 def _upload_path(upload) -> tuple[str, str]:
     """(path on the server, the name the user gave it) from an image input that was not
     preprocessed: Gradio's file payload, or a plain path (tests, API)."""
@@ -201,6 +212,7 @@ class ArenaApp:
         contenders = [Contender(ANCHOR, "Bicubic", "torch-bicubic")]
         contenders += [Contender(m.entry.name, m.entry.title, m.revision) for m in self.models]
         self.arena, self.scenes = None, None
+        self.recent = RecentImages()  # each judge's last pairs' images, not shown again while there are others
         if self.pool:
             self.arena = Arena(self.store, contenders, sorted(self.pool), degrade.STANDARD,
                                min_vote_seconds=settings.min_vote_seconds, limits=Limits.from_settings(settings))
@@ -332,22 +344,27 @@ class ArenaApp:
         image.save(path, pnginfo=info, compress_level=1)
         return str(path)
 
-    def _battle_outputs(self, session, browser, request, message: str):
+    def _battle_outputs(self, session, browser, request, message: str, previous=(None, None)):
+        """The page's Judge outputs (JUDGE_OUTPUTS) for a new pair, with `message` and the thumbnails
+        of the `previous` pair (`gr.Image` updates, or None for none) above it."""
         if self.arena is None:
             raise _error("Judging needs at least one image in the judge's pool.")
+        client = self.client(request, browser)
         try:
-            scene = self.scenes.take(timeout=60)
+            scene = self.scenes.take(timeout=60, avoid=self.recent.of(client.judge_key))
         except TimeoutError:
             raise _error("The first pairs are still being prepared; please try again in a few seconds.") from None
         a, b = self.arena.draw_pair()
         try:
-            battle = self.arena.issue(session, self.client(request, browser),
-                                      (scene.image_id, scene.degradation, a, b))
+            battle = self.arena.issue(session, client, (scene.image_id, scene.degradation, a, b))
         except Refused as e:
             raise _error(str(e)) from None
+        self.recent.add(client.judge_key, scene.image_id)
         original = self._serve(scene.original) if self.settings.show_original else None
-        return (session, battle.token, self._serve(scene.low), original, self._serve(scene.outputs[a.name]),
-                self._serve(scene.outputs[b.name]), message, self._progress_text(session))
+        side_a, side_b = self._serve(scene.outputs[a.name]), self._serve(scene.outputs[b.name])
+        shown = {"token": battle.token, "A": side_a, "B": side_b}
+        return (session, battle.token, self._serve(scene.low), original, side_a, side_b, message,
+                self._progress_text(session), shown, *[p or gr.Image(value=None, visible=False) for p in previous])
 
     def _progress_text(self, session) -> str:
         n = self.arena.votes_cast(session) if self.arena else 0
@@ -362,18 +379,18 @@ class ArenaApp:
     def next_pair(self, session, token, browser=None, request: gr.Request = None):
         """A new blind pair for this judge (and a pseudonymous session id on the first call); it
         replaces the judge's current pair."""
-        session = session if isinstance(session, str) and session.startswith("s-") else new_session_id()
-        return self._battle_outputs(session, browser, request, "")
+        return self._battle_outputs(_session_id(session), browser, request, "")
 
     def start_judging(self, session, token, browser=None, request: gr.Request = None):
         """On opening the Judge tab: a pair, unless one is already waiting for a vote."""
         if token and session and self.arena and self.arena.pending(session):
-            return (gr.skip(),) * 8
+            return (gr.skip(),) * len(JUDGE_OUTPUTS)
         return self.next_pair(session, token, browser, request)
 
-    def vote(self, answer, session, token, browser=None, request: gr.Request = None):
-        """Record a vote on the current pair, reveal the models, and show the next pair. `answer` is a
-        button's label or one of A, B, tie, both_bad."""
+    def vote(self, answer, session, token, browser=None, shown=None, request: gr.Request = None):
+        """Record a vote on the current pair and show the next pair, with the pair just judged
+        above it: its two pictures (`shown`, the files the page showed) under the models' names,
+        and what the judge said. `answer` is a button's label or one of A, B, tie, both_bad."""
         if isinstance(answer, str):
             answer = ANSWERS.get(answer, answer)
         if self.arena is None:
@@ -381,16 +398,15 @@ class ArenaApp:
         result = self.arena.vote(token, session, answer, self.client(request, browser))
         if result.keep_pair:
             _warn(result.message)
-            return (session, token, gr.skip(), gr.skip(), gr.skip(), gr.skip(), result.message,
-                    self._progress_text(session))
+            return (session, token, *[gr.skip()] * 4, result.message, self._progress_text(session), gr.skip(),
+                    *[gr.Image(value=None, visible=False)] * 2)
         if not result.accepted:
             _warn(result.message)
-            return self.next_pair(session, None, browser, request)[:6] + (result.message,
-                                                                          self._progress_text(session))
+            return self._battle_outputs(_session_id(session), browser, request, result.message)
         b = result.battle
-        reveal = (f"**You said {SAID[answer]}.** A was **{b.a.title}**, B was **{b.b.title}** "
-                  f"(image `{b.image_id}`, degraded by {degrade.title(b.degradation)}). Here is the next pair.")
-        return self._battle_outputs(session, browser, request, reveal)
+        reveal = (f"**Your last pair** (above: image `{b.image_id}`, degraded by {degrade.title(b.degradation)}): "
+                  f"you said {SAID[answer]}; A was **{b.a.title}**, B was **{b.b.title}**. The next pair is below.")
+        return self._battle_outputs(session, browser, request, reveal, judged_thumbnails(b, shown))
 
     # ---------------------------------------------------------------------------- Leaderboard
 
@@ -481,6 +497,17 @@ def _degradation_title(name: str) -> str:
         return degrade.title(name)
     except ValueError:
         return name
+
+
+def judged_thumbnails(battle, shown) -> tuple:
+    """The judged pair's two pictures as small labelled images ("A: MSE U-Net"), from the files
+    the page showed (`shown`, kept in the session's state); hidden when they are not that pair's
+    or have been swept away."""
+    if not isinstance(shown, dict) or shown.get("token") != battle.token:
+        return gr.Image(value=None, visible=False), gr.Image(value=None, visible=False)
+    return tuple(gr.Image(value=shown[side], label=f"{side}: {contender.title}", visible=True)
+                 if Path(shown[side]).is_file() else gr.Image(value=None, visible=False)
+                 for side, contender in (("A", battle.a), ("B", battle.b)))
 
 
 def source_label(model) -> str:
@@ -579,6 +606,14 @@ def build_app(app: ArenaApp) -> gr.Blocks:
             gr.Markdown("Which restoration of the low-resolution input looks better? The models are hidden until "
                         "you vote. Look closely (use the fullscreen button), then answer.")
             progress_text = gr.Markdown(elem_id="judge-progress")
+            # The pair just judged, with its models' names, sits here, above the next pair: the
+            # reveal belongs to the pictures it describes.
+            with gr.Row(elem_id="judged"):
+                thumb = {"interactive": False, "format": "png", "elem_classes": ["panel"], "height": THUMB_HEIGHT,
+                         "visible": False, "buttons": [], "min_width": 120}
+                judged_a = gr.Image(label="A", elem_id="judged-a", scale=1, **thumb)
+                judged_b = gr.Image(label="B", elem_id="judged-b", scale=1, **thumb)
+                reveal = gr.Markdown(elem_id="reveal")
             with gr.Row():
                 shown = {"interactive": False, "format": "png", "elem_classes": ["panel"], "height": JUDGE_HEIGHT,
                          "buttons": ["fullscreen"]}
@@ -590,9 +625,9 @@ def build_app(app: ArenaApp) -> gr.Blocks:
                 buttons = [gr.Button(label, variant="primary" if label.endswith("better") else "secondary",
                                      elem_id=f"vote-{answer}") for label, answer in ANSWERS.items()]
             skip = gr.Button("Skip this pair", size="sm")
-            reveal = gr.Markdown(elem_id="reveal")
-            session, token = gr.State(None), gr.State(None)
-            battle_outputs = [session, token, low, original, side_a, side_b, reveal, progress_text]
+            session, token, pair_files = gr.State(None), gr.State(None), gr.State(None)
+            battle_outputs = [session, token, low, original, side_a, side_b, reveal, progress_text, pair_files,
+                              judged_a, judged_b]  # as JUDGE_OUTPUTS
             # The judge's lane: no model runs here (the scene pool renders ahead), so a judge never
             # waits behind a Compare request.
             lane = {"concurrency_id": "judge", "concurrency_limit": JUDGE_LANE_LIMIT}
@@ -600,12 +635,12 @@ def build_app(app: ArenaApp) -> gr.Blocks:
                              api_visibility="private", **lane)
             skip.click(app.next_pair, [session, token, browser], battle_outputs, api_name="judge", **lane)
             for answer, button in zip(ANSWERS.values(), buttons):
-                button.click(app.vote, [button, session, token, browser], battle_outputs, api_name=f"vote_{answer}",
-                             api_visibility="private", trigger_mode="once", **lane)
+                button.click(app.vote, [button, session, token, browser, pair_files], battle_outputs,
+                             api_name=f"vote_{answer}", api_visibility="private", trigger_mode="once", **lane)
             # The API's way to vote (a client cannot press a button): /vote with the answer as text.
             answer_text = gr.Textbox(visible=False, label="answer")
-            answer_text.submit(app.vote, [answer_text, session, token, browser], battle_outputs, api_name="vote",
-                               **lane)
+            answer_text.submit(app.vote, [answer_text, session, token, browser, pair_files], battle_outputs,
+                               api_name="vote", **lane)
 
         with gr.Tab("Leaderboard") as board_tab:
             which = gr.Radio([("All degradations", "all")] + [(degrade.title(d), d) for d in degrade.STANDARD],

@@ -198,26 +198,65 @@ def test_odd_but_valid_images_work(arena_app, tmp_path):
     assert Image.open(files["original"]).size == (16, 24)
 
 
-def test_judge_and_vote_handlers(arena_app):
-    session, token, low, original, a, b, _reveal, progress = arena_app.next_pair(None, None)
-    low, a, b = Image.open(low), Image.open(a), Image.open(b)
-    assert session.startswith("s-") and token and low.size[0] * 2 == a.size[0] and a.size == b.size
-    assert original is None and "**0**" in progress
-    assert arena_app.start_judging(session, token) == (gr.skip(),) * 8  # a pair is already waiting
+def judged(out) -> dict:
+    """A Judge handler's outputs by name (app.JUDGE_OUTPUTS)."""
+    assert len(out) == len(app_module.JUDGE_OUTPUTS)
+    return dict(zip(app_module.JUDGE_OUTPUTS, out))
 
-    out = arena_app.vote("A is better", session, token)
-    assert out[0] == session and out[1] != token and "**1**" in out[-1]
-    assert "You said A is better" in out[6] and "A was **" in out[6] and "degraded by" in out[6]
+
+def test_judge_and_vote_handlers(arena_app):
+    first = judged(arena_app.next_pair(None, None))
+    session, token = first["session"], first["token"]
+    low, a, b = Image.open(first["low"]), Image.open(first["side_a"]), Image.open(first["side_b"])
+    assert session.startswith("s-") and token and low.size[0] * 2 == a.size[0] and a.size == b.size
+    assert first["original"] is None and "**0**" in first["progress"] and first["reveal"] == ""
+    assert first["judged_a"].visible is False and first["judged_b"].visible is False  # nothing judged yet
+    assert first["shown"] == {"token": token, "A": first["side_a"], "B": first["side_b"]}
+    assert arena_app.start_judging(session, token) == (gr.skip(),) * len(app_module.JUDGE_OUTPUTS)  # one waits
+
+    out = judged(arena_app.vote("A is better", session, token, None, first["shown"]))
+    assert out["session"] == session and out["token"] != token and "**1**" in out["progress"]
+    assert "you said A is better" in out["reveal"] and "A was **" in out["reveal"] and "degraded by" in out["reveal"]
+    # The reveal sits with the pair it describes: the judged pictures, named, above the new pair.
+    battle = arena_app.store._db.execute("SELECT model_a, model_b FROM votes").fetchone()
+    titles = [arena_app.titles.get(n, "Bicubic") for n in battle]
+    assert out["judged_a"].constructor_args["value"] == first["side_a"]
+    assert out["judged_b"].constructor_args["value"] == first["side_b"]
+    assert [out["judged_a"].label, out["judged_b"].label] == [f"A: {titles[0]}", f"B: {titles[1]}"]
+    assert out["judged_a"].visible and out["side_a"] != first["side_a"]  # a new pair below
+    assert f"A was **{titles[0]}**, B was **{titles[1]}**" in out["reveal"]
     with pytest.warns(UserWarning, match="already been judged"):  # gr.Warning, outside a running app
-        assert arena_app.vote("B is better", session, token)[6].startswith("This pair has already been judged")
+        again = judged(arena_app.vote("B is better", session, token, None, first["shown"]))
+    assert again["reveal"].startswith("This pair has already been judged") and again["judged_a"].visible is False
     with pytest.warns(UserWarning, match="did not issue"):
         assert arena_app.vote("Tie", session, "forged")[6].startswith("This vote is for a pair")
     for answer in [["A"], {"answer": "A"}, "sideways"]:  # what an API client can send
         with pytest.warns(UserWarning, match="Unknown answer"):
-            assert arena_app.vote(answer, session, out[1])[6].startswith("Unknown answer")
+            assert arena_app.vote(answer, session, out["token"])[6].startswith("Unknown answer")
     assert arena_app.store.count() == 1
     vote = arena_app.store._db.execute("SELECT degradation, client, judge FROM votes").fetchone()
     assert vote[0] in degrade.STANDARD and len(vote[1]) == len(vote[2]) == 32  # keys, not addresses
+
+
+def test_a_judge_sees_no_image_again_within_their_last_ten_pairs(settings, tiny_models, tmp_path):
+    """With 12 images in the pool, 24 pairs in a row never repeat an image within 11 pairs, though
+    the pool keeps only 2 scenes ready and each serves 6 pairs; another judge is not held back."""
+    examples = tmp_path / "examples"
+    examples.mkdir()
+    for i in range(12):
+        photo(examples, 40, 32, name=f"p{i:02d}.png")  # the same picture: only the id matters here
+    a = ArenaApp(dataclasses.replace(settings, examples_dir=examples, battle_pool=2, scene_uses=6), tiny_models)
+    try:
+        images, session = [], None
+        for _ in range(24):
+            session = judged(a.next_pair(session, None, "b-judge-one"))["session"]
+            images.append(a.arena.pending(session).image_id)
+        assert all(len(set(images[i:i + 11])) == len(images[i:i + 11]) for i in range(len(images)))
+        other = [a.arena.pending(judged(a.next_pair(None, None, "b-judge-two"))["session"]).image_id
+                 for _ in range(3)]
+        assert len(set(other)) == 3
+    finally:
+        a.close()
 
 
 def test_served_pictures_name_no_model(arena_app):
@@ -246,14 +285,14 @@ def test_a_new_session_from_the_same_browser_or_without_one_is_the_same_judge(se
     for _ in range(3):  # a fresh session for every vote, as a script would
         session, token, *_ = a.next_pair(None, None, browser)
         results.append(a.vote("A", session, token, browser))
-    assert [r[6].startswith("**You said") for r in results] == [True, True, False]
+    assert [r[6].startswith("**Your last pair**") for r in results] == [True, True, False]
     assert "at most 2 a minute per judge" in results[2][6] and a.store.count() == 2
     # a client that keeps no browser id is, at its address, one judge across its sessions too
     results = []
     for _ in range(3):
         session, token, *_ = a.next_pair(None, None)
         results.append(a.vote("B", session, token))
-    assert [r[6].startswith("**You said") for r in results] == [True, True, False]
+    assert [r[6].startswith("**Your last pair**") for r in results] == [True, True, False]
     assert "at most 2 a minute per judge" in results[2][6] and a.store.count() == 4
     a.close()
 
@@ -286,7 +325,7 @@ def test_leaderboard_and_export_handlers(settings, tiny_models, tmp_path):
     session = None
     for answer in ["A", "A", "B", "tie", "both_bad"]:
         session, token, *_ = arena_app.next_pair(session, None)
-        assert arena_app.vote(answer, session, token)[6].startswith("**You said")
+        assert arena_app.vote(answer, session, token)[6].startswith("**Your last pair**")
     summary, ranking, matrix = arena_app.leaderboard()
     rows = ranking.value["data"]
     assert "**5** valid votes" in summary and sum(r[4] for r in rows) == 10 and "Votes by degradation" in summary
@@ -472,12 +511,14 @@ def test_through_gradio_client(served, tmp_path):
         (tmp_path / "text.png").write_text("hello")
         client.predict(handle_file(str(tmp_path / "text.png")), "degrade", api_name="/compare")
 
-    _low, _original, side_a, side_b, _reveal, progress = client.predict(api_name="/judge")
+    _low, _original, side_a, side_b, _reveal, progress, _judged_a, _judged_b = client.predict(api_name="/judge")
     assert Image.open(side_a).size == Image.open(side_b).size and "**0**" in progress
     result = client.predict("B is better", api_name="/vote")
-    assert "You said B is better" in result[4] and "**1**" in result[5]
+    assert "you said B is better" in result[4] and "**1**" in result[5]
+    assert Image.open(result[6]["value"]).tobytes() == Image.open(side_a).tobytes()  # the judged pair, shown again
+    assert result[6]["label"].startswith("A: ") and result[6]["visible"] is True
     result = client.predict("tie", api_name="/vote")
-    assert "You said a tie" in result[4] and "**2**" in result[5]
+    assert "you said a tie" in result[4] and "**2**" in result[5]
     result = client.predict("sideways", api_name="/vote")
     assert "Unknown answer" in result[4] and "**2**" in result[5]
     for answer in (["A"], {"answer": "A"}):  # the raw protocol lets a script send anything
