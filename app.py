@@ -47,12 +47,13 @@ from restoration.battles import (
 )
 from restoration.checkpoint import CheckpointError
 from restoration.compare import (
-    Panel,
+    UNSURE_BELOW,
     compare_stream,
     list_images,
     open_upload,
     restorers_for,
     save_panels,
+    score_table,
     slider_files,
     what_the_judge_sees,
 )
@@ -292,30 +293,44 @@ class ArenaApp:
         folder, stem = self._new_output_folder(), Path(name).stem[:60] or "image"
         files: dict[str, str] = {}
         seen: dict[str, str] = {}  # what the judge classifier sees in each panel
-        while True:
-            progress(step.fraction, desc=step.text)
-            new = [p for p in step.panels if p.key not in files]  # each panel is encoded once
-            files |= {k: str(f) for k, f in save_panels(new, folder, stem).items()}
-            if show_judge and self.judge is not None:
-                seen |= {p.key: what_the_judge_sees(self.judge, p) for p in new}
-            by_key = {p.key: p for p in step.panels}
-            images = [self._panel_image(k, by_key.get(k), files.get(k), mode, step, seen.get(k))
-                      for k in self.panel_keys]
-            table = score_table(step.panels, mode) + ("" if step.done else f"\n\n*{html.escape(step.text)}…*")
-            if not step.done:
-                yield (*images, table, list(files.values()), gr.skip(), gr.skip(), gr.skip(), gr.skip())
-                step = next(stream)
-                continue
-            choices = [(p.title, p.key) for p in step.panels]
-            left, right = "bicubic", self.models[0].entry.name
-            state = {"files": files, "titles": {p.key: p.title for p in step.panels}}
-            yield (*images, table, list(files.values()), self.zoom(state, left, right),
-                   gr.Dropdown(choices=choices, value=left), gr.Dropdown(choices=choices, value=right), state)
-            return
+        try:
+            while True:
+                progress(step.fraction, desc=step.text)
+                new = [p for p in step.panels if p.key not in files]  # each panel is encoded once
+                files |= {k: str(f) for k, f in save_panels(new, folder, stem).items()}
+                if show_judge and self.judge is not None:
+                    seen |= {p.key: what_the_judge_sees(self.judge, p) for p in new}
+                by_key = {p.key: p for p in step.panels}
+                images = [self._panel_image(k, by_key.get(k), files.get(k), mode) for k in self.panel_keys]
+                table = score_table(step.panels, mode, seen) + (
+                    "" if step.done else f"\n\n*{html.escape(step.text)}…*")
+                if not step.done:
+                    yield (*images, table, list(files.values()), gr.skip(), gr.skip(), gr.skip(), gr.skip())
+                    step = next(stream)
+                    continue
+                choices = [(p.title, p.key) for p in step.panels]
+                left, right = "bicubic", self.models[0].entry.name
+                state = {"files": files, "titles": {p.key: p.title for p in step.panels}}
+                yield (*images, table, list(files.values()), self.zoom(state, left, right),
+                       gr.Dropdown(choices=choices, value=left), gr.Dropdown(choices=choices, value=right), state)
+                return
+        except Exception:
+            yield self.cleared()  # a run that fails half-way leaves none of its panels beside the error
+            raise
 
-    def _panel_image(self, key, panel, file, mode, step, seen: str | None = None):
+    def cleared(self) -> tuple:
+        """Compare's outputs with nothing in them: each panel empty under its title, no table, no
+        files, no zoom. The page shows this when a run starts (before any check, so that a refusal
+        leaves nothing of the previous image on screen) and when a run fails half-way."""
+        panels = [gr.Image(value=None, label=self.titles[k], visible=True) for k in self.panel_keys]
+        return (*panels, "", None, gr.ImageSlider(value=None, label="Zoom"), gr.Dropdown(choices=[], value=None),
+                gr.Dropdown(choices=[], value=None), None)
+
+    def _panel_image(self, key, panel, file, mode):
+        """A panel as shown: its picture under its title and one figure (Panel.caption), or an
+        empty panel while its model runs."""
         if panel is not None:
-            return gr.Image(value=file, label=panel.caption() + (f" · {seen}" if seen else ""), visible=True)
+            return gr.Image(value=file, label=panel.caption(), visible=True)
         if key == "original" and mode != "degrade":
             return gr.Image(value=None, visible=False)
         return gr.Image(value=None, label=f"{self.titles[key]} (restoring…)", visible=True)
@@ -518,17 +533,6 @@ def source_label(model) -> str:
     return f"local `{model.entry.folder}` ({model.revision}){fallback}"
 
 
-def score_table(panels: list[Panel], mode: str) -> str:
-    if mode == "upscale":
-        head = "| Panel | Size | Time (ms) |\n|---|---|---:|\n"
-        return head + "\n".join(f"| {p.title} | {p.size[0]}×{p.size[1]} | "
-                                f"{'' if p.ms is None else f'{p.ms:.0f}'} |" for p in panels)
-    fmt = lambda v, spec: "—" if v is None else format(v, spec)
-    head = "| Panel | PSNR (dB) | SSIM | Time (ms) | Size |\n|---|---:|---:|---:|---|\n"
-    return head + "\n".join(f"| {p.title} | {fmt(p.psnr, '.2f')} | {fmt(p.ssim, '.4f')} | {fmt(p.ms, '.0f')} | "
-                            f"{p.size[0]}×{p.size[1]} {p.note} |" for p in panels)
-
-
 # -------------------------------------------------------------------------------------------- UI
 
 
@@ -570,10 +574,14 @@ def build_app(app: ArenaApp) -> gr.Blocks:
                                               label="How the low-resolution image is made (Degrade mode)",
                                               info="The lesson's bilinear, an editor's bicubic, or bilinear then a "
                                                    "JPEG thumbnail: see how each model copes.")
-                    show_judge = gr.Checkbox(value=app.judge is not None, visible=app.judge is not None,
-                                             label="Show what the judge classifier sees in each panel",
-                                             info="Its top class of Tiny ImageNet's 200 and its probability: "
-                                                  "meaningful for pictures of one object, like the examples.")
+                    # Off by default: a Tiny ImageNet classifier names *some* class for any picture
+                    # ("Chihuahua" for an astronaut), which alarms more than it informs on first contact.
+                    show_judge = gr.Checkbox(value=False, visible=app.judge is not None, elem_id="show-judge",
+                                             label="Add the judge classifier's Tiny ImageNet class to the table",
+                                             info="The independent judge classifier's top class of Tiny ImageNet's "
+                                                  "200 (small pictures of one object) for each panel, with its "
+                                                  "probability; marked unsure under "
+                                                  f"{UNSURE_BELOW:.0%}. Meaningless for photos unlike those.")
                     run = gr.Button("Restore", variant="primary", elem_id="run")
                     gr.Markdown(f"Large images are restored in overlapping {s.tile_size}-pixel tiles; the limit "
                                 f"is {s.max_pixels / 1e6:.1f} megapixels of output. Panels appear as each is ready.")
@@ -596,9 +604,14 @@ def build_app(app: ArenaApp) -> gr.Blocks:
                                     elem_classes=["panel"])
             files = gr.File(label="Download every output (PNG)", file_count="multiple", interactive=False)
             compared = gr.State(None)
-            run.click(app.compare, [upload, mode, degradation, show_judge], [*panels, table, files, slider, left, right, compared],
-                      api_name="compare", preprocess=False, concurrency_id="compare",
-                      concurrency_limit=s.concurrency + COMPARE_WAITING_ROOM, show_progress_on=table)
+            compare_outputs = [*panels, table, files, slider, left, right, compared]
+            # The page is cleared first, outside the queue, so that nothing of the last image stays
+            # on screen while the new one streams in or beside a refusal.
+            run.click(app.cleared, None, compare_outputs, queue=False, show_progress="hidden",
+                      api_visibility="private").then(
+                app.compare, [upload, mode, degradation, show_judge], compare_outputs, api_name="compare",
+                preprocess=False, concurrency_id="compare", concurrency_limit=s.concurrency + COMPARE_WAITING_ROOM,
+                show_progress_on=table)
             for dropdown in (left, right):
                 dropdown.input(app.zoom, [compared, left, right], slider, api_visibility="private")
 

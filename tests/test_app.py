@@ -70,7 +70,8 @@ def test_compare_handler_gives_every_panel(arena_app, tmp_path):
     images, (table, files, slider, left, right, state) = out[:n], out[n:]
     assert arena_app.panel_keys == ["input", "bicubic", "unet-mse", "unet-perceptual", "unet-crossconv", "original"]
     assert all(img.visible for img in images)
-    assert images[2].label.startswith("MSE U-Net · ") and " dB · SSIM " in images[2].label
+    assert images[2].label.startswith("MSE U-Net · ") and images[2].label.endswith(" dB")  # one figure
+    assert images[-1].label == "Original" and "| 0." in table  # the rest (SSIM, ...) is in the table
     assert "| Bicubic |" in table and "| Cross-conv U-Net |" in table
     assert [f.rsplit("/", 1)[1] for f in files][:2] == ["my photo-input.png", "my photo-bicubic.png"]
     assert all(Image.open(f).format == "PNG" for f in files)
@@ -106,12 +107,45 @@ def test_compare_degradation_choice_and_what_the_judge_sees(settings, tiny_model
         jpeg = last(a.compare(str(photo(tmp_path)), "degrade", "jpeg75", True))
         inputs = [Image.open(out[n + 1][0]) for out in (lesson, jpeg)]  # the files: the input comes first
         assert inputs[0].tobytes() != inputs[1].tobytes()
-        assert "judge:" not in lesson[2].label  # off unless asked
-        assert all("· judge: “thing " in img.label for img in jpeg[:n])
+        assert "Tiny ImageNet class" not in lesson[n] and "“thing" not in lesson[n]  # off unless asked
+        header, _rule, *rows = jpeg[n].splitlines()
+        assert "Tiny ImageNet class (judge classifier)" in header and len(rows) == n
+        assert all("| “thing " in row and "%" in row for row in rows)  # a class and its probability per panel
+        assert all("thing" not in img.label for img in jpeg[:n])  # captions keep to a title and one figure
         with pytest.raises(gr.Error, match="Unknown degradation"):
             next(a.compare(str(photo(tmp_path)), "degrade", "sideways"))
     finally:
         a.close()
+
+
+def test_compare_clears_the_page_first_and_after_a_failure(arena_app, tmp_path, monkeypatch):
+    """The Restore button first shows `cleared` (empty panels, table, files and zoom), so a refusal
+    leaves nothing of the last image; a run that fails half-way ends on it too."""
+    n = len(arena_app.panel_keys)
+    empty = arena_app.cleared()
+    assert len(empty) == n + 6 and all(img.constructor_args["value"] is None for img in empty[:n])
+    assert [img.label for img in empty[:n]] == [arena_app.titles[k] for k in arena_app.panel_keys]
+    assert empty[n:n + 2] == ("", None) and empty[n + 2].constructor_args["value"] is None
+    assert empty[n + 3].constructor_args["choices"] == [] and empty[-1] is None
+    demo = build_app(arena_app)
+    [run] = [d for d in demo.config["dependencies"] if d.get("api_name") == "compare"]
+    [clear] = [d for d in demo.config["dependencies"] if d["id"] == run["trigger_after"]]
+    assert run["targets"] == [(None, "then")] and clear["targets"][0][1] == "click"  # Restore: clear, then run
+    assert clear["outputs"] == run["outputs"] and not clear["queue"]
+
+    import restoration.compare as compare_module
+
+    def failing(*args, **kwargs):
+        yield from list(compare_module.compare_stream(*args, **kwargs))[:2]
+        raise ValueError("the models failed")
+
+    monkeypatch.setattr(app_module, "compare_stream", failing)
+    steps = arena_app.compare(str(photo(tmp_path)), "degrade")
+    assert next(steps)[0].constructor_args["value"]  # a first panel was shown
+    with pytest.raises(ValueError, match="the models failed"):
+        for out in steps:
+            shown = out
+    assert all(img.constructor_args["value"] is None for img in shown[:n]) and shown[n] == ""
 
 
 def test_compare_serves_while_the_warm_up_runs(arena_app, tmp_path, monkeypatch):
@@ -502,7 +536,7 @@ def test_through_gradio_client(served, tmp_path):
     n = len(a.panel_keys)
     panels = out[:n]  # each an update: the image and its caption with the scores
     assert all(Image.open(p["value"]).format == "PNG" for p in panels)  # lossless panels
-    assert panels[2]["label"].startswith("MSE U-Net · ") and "SSIM" in panels[2]["label"]
+    assert panels[2]["label"].startswith("MSE U-Net · ") and panels[2]["label"].endswith(" dB")
     assert "| MSE U-Net |" in out[n] and len(out[n + 1]) == n
     left, right = out[n + 2]["value"]  # the zoom slider, at full resolution
     assert Image.open(left).size == Image.open(right).size == Image.open(panels[-1]["value"]).size
