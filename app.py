@@ -84,9 +84,14 @@ JUDGE_LANE_LIMIT = 8  # judge and vote handlers at once: they only write small P
 COMPARE_WAITING_ROOM = 8  # Compare requests admitted past Gradio's queue (running or waiting for the models)
 BROWSER_KEY = "super-resolution-arena-judge"  # localStorage key of the judge's browser id
 # Panels are shown enlarged without smoothing: a browser's bilinear zoom would hide the very
-# differences between the models that the page is for.
+# differences between the models that the page is for. A panel's caption sits above its picture,
+# not over it (Gradio floats it over the top 20 px: a third of a 64×64 image), on one line, and
+# the picture takes the rest of the panel's fixed height, so the panels of a row align.
 CSS = """
 .panel img { image-rendering: pixelated; }
+.panel > label[data-testid="block-label"] { position: static; max-width: 100%; white-space: nowrap; overflow: hidden;
+  text-overflow: ellipsis; }
+.panel:has(> label[data-testid="block-label"]) .image-container { height: calc(100% - 26px) !important; }
 .panel .image-frame { width: 100%; height: 100%; }
 .panel .image-frame img { width: 100%; height: 100%; object-fit: contain; }
 """
