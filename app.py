@@ -60,14 +60,15 @@ from restoration.compare import (
 from restoration.images import ImageError
 from restoration.inference import warm_up_in_background
 from restoration.judging import ANCHOR, BattleRenderer, RecentImages, ScenePool, judge_pool
-from restoration.ratings import MIN_VOTES, fit_leaderboard
 from restoration.leaderboard import HEADERS as LEADERBOARD_HEADERS
 from restoration.leaderboard import ranking_rows, win_rate_rows
-from restoration.witnesses import agreement, read_evaluation, witness_scores
+from restoration.provenance import provenance_markdown
+from restoration.ratings import MIN_VOTES, fit_leaderboard
 from restoration.settings import Settings, SettingsError
 from restoration.vote_sync import start_vote_sync
 from restoration.votes import VoteStore, VoteStoreError, check_path
-from restoration.weights import load_available_restorers, load_judge
+from restoration.weights import load_available_restorers, load_judge, read_catalog
+from restoration.witnesses import agreement, read_evaluation, witness_scores
 
 log = logging.getLogger("app")
 
@@ -202,6 +203,7 @@ class ArenaApp:
         self.models = list(models)
         self.judge = judge  # the independent judge classifier, if shipped: Compare can show what it sees
         self.notes = [m.note for m in self.models] + list(problems)
+        self.problems = list(problems)  # catalogue models that did not load, and why
         self.titles = {"input": "Low-resolution input", "bicubic": "Bicubic", "original": "Original"}
         self.titles |= {m.entry.name: m.entry.title for m in self.models}
         self.panel_keys = ["input", "bicubic", *[m.entry.name for m in self.models], "original"]
@@ -263,6 +265,18 @@ class ArenaApp:
         """Delete outputs older than their age limit while the app runs, not only on the next request."""
         while not self._closed.wait(min(60.0, self.settings.output_max_age / 4)):
             self._remove_old_outputs()
+
+    def provenance(self) -> str:
+        """Markdown: per catalogue model, its card, training data and command, and the commit that
+        serves it (restoration/provenance.py); then why a model is served from elsewhere than
+        asked, or not at all."""
+        try:
+            entries = read_catalog(self.settings.weights_dir)
+        except CheckpointError:  # the models came from elsewhere (tests, scripts): describe those
+            entries = [m.entry for m in self.models]
+        text = provenance_markdown(entries, self.settings.weights_dir, {m.entry.name: m for m in self.models})
+        notes = [m.note for m in self.models if m.fallback] + self.problems
+        return text + "".join(f"\n- {html.escape(n)}" for n in notes)
 
     # ---------------------------------------------------------------------------- Compare
 
@@ -558,7 +572,7 @@ def build_app(app: ArenaApp) -> gr.Blocks:
         gr.Markdown("Checkpoints: " + " · ".join(f"{m.entry.title}: {source_label(m)}" for m in app.models),
                     elem_id="sources")
         with gr.Accordion("Where each model came from", open=False):
-            gr.Markdown("\n".join(f"- {html.escape(n)}" for n in app.notes))
+            gr.Markdown(app.provenance(), elem_id="provenance")
 
         # The judge's browser id, kept in localStorage so that a new session (a reload) is the same
         # judge; copied into a State on load so the API's endpoints do not ask for it. Outside the

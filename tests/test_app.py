@@ -498,6 +498,11 @@ def test_the_header_names_the_catalogue_models(arena_app):
     [header] = [b.value for b in demo.blocks.values() if getattr(b, "elem_id", None) == "header"]
     assert "MSE U-Net, Perceptual U-Net and Cross-conv U-Net" in header and "Three" not in header
     assert "from fast.ai lesson 23: Solo U-Net." in app_module.header_markdown(["Solo U-Net"])
+    [provenance] = [b.value for b in demo.blocks.values() if getattr(b, "elem_id", None) == "provenance"]
+    lines = provenance.splitlines()  # one per catalogue entry: the three U-Nets and the classifier
+    assert [line.split("**")[1] for line in lines] == ["MSE U-Net", "Perceptual U-Net", "Cross-conv U-Net",
+                                                       "Tiny ImageNet classifier"]
+    assert all("card [test-org/" in line and "Hub commit" in line for line in lines)
 
 
 def test_app_needs_a_model(settings):
