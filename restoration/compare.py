@@ -74,13 +74,13 @@ def score_table(panels: Sequence[Panel], mode: str, seen: Mapping[str, str] | No
     and time), and with `seen` (panel key → `what_the_judge_sees`) a column of the judge
     classifier's answers."""
     seen = seen or {}
-    extra = lambda p: f" {seen.get(p.key, '')} |" if seen else ""  # noqa: E731
+    extra = lambda p: f" {seen.get(p.key, '')} |" if seen else ""
     extra_head = (f" {JUDGE_COLUMN} |", "---|") if seen else ("", "")
     if mode == "upscale":
         head = f"| Panel | Size | Time (ms) |{extra_head[0]}\n|---|---|---:|{extra_head[1]}\n"
         return head + "\n".join(f"| {p.title} | {p.size[0]}×{p.size[1]} | "
                                  f"{'' if p.ms is None else f'{p.ms:.0f}'} |{extra(p)}" for p in panels)
-    fmt = lambda v, spec: "—" if v is None else format(v, spec)  # noqa: E731
+    fmt = lambda v, spec: "—" if v is None else format(v, spec)
     head = f"| Panel | PSNR (dB) | SSIM | Time (ms) | Size |{extra_head[0]}\n|---|---:|---:|---:|---|{extra_head[1]}\n"
     return head + "\n".join(f"| {p.title} | {fmt(p.psnr, '.2f')} | {fmt(p.ssim, '.4f')} | {fmt(p.ms, '.0f')} | "
                              f"{p.size[0]}×{p.size[1]} {p.note} |{extra(p)}" for p in panels)
@@ -151,7 +151,7 @@ def compare_stream(image: Image.Image, mode: str, models: Sequence, settings: Se
     if reference is not None:
         panels["original"] = Panel("original", "Original", reference, note="the reference")
     order = ["input", "bicubic", *[m.entry.name for m in models], "original"]
-    ordered = lambda: [panels[k] for k in order if k in panels]  # noqa: E731
+    ordered = lambda: [panels[k] for k in order if k in panels]
     first = models[0].entry.title if models else "scores"
     yield Step(ordered(), 1 / steps, f"Scoring; next: {first}" if reference is not None else f"Next: {first}")
     panels["input"] = _score(panels["input"], reference, model_input)

@@ -146,7 +146,7 @@ def test_take_avoids_a_judges_recent_images_while_the_pool_has_others():
         busy.set()
         with pool._cond:
             ready = sorted({s.image_id for s in pool._ready})
-        unseen = [i for i in renderer.pool if i not in ready][0]  # not ready: it would need a render
+        unseen = next(i for i in renderer.pool if i not in ready)  # not ready: it would need a render
         avoid = [i for i in renderer.pool if i != unseen and i not in ready] + ready  # ready[0]: oldest of those
         rendered = len(renderer.rendered)
         assert pool.take(timeout=10, avoid=avoid).image_id == ready[0] and len(renderer.rendered) == rendered
