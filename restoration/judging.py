@@ -179,8 +179,9 @@ class ScenePool:
     def take(self, timeout: float = 120.0, avoid: Sequence[str] = ()) -> Scene:
         """A ready scene (counting one use), preferably not of an image in `avoid` (a judge's recent
         images, oldest first). When every ready scene shows one of them and the pool has other
-        images, a scene of one of those is rendered now, unless `busy()`: then a ready scene of
-        the image the judge saw longest ago serves, as a Compare has the cores. When `avoid`
+        images, a scene of one of those is rendered now (and the ready scenes are counted used up,
+        so that fresh ones are rendered behind it), unless `busy()`: then a ready scene of the
+        image the judge saw longest ago serves, as a Compare has the cores. When `avoid`
         covers the whole pool, its oldest entries are let go. Raises TimeoutError if no scene is
         ready in `timeout`."""
         with self._cond:
@@ -191,6 +192,12 @@ class ScenePool:
             if scene is not None:
                 return self._use(scene)
             image_id = self.rng.choice([i for i in self.images if i not in set(avoid)])
+            # Every ready scene is one this judge saw lately: count them used up, so the background
+            # thread renders new ones while the judge looks at this pair (they still serve others
+            # until replaced), and the judge's next pairs need not wait for a render.
+            for ready in self._ready:
+                ready.uses = max(ready.uses, self.uses)
+            self._cond.notify_all()
         try:
             scene = self.renderer.render(image_id, self.rng.choice(self.degradations))
             release_memory()

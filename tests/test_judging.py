@@ -144,6 +144,7 @@ def test_take_avoids_a_judges_recent_images_while_the_pool_has_others():
         assert pool.take(timeout=10, avoid=seen + ["i9"]).image_id == "i0"
         # While a Compare has the cores nothing is rendered: the scene seen longest ago serves.
         busy.set()
+        time.sleep(0.3)  # a render under way when the Compare started ends first
         with pool._cond:
             ready = sorted({s.image_id for s in pool._ready})
         unseen = next(i for i in renderer.pool if i not in ready)  # not ready: it would need a render
@@ -164,3 +165,24 @@ def test_recent_images_keep_the_last_pairs_of_a_bounded_number_of_judges():
     recent.add("b", "y")
     recent.add("b", "z")
     assert recent.of("b") == ["y", "z"]
+
+
+def test_a_judge_who_has_seen_every_ready_scene_gets_fresh_ones_rendered_behind():
+    renderer = NamedScenes([f"i{k}" for k in range(10)])
+    pool = ScenePool(renderer, size=2, uses=6, rng=random.Random(0)).start()
+    try:
+        deadline = time.monotonic() + 10
+        while pool.ready() < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with pool._cond:
+            scenes = list(pool._ready)
+        seen = [s.image_id for s in scenes]
+        rendered = len(renderer.rendered)
+        assert pool.take(timeout=10, avoid=seen).image_id not in seen  # rendered for this judge, now
+        deadline = time.monotonic() + 10
+        while len(renderer.rendered) < rendered + 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(renderer.rendered) >= rendered + 2  # and another behind it, without a take
+        assert all(s.uses >= pool.uses for s in scenes)  # the scenes the judge had seen are retired
+    finally:
+        pool.stop()
