@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
 import torch
 from PIL import Image, PngImagePlugin
 
@@ -48,25 +47,29 @@ from restoration.battles import (
 )
 from restoration.checkpoint import CheckpointError
 from restoration.compare import (
-    Panel,
+    UNSURE_BELOW,
     compare_stream,
     family_for_image,
     list_images,
     open_upload,
     restorers_for,
     save_panels,
+    score_table,
     slider_files,
     what_the_judge_sees,
 )
 from restoration.images import ImageError
 from restoration.inference import warm_up_in_background
-from restoration.judging import ANCHOR, BattleRenderer, ScenePool, judge_pool
+from restoration.judging import ANCHOR, BattleRenderer, RecentImages, ScenePool, judge_pool
+from restoration.leaderboard import HEADERS as LEADERBOARD_HEADERS
+from restoration.leaderboard import ranking_rows, win_rate_rows
+from restoration.provenance import provenance_markdown
 from restoration.ratings import MIN_VOTES, fit_leaderboard
-from restoration.witnesses import COLUMNS, agreement, ranks, read_evaluation, witness_scores
 from restoration.settings import Settings, SettingsError
 from restoration.vote_sync import start_vote_sync
 from restoration.votes import VoteStore, VoteStoreError, check_path
-from restoration.weights import FAMILIES, by_family, load_available_restorers, load_judge
+from restoration.weights import FAMILIES, by_family, load_available_restorers, load_judge, read_catalog
+from restoration.witnesses import agreement, read_evaluation, witness_scores
 
 log = logging.getLogger("app")
 
@@ -75,18 +78,28 @@ MODES = [("Degrade, then restore", "degrade"), ("Upscale ×2", "upscale")]
 MODE_VALUES = [value for _, value in MODES]
 ANSWERS = {"A is better": "A", "B is better": "B", "Tie": "tie", "Both bad": "both_bad"}
 SAID = {"A": "A is better", "B": "B is better", "tie": "a tie", "both_bad": "both bad"}
+# What every Judge handler returns, in order: the last three are the pair on screen (state) and the
+# thumbnails of the pair just judged, shown with the reveal above the new pair.
+JUDGE_OUTPUTS = ["session", "token", "low", "original", "side_a", "side_b", "reveal", "progress", "shown",
+                 "judged_a", "judged_b"]
 JUDGE_LANE_LIMIT = 8  # judge and vote handlers at once: they only write small PNGs and one row
 COMPARE_WAITING_ROOM = 8  # Compare requests admitted past Gradio's queue (running or waiting for the models)
 BROWSER_KEY = "super-resolution-arena-judge"  # localStorage key of the judge's browser id
 # Panels are shown enlarged without smoothing: a browser's bilinear zoom would hide the very
-# differences between the models that the page is for.
+# differences between the models that the page is for. A panel's caption sits above its picture,
+# not over it (Gradio floats it over the top 20 px: a third of a 64×64 image), on one line, and
+# the picture takes the rest of the panel's fixed height, so the panels of a row align.
 CSS = """
 .panel img { image-rendering: pixelated; }
+.panel > label[data-testid="block-label"] { position: static; max-width: 100%; white-space: nowrap; overflow: hidden;
+  text-overflow: ellipsis; }
+.panel:has(> label[data-testid="block-label"]) .image-container { height: calc(100% - 26px) !important; }
 .panel .image-frame { width: 100%; height: 100%; }
 .panel .image-frame img { width: 100%; height: 100%; object-fit: contain; }
 """
 PANEL_HEIGHT = 300
 JUDGE_HEIGHT = 420
+THUMB_HEIGHT = 140  # the pair just judged, above the next one
 
 
 def _error(message: str) -> gr.Error:
@@ -160,6 +173,12 @@ def compare_lane(method):
     return plain
 
 
+def _session_id(session) -> str:
+    """The judge's session id from the page's state, or a new pseudonymous one (first pair, or
+    anything else an API client sent)."""
+    return session if isinstance(session, str) and session.startswith("s-") else new_session_id()
+
+
 def _upload_path(upload) -> tuple[str, str]:
     """(path on the server, the name the user gave it) from an image input that was not
     preprocessed: Gradio's file payload, or a plain path (tests, API)."""
@@ -185,6 +204,7 @@ class ArenaApp:
         self.models = list(models)
         self.judge = judge  # the independent judge classifier, if shipped: Compare can show what it sees
         self.notes = [m.note for m in self.models] + list(problems)
+        self.problems = list(problems)  # catalogue models that did not load, and why
         self.titles = {"input": "Low-resolution input", "bicubic": "Bicubic", "original": "Original"}
         self.titles |= {m.entry.name: m.entry.title for m in self.models}
         self.panel_keys = ["input", "bicubic", *[m.entry.name for m in self.models], "original"]
@@ -203,6 +223,7 @@ class ArenaApp:
         contenders = [Contender(ANCHOR, "Bicubic", "torch-bicubic")]
         contenders += [Contender(m.entry.name, m.entry.title, m.revision) for m in self.models]
         self.arena, self.scenes = None, None
+        self.recent = RecentImages()  # each judge's last pairs' images, not shown again while there are others
         if self.pool:
             self.arena = Arena(self.store, contenders, sorted(self.pool), degrade.STANDARD,
                                min_vote_seconds=settings.min_vote_seconds, limits=Limits.from_settings(settings))
@@ -249,6 +270,18 @@ class ArenaApp:
         while not self._closed.wait(min(60.0, self.settings.output_max_age / 4)):
             self._remove_old_outputs()
 
+    def provenance(self) -> str:
+        """Markdown: per catalogue model, its card, training data and command, and the commit that
+        serves it (restoration/provenance.py); then why a model is served from elsewhere than
+        asked, or not at all."""
+        try:
+            entries = read_catalog(self.settings.weights_dir)
+        except CheckpointError:  # the models came from elsewhere (tests, scripts): describe those
+            entries = [m.entry for m in self.models]
+        text = provenance_markdown(entries, self.settings.weights_dir, {m.entry.name: m for m in self.models})
+        notes = [m.note for m in self.models if m.fallback] + self.problems
+        return text + "".join(f"\n- {html.escape(n)}" for n in notes)
+
     # ---------------------------------------------------------------------------- Compare
 
     def _new_output_folder(self) -> Path:
@@ -288,33 +321,52 @@ class ArenaApp:
         folder, stem = self._new_output_folder(), Path(name).stem[:60] or "image"
         files: dict[str, str] = {}
         seen: dict[str, str] = {}  # what the judge classifier sees in each panel
-        while True:
-            progress(step.fraction, desc=step.text)
-            new = [p for p in step.panels if p.key not in files]  # each panel is encoded once
-            files |= {k: str(f) for k, f in save_panels(new, folder, stem).items()}
-            if show_judge and self.judge is not None:
-                seen |= {p.key: what_the_judge_sees(self.judge, p) for p in new}
-            by_key = {p.key: p for p in step.panels}
-            images = [self._panel_image(k, by_key.get(k), files.get(k), mode, step, seen.get(k), family)
-                      for k in self.panel_keys]
-            table = score_table(step.panels, mode) + ("" if step.done else f"\n\n*{html.escape(step.text)}…*")
-            if not step.done:
-                yield (*images, table, list(files.values()), gr.skip(), gr.skip(), gr.skip(), gr.skip())
-                step = next(stream)
-                continue
-            choices = [(p.title, p.key) for p in step.panels]
-            left, right = "bicubic", models[0].entry.name
-            state = {"files": files, "titles": {p.key: p.title for p in step.panels}}
-            yield (*images, table, list(files.values()), self.zoom(state, left, right),
-                   gr.Dropdown(choices=choices, value=left), gr.Dropdown(choices=choices, value=right), state)
-            return
+        try:
+            while True:
+                progress(step.fraction, desc=step.text)
+                new = [p for p in step.panels if p.key not in files]  # each panel is encoded once
+                files |= {k: str(f) for k, f in save_panels(new, folder, stem).items()}
+                if show_judge and self.judge is not None:
+                    seen |= {p.key: what_the_judge_sees(self.judge, p) for p in new}
+                by_key = {p.key: p for p in step.panels}
+                images = [self._panel_image(k, by_key.get(k), files.get(k), mode, family) for k in self.panel_keys]
+                table = score_table(step.panels, mode, seen) + (
+                    "" if step.done else f"\n\n*{html.escape(step.text)}…*")
+                if not step.done:
+                    yield (*images, table, list(files.values()), gr.skip(), gr.skip(), gr.skip(), gr.skip())
+                    step = next(stream)
+                    continue
+                choices = [(p.title, p.key) for p in step.panels]
+                left, right = "bicubic", models[0].entry.name
+                state = {"files": files, "titles": {p.key: p.title for p in step.panels}}
+                yield (*images, table, list(files.values()), self.zoom(state, left, right),
+                       gr.Dropdown(choices=choices, value=left), gr.Dropdown(choices=choices, value=right), state)
+                return
+        except Exception:
+            yield self.cleared(family)  # a run that fails half-way leaves none of its panels beside the error
+            raise
 
-    def _panel_image(self, key, panel, file, mode, step, seen: str | None = None, family: str | None = None):
+    def cleared(self, family: str | None = None) -> tuple:
+        """Compare's outputs with nothing in them: each panel of `family` empty under its title, no
+        table, no files, no zoom. The page shows this when a run starts (before any check, so that a
+        refusal leaves nothing of the previous image on screen) and when a run fails half-way."""
+        panels = [gr.Image(value=None, label=self.titles[k], visible=self._shown(k, family)) for k in self.panel_keys]
+        return (*panels, "", None, gr.ImageSlider(value=None, label="Zoom"), gr.Dropdown(choices=[], value=None),
+                gr.Dropdown(choices=[], value=None), None)
+
+    def _shown(self, key: str, family: str | None) -> bool:
+        """Whether Compare shows a panel for `family` (the other families' models are hidden)."""
+        family = family if family in self.families else self.default_family
+        return key in ("input", "bicubic", "original") or key in {m.entry.name for m in self.families[family]}
+
+    def _panel_image(self, key, panel, file, mode, family: str | None = None):
+        """A panel as shown: its picture under its title and one figure (Panel.caption), or an
+        empty panel while its model runs."""
         if panel is not None:
-            return gr.Image(value=file, label=panel.caption() + (f" · {seen}" if seen else ""), visible=True)
+            return gr.Image(value=file, label=panel.caption(), visible=True)
         if key == "original" and mode != "degrade":
             return gr.Image(value=None, visible=False)
-        if key not in ("input", "bicubic", "original") and key not in {m.entry.name for m in self.families[family]}:
+        if not self._shown(key, family):
             return gr.Image(value=None, visible=False)  # the other family's panel
         return gr.Image(value=None, label=f"{self.titles[key]} (restoring…)", visible=True)
 
@@ -353,22 +405,27 @@ class ArenaApp:
         image.save(path, pnginfo=info, compress_level=1)
         return str(path)
 
-    def _battle_outputs(self, session, browser, request, message: str):
+    def _battle_outputs(self, session, browser, request, message: str, previous=(None, None)):
+        """The page's Judge outputs (JUDGE_OUTPUTS) for a new pair, with `message` and the thumbnails
+        of the `previous` pair (`gr.Image` updates, or None for none) above it."""
         if self.arena is None:
             raise _error("Judging needs at least one image in the judge's pool.")
+        client = self.client(request, browser)
         try:
-            scene = self.scenes.take(timeout=60)
+            scene = self.scenes.take(timeout=60, avoid=self.recent.of(client.judge_key))
         except TimeoutError:
             raise _error("The first pairs are still being prepared; please try again in a few seconds.") from None
         a, b = self.arena.draw_pair(scene.outputs)  # within the scene's family, and bicubic
         try:
-            battle = self.arena.issue(session, self.client(request, browser),
-                                      (scene.image_id, scene.degradation, a, b))
+            battle = self.arena.issue(session, client, (scene.image_id, scene.degradation, a, b))
         except Refused as e:
             raise _error(str(e)) from None
+        self.recent.add(client.judge_key, scene.image_id)
         original = self._serve(scene.original) if self.settings.show_original else None
-        return (session, battle.token, self._serve(scene.low), original, self._serve(scene.outputs[a.name]),
-                self._serve(scene.outputs[b.name]), message, self._progress_text(session))
+        side_a, side_b = self._serve(scene.outputs[a.name]), self._serve(scene.outputs[b.name])
+        shown = {"token": battle.token, "A": side_a, "B": side_b}
+        return (session, battle.token, self._serve(scene.low), original, side_a, side_b, message,
+                self._progress_text(session), shown, *[p or gr.Image(value=None, visible=False) for p in previous])
 
     def _progress_text(self, session) -> str:
         n = self.arena.votes_cast(session) if self.arena else 0
@@ -383,18 +440,18 @@ class ArenaApp:
     def next_pair(self, session, token, browser=None, request: gr.Request = None):
         """A new blind pair for this judge (and a pseudonymous session id on the first call); it
         replaces the judge's current pair."""
-        session = session if isinstance(session, str) and session.startswith("s-") else new_session_id()
-        return self._battle_outputs(session, browser, request, "")
+        return self._battle_outputs(_session_id(session), browser, request, "")
 
     def start_judging(self, session, token, browser=None, request: gr.Request = None):
         """On opening the Judge tab: a pair, unless one is already waiting for a vote."""
         if token and session and self.arena and self.arena.pending(session):
-            return (gr.skip(),) * 8
+            return (gr.skip(),) * len(JUDGE_OUTPUTS)
         return self.next_pair(session, token, browser, request)
 
-    def vote(self, answer, session, token, browser=None, request: gr.Request = None):
-        """Record a vote on the current pair, reveal the models, and show the next pair. `answer` is a
-        button's label or one of A, B, tie, both_bad."""
+    def vote(self, answer, session, token, browser=None, shown=None, request: gr.Request = None):
+        """Record a vote on the current pair and show the next pair, with the pair just judged
+        above it: its two pictures (`shown`, the files the page showed) under the models' names,
+        and what the judge said. `answer` is a button's label or one of A, B, tie, both_bad."""
         if isinstance(answer, str):
             answer = ANSWERS.get(answer, answer)
         if self.arena is None:
@@ -402,16 +459,15 @@ class ArenaApp:
         result = self.arena.vote(token, session, answer, self.client(request, browser))
         if result.keep_pair:
             _warn(result.message)
-            return (session, token, gr.skip(), gr.skip(), gr.skip(), gr.skip(), result.message,
-                    self._progress_text(session))
+            return (session, token, *[gr.skip()] * 4, result.message, self._progress_text(session), gr.skip(),
+                    *[gr.Image(value=None, visible=False)] * 2)
         if not result.accepted:
             _warn(result.message)
-            return self.next_pair(session, None, browser, request)[:6] + (result.message,
-                                                                          self._progress_text(session))
+            return self._battle_outputs(_session_id(session), browser, request, result.message)
         b = result.battle
-        reveal = (f"**You said {SAID[answer]}.** A was **{b.a.title}**, B was **{b.b.title}** "
-                  f"(image `{b.image_id}`, degraded by {degrade.title(b.degradation)}). Here is the next pair.")
-        return self._battle_outputs(session, browser, request, reveal)
+        reveal = (f"**Your last pair** (above: image `{b.image_id}`, degraded by {degrade.title(b.degradation)}): "
+                  f"you said {SAID[answer]}; A was **{b.a.title}**, B was **{b.b.title}**. The next pair is below.")
+        return self._battle_outputs(session, browser, request, reveal, judged_thumbnails(b, shown))
 
     # ---------------------------------------------------------------------------- Leaderboard
 
@@ -444,23 +500,8 @@ class ArenaApp:
         title = lambda n: self.titles.get(n, n)
         # The automatic witnesses beside the votes, each with its own rank (restoration/witnesses.py).
         scores = witness_scores(self.evaluation, degradation)
-        column_ranks = {key: ranks({n: s[key] for n, s in scores.items() if key in s and n in names}) for key in COLUMNS}
-        rows = []
-        for i in board.order():
-            n, s = board.names[i], scores.get(board.names[i], {})
-            interval = ("pinned (anchor)" if n == board.anchor else
-                        f"{board.lower[i]:.0f} – {board.upper[i]:.0f}" if np.isfinite(board.upper[i])
-                        else f"— (under {MIN_VOTES} votes)")
-            shown = {"psnr_pooled": "{:.2f}", "ssim": "{:.4f}", "fidelity": "{:.1%}"}
-            witnesses = [cell for key, fmt in shown.items()
-                         for cell in ((fmt.format(s[key]), column_ranks[key][n]) if key in s else ("—", "—"))]
-            rows.append([int(board.rank[i]), title(n), round(float(board.rating[i])), interval, int(board.votes[i]),
-                         *witnesses])
-        rates = board.win_rate()
-        matrix = [[title(board.names[i])] + [
-            "—" if i == j or board.games[i, j] == 0 else f"{rates[i, j]:.0%} of {int(board.games[i, j])}"
-            for j in board.order()] for i in board.order()]
-        headers = ["Model (row) beats (column)"] + [title(board.names[j]) for j in board.order()]
+        rows = ranking_rows(board, scores, title, MIN_VOTES)
+        headers, matrix = win_rate_rows(board, title)
         human = {n: float(r) for n, r in zip(board.names, board.rating) if n in scores}
         enough = all(v >= MIN_VOTES for n, v in zip(board.names, board.votes) if n in human and n != board.anchor)
         said = agreement(human, scores, enough and board.total_votes > 0)
@@ -517,10 +558,6 @@ class ArenaApp:
             return str(file)
 
 
-LEADERBOARD_HEADERS = ["Rank", "Model", "Rating", "95% interval", "Votes", "PSNR (dB)", "PSNR rank", "SSIM", "SSIM rank",
-                       "Semantic fidelity", "Fidelity rank"]
-
-
 def _degradation_title(name: str) -> str:
     """A degradation's title, or its stored name if this version does not know it (imported votes)."""
     try:
@@ -529,23 +566,23 @@ def _degradation_title(name: str) -> str:
         return name
 
 
+def judged_thumbnails(battle, shown) -> tuple:
+    """The judged pair's two pictures as small labelled images ("A: MSE U-Net"), from the files
+    the page showed (`shown`, kept in the session's state); hidden when they are not that pair's
+    or have been swept away."""
+    if not isinstance(shown, dict) or shown.get("token") != battle.token:
+        return gr.Image(value=None, visible=False), gr.Image(value=None, visible=False)
+    return tuple(gr.Image(value=shown[side], label=f"{side}: {contender.title}", visible=True)
+                 if Path(shown[side]).is_file() else gr.Image(value=None, visible=False)
+                 for side, contender in (("A", battle.a), ("B", battle.b)))
+
+
 def source_label(model) -> str:
     """"Hub org/repo @ 0123456789" or "local weights (sha256 0123abcd…)": which copy is serving."""
     if model.source == "hub":
         return f"Hub {model.entry.hub_repo} @ {model.revision[:10]}"
     fallback = f" ({model.fallback})" if model.fallback else ""  # e.g. "(not published yet)"
     return f"local `{model.entry.folder}` ({model.revision}){fallback}"
-
-
-def score_table(panels: list[Panel], mode: str) -> str:
-    if mode == "upscale":
-        head = "| Panel | Size | Time (ms) |\n|---|---|---:|\n"
-        return head + "\n".join(f"| {p.title} | {p.size[0]}×{p.size[1]} | "
-                                f"{'' if p.ms is None else f'{p.ms:.0f}'} |" for p in panels)
-    fmt = lambda v, spec: "—" if v is None else format(v, spec)
-    head = "| Panel | PSNR (dB) | SSIM | Time (ms) | Size |\n|---|---:|---:|---:|---|\n"
-    return head + "\n".join(f"| {p.title} | {fmt(p.psnr, '.2f')} | {fmt(p.ssim, '.4f')} | {fmt(p.ms, '.0f')} | "
-                            f"{p.size[0]}×{p.size[1]} {p.note} |" for p in panels)
 
 
 # -------------------------------------------------------------------------------------------- UI
@@ -568,7 +605,7 @@ def build_app(app: ArenaApp) -> gr.Blocks:
         gr.Markdown("Checkpoints: " + " · ".join(f"{m.entry.title}: {source_label(m)}" for m in app.models),
                     elem_id="sources")
         with gr.Accordion("Where each model came from", open=False):
-            gr.Markdown("\n".join(f"- {html.escape(n)}" for n in app.notes))
+            gr.Markdown(app.provenance(), elem_id="provenance")
 
         # The judge's browser id, kept in localStorage so that a new session (a reload) is the same
         # judge; copied into a State on load so the API's endpoints do not ask for it. Outside the
@@ -593,10 +630,14 @@ def build_app(app: ArenaApp) -> gr.Blocks:
                                       label="Models trained on", visible=len(app.families) > 1, elem_id="family",
                                       info="Photos: U-Nets trained on full-resolution photo patches. Tiny ImageNet: "
                                            "the lesson's U-Nets, trained on 64×64 thumbnails.")
-                    show_judge = gr.Checkbox(value=app.judge is not None, visible=app.judge is not None,
-                                             label="Show what the judge classifier sees in each panel",
-                                             info="Its top class of Tiny ImageNet's 200 and its probability: "
-                                                  "meaningful for pictures of one object, like the examples.")
+                    # Off by default: a Tiny ImageNet classifier names *some* class for any picture
+                    # ("Chihuahua" for an astronaut), which alarms more than it informs on first contact.
+                    show_judge = gr.Checkbox(value=False, visible=app.judge is not None, elem_id="show-judge",
+                                             label="Add the judge classifier's Tiny ImageNet class to the table",
+                                             info="The independent judge classifier's top class of Tiny ImageNet's "
+                                                  "200 (small pictures of one object) for each panel, with its "
+                                                  "probability; marked unsure under "
+                                                  f"{UNSURE_BELOW:.0%}. Meaningless for photos unlike those.")
                     run = gr.Button("Restore", variant="primary", elem_id="run")
                     gr.Markdown(f"Large images are restored in overlapping {s.tile_size}-pixel tiles; the limit "
                                 f"is {s.max_pixels / 1e6:.1f} megapixels of output. Panels appear as each is ready.")
@@ -625,11 +666,15 @@ def build_app(app: ArenaApp) -> gr.Blocks:
                                     elem_classes=["panel"])
             files = gr.File(label="Download every output (PNG)", file_count="multiple", interactive=False)
             compared = gr.State(None)
+            compare_outputs = [*panels, table, files, slider, left, right, compared]
+            # The page is cleared first, outside the queue, so that nothing of the last image stays
+            # on screen while the new one streams in or beside a refusal.
             upload.change(app.suggest_family, upload, family, api_visibility="private", queue=False)
-            run.click(app.compare, [upload, mode, degradation, show_judge, family],
-                      [*panels, table, files, slider, left, right, compared],
-                      api_name="compare", preprocess=False, concurrency_id="compare",
-                      concurrency_limit=s.concurrency + COMPARE_WAITING_ROOM, show_progress_on=table)
+            run.click(app.cleared, family, compare_outputs, queue=False, show_progress="hidden",
+                      api_visibility="private").then(
+                app.compare, [upload, mode, degradation, show_judge, family], compare_outputs, api_name="compare",
+                preprocess=False, concurrency_id="compare", concurrency_limit=s.concurrency + COMPARE_WAITING_ROOM,
+                show_progress_on=table)
             for dropdown in (left, right):
                 dropdown.input(app.zoom, [compared, left, right], slider, api_visibility="private")
 
@@ -637,6 +682,14 @@ def build_app(app: ArenaApp) -> gr.Blocks:
             gr.Markdown("Which restoration of the low-resolution input looks better? The models are hidden until "
                         "you vote. Look closely (use the fullscreen button), then answer.")
             progress_text = gr.Markdown(elem_id="judge-progress")
+            # The pair just judged, with its models' names, sits here, above the next pair: the
+            # reveal belongs to the pictures it describes.
+            with gr.Row(elem_id="judged"):
+                thumb = {"interactive": False, "format": "png", "elem_classes": ["panel"], "height": THUMB_HEIGHT,
+                         "visible": False, "buttons": [], "min_width": 120}
+                judged_a = gr.Image(label="A", elem_id="judged-a", scale=1, **thumb)
+                judged_b = gr.Image(label="B", elem_id="judged-b", scale=1, **thumb)
+                reveal = gr.Markdown(elem_id="reveal")
             with gr.Row():
                 shown = {"interactive": False, "format": "png", "elem_classes": ["panel"], "height": JUDGE_HEIGHT,
                          "buttons": ["fullscreen"]}
@@ -648,9 +701,9 @@ def build_app(app: ArenaApp) -> gr.Blocks:
                 buttons = [gr.Button(label, variant="primary" if label.endswith("better") else "secondary",
                                      elem_id=f"vote-{answer}") for label, answer in ANSWERS.items()]
             skip = gr.Button("Skip this pair", size="sm")
-            reveal = gr.Markdown(elem_id="reveal")
-            session, token = gr.State(None), gr.State(None)
-            battle_outputs = [session, token, low, original, side_a, side_b, reveal, progress_text]
+            session, token, pair_files = gr.State(None), gr.State(None), gr.State(None)
+            battle_outputs = [session, token, low, original, side_a, side_b, reveal, progress_text, pair_files,
+                              judged_a, judged_b]  # as JUDGE_OUTPUTS
             # The judge's lane: no model runs here (the scene pool renders ahead), so a judge never
             # waits behind a Compare request.
             lane = {"concurrency_id": "judge", "concurrency_limit": JUDGE_LANE_LIMIT}
@@ -658,12 +711,12 @@ def build_app(app: ArenaApp) -> gr.Blocks:
                              api_visibility="private", **lane)
             skip.click(app.next_pair, [session, token, browser], battle_outputs, api_name="judge", **lane)
             for answer, button in zip(ANSWERS.values(), buttons):
-                button.click(app.vote, [button, session, token, browser], battle_outputs, api_name=f"vote_{answer}",
-                             api_visibility="private", trigger_mode="once", **lane)
+                button.click(app.vote, [button, session, token, browser, pair_files], battle_outputs,
+                             api_name=f"vote_{answer}", api_visibility="private", trigger_mode="once", **lane)
             # The API's way to vote (a client cannot press a button): /vote with the answer as text.
             answer_text = gr.Textbox(visible=False, label="answer")
-            answer_text.submit(app.vote, [answer_text, session, token, browser], battle_outputs, api_name="vote",
-                               **lane)
+            answer_text.submit(app.vote, [answer_text, session, token, browser, pair_files], battle_outputs,
+                               api_name="vote", **lane)
 
         with gr.Tab("Leaderboard") as board_tab:
             which = gr.Radio([("All degradations", "all")] + [(degrade.title(d), d) for d in degrade.STANDARD],

@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import hmac
 import ipaddress
+import math
 import os
 import random
 import secrets
@@ -89,6 +90,12 @@ class Limits:
     @classmethod
     def from_settings(cls, settings) -> "Limits":
         return cls(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(cls)})
+
+
+def tenths_down(seconds: float) -> str:
+    """Seconds to one decimal, rounded down: 1.96 s is "1.9", never "2.0", so a vote refused for
+    taking under 2 s never reads as having taken 2 s."""
+    return f"{math.floor(max(seconds, 0.0) * 10 + 1e-9) / 10:.1f}"  # + 1e-9: 2.3 * 10 is 22.999999999999996
 
 
 def new_session_id() -> str:
@@ -253,9 +260,9 @@ class Arena:
                                          "expired or been skipped), so it was not counted. Here is a new pair.")
             elapsed = now - battle.shown_at
             if elapsed < self.min_vote_seconds:
-                return VoteResult(False, f"That was too fast ({elapsed:.1f} s): please look at both images for at "
-                                         f"least {self.min_vote_seconds:g} s. The vote was not counted.",
-                                  battle, keep_pair=True)
+                return VoteResult(False, f"That was too fast: please look at both images for at least "
+                                         f"{self.min_vote_seconds:g} s; you took {tenths_down(elapsed)} s. The "
+                                         "vote was not counted.", battle, keep_pair=True)
             refusal = self._over_a_cap(client, now)
             if refusal:
                 return VoteResult(False, refusal + " The vote was not counted; please wait a little.", battle,

@@ -45,22 +45,45 @@ class Panel:
         return self.image.shape[-1], self.image.shape[-2]
 
     def caption(self) -> str:
-        """"MSE U-Net · 27.41 dB · SSIM 0.873 · 45 ms": the panel's title and figures."""
-        parts = [self.title]
+        """"MSE U-Net · 27.41 dB": the panel's title and one figure, short enough for one line over
+        a small panel (PSNR when scored, else the time it took); the rest is in `score_table`."""
         if self.psnr is not None:
-            parts.append(f"{self.psnr:.2f} dB")
-        if self.ssim is not None:
-            parts.append(f"SSIM {self.ssim:.3f}")
+            return f"{self.title} · {self.psnr:.2f} dB"
         if self.ms is not None:
-            parts.append(f"{self.ms:.0f} ms")
-        return " · ".join(parts)
+            return f"{self.title} · {self.ms:.0f} ms"
+        return self.title
+
+
+# Under this top-class probability the judge classifier is said to be unsure: Tiny ImageNet has 200
+# classes of small centred objects, and a picture of none of them still gets a top class.
+UNSURE_BELOW = 0.5
+JUDGE_COLUMN = "Tiny ImageNet class (judge classifier)"
 
 
 def what_the_judge_sees(judge, panel: Panel) -> str:
-    """'judge: “school bus” 71%': the judge classifier's top class for a panel (restoration/
-    classifier.py `top_class`; meaningful for Tiny ImageNet-like pictures, its 200 classes)."""
+    """'“school bus” 71%': the judge classifier's top class of Tiny ImageNet's 200 for a panel and
+    its probability (restoration/classifier.py `top_class`), with a note when that is low: its
+    answer means something only for pictures like Tiny ImageNet's, one object filling the frame."""
     name, probability = top_class(judge, panel.image)
-    return f"judge: “{name}” {probability:.0%}"
+    note = " (unsure: maybe none of its 200 classes)" if probability < UNSURE_BELOW else ""
+    return f"“{name}” {probability:.0%}{note}"
+
+
+def score_table(panels: Sequence[Panel], mode: str, seen: Mapping[str, str] | None = None) -> str:
+    """The Markdown table of every panel's figures (PSNR, SSIM, time, size; in "upscale" mode size
+    and time), and with `seen` (panel key → `what_the_judge_sees`) a column of the judge
+    classifier's answers."""
+    seen = seen or {}
+    extra = lambda p: f" {seen.get(p.key, '')} |" if seen else ""
+    extra_head = (f" {JUDGE_COLUMN} |", "---|") if seen else ("", "")
+    if mode == "upscale":
+        head = f"| Panel | Size | Time (ms) |{extra_head[0]}\n|---|---|---:|{extra_head[1]}\n"
+        return head + "\n".join(f"| {p.title} | {p.size[0]}×{p.size[1]} | "
+                                 f"{'' if p.ms is None else f'{p.ms:.0f}'} |{extra(p)}" for p in panels)
+    fmt = lambda v, spec: "—" if v is None else format(v, spec)
+    head = f"| Panel | PSNR (dB) | SSIM | Time (ms) | Size |{extra_head[0]}\n|---|---:|---:|---:|---|{extra_head[1]}\n"
+    return head + "\n".join(f"| {p.title} | {fmt(p.psnr, '.2f')} | {fmt(p.ssim, '.4f')} | {fmt(p.ms, '.0f')} | "
+                             f"{p.size[0]}×{p.size[1]} {p.note} |{extra(p)}" for p in panels)
 
 
 def input_pixel_limit(mode: str, max_pixels: int) -> int:
@@ -128,7 +151,7 @@ def compare_stream(image: Image.Image, mode: str, models: Sequence, settings: Se
     if reference is not None:
         panels["original"] = Panel("original", "Original", reference, note="the reference")
     order = ["input", "bicubic", *[m.entry.name for m in models], "original"]
-    ordered = lambda: [panels[k] for k in order if k in panels]  # noqa: E731
+    ordered = lambda: [panels[k] for k in order if k in panels]
     first = models[0].entry.title if models else "scores"
     yield Step(ordered(), 1 / steps, f"Scoring; next: {first}" if reference is not None else f"Next: {first}")
     panels["input"] = _score(panels["input"], reference, model_input)

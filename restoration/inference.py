@@ -27,6 +27,7 @@ float: a 4-megapixel image is 12 MB instead of 48, the app's panels stay small.
 import copy
 import ctypes
 import ctypes.util
+import logging
 import math
 import os
 import shutil
@@ -80,6 +81,27 @@ def release_memory():
         libc.malloc_trim(0)
     except (OSError, AttributeError):
         pass
+
+
+class _NoCudaRuntimeNotice(logging.Filter):
+    """Drops torch's "No CUDA runtime is found, using CUDA_HOME=..." warning, and nothing else.
+    torch.compile's CPU backend imports torch.utils.cpp_extension, which logs it when a CUDA
+    toolkit is installed (nvcc on the PATH) but torch sees no GPU: on a CPU-only machine it reads
+    like an error, and says nothing about our CPU kernels."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("No CUDA runtime is found")
+
+
+_CPP_EXTENSION_LOGGER = "torch.utils.cpp_extension"
+
+
+def quiet_cuda_home_warning():
+    """Install `_NoCudaRuntimeNotice` on torch's cpp_extension logger (once), before anything
+    compiles. (With a GPU torch does not log it, so the filter then drops nothing.)"""
+    logger = logging.getLogger(_CPP_EXTENSION_LOGGER)
+    if not any(isinstance(f, _NoCudaRuntimeNotice) for f in logger.filters):
+        logger.addFilter(_NoCudaRuntimeNotice())
 
 
 def compiler_available() -> bool:
@@ -186,6 +208,7 @@ class Restorer:
             if not compiler_available():
                 self._give_up("no C++ compiler found")
                 return time.perf_counter() - t0
+            quiet_cuda_home_warning()
             try:
                 compiled = torch.compile(self._fast_model.restore, dynamic=False)
                 with torch.inference_mode():

@@ -11,12 +11,17 @@ large Compare request).
 
 Large images are judged on their central `max_side` square: a judge compares details, and
 restoring whole photos for every scene would keep the pool from keeping up on a CPU.
+
+A judge is not shown the same image again within their last `RECENT_PAIRS` pairs while the pool
+has others (`RecentImages`, `ScenePool.take(avoid=...)`): seeing one picture three times in six
+votes reads as a bug, and teaches the judge that picture rather than the models.
 """
 
 import dataclasses
 import logging
 import random
 import threading
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -30,6 +35,7 @@ from restoration.settings import Settings
 
 log = logging.getLogger(__name__)
 ANCHOR = "bicubic"  # the contender whose rating is pinned
+RECENT_PAIRS = 10  # a judge's last pairs whose images are not shown to them again (while there are others)
 
 
 def judge_pool(settings: Settings, seed: int = 0) -> dict[str, Path]:
@@ -91,11 +97,34 @@ class BattleRenderer:
         return Scene(image_id, degradation, to_pil(low), to_pil(reference), outputs, family=family)
 
 
+class RecentImages:
+    """The images of each judge's last `keep` pairs, oldest first; at most `max_judges` judges are
+    remembered (the least recently seen are forgotten first)."""
+
+    def __init__(self, keep: int = RECENT_PAIRS, max_judges: int = 100_000):
+        self.keep, self.max_judges = keep, max_judges
+        self._seen: OrderedDict[str, deque] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def of(self, judge: str) -> list[str]:
+        with self._lock:
+            return list(self._seen.get(judge, ()))
+
+    def add(self, judge: str, image_id: str):
+        with self._lock:
+            seen = self._seen.pop(judge, None) or deque(maxlen=self.keep)
+            seen.append(image_id)
+            self._seen[judge] = seen
+            while len(self._seen) > self.max_judges:
+                self._seen.popitem(last=False)
+
+
 class ScenePool:
     """`size` ready scenes, refilled by one background thread. `take` picks a ready scene at
     random; after `uses` pairs a scene is used up, which wakes the thread to render a new one
     (used-up scenes serve on until it is ready, so `take` waits only just after start). While
-    `busy()` says the models' cores are taken, it waits instead of rendering. With `families`
+    `busy()` says the models' cores are taken, it waits instead of rendering. It renders images
+    that no ready scene shows, so the ready scenes are of different images. With `families`
     (family → its model names), each scene renders one family and bicubic, the families in turn."""
 
     def __init__(self, renderer: BattleRenderer, size: int = 4, uses: int = 6,
@@ -136,9 +165,10 @@ class ScenePool:
                     self._cond.wait(0.5)
                 if self._stop or not self.images:
                     return
-                image_id, degradation = self.rng.choice(self.images), self.rng.choice(self.degradations)
-                family, members = self.families[self._turn % len(self.families)]
-                self._turn += 1
+                shown = {s.image_id for s in self._ready}
+                image_id = self.rng.choice([i for i in self.images if i not in shown] or self.images)
+                degradation = self.rng.choice(self.degradations)
+                family, members = self._next_family()
             try:
                 names = None if members is None else [ANCHOR, *members]
                 scene = self.renderer.render(image_id, degradation, names, family)
@@ -156,20 +186,77 @@ class ScenePool:
                 self._ready = [s for s in self._ready if s.uses < self.uses] + [scene]
                 self._cond.notify_all()
 
+    def _next_family(self):
+        """(family, its model names) of the next scene, the families in turn (call holding the lock)."""
+        family = self.families[self._turn % len(self.families)]
+        self._turn += 1
+        return family
+
     def _fresh(self) -> int:
         return sum(s.uses < self.uses for s in self._ready)
 
-    def take(self, timeout: float = 120.0) -> Scene:
-        """A ready scene (counting one use). Raises TimeoutError if none is ready in `timeout`."""
+    def take(self, timeout: float = 120.0, avoid: Sequence[str] = ()) -> Scene:
+        """A ready scene (counting one use), preferably not of an image in `avoid` (a judge's recent
+        images, oldest first). When every ready scene shows one of them and the pool has other
+        images, a scene of one of those is rendered now (and the ready scenes are counted used up,
+        so that fresh ones are rendered behind it), unless `busy()`: then a ready scene of the
+        image the judge saw longest ago serves, as a Compare has the cores. When `avoid`
+        covers the whole pool, its oldest entries are let go. Raises TimeoutError if no scene is
+        ready in `timeout`."""
         with self._cond:
             if not self._cond.wait_for(lambda: self._ready or self._stop, timeout=timeout) or not self._ready:
                 raise TimeoutError("no judge pair is ready yet")
-            fresh = [s for s in self._ready if s.uses < self.uses]
-            scene = self.rng.choice(fresh or self._ready)  # a used-up scene serves on until one is ready
-            scene.uses += 1
-            if scene.uses == self.uses:
-                self._cond.notify_all()
-            return scene
+            avoid = self._avoidable(avoid)
+            scene = self._pick(avoid) or (self._least_recent(avoid) if self.busy() else None)
+            if scene is not None:
+                return self._use(scene)
+            image_id = self.rng.choice([i for i in self.images if i not in set(avoid)])
+            family, members = self._next_family()
+            # Every ready scene is one this judge saw lately: count them used up, so the background
+            # thread renders new ones while the judge looks at this pair (they still serve others
+            # until replaced), and the judge's next pairs need not wait for a render.
+            for ready in self._ready:
+                ready.uses = max(ready.uses, self.uses)
+            self._cond.notify_all()
+        try:
+            scene = self.renderer.render(image_id, self.rng.choice(self.degradations),
+                                         None if members is None else [ANCHOR, *members], family)
+            release_memory()
+        except Exception as e:  # noqa: BLE001 (as in _fill: a bad image must not stop judging)
+            log.warning("judge pool: %s left out: %s: %s", image_id, type(e).__name__,
+                        str(e).splitlines()[0][:200] if str(e) else "")
+            with self._cond:
+                self.failures += 1
+                if image_id in self.images and len(self.images) > 1:
+                    self.images.remove(image_id)
+                return self._use(self._least_recent(avoid))
+        with self._cond:
+            self._ready.append(scene)
+            return self._use(scene)
+
+    def _avoidable(self, avoid: Sequence[str]) -> list[str]:
+        """The newest entries of `avoid` that still leave an image of the pool out of it."""
+        avoid = list(avoid)
+        while avoid and set(self.images) <= set(avoid):
+            avoid.pop(0)
+        return avoid
+
+    def _pick(self, avoid: Sequence[str]) -> Scene | None:
+        """A random ready scene not of an image in `avoid`: a fresh one if there is one."""
+        allowed = [s for s in self._ready if s.image_id not in set(avoid)]
+        fresh = [s for s in allowed if s.uses < self.uses]
+        return self.rng.choice(fresh or allowed) if allowed else None  # used-up scenes serve on until replaced
+
+    def _least_recent(self, avoid: Sequence[str]) -> Scene:
+        """The ready scene whose image the judge saw longest ago (every one is in `avoid`)."""
+        age = {image_id: i for i, image_id in enumerate(avoid)}  # 0: seen longest ago
+        return min(self._ready, key=lambda s: (age.get(s.image_id, -1), s.uses >= self.uses))
+
+    def _use(self, scene: Scene) -> Scene:
+        scene.uses += 1
+        if scene.uses == self.uses:
+            self._cond.notify_all()
+        return scene
 
     def ready(self) -> int:
         """Scenes ready and not used up."""

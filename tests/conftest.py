@@ -1,7 +1,10 @@
 """Shared fixtures: a miniature Tiny ImageNet in the published layout, generated on the fly, and
-for the app a tiny weights folder, examples and Settings that point at them."""
+for the app a tiny weights folder, examples and Settings that point at them. The whole session
+uses a Gradio temp folder of its own (`pytest_configure`)."""
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +56,20 @@ def tiny_imagenet(tmp_path_factory):
         rows.append(f"val_{i}.JPEG\t{WNIDS[i % len(WNIDS)]}\t0\t0\t63\t63\n")
     (root / "val" / "val_annotations.txt").write_text("".join(rows))
     return root
+
+
+def pytest_configure(config):
+    """Gradio (uploads, served files) and gradio_client (downloads) write to GRADIO_TEMP_DIR, else
+    to the machine's shared /tmp/gradio, where a test run's files would pile up. Both read it when
+    imported, so it is set here, before any test module imports them, and removed at the end."""
+    config.gradio_temp_dir = tempfile.mkdtemp(prefix="pytest-gradio-")
+    os.environ["GRADIO_TEMP_DIR"] = config.gradio_temp_dir
+
+
+def pytest_unconfigure(config):
+    folder = getattr(config, "gradio_temp_dir", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -70,7 +70,8 @@ def test_compare_handler_gives_every_panel(arena_app, tmp_path):
     images, (table, files, slider, left, right, state) = out[:n], out[n:]
     assert arena_app.panel_keys == ["input", "bicubic", "unet-mse", "unet-perceptual", "unet-crossconv", "original"]
     assert all(img.visible for img in images)
-    assert images[2].label.startswith("MSE U-Net · ") and " dB · SSIM " in images[2].label
+    assert images[2].label.startswith("MSE U-Net · ") and images[2].label.endswith(" dB")  # one figure
+    assert images[-1].label == "Original" and "| 0." in table  # the rest (SSIM, ...) is in the table
     assert "| Bicubic |" in table and "| Cross-conv U-Net |" in table
     assert [f.rsplit("/", 1)[1] for f in files][:2] == ["my photo-input.png", "my photo-bicubic.png"]
     assert all(Image.open(f).format == "PNG" for f in files)
@@ -106,12 +107,45 @@ def test_compare_degradation_choice_and_what_the_judge_sees(settings, tiny_model
         jpeg = last(a.compare(str(photo(tmp_path)), "degrade", "jpeg75", True))
         inputs = [Image.open(out[n + 1][0]) for out in (lesson, jpeg)]  # the files: the input comes first
         assert inputs[0].tobytes() != inputs[1].tobytes()
-        assert "judge:" not in lesson[2].label  # off unless asked
-        assert all("· judge: “thing " in img.label for img in jpeg[:n])
+        assert "Tiny ImageNet class" not in lesson[n] and "“thing" not in lesson[n]  # off unless asked
+        header, _rule, *rows = jpeg[n].splitlines()
+        assert "Tiny ImageNet class (judge classifier)" in header and len(rows) == n
+        assert all("| “thing " in row and "%" in row for row in rows)  # a class and its probability per panel
+        assert all("thing" not in img.label for img in jpeg[:n])  # captions keep to a title and one figure
         with pytest.raises(gr.Error, match="Unknown degradation"):
             next(a.compare(str(photo(tmp_path)), "degrade", "sideways"))
     finally:
         a.close()
+
+
+def test_compare_clears_the_page_first_and_after_a_failure(arena_app, tmp_path, monkeypatch):
+    """The Restore button first shows `cleared` (empty panels, table, files and zoom), so a refusal
+    leaves nothing of the last image; a run that fails half-way ends on it too."""
+    n = len(arena_app.panel_keys)
+    empty = arena_app.cleared()
+    assert len(empty) == n + 6 and all(img.constructor_args["value"] is None for img in empty[:n])
+    assert [img.label for img in empty[:n]] == [arena_app.titles[k] for k in arena_app.panel_keys]
+    assert empty[n:n + 2] == ("", None) and empty[n + 2].constructor_args["value"] is None
+    assert empty[n + 3].constructor_args["choices"] == [] and empty[-1] is None
+    demo = build_app(arena_app)
+    [run] = [d for d in demo.config["dependencies"] if d.get("api_name") == "compare"]
+    [clear] = [d for d in demo.config["dependencies"] if d["id"] == run["trigger_after"]]
+    assert run["targets"] == [(None, "then")] and clear["targets"][0][1] == "click"  # Restore: clear, then run
+    assert clear["outputs"] == run["outputs"] and not clear["queue"]
+
+    import restoration.compare as compare_module
+
+    def failing(*args, **kwargs):
+        yield from list(compare_module.compare_stream(*args, **kwargs))[:2]
+        raise ValueError("the models failed")
+
+    monkeypatch.setattr(app_module, "compare_stream", failing)
+    steps = arena_app.compare(str(photo(tmp_path)), "degrade")
+    assert next(steps)[0].constructor_args["value"]  # a first panel was shown
+    with pytest.raises(ValueError, match="the models failed"):
+        for out in steps:
+            shown = out
+    assert all(img.constructor_args["value"] is None for img in shown[:n]) and shown[n] == ""
 
 
 def test_compare_serves_while_the_warm_up_runs(arena_app, tmp_path, monkeypatch):
@@ -198,26 +232,65 @@ def test_odd_but_valid_images_work(arena_app, tmp_path):
     assert Image.open(files["original"]).size == (16, 24)
 
 
-def test_judge_and_vote_handlers(arena_app):
-    session, token, low, original, a, b, _reveal, progress = arena_app.next_pair(None, None)
-    low, a, b = Image.open(low), Image.open(a), Image.open(b)
-    assert session.startswith("s-") and token and low.size[0] * 2 == a.size[0] and a.size == b.size
-    assert original is None and "**0**" in progress
-    assert arena_app.start_judging(session, token) == (gr.skip(),) * 8  # a pair is already waiting
+def judged(out) -> dict:
+    """A Judge handler's outputs by name (app.JUDGE_OUTPUTS)."""
+    assert len(out) == len(app_module.JUDGE_OUTPUTS)
+    return dict(zip(app_module.JUDGE_OUTPUTS, out))
 
-    out = arena_app.vote("A is better", session, token)
-    assert out[0] == session and out[1] != token and "**1**" in out[-1]
-    assert "You said A is better" in out[6] and "A was **" in out[6] and "degraded by" in out[6]
+
+def test_judge_and_vote_handlers(arena_app):
+    first = judged(arena_app.next_pair(None, None))
+    session, token = first["session"], first["token"]
+    low, a, b = Image.open(first["low"]), Image.open(first["side_a"]), Image.open(first["side_b"])
+    assert session.startswith("s-") and token and low.size[0] * 2 == a.size[0] and a.size == b.size
+    assert first["original"] is None and "**0**" in first["progress"] and first["reveal"] == ""
+    assert first["judged_a"].visible is False and first["judged_b"].visible is False  # nothing judged yet
+    assert first["shown"] == {"token": token, "A": first["side_a"], "B": first["side_b"]}
+    assert arena_app.start_judging(session, token) == (gr.skip(),) * len(app_module.JUDGE_OUTPUTS)  # one waits
+
+    out = judged(arena_app.vote("A is better", session, token, None, first["shown"]))
+    assert out["session"] == session and out["token"] != token and "**1**" in out["progress"]
+    assert "you said A is better" in out["reveal"] and "A was **" in out["reveal"] and "degraded by" in out["reveal"]
+    # The reveal sits with the pair it describes: the judged pictures, named, above the new pair.
+    battle = arena_app.store._db.execute("SELECT model_a, model_b FROM votes").fetchone()
+    titles = [arena_app.titles.get(n, "Bicubic") for n in battle]
+    assert out["judged_a"].constructor_args["value"] == first["side_a"]
+    assert out["judged_b"].constructor_args["value"] == first["side_b"]
+    assert [out["judged_a"].label, out["judged_b"].label] == [f"A: {titles[0]}", f"B: {titles[1]}"]
+    assert out["judged_a"].visible and out["side_a"] != first["side_a"]  # a new pair below
+    assert f"A was **{titles[0]}**, B was **{titles[1]}**" in out["reveal"]
     with pytest.warns(UserWarning, match="already been judged"):  # gr.Warning, outside a running app
-        assert arena_app.vote("B is better", session, token)[6].startswith("This pair has already been judged")
+        again = judged(arena_app.vote("B is better", session, token, None, first["shown"]))
+    assert again["reveal"].startswith("This pair has already been judged") and again["judged_a"].visible is False
     with pytest.warns(UserWarning, match="did not issue"):
         assert arena_app.vote("Tie", session, "forged")[6].startswith("This vote is for a pair")
     for answer in [["A"], {"answer": "A"}, "sideways"]:  # what an API client can send
         with pytest.warns(UserWarning, match="Unknown answer"):
-            assert arena_app.vote(answer, session, out[1])[6].startswith("Unknown answer")
+            assert arena_app.vote(answer, session, out["token"])[6].startswith("Unknown answer")
     assert arena_app.store.count() == 1
     vote = arena_app.store._db.execute("SELECT degradation, client, judge FROM votes").fetchone()
     assert vote[0] in degrade.STANDARD and len(vote[1]) == len(vote[2]) == 32  # keys, not addresses
+
+
+def test_a_judge_sees_no_image_again_within_their_last_ten_pairs(settings, tiny_models, tmp_path):
+    """With 12 images in the pool, 24 pairs in a row never repeat an image within 11 pairs, though
+    the pool keeps only 2 scenes ready and each serves 6 pairs; another judge is not held back."""
+    examples = tmp_path / "examples"
+    examples.mkdir()
+    for i in range(12):
+        photo(examples, 40, 32, name=f"p{i:02d}.png")  # the same picture: only the id matters here
+    a = ArenaApp(dataclasses.replace(settings, examples_dir=examples, battle_pool=2, scene_uses=6), tiny_models)
+    try:
+        images, session = [], None
+        for _ in range(24):
+            session = judged(a.next_pair(session, None, "b-judge-one"))["session"]
+            images.append(a.arena.pending(session).image_id)
+        assert all(len(set(images[i:i + 11])) == len(images[i:i + 11]) for i in range(len(images)))
+        other = [a.arena.pending(judged(a.next_pair(None, None, "b-judge-two"))["session"]).image_id
+                 for _ in range(3)]
+        assert len(set(other)) == 3
+    finally:
+        a.close()
 
 
 def test_served_pictures_name_no_model(arena_app):
@@ -246,14 +319,14 @@ def test_a_new_session_from_the_same_browser_or_without_one_is_the_same_judge(se
     for _ in range(3):  # a fresh session for every vote, as a script would
         session, token, *_ = a.next_pair(None, None, browser)
         results.append(a.vote("A", session, token, browser))
-    assert [r[6].startswith("**You said") for r in results] == [True, True, False]
+    assert [r[6].startswith("**Your last pair**") for r in results] == [True, True, False]
     assert "at most 2 a minute per judge" in results[2][6] and a.store.count() == 2
     # a client that keeps no browser id is, at its address, one judge across its sessions too
     results = []
     for _ in range(3):
         session, token, *_ = a.next_pair(None, None)
         results.append(a.vote("B", session, token))
-    assert [r[6].startswith("**You said") for r in results] == [True, True, False]
+    assert [r[6].startswith("**Your last pair**") for r in results] == [True, True, False]
     assert "at most 2 a minute per judge" in results[2][6] and a.store.count() == 4
     a.close()
 
@@ -280,12 +353,13 @@ def test_leaderboard_and_export_handlers(settings, tiny_models, tmp_path):
     assert "**0** valid votes" in summary and "No evaluation figures yet" in summary
     assert "**0** votes left out" in summary
     assert len(ranking.value["data"]) == 4  # three U-Nets and the bicubic anchor
+    assert all(r[0] == r[2] == "—" for r in ranking.value["data"])  # no votes: no rank, no rating
     bicubic = [r for r in ranking.value["data"] if r[1] == "Bicubic"][0]
-    assert bicubic[2] == 1000 and bicubic[3] == "pinned (anchor)"
+    assert bicubic[3] == "pinned (anchor)"
     session = None
     for answer in ["A", "A", "B", "tie", "both_bad"]:
         session, token, *_ = arena_app.next_pair(session, None)
-        assert arena_app.vote(answer, session, token)[6].startswith("**You said")
+        assert arena_app.vote(answer, session, token)[6].startswith("**Your last pair**")
     summary, ranking, matrix = arena_app.leaderboard()
     rows = ranking.value["data"]
     assert "**5** valid votes" in summary and sum(r[4] for r in rows) == 10 and "Votes by degradation" in summary
@@ -424,6 +498,11 @@ def test_the_header_names_the_catalogue_models(arena_app):
     [header] = [b.value for b in demo.blocks.values() if getattr(b, "elem_id", None) == "header"]
     assert "MSE U-Net, Perceptual U-Net and Cross-conv U-Net" in header and "Three" not in header
     assert "from fast.ai lesson 23: Solo U-Net." in app_module.header_markdown(["Solo U-Net"])
+    [provenance] = [b.value for b in demo.blocks.values() if getattr(b, "elem_id", None) == "provenance"]
+    lines = provenance.splitlines()  # one per catalogue entry: the three U-Nets and the classifier
+    assert [line.split("**")[1] for line in lines] == ["MSE U-Net", "Perceptual U-Net", "Cross-conv U-Net",
+                                                       "Tiny ImageNet classifier"]
+    assert all("card [test-org/" in line and "Hub commit" in line for line in lines)
 
 
 def test_app_needs_a_model(settings):
@@ -462,7 +541,7 @@ def test_through_gradio_client(served, tmp_path):
     n = len(a.panel_keys)
     panels = out[:n]  # each an update: the image and its caption with the scores
     assert all(Image.open(p["value"]).format == "PNG" for p in panels)  # lossless panels
-    assert panels[2]["label"].startswith("MSE U-Net · ") and "SSIM" in panels[2]["label"]
+    assert panels[2]["label"].startswith("MSE U-Net · ") and panels[2]["label"].endswith(" dB")
     assert "| MSE U-Net |" in out[n] and len(out[n + 1]) == n
     left, right = out[n + 2]["value"]  # the zoom slider, at full resolution
     assert Image.open(left).size == Image.open(right).size == Image.open(panels[-1]["value"]).size
@@ -471,12 +550,14 @@ def test_through_gradio_client(served, tmp_path):
         (tmp_path / "text.png").write_text("hello")
         client.predict(handle_file(str(tmp_path / "text.png")), "degrade", api_name="/compare")
 
-    _low, _original, side_a, side_b, _reveal, progress = client.predict(api_name="/judge")
+    _low, _original, side_a, side_b, _reveal, progress, _judged_a, _judged_b = client.predict(api_name="/judge")
     assert Image.open(side_a).size == Image.open(side_b).size and "**0**" in progress
     result = client.predict("B is better", api_name="/vote")
-    assert "You said B is better" in result[4] and "**1**" in result[5]
+    assert "you said B is better" in result[4] and "**1**" in result[5]
+    assert Image.open(result[6]["value"]).tobytes() == Image.open(side_a).tobytes()  # the judged pair, shown again
+    assert result[6]["label"].startswith("A: ") and result[6]["visible"] is True
     result = client.predict("tie", api_name="/vote")
-    assert "You said a tie" in result[4] and "**2**" in result[5]
+    assert "you said a tie" in result[4] and "**2**" in result[5]
     result = client.predict("sideways", api_name="/vote")
     assert "Unknown answer" in result[4] and "**2**" in result[5]
     for answer in (["A"], {"answer": "A"}):  # the raw protocol lets a script send anything
@@ -490,6 +571,25 @@ def test_through_gradio_client(served, tmp_path):
     assert matrix["value"]["headers"][0] == "Model (row) beats (column)"
     csv_file = client.predict(api_name="/export_votes")
     assert len(list(csv.DictReader(Path(csv_file).read_text().splitlines()))) == 2
+
+
+def test_the_tests_keep_gradios_files_in_their_own_temp_folder(served, tmp_path):
+    """conftest points GRADIO_TEMP_DIR at a folder of the test session: an upload, the panels
+    served back and the client's downloads land there, and nothing in the machine's shared
+    /tmp/gradio (other runs may write there meanwhile: only this test's unique name is looked for)."""
+    import secrets
+    import tempfile
+
+    ours = Path(os.environ["GRADIO_TEMP_DIR"])
+    shared = Path(tempfile.gettempdir()) / "gradio"
+    assert ours.resolve() != shared.resolve() and ours.name.startswith("pytest-gradio-")
+    a, client = served
+    name = f"probe-{secrets.token_hex(6)}"
+    out = client.predict(handle_file(str(photo(tmp_path, name=f"{name}.png"))), "degrade", api_name="/compare")
+    assert Path(out[0]["value"]).is_relative_to(ours)  # the client's download of a panel
+    mine = lambda folder: [p for p in folder.rglob(f"*{name}*") if p.is_file()] if folder.exists() else []
+    assert len(mine(ours)) >= 2 * len(a.panel_keys)  # served by the app and downloaded by the client
+    assert mine(shared) == []
 
 
 def test_user_errors_are_one_log_line_not_a_traceback(served, tmp_path, capfd, caplog):

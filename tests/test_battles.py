@@ -18,6 +18,7 @@ from restoration.battles import (
     flag_judges,
     load_secret,
     new_session_id,
+    tenths_down,
 )
 from restoration.votes import VoteStore
 
@@ -123,11 +124,17 @@ def test_pairs_expire(store, clock):
 
 def test_too_fast_votes_are_rejected_but_the_pair_stays(arena, clock):
     battle = arena.issue("s-1", ME)
-    clock.now += 1.5
+    clock.now += 1.96  # would print as "2.0 s" rounded to nearest: the message must not contradict itself
     result = arena.vote(battle.token, "s-1", "A", ME)
     assert not result.accepted and result.keep_pair and "too fast" in result.message
-    clock.now += 1
+    assert "at least 2 s; you took 1.9 s" in result.message
+    clock.now += 0.6
     assert arena.vote(battle.token, "s-1", "A", ME).accepted
+
+
+def test_tenths_are_rounded_down():
+    assert [tenths_down(s) for s in (0.0, 0.04, 1.96, 1.99999, 2.0, 2.3, 12.34, -0.1)] == [
+        "0.0", "0.0", "1.9", "1.9", "2.0", "2.3", "12.3", "0.0"]
 
 
 def vote_once(arena, clock, session, client, answer="tie"):

@@ -41,7 +41,8 @@ def test_degrade_mode_panels_and_scores(settings, tiny_models):
         assert p.ssim == pytest.approx(float(ssim(p.image, reference)[0]))
     assert by_key["original"].psnr is None
     assert len({round(p.psnr, 6) for p in panels[1:-1]}) == 4  # the models really differ
-    assert "dB" in by_key["unet-mse"].caption() and "SSIM" in by_key["unet-mse"].caption()
+    assert by_key["unet-mse"].caption() == f"MSE U-Net · {by_key['unet-mse'].psnr:.2f} dB"  # one figure
+    assert by_key["original"].caption() == "Original"
     fractions = [f for f, _ in steps]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0 and "MSE U-Net" in steps[1][1]
 
@@ -126,3 +127,20 @@ def test_slider_files_enlarge_the_smaller_image_without_smoothing(tmp_path):
     with Image.open(a) as enlarged:
         assert enlarged.size == (20, 16) and enlarged.getpixel((19, 15)) == (10, 20, 30)
     assert slider_files(tmp_path / "big.png", tmp_path / "big.png") == (tmp_path / "big.png",) * 2
+
+
+def test_upscale_captions_give_the_time_and_the_judge_says_when_it_is_unsure(monkeypatch):
+    import restoration.compare as compare_module
+    from restoration.compare import Panel, score_table, what_the_judge_sees
+
+    image = torch.zeros(3, 8, 8, dtype=torch.uint8)
+    panel = Panel("unet-mse", "MSE U-Net", image, ms=12.4)
+    assert panel.caption() == "MSE U-Net · 12 ms"
+    answers = iter([("school bus", 0.71), ("Chihuahua", 0.25)])
+    monkeypatch.setattr(compare_module, "top_class", lambda judge, image: next(answers))
+    sure, unsure = what_the_judge_sees(None, panel), what_the_judge_sees(None, panel)
+    assert sure == "“school bus” 71%" and unsure.startswith("“Chihuahua” 25% (unsure")
+    table = score_table([panel], "upscale", {"unet-mse": sure})
+    assert table.splitlines()[0].endswith("| Tiny ImageNet class (judge classifier) |")
+    assert table.splitlines()[-1] == "| MSE U-Net | 8×8 | 12 | “school bus” 71% |"
+    assert "judge" not in score_table([panel], "upscale")

@@ -144,3 +144,28 @@ def test_prepare_degrade_and_upscale_modes():
 def test_timed_returns_milliseconds():
     result, ms = timed(downscale, torch.rand(3, 8, 8))
     assert result.shape == (3, 4, 4) and ms >= 0
+
+
+def test_the_warm_up_silences_torchs_cuda_home_warning_and_nothing_else(monkeypatch, tmp_path, caplog):
+    """On a machine with a CUDA toolkit but no GPU, torch.compile's import of cpp_extension logs
+    "No CUDA runtime is found, using CUDA_HOME=...". The warm-up filters exactly that line."""
+    import logging
+
+    from torch.utils import cpp_extension
+
+    if torch.cuda.is_available():
+        pytest.skip("torch only logs the warning without a GPU")
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    monkeypatch.setattr(logger, "filters", [])  # as before any warm-up in this process
+    monkeypatch.setenv("CUDA_HOME", str(tmp_path))  # a toolkit folder that exists
+    caplog.set_level(logging.WARNING, logger="torch.utils.cpp_extension")
+    cpp_extension._find_cuda_home()
+    assert any("No CUDA runtime is found" in r.getMessage() for r in caplog.records)  # torch's own behaviour
+
+    caplog.clear()
+    monkeypatch.setattr(inference, "compiler_available", lambda: True)
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)  # compiling itself is not under test
+    Restorer(a_trained_looking_unet(), window=64, overlap=8, notice=lambda _: None).warm_up()
+    cpp_extension._find_cuda_home()
+    logger.warning("another warning")
+    assert [r.getMessage() for r in caplog.records] == ["another warning"]

@@ -12,7 +12,7 @@ from PIL import Image
 
 from restoration.degrade import STANDARD, low_res, upscale_bicubic
 from restoration.images import to_float, to_pil, to_tensor, to_uint8
-from restoration.judging import ANCHOR, BattleRenderer, ScenePool, judge_pool
+from restoration.judging import ANCHOR, BattleRenderer, RecentImages, Scene, ScenePool, judge_pool
 from tests.app_support import CountingModel
 
 
@@ -140,3 +140,76 @@ def test_scenes_take_the_families_in_turn_each_with_bicubic(settings, tiny_model
     assert {s.family for s in scenes} == {"photo", "lesson"}
     for s in scenes:
         assert set(s.outputs) == {ANCHOR, *families[s.family]}
+
+
+class NamedScenes:
+    """A renderer that only names its scenes (what `take(avoid=...)` decides on), counting renders."""
+
+    def __init__(self, images):
+        self.pool, self.rendered = {i: None for i in images}, []
+
+    def render(self, image_id, degradation="lesson", names=None, family=None):
+        self.rendered.append(image_id)
+        return Scene(image_id, degradation, None, None, {"x": None}, family=family)
+
+
+def test_take_avoids_a_judges_recent_images_while_the_pool_has_others():
+    renderer = NamedScenes([f"i{k}" for k in range(10)])
+    busy = threading.Event()
+    pool = ScenePool(renderer, size=2, uses=6, rng=random.Random(0), busy=busy.is_set).start()
+    try:
+        recent = RecentImages(keep=3)
+        for _ in range(20):  # never the same image within 4 pairs, though 2 scenes are ready
+            scene = pool.take(timeout=10, avoid=recent.of("j"))
+            assert scene.image_id not in recent.of("j")
+            recent.add("j", scene.image_id)
+        assert recent.of("j") == recent.of("j")[-3:] and recent.of("other") == []
+        # A pool of 10 images, a judge who has seen 9 of them: the tenth, whatever is ready.
+        seen = [f"i{k}" for k in range(9)]
+        assert pool.take(timeout=10, avoid=seen).image_id == "i9"
+        # Avoiding the whole pool lets the oldest go: i0 is the image seen longest ago.
+        assert pool.take(timeout=10, avoid=seen + ["i9"]).image_id == "i0"
+        # While a Compare has the cores nothing is rendered: the scene seen longest ago serves.
+        busy.set()
+        time.sleep(0.3)  # a render under way when the Compare started ends first
+        with pool._cond:
+            ready = sorted({s.image_id for s in pool._ready})
+        unseen = next(i for i in renderer.pool if i not in ready)  # not ready: it would need a render
+        avoid = [i for i in renderer.pool if i != unseen and i not in ready] + ready  # ready[0]: oldest of those
+        rendered = len(renderer.rendered)
+        assert pool.take(timeout=10, avoid=avoid).image_id == ready[0] and len(renderer.rendered) == rendered
+        busy.clear()
+        assert pool.take(timeout=10, avoid=avoid).image_id == unseen  # rendered now
+    finally:
+        pool.stop()
+
+
+def test_recent_images_keep_the_last_pairs_of_a_bounded_number_of_judges():
+    recent = RecentImages(keep=2, max_judges=2)
+    for judge, image in [("a", "x"), ("a", "y"), ("a", "z"), ("b", "x"), ("c", "x")]:
+        recent.add(judge, image)
+    assert recent.of("a") == [] and recent.of("b") == ["x"] and recent.of("c") == ["x"]  # a: least recent
+    recent.add("b", "y")
+    recent.add("b", "z")
+    assert recent.of("b") == ["y", "z"]
+
+
+def test_a_judge_who_has_seen_every_ready_scene_gets_fresh_ones_rendered_behind():
+    renderer = NamedScenes([f"i{k}" for k in range(10)])
+    pool = ScenePool(renderer, size=2, uses=6, rng=random.Random(0)).start()
+    try:
+        deadline = time.monotonic() + 10
+        while pool.ready() < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with pool._cond:
+            scenes = list(pool._ready)
+        seen = [s.image_id for s in scenes]
+        rendered = len(renderer.rendered)
+        assert pool.take(timeout=10, avoid=seen).image_id not in seen  # rendered for this judge, now
+        deadline = time.monotonic() + 10
+        while len(renderer.rendered) < rendered + 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(renderer.rendered) >= rendered + 2  # and another behind it, without a take
+        assert all(s.uses >= pool.uses for s in scenes)  # the scenes the judge had seen are retired
+    finally:
+        pool.stop()

@@ -255,3 +255,49 @@ def test_speed_switches_parse():
     assert config.channels_last and not config.compile
     config = parse_config(SuperResConfig, ["--no-channels-last", "--compile"])
     assert not config.channels_last and config.compile
+
+
+def test_a_photo_run_trains_on_full_resolution_crops_and_ends_with_where_it_saved(tmp_path, capsys):
+    """--data a folder of photos: crops at the photos' own resolution (not thumbnails), whole val
+    photos scored by luma PSNR gain over bicubic, and last lines that say where the model is and how
+    to evaluate it."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, sizes in (("train", [(120, 90), (90, 130), (200, 100)]), ("val", [(60, 50), (48, 64)])):
+        (tmp_path / split).mkdir()
+        for i, (w, h) in enumerate(sizes):
+            coarse = Image.fromarray((rng.random((h // 6, w // 6, 3)) * 255).astype(np.uint8))
+            coarse.resize((w, h), Image.Resampling.BICUBIC).save(tmp_path / split / f"{i}.png")
+    out = tmp_path / "photo-mse"
+    train_superres.main(["--data", str(tmp_path / "train"), "--val-data", str(tmp_path / "val"), "--out", str(out),
+                         "--cache-dir", str(tmp_path / "cache"), "--batch-size", "4", "--size", "32", "--epochs", "1",
+                         "--crops-per-epoch", "8", "--device", "cpu", "--no-erase", "--degradation", "mix",
+                         "--mix-weights", "0,1,0,0", "--mix-quality", "70,80"])
+    [line] = epochs_logged(out)
+    assert line["global_step"] == 2  # 8 crops, 4 a batch
+    assert {"val_bicubic_psnr_y", "val_bicubic_gain", "val_jpeg75_psnr_y", "val_jpeg75_gain"} <= set(line)
+    last_lines = capsys.readouterr().out.strip().splitlines()[-2:]
+    assert last_lines[0] == f"saved the model in {out}/ (config.json + model.safetensors)"
+    assert last_lines[1].startswith(f"evaluate it: python -m restoration.evaluate --models {out} --data {tmp_path / 'val'}")
+    config = json.loads((out / "train_config.json").read_text())
+    assert config["mix_weights"] == "0,1,0,0" and config["val_data"] == str(tmp_path / "val")
+
+
+def test_a_stopped_run_says_how_to_resume(tiny_imagenet, tmp_path, capsys):
+    out = tmp_path / "stopped"
+    train_superres.main(common(tiny_imagenet, out, tmp_path / "cache") + ["--time-budget", "0.0001"])
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[-3].startswith(f"saved the model in {out}")
+    assert "python -m restoration.evaluate --models" in printed[-2] and "--resume" in printed[-1]
+
+
+def test_mix_options_are_checked():
+    for bad in (["--mix-quality", "90,50"], ["--mix-quality", "x"], ["--mix-weights", "1,1"],
+                ["--mix-weights", "-1,1,1,1"]):
+        with pytest.raises(SystemExit, match="--mix-quality takes lowest,highest"):
+            parse_config(SuperResConfig, bad)
+    config = parse_config(SuperResConfig, ["--mix-weights", "0.15,0.7,0.05,0.1", "--mix-jpeg", "0.5"])
+    mix = config.mix_config()
+    assert mix.kernel_weights == (0.15, 0.7, 0.05, 0.1) and mix.jpeg_p == 0.5 and mix.jpeg_quality == (60, 95)
