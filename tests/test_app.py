@@ -17,6 +17,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from gradio_client import Client, handle_file
 from PIL import Image
 
@@ -216,7 +217,8 @@ def test_judge_and_vote_handlers(arena_app):
         with pytest.warns(UserWarning, match="Unknown answer"):
             assert arena_app.vote(answer, session, out[1])[6].startswith("Unknown answer")
     assert arena_app.store.count() == 1
-    vote = arena_app.store._db.execute("SELECT degradation, client, judge FROM votes").fetchone()
+    with arena_app.store.engine.connect() as conn:
+        vote = tuple(conn.execute(sa.text("SELECT degradation, client, judge FROM votes")).one())
     assert vote[0] in degrade.STANDARD and len(vote[1]) == len(vote[2]) == 32  # keys, not addresses
 
 
