@@ -10,7 +10,6 @@ work is done by `restoration`: this file only wires it to the page.
 
 import restoration  # noqa: F401  first: one clear line, not a traceback, on Python < 3.11
 
-import contextlib
 import functools
 import html
 import inspect
@@ -98,7 +97,7 @@ STORE_DOWN = ("The vote store cannot be reached right now (it may be restarting)
               "try again in a minute. Compare works meanwhile.")
 
 
-@contextlib.contextmanager
+@contextmanager
 def _store_reachable():
     """A vote store that is down is a message for the judge (and one log line), not a crash; the
     next request after it is back works (restoration/votes.py)."""
@@ -358,15 +357,15 @@ class ArenaApp:
             with _store_reachable():
                 battle = self.arena.issue(session, self.client(request, browser),
                                           (scene.image_id, scene.degradation, a, b))
-                progress = self._progress_text(session)
         except Refused as e:
             raise _error(str(e)) from None
         original = self._serve(scene.original) if self.settings.show_original else None
         return (session, battle.token, self._serve(scene.low), original, self._serve(scene.outputs[a.name]),
-                self._serve(scene.outputs[b.name]), message, progress)
+                self._serve(scene.outputs[b.name]), message, self._progress_text(session))
 
     def _progress_text(self, session) -> str:
-        n = self.arena.votes_cast(session) if self.arena else 0
+        with _store_reachable():
+            n = self.arena.votes_cast(session) if self.arena else 0
         return f"Votes you have cast this session: **{n}**"
 
     def remember_browser(self, browser):
@@ -397,13 +396,14 @@ class ArenaApp:
             raise _error("Judging needs at least one image in the judge's pool.")
         with _store_reachable():  # accepted means committed: the reveal comes only after the commit
             result = self.arena.vote(token, session, answer, self.client(request, browser))
-            progress = self._progress_text(session)
         if result.keep_pair:
             _warn(result.message)
-            return (session, token, gr.skip(), gr.skip(), gr.skip(), gr.skip(), result.message, progress)
+            return (session, token, gr.skip(), gr.skip(), gr.skip(), gr.skip(), result.message,
+                    self._progress_text(session))
         if not result.accepted:
             _warn(result.message)
-            return self.next_pair(session, None, browser, request)[:6] + (result.message, progress)
+            return self.next_pair(session, None, browser, request)[:6] + (result.message,
+                                                                          self._progress_text(session))
         b = result.battle
         reveal = (f"**You said {SAID[answer]}.** A was **{b.a.title}**, B was **{b.b.title}** "
                   f"(image `{b.image_id}`, degraded by {degrade.title(b.degradation)}). Here is the next pair.")

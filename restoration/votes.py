@@ -368,7 +368,7 @@ class VoteStore:
         come in past it (or at the first export). Kept in the database, so every replica cuts the
         export at the same vote and serves the same CSV."""
         with self.transaction() as tx:
-            tx.lock_keys(["export"])
+            tx.lock_keys(["arena:export"])  # (client keys are hex: no clash)
             cut = tx.conn.execute(sa.select(arena_meta.c.value).where(arena_meta.c.name == "export_cut")).scalar()
             newer = tx.conn.execute(sa.select(sa.func.count(), sa.func.max(votes.c.id))
                                     .where(votes.c.id > int(cut or 0))).one()
