@@ -57,8 +57,8 @@ NO_CAPS = {"RESTORATION_VOTES_PER_MINUTE": MANY, "RESTORATION_VOTES_PER_DAY": MA
 SECRET = "bench-replicas-shared-secret-0123456789abcdef"
 
 
-def start_replicas(n: int, url: str, work: Path, env: dict) -> list[RunningApp]:
-    environ = {"RESTORATION_VOTES_DB": url, "RESTORATION_ARENA_SECRET": SECRET, **env}
+def start_replicas(n: int, url: str, work: Path, env: dict, extra: dict) -> list[RunningApp]:
+    environ = {"RESTORATION_VOTES_DB": url, "RESTORATION_ARENA_SECRET": SECRET, **env, **extra}
     apps = []
     try:
         for i in range(n):
@@ -92,6 +92,16 @@ def leaderboard(app: RunningApp):
 
 def valid_votes(summary: str) -> int:
     return int(re.search(r"\*\*(\d+)\*\* valid votes", summary).group(1))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def left_out(summary: str) -> int:
+    return int(re.search(r"\*\*(\d+)\*\* votes left out", summary).group(1))
 
 
 def percentiles(replies: list[float]) -> tuple[float | None, float | None]:
@@ -136,17 +146,25 @@ def voting_run(apps: list[RunningApp], voters: int, seconds: float, settle: floa
     threads = [threading.Thread(target=voter, args=(i,), daemon=True) for i in range(voters)]
     for t in threads:
         t.start()
+    # Where the CPU goes in the measured window: the replicas (the app, Gradio) and the voters (this process).
+    time.sleep(max(0.0, measure_from - time.monotonic()))
+    servers, clients = sum(cpu_seconds(a.proc.pid) for a in apps), sum(os.times()[:2])
+    time.sleep(max(0.0, end - time.monotonic()))
+    servers = sum(cpu_seconds(a.proc.pid) for a in apps) - servers
+    clients = sum(os.times()[:2]) - clients
     for t in threads:
         t.join(max(1.0, end - time.monotonic()) + 60)
     p50, p95 = percentiles(replies)
+    per_vote = lambda cpu: round(1000 * cpu / accepted[0]) if accepted[0] else None
     return {"replicas": len(apps), "voters": voters, "measured_s": seconds, "votes_per_s": round(accepted[0] / seconds, 1),
             "vote_reply_p50_s": p50, "vote_reply_p95_s": p95, "refused": refused[0], "errors": len(errors),
+            "replica_cpu_ms_per_vote": per_vote(servers), "voter_cpu_ms_per_vote": per_vote(clients),
             "first_error": errors[0] if errors else ""}
 
 
 def throughput(cluster: Cluster, work: Path, args) -> list[dict]:
     url = cluster.create_database("throughput")
-    apps = start_replicas(args.max_replicas, url, work / "throughput", NO_CAPS)
+    apps = start_replicas(args.max_replicas, url, work / "throughput", NO_CAPS, args.app_env)
     try:
         for app in apps:
             if not app.wait_for_warm_up(timeout=600):
@@ -162,8 +180,8 @@ def throughput(cluster: Cluster, work: Path, args) -> list[dict]:
             results.append(figures)
         boards = [leaderboard(app) for app in apps]
         same = all(b == boards[0] for b in boards)
-        print(f"  leaderboard from each of {len(apps)} replicas: {[valid_votes(s) for s, _ in boards]} valid votes; "
-              f"summary and table identical: {same}", flush=True)
+        print(f"  leaderboard from each of {len(apps)} replicas: {[valid_votes(s) for s, _ in boards]} valid votes, "
+              f"{[left_out(s) for s, _ in boards]} left out (flagged); summary and table identical: {same}", flush=True)
         return results
     finally:
         stop_all(apps)
@@ -171,7 +189,7 @@ def throughput(cluster: Cluster, work: Path, args) -> list[dict]:
 
 def cap(cluster: Cluster, work: Path, args) -> dict:
     url = cluster.create_database("cap")
-    apps = start_replicas(2, url, work / "cap", {"RESTORATION_VOTES_PER_MINUTE": "1000"})
+    apps = start_replicas(2, url, work / "cap", {"RESTORATION_VOTES_PER_MINUTE": "1000"}, args.app_env)
     accepted, refused, errors = [0] * args.bots, [0] * args.bots, [0] * args.bots
     end = time.monotonic() + args.cap_seconds
     try:
@@ -209,7 +227,7 @@ def cap(cluster: Cluster, work: Path, args) -> dict:
 
 def kill(cluster: Cluster, work: Path, args) -> dict:
     url = cluster.create_database("kill")
-    apps = start_replicas(2, url, work / "kill", {**NO_CAPS, "RESTORATION_MIN_VOTE_SECONDS": "0"})
+    apps = start_replicas(2, url, work / "kill", {**NO_CAPS, "RESTORATION_MIN_VOTE_SECONDS": "0"}, args.app_env)
     voters = 20
     told = [0] * voters  # the session's stored votes, as the voter's last acknowledged reply said
     acknowledged, replies = [0] * voters, []
@@ -272,7 +290,10 @@ def main(argv=None):
     p.add_argument("--bots", type=int, default=6, help="cap: bots from this one address")
     p.add_argument("--cap-seconds", type=float, default=60, help="cap: how long the bots vote")
     p.add_argument("--kill-after", type=float, default=15, help="kill: seconds of voting before kill -9")
+    p.add_argument("--app-env", nargs="+", default=[], metavar="NAME=VALUE",
+                   help="more environment for every replica, e.g. RESTORATION_SCENE_USES=1000")
     args = p.parse_args(argv)
+    args.app_env = dict(item.split("=", 1) for item in args.app_env)
     print(f"app: {REPO}/app.py, weights: {REPO / 'weights'}, {os.cpu_count()} cores\n", flush=True)
     with Cluster() as cluster, tempfile.TemporaryDirectory(prefix="replicas-") as tmp:
         print(f"PostgreSQL on 127.0.0.1:{cluster.port} ({cluster.bin})", flush=True)
