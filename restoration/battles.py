@@ -37,7 +37,7 @@ from restoration.votes import ANSWERS, VoteStore, is_database_url, utc_iso, vote
 
 RATE_WINDOW_SECONDS = 60.0
 DAY_SECONDS = 86_400.0
-SWEEP_EVERY = 100  # pairs issued between two deletions of expired live pairs
+SWEEP_EVERY = 100  # pairs issued (by this replica) between two deletions of expired rows
 NOT_ISSUED = ("This vote is for a pair this server did not issue to you (or it has expired or been skipped), so "
               "it was not counted. Here is a new pair.")
 
@@ -217,7 +217,7 @@ class Arena:
             tx.add_pair_issue(client.address_key, now)
             tx.put_live_pair(_live_pair_row(battle, now + self.pending_ttl))
             if next(self._issued) % SWEEP_EVERY == 0:
-                tx.drop_expired_pairs(now)
+                tx.drop_expired(now, RATE_WINDOW_SECONDS)
         return battle
 
     def pending(self, session: str | None) -> Battle | None:

@@ -454,8 +454,11 @@ class Transaction:
     def drop_live_pair(self, session: str):
         self.conn.execute(live_pairs.delete().where(live_pairs.c.session == session))
 
-    def drop_expired_pairs(self, now: float):
+    def drop_expired(self, now: float, window: float):
+        """Housekeeping: live pairs past their expiry, and pair records older than the cap's window
+        (an address's own are also dropped whenever it asks again, in `pairs_since`)."""
         self.conn.execute(live_pairs.delete().where(live_pairs.c.expires_at < now))
+        self.conn.execute(pair_issues.delete().where(pair_issues.c.at < now - window))
 
     def pairs_since(self, address: str, since: float) -> int:
         """Pairs issued to `address` since `since`; older records of it are deleted on the way."""

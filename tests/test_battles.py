@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from restoration.battles import (
+    SWEEP_EVERY,
     Arena,
     Client,
     Contender,
@@ -121,6 +122,19 @@ def test_pairs_expire(store, clock):
     battle = arena.issue("s-1", ME)
     clock.now += 11
     assert "expired" in arena.vote(battle.token, "s-1", "A", ME).message
+
+
+def test_expired_pairs_and_old_pair_records_are_swept(store, clock):
+    arena = Arena(store, MODELS, ["x"], clock=clock, pending_ttl=10, limits=Limits(pairs_per_minute=10_000))
+    for i in range(3):
+        arena.issue(f"s-{i}", Client(f"old-{i}", "j"))
+    clock.now += 100
+    for _ in range(SWEEP_EVERY):  # the sweep runs again on this replica's 101st pair
+        arena.issue("s-new", ME)
+    with store.engine.connect() as conn:
+        live = conn.execute(sa.text("SELECT session FROM live_pairs")).scalars().all()
+        addresses = set(conn.execute(sa.text("SELECT address FROM pair_issues")).scalars())
+    assert live == ["s-new"] and addresses == {"addr-1"}
 
 
 def test_too_fast_votes_are_rejected_but_the_pair_stays(arena, clock):
