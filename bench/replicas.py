@@ -156,8 +156,8 @@ def voting_run(apps: list[RunningApp], voters: int, seconds: float, settle: floa
         t.join(max(1.0, end - time.monotonic()) + 60)
     p50, p95 = percentiles(replies)
     per_vote = lambda cpu: round(1000 * cpu / accepted[0]) if accepted[0] else None
-    return {"replicas": len(apps), "voters": voters, "measured_s": seconds, "votes_per_s": round(accepted[0] / seconds, 1),
-            "vote_reply_p50_s": p50, "vote_reply_p95_s": p95, "refused": refused[0], "errors": len(errors),
+    return {"replicas": len(apps), "voters": voters, "measured_s": seconds,
+            "votes_per_s": round(accepted[0] / seconds, 1), "vote_reply_p50_s": p50, "vote_reply_p95_s": p95, "refused": refused[0], "errors": len(errors),
             "replica_cpu_ms_per_vote": per_vote(servers), "voter_cpu_ms_per_vote": per_vote(clients),
             "first_error": errors[0] if errors else ""}
 
