@@ -22,7 +22,6 @@ import threading
 import time
 from collections import defaultdict
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 import gradio as gr
@@ -106,6 +105,21 @@ def _error(message: str) -> gr.Error:
     """An expected user error: shown in the page, logged as one line (not a traceback)."""
     log.info("refused: %s", message)
     return gr.Error(html.escape(message), print_exception=False)  # the modal renders HTML; a file name must not
+
+
+STORE_DOWN = ("The vote store cannot be reached right now (it may be restarting), so nothing was recorded; please "
+              "try again in a minute. Compare works meanwhile.")
+
+
+@contextmanager
+def _store_reachable():
+    """A vote store that is down is a message for the judge (and one log line), not a crash; the
+    next request after it is back works (restoration/votes.py)."""
+    try:
+        yield
+    except VoteStoreError as e:
+        log.error("votes: %s", e)
+        raise _error(STORE_DOWN) from None
 
 
 def _warn(message: str):
@@ -212,7 +226,8 @@ class ArenaApp:
         self.default_family = next(iter(self.families))
         self.examples = list_images(settings.examples_dir)
         self.pool = judge_pool(settings)
-        self.store = store or VoteStore(settings.votes_db)
+        # Pooled connections for every judge lane, the leaderboard's and an export.
+        self.store = store or VoteStore(settings.votes_db, pool_size=JUDGE_LANE_LIMIT + 2)
         # One Restorer per model (the fast path when settings.fast), shared by Compare and the judge's
         # scenes; `warm_up` compiles them.
         self.restorers = restorers if restorers is not None else restorers_for(self.models, settings)
@@ -233,7 +248,6 @@ class ArenaApp:
                                     families={f: [m.entry.name for m in ms] for f, ms in self.families.items()}).start()
         self.evaluation = read_evaluation(Path(settings.weights_dir) / "evaluation.json")
         self.outputs = Path(tempfile.mkdtemp(prefix="restoration-app-"))
-        self._export: tuple[int, Path] | None = None  # (votes when written, file)
         self._export_lock = threading.Lock()
         self._closed = threading.Event()
         threading.Thread(target=self._sweep_outputs, name="output-sweeper", daemon=True).start()
@@ -417,7 +431,8 @@ class ArenaApp:
             raise _error("The first pairs are still being prepared; please try again in a few seconds.") from None
         a, b = self.arena.draw_pair(scene.outputs)  # within the scene's family, and bicubic
         try:
-            battle = self.arena.issue(session, client, (scene.image_id, scene.degradation, a, b))
+            with _store_reachable():
+                battle = self.arena.issue(session, client, (scene.image_id, scene.degradation, a, b))
         except Refused as e:
             raise _error(str(e)) from None
         self.recent.add(client.judge_key, scene.image_id)
@@ -428,7 +443,8 @@ class ArenaApp:
                 self._progress_text(session), shown, *[p or gr.Image(value=None, visible=False) for p in previous])
 
     def _progress_text(self, session) -> str:
-        n = self.arena.votes_cast(session) if self.arena else 0
+        with _store_reachable():
+            n = self.arena.votes_cast(session) if self.arena else 0
         return f"Votes you have cast this session: **{n}**"
 
     def remember_browser(self, browser):
@@ -444,8 +460,9 @@ class ArenaApp:
 
     def start_judging(self, session, token, browser=None, request: gr.Request = None):
         """On opening the Judge tab: a pair, unless one is already waiting for a vote."""
-        if token and session and self.arena and self.arena.pending(session):
-            return (gr.skip(),) * len(JUDGE_OUTPUTS)
+        with _store_reachable():
+            if token and session and self.arena and self.arena.pending(session):
+                return (gr.skip(),) * len(JUDGE_OUTPUTS)
         return self.next_pair(session, token, browser, request)
 
     def vote(self, answer, session, token, browser=None, shown=None, request: gr.Request = None):
@@ -456,7 +473,8 @@ class ArenaApp:
             answer = ANSWERS.get(answer, answer)
         if self.arena is None:
             raise _error("Judging needs at least one image in the judge's pool.")
-        result = self.arena.vote(token, session, answer, self.client(request, browser))
+        with _store_reachable():  # accepted means committed: the reveal comes only after the commit
+            result = self.arena.vote(token, session, answer, self.client(request, browser))
         if result.keep_pair:
             _warn(result.message)
             return (session, token, *[gr.skip()] * 4, result.message, self._progress_text(session), gr.skip(),
@@ -483,7 +501,8 @@ class ArenaApp:
                          f"{', '.join(degrade.STANDARD)}.")
         if family not in ("all", *self.families):
             raise _error(f"Unknown model family {str(family)[:40]!r}: choose all or one of {', '.join(self.families)}.")
-        rows = self.store.judge_outcomes(self.flag_rules.fast_seconds)
+        with _store_reachable():
+            rows = self.store.judge_outcomes(self.flag_rules.fast_seconds)
         flagged = self._flagged(rows)
         outcomes, left_out = counted_outcomes(rows, flagged, None if degradation == "all" else degradation)
         members = self.models if family == "all" else self.families[family]
@@ -541,20 +560,20 @@ class ArenaApp:
         return "\n\n".join(lines)
 
     def export_votes(self) -> str:
-        """The public CSV of every vote (`VoteStore.write_public_csv`: nothing that links votes to
-        a judge). Written again only after `export_every` new votes; until then the last file is
-        served (a click costs nothing)."""
-        with self._export_lock:
-            n = self.store.count()
-            if self._export and self._export[1].exists() and n - self._export[0] < self.settings.export_every:
-                return str(self._export[1])
+        """The public CSV of the votes up to the export's cut (`VoteStore.write_public_csv`: nothing
+        that links votes to a judge). The cut, kept in the vote store, moves only after
+        `export_every` new votes, so until then every replica serves the same votes, and this
+        one the file it already wrote (a click costs nothing)."""
+        with self._export_lock, _store_reachable():
+            cut = self.store.export_cut(self.settings.export_every)
             folder = self.outputs / "export"
             folder.mkdir(exist_ok=True)
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%MZ")
-            file = folder / f"votes-{stamp}-{n}.csv"
-            flagged = self._flagged(self.store.judge_outcomes(self.flag_rules.fast_seconds))
-            self.store.write_public_csv(file, flagged)
-            self._export = (n, file)
+            file = folder / f"votes-up-to-{cut}.csv"
+            if not file.exists():
+                flagged = self._flagged(self.store.judge_outcomes(self.flag_rules.fast_seconds, up_to_id=cut))
+                partial = file.with_suffix(".partial")
+                self.store.write_public_csv(partial, flagged, up_to_id=cut)
+                partial.replace(file)
             return str(file)
 
 

@@ -9,9 +9,10 @@
   (a skip) replaces it, and battles expire after `pending_ttl`, so no session can evict another's.
 - `Arena.vote` accepts one answer per token, from the session it was issued to, no sooner than
   `min_vote_seconds` after it was shown, and within the caps (`Limits`) per judge and per address,
-  per minute and per day. The day caps are counted in the vote store, so neither a new session
-  nor a restart resets them. Refused votes are not stored; a too-fast or over-the-cap vote leaves
-  the pair usable.
+  per minute and per day. Live battles, caps and votes all live in the vote store and each
+  decision is one transaction there, so neither a new session, a restart nor another replica
+  behind the same load balancer resets or doubles them. Refused votes are not stored; a
+  too-fast or over-the-cap vote leaves the pair usable.
 - `flag_judges` names judges whose answers are implausible for a person (always the same answer,
   nearly always faster than a glance, or picking one model nearly every time); the leaderboard
   leaves their votes out and says how many.
@@ -23,19 +24,23 @@ import hmac
 import ipaddress
 import math
 import os
+import itertools
 import random
 import secrets
-import sqlite3
-import threading
 import time
-from collections import OrderedDict, defaultdict, deque
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from restoration.votes import ANSWERS, VoteStore
+from sqlalchemy import exc as sa_exc
+
+from restoration.votes import ANSWERS, VoteStore, is_database_url, utc_iso, vote_row
 
 RATE_WINDOW_SECONDS = 60.0
 DAY_SECONDS = 86_400.0
+SWEEP_EVERY = 100  # pairs issued (by this replica) between two deletions of expired rows
+NOT_ISSUED = ("This vote is for a pair this server did not issue to you (or it has expired or been skipped), so "
+              "it was not counted. Here is a new pair.")
 
 
 class Refused(Exception):
@@ -149,6 +154,8 @@ def load_secret(configured: str, votes_db) -> bytes:
     carry the key that would let someone test guessed addresses against it."""
     if configured:
         return configured.encode()
+    if is_database_url(votes_db):  # Settings refuse this: replicas must share one key, not each make theirs
+        raise ValueError("with a PostgreSQL vote store, set RESTORATION_ARENA_SECRET (the same on every replica)")
     path = Path(f"{votes_db}.secret")
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -168,13 +175,14 @@ def load_secret(configured: str, votes_db) -> bytes:
 
 
 class Arena:
-    """Issues battles and validates votes. Pending battles live in memory (a restart forgets
-    them; their tokens are then unknown); accepted votes live in the `VoteStore`."""
+    """Issues battles and validates votes. Every decision is one transaction in the vote store
+    (live pairs, caps, votes): several replicas on one database decide as one, and a restart
+    forgets nothing. What stays in memory is what this replica offers (contenders, images)."""
 
     def __init__(self, store: VoteStore, contenders: Sequence[Contender], images: Sequence[str],
                  degradations: Sequence[str] = ("lesson",), *, min_vote_seconds: float = 2.0,
-                 limits: Limits = Limits(), clock: Callable[[], float] = time.monotonic,
-                 rng: random.Random | None = None, pending_ttl: float = 3600.0, max_pending: int = 100_000):
+                 limits: Limits = Limits(), clock: Callable[[], float] = time.time,
+                 rng: random.Random | None = None, pending_ttl: float = 3600.0):
         if len(contenders) < 2:
             raise ValueError("judging needs at least two models")
         if not images:
@@ -183,12 +191,11 @@ class Arena:
         self.contenders = {c.name: c for c in contenders}
         self.images, self.degradations = list(images), list(degradations)
         self.min_vote_seconds, self.limits = min_vote_seconds, limits
+        # Seconds since the epoch: the replicas' clocks agree on it (a monotonic clock is per machine).
         self.clock = clock
         self.rng = rng or random.SystemRandom()  # unpredictable sides: a judge cannot guess them
-        self.pending_ttl, self.max_pending = pending_ttl, max_pending
-        self._pending: OrderedDict[str, Battle] = OrderedDict()  # session → its one live battle
-        self._recent: dict[str, deque] = defaultdict(deque)  # key → clock times (votes, pairs)
-        self._lock = threading.Lock()
+        self.pending_ttl = pending_ttl
+        self._issued = itertools.count()  # every SWEEP_EVERY pairs, expired ones are deleted
 
     def draw(self) -> tuple[str, str, Contender, Contender]:
         """A random image, degradation, and two different models in random order (A, B)."""
@@ -202,102 +209,104 @@ class Arena:
         a, b = self.rng.sample(pool, 2)
         return a, b
 
-    def _within(self, key: str, cap: int, now: float) -> bool:
-        """Whether `key` has had fewer than `cap` events in the last minute."""
-        recent = self._recent[key]
-        while recent and now - recent[0] > RATE_WINDOW_SECONDS:
-            recent.popleft()
-        return len(recent) < cap
-
     def issue(self, session: str, client: Client = LOCAL,
               drawn: tuple[str, str, Contender, Contender] | None = None) -> Battle:
         """Register a battle for `session` (replacing its live one): `drawn` = (image id,
         degradation, A, B), or a random draw. Call it once the pictures are ready: the clock for
-        "too fast" starts here. Raises `Refused` when the address asks for pairs too often."""
+        "too fast" starts here. Raises `Refused` when the address asks for pairs too often, and
+        `VoteStoreError` when the store cannot be reached."""
         image_id, degradation, a, b = drawn or self.draw()
         now = self.clock()
         battle = Battle(secrets.token_urlsafe(16), session, image_id, degradation, a, b, now, client)
-        with self._lock:
-            if not self._within("pairs:" + client.address_key, self.limits.pairs_per_minute, now):
-                raise Refused(f"Too many new pairs from your connection (at most {self.limits.pairs_per_minute} a "
-                              "minute); please wait a little.")
-            self._recent["pairs:" + client.address_key].append(now)
-            self._expire(now)
-            self._pending.pop(session, None)
-            self._pending[session] = battle
-            while len(self._pending) > self.max_pending:
-                self._pending.popitem(last=False)
-            self._forget_idle(now)
+        cap = self.limits.pairs_per_minute
+        with self.store.transaction() as tx:
+            tx.lock_keys([client.address_key])  # the count and the insert below are one step for every replica
+            if tx.pairs_since(client.address_key, now - RATE_WINDOW_SECONDS) >= cap:
+                raise Refused(f"Too many new pairs from your connection (at most {cap} a minute); please wait a "
+                              "little.")
+            tx.add_pair_issue(client.address_key, now)
+            tx.put_live_pair(_live_pair_row(battle, now + self.pending_ttl))
+            if next(self._issued) % SWEEP_EVERY == 0:
+                tx.drop_expired(now, RATE_WINDOW_SECONDS)
         return battle
 
     def pending(self, session: str | None) -> Battle | None:
-        with self._lock:
-            return self._pending.get(session or "")
+        """The session's live battle, if it has one that has not expired."""
+        with self.store.transaction() as tx:
+            row = tx.live_pair(session or "")
+        return self._battle(row) if row is not None and row.expires_at >= self.clock() else None
 
-    def _expire(self, now: float):
-        while self._pending:
-            oldest = next(iter(self._pending.values()))
-            if now - oldest.shown_at <= self.pending_ttl:
-                break
-            self._pending.popitem(last=False)
+    def _battle(self, row) -> Battle:
+        """A live pair's row as a Battle (titles from this replica's contenders; the revisions are
+        those that were shown)."""
+        def contender(name, revision):
+            known = self.contenders.get(name)
+            return Contender(name, known.title if known else name, revision)
+        return Battle(row.token, row.session, row.image, row.degradation, contender(row.model_a, row.revision_a),
+                      contender(row.model_b, row.revision_b), row.shown_at, Client(row.client, row.judge))
 
     def vote(self, token, session, answer, client: Client = LOCAL) -> VoteResult:
+        """Accept or refuse one vote. Accepted means committed: the result comes back only after
+        the vote's transaction has. Raises `VoteStoreError` when the store cannot be reached."""
         if not isinstance(answer, str) or answer not in ANSWERS:
             shown = repr(answer) if isinstance(answer, str) else f"a {type(answer).__name__}"
             return VoteResult(False, f"Unknown answer {shown[:40]}; choose one of {', '.join(ANSWERS)}.",
                               keep_pair=True)
         if not isinstance(token, str | None) or not isinstance(session, str | None):
-            return VoteResult(False, "This vote is for a pair this server did not issue to you, so it was not "
-                                     "counted. Here is a new pair.")
+            return VoteResult(False, NOT_ISSUED)
         now = self.clock()
-        with self._lock:
-            self._expire(now)
-            battle = self._pending.get(session or "")
-            if battle is None or not token or battle.token != token:
-                if token and self.store.token_used(token):
-                    return VoteResult(False, "This pair has already been judged; votes count once.")
-                return VoteResult(False, "This vote is for a pair this server did not issue to you (or it has "
-                                         "expired or been skipped), so it was not counted. Here is a new pair.")
-            elapsed = now - battle.shown_at
-            if elapsed < self.min_vote_seconds:
-                return VoteResult(False, f"That was too fast: please look at both images for at least "
-                                         f"{self.min_vote_seconds:g} s; you took {tenths_down(elapsed)} s. The "
-                                         "vote was not counted.", battle, keep_pair=True)
-            refusal = self._over_a_cap(client, now)
-            if refusal:
-                return VoteResult(False, refusal + " The vote was not counted; please wait a little.", battle,
-                                  keep_pair=True)
-            try:
-                vote_id = self.store.add(dataclasses.replace(battle, client=client), answer, elapsed)
-            except sqlite3.IntegrityError:
-                del self._pending[session]
-                return VoteResult(False, "This pair has already been judged; votes count once.")
-            del self._pending[session]
-            self._recent["votes:" + client.judge_key].append(now)
-            self._recent["votes:" + client.address_key].append(now)
+        try:
+            with self.store.transaction() as tx:
+                # Client rows first, then the pair: the same order as `issue`, so no two wait in a cycle.
+                tx.lock_keys([client.address_key, client.judge_key])
+                row = tx.live_pair(session or "", lock=True)
+                if row is None or row.expires_at < now or not token or row.token != token:
+                    if token and tx.token_used(token):
+                        return VoteResult(False, "This pair has already been judged; votes count once.")
+                    return VoteResult(False, NOT_ISSUED)
+                battle = self._battle(row)
+                elapsed = now - battle.shown_at
+                if elapsed < self.min_vote_seconds:
+                    return VoteResult(False, f"That was too fast: please look at both images for at least "
+                                             f"{self.min_vote_seconds:g} s; you took {tenths_down(elapsed)} s. The "
+                                             "vote was not counted.", battle, keep_pair=True)
+                refusal = self._over_a_cap(tx, client, now)
+                if refusal:
+                    return VoteResult(False, refusal + " The vote was not counted; please wait a little.", battle,
+                                      keep_pair=True)
+                vote_id = tx.insert_vote(vote_row(dataclasses.replace(battle, client=client), answer, elapsed,
+                                                  utc_iso(now)))
+                tx.drop_live_pair(session)
+        except sa_exc.IntegrityError:  # the token is in a vote already (cannot happen while pairs are locked)
+            return VoteResult(False, "This pair has already been judged; votes count once.")
         return VoteResult(True, "Vote recorded.", battle, vote_id)
 
-    def _over_a_cap(self, client: Client, now: float) -> str | None:
-        lim = self.limits
-        if not self._within("votes:" + client.judge_key, lim.votes_per_minute, now):
+    def _over_a_cap(self, tx, client: Client, now: float) -> str | None:
+        """Counted in the votes table, inside the vote's transaction, with the client's rows locked."""
+        lim, minute, day = self.limits, now - RATE_WINDOW_SECONDS, now - DAY_SECONDS
+        judge_minute, judge_day = tx.votes_since("judge", client.judge_key, minute, day)
+        address_minute, address_day = tx.votes_since("client", client.address_key, minute, day)
+        if judge_minute >= lim.votes_per_minute:
             return f"Too many votes: at most {lim.votes_per_minute} a minute per judge."
-        if not self._within("votes:" + client.address_key, lim.address_votes_per_minute, now):
+        if address_minute >= lim.address_votes_per_minute:
             return (f"Too many votes from your connection: at most {lim.address_votes_per_minute} a minute from "
                     "one address, shared by everyone behind it.")
-        if self.store.count_since(DAY_SECONDS, judge=client.judge_key) >= lim.votes_per_day:
+        if judge_day >= lim.votes_per_day:
             return f"You have reached the limit of {lim.votes_per_day} votes a day. Thank you for judging!"
-        if self.store.count_since(DAY_SECONDS, client=client.address_key) >= lim.address_votes_per_day:
+        if address_day >= lim.address_votes_per_day:
             return (f"Your connection has reached the limit of {lim.address_votes_per_day} votes a day, shared by "
                     "everyone behind its address.")
         return None
 
-    def _forget_idle(self, now: float):
-        if len(self._recent) > 10_000:  # bound the memory of the one-minute windows
-            for key in [k for k, q in self._recent.items() if not q or now - q[-1] > RATE_WINDOW_SECONDS]:
-                del self._recent[key]
-
     def votes_cast(self, session: str | None) -> int:
         return self.store.count(session) if session else 0
+
+
+def _live_pair_row(battle: Battle, expires_at: float) -> dict:
+    return {"session": battle.session, "token": battle.token, "image": battle.image_id,
+            "degradation": battle.degradation, "model_a": battle.a.name, "revision_a": battle.a.revision,
+            "model_b": battle.b.name, "revision_b": battle.b.revision, "shown_at": battle.shown_at,
+            "expires_at": expires_at, "client": battle.client.address_key, "judge": battle.client.judge_key}
 
 
 # --------------------------------------------------------------------------------------------

@@ -31,11 +31,16 @@ def _default_votes_db() -> Path:
     return REPO / "votes.db"
 
 
+def _votes_target(raw: str) -> Path | str:
+    """RESTORATION_VOTES_DB: a URL stays text (a Path would fold its `//`), anything else is a file."""
+    return raw if "://" in raw else Path(raw)
+
+
 def _field(default=dataclasses.MISSING, *, factory=dataclasses.MISSING, min=None, max=None,  # noqa: A002
-           choices=None, secret=False):
+           choices=None, secret=False, parse=None):
     return dataclasses.field(default=default, default_factory=factory,
                              repr=not secret,  # a secret never shows in a printed Settings
-                             metadata={"min": min, "max": max, "choices": choices, "secret": secret})
+                             metadata={"min": min, "max": max, "choices": choices, "secret": secret, "parse": parse})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +63,8 @@ class Settings:
     threads: int = _field(factory=usable_cpus, min=1, max=1024)  # CPUs this process may use (cpus.py)
     concurrency: int = _field(1, min=1, max=64)  # Compare requests that run models at the same time
     compare_per_client: int = _field(2, min=1, max=64)  # a client's Compare requests running or waiting
-    votes_db: Path = dataclasses.field(default_factory=_default_votes_db)
+    # A SQLite file (the default: no server), or postgresql://user@host:port/dbname for several replicas
+    votes_db: Path | str = _field(factory=_default_votes_db, parse=_votes_target)
     votes_repo: str | None = None  # a Hub dataset repo that keeps snapshots of the votes
     votes_sync_minutes: float = _field(5.0, min=0.1, max=1440.0)  # how often a snapshot is pushed (and at shutdown)
     show_original: bool = False  # show the original beside the judge's pair
@@ -74,6 +80,7 @@ class Settings:
     # On a Hugging Face Space (SPACE_ID is set) that is x-forwarded-for; elsewhere the socket's peer.
     client_header: str = "x-forwarded-for" if os.environ.get("SPACE_ID") else ""
     # HMAC key for the client keys stored with votes; empty: a random key kept in <votes_db>.secret
+    # (with PostgreSQL it must be set, the same on every replica: they must key a client alike)
     arena_secret: str = _field("", secret=True)
     battle_pool: int = _field(4, min=1, max=64)  # pre-rendered judge scenes (image × degradation)
     scene_uses: int = _field(6, min=1)  # pairs served from one scene before it is replaced
@@ -88,6 +95,18 @@ class Settings:
         if 2 * self.tile_overlap >= self.tile_size:
             raise SettingsError(f"{env_name('tile_overlap')}={self.tile_overlap}: must be under half of "
                                 f"{env_name('tile_size')} ({self.tile_size}): a window needs context on both sides")
+        self._check_votes_db()
+
+    def _check_votes_db(self):
+        if not isinstance(self.votes_db, str) or "://" not in self.votes_db:
+            return  # a SQLite file (vote_sync.py and votes.check_path look at it)
+        name = env_name("votes_db")
+        if not self.votes_db.startswith(("postgresql://", "postgresql+psycopg://")):
+            raise SettingsError(f"{name}={self.votes_db.split('://')[0]}://…: expected a SQLite file path or a "
+                                "postgresql://user@host:port/dbname URL")
+        if not self.arena_secret:
+            raise SettingsError(f"{env_name('arena_secret')} must be set when {name} is a PostgreSQL URL: every "
+                                "replica must key clients with the same secret")
 
     @classmethod
     def from_env(cls, environ=None, **overrides):
@@ -117,6 +136,8 @@ def _kind(f):
 
 def _parse(f, raw: str):
     name, kind = env_name(f.name), _kind(f)
+    if f.metadata.get("parse"):
+        return f.metadata["parse"](raw)
     if kind is bool:
         if raw.lower() not in TRUE + FALSE:
             raise SettingsError(f"{name}={raw!r}: expected 1/0, true/false, yes/no or on/off")

@@ -11,6 +11,9 @@ committed vote, including those still in the write-ahead log, which a copy of th
 The snapshot is written to a side file and renamed into place inside the scheduler's push, so an
 upload never reads a half-written file.
 
+Only for a SQLite store: with PostgreSQL (several replicas), the server's own backups (`pg_dump`)
+and the public CSV take this role, and RESTORATION_VOTES_REPO is ignored with a note.
+
 If the Hub cannot be reached at start, the app does not sync at all (it says so): pushing the
 database of a fresh start would replace the snapshot that holds every earlier vote. On a Space with
 persistent storage (`/data`), the database itself survives restarts and the snapshots are a backup.
@@ -22,6 +25,7 @@ import sqlite3
 from pathlib import Path
 
 from restoration.hub import HubUnreachable, probe, transport_errors
+from restoration.votes import is_database_url
 
 SNAPSHOT_NAME = "votes.db"
 log = logging.getLogger(__name__)
@@ -157,6 +161,10 @@ def start_vote_sync(settings) -> VoteSync | None:
     reached or gives a snapshot that is not an intact vote database (logged: the votes then live
     only in the local database, and no snapshot is overwritten)."""
     if not settings.votes_repo:
+        return None
+    if is_database_url(settings.votes_db):  # a server has its own backups; this copies a SQLite file
+        print("votes: RESTORATION_VOTES_REPO is ignored with a PostgreSQL vote store: back it up with pg_dump "
+              "(the public CSV is on the leaderboard)")
         return None
     try:
         sync = VoteSync(settings.votes_db, settings.votes_repo, settings.votes_sync_minutes)

@@ -3,6 +3,7 @@ for the app a tiny weights folder, examples and Settings that point at them. The
 uses a Gradio temp folder of its own (`pytest_configure`)."""
 
 import os
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -138,3 +139,33 @@ def closed_port_url() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL cluster on loopback for the session (bench/postgres.py), or a skip
+    that says why there is none; with REQUIRE_POSTGRES=1 (CI) a missing PostgreSQL is a failure."""
+    from bench.postgres import Cluster, PostgresMissing
+
+    try:
+        cluster = Cluster(fsync=False)  # the tests kill app processes, never the server's machine
+    except PostgresMissing as e:
+        if os.environ.get("REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"REQUIRE_POSTGRES=1 but {e}")
+        pytest.skip(f"no PostgreSQL here: {e}")
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture
+def postgres_url(postgres) -> str:
+    """A fresh, empty database in the session's cluster."""
+    return postgres.create_database(f"t_{secrets.token_hex(6)}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def votes_target(request, tmp_path):
+    """What RESTORATION_VOTES_DB would say, for each backend: a SQLite file or a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return tmp_path / "votes.db"
+    return request.getfixturevalue("postgres_url")

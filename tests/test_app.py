@@ -17,6 +17,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from gradio_client import Client, handle_file
 from PIL import Image
 
@@ -268,7 +269,8 @@ def test_judge_and_vote_handlers(arena_app):
         with pytest.warns(UserWarning, match="Unknown answer"):
             assert arena_app.vote(answer, session, out["token"])[6].startswith("Unknown answer")
     assert arena_app.store.count() == 1
-    vote = arena_app.store._db.execute("SELECT degradation, client, judge FROM votes").fetchone()
+    with arena_app.store.engine.connect() as conn:
+        vote = tuple(conn.execute(sa.text("SELECT degradation, client, judge FROM votes")).one())
     assert vote[0] in degrade.STANDARD and len(vote[1]) == len(vote[2]) == 32  # keys, not addresses
 
 
@@ -384,6 +386,53 @@ def test_leaderboard_and_export_handlers(settings, tiny_models, tmp_path):
     assert again != file and len(list(csv.DictReader(Path(again).read_text().splitlines()))) == 8
     arena_app.close()
     assert not arena_app.outputs.exists()  # close removes every file we wrote
+
+
+def replicas_on(url, settings, tiny_models, n=2):
+    """`n` apps on one PostgreSQL database, as replicas behind a load balancer are."""
+    shared = dataclasses.replace(settings, votes_db=url, arena_secret="the same secret on every replica")
+    return [ArenaApp(shared, tiny_models) for _ in range(n)]
+
+
+def test_replicas_on_one_postgresql_are_one_arena(postgres_url, settings, tiny_models):
+    """A pair from one replica is voted on through the other (no sticky sessions), the leaderboard
+    and the public CSV are the same from both, and a judge's caps count across both."""
+    one, other = replicas_on(postgres_url, dataclasses.replace(settings, votes_per_minute=3), tiny_models)
+    try:
+        session, token, *_ = one.next_pair(None, None, "b-browser")
+        for i in range(3):
+            out = (other if i % 2 == 0 else one).vote("A is better", session, token, "b-browser")
+            assert out[6].startswith("**You said"), out[6]
+            session, token = out[0], out[1]
+        with pytest.warns(UserWarning, match="at most 3 a minute per judge"):
+            assert "at most 3" in other.vote("Tie", session, token, "b-browser")[6]
+        assert one.leaderboard()[0] == other.leaderboard()[0] and "**3** valid votes" in one.leaderboard()[0]
+        assert Path(one.export_votes()).read_text() == Path(other.export_votes()).read_text()
+    finally:
+        one.close()
+        other.close()
+
+
+def test_a_store_that_goes_down_gives_judges_a_message_and_compare_serves_on(postgres, postgres_url, settings,
+                                                                             tiny_models, tmp_path):
+    (app,) = replicas_on(postgres_url, settings, tiny_models, n=1)
+    try:
+        session, token, *_ = app.next_pair(None, None)
+        postgres.stop("fast")
+        try:
+            for handler in (lambda: app.vote("A", session, token), lambda: app.next_pair(session, token),
+                            app.leaderboard, app.export_votes):
+                with pytest.raises(gr.Error, match="vote store cannot be reached") as e:
+                    handler()
+                assert "nothing was recorded" in e.value.message
+            panels = last(app.compare({"path": str(photo(tmp_path)), "orig_name": "p.png"}, "degrade"))
+            assert all(img.visible for img in panels[:len(app.panel_keys)])  # Compare needs no database
+        finally:
+            postgres.start()
+        out = app.vote("A", session, token)  # the same pair, the same app: no restart needed
+        assert out[6].startswith("**You said") and app.store.count() == 1
+    finally:
+        app.close()
 
 
 def test_votes_on_a_degradation_this_version_does_not_know_still_show(arena_app):

@@ -42,11 +42,19 @@ def test_every_field_is_read_from_its_variable():
     ("RESTORATION_VOTES_PER_MINUTE", "2.5", "expected an int of at least 1"),
     ("RESTORATION_SHOW_ORIGINAL", "maybe", "expected 1/0, true/false"),
     ("RESTORATION_MODEL_SOURCE", "ftp", "expected one of local, hub"),
+    ("RESTORATION_VOTES_DB", "mysql://arena@127.0.0.1/arena", "expected a SQLite file path or a postgresql://"),
+    ("RESTORATION_VOTES_DB", "postgresql://arena@127.0.0.1:5432/arena", "RESTORATION_ARENA_SECRET must be set"),
 ])
 def test_bad_values_are_one_clear_line(name, raw, message):
     with pytest.raises(SettingsError, match=message.replace("(", r"\(")) as e:
         Settings.from_env({name: raw})
     assert "\n" not in str(e.value)
+
+
+def test_the_vote_store_is_a_file_or_a_postgresql_url():
+    url = "postgresql://arena@127.0.0.1:5432/arena"
+    assert Settings.from_env({"RESTORATION_VOTES_DB": url, "RESTORATION_ARENA_SECRET": "s" * 32}).votes_db == url
+    assert Settings.from_env({"RESTORATION_VOTES_DB": "/tmp/v.db"}).votes_db == Path("/tmp/v.db")
 
 
 def test_the_secret_never_shows_in_a_printed_settings():

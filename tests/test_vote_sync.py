@@ -126,6 +126,13 @@ def test_a_damaged_snapshot_is_not_restored_nor_overwritten(settings, fake_hub, 
     assert len(fake_hub.repo(REPO_ID, "dataset").history) == 1  # the snapshot there is untouched
 
 
+def test_snapshots_are_for_sqlite_only(fake_hub, capsys):
+    """With PostgreSQL the server's backups take this role: nothing is restored or pushed."""
+    settings = Settings(votes_db="postgresql://arena@127.0.0.1:5432/arena", arena_secret="s" * 32, votes_repo=REPO_ID)
+    assert start_vote_sync(settings) is None
+    assert "pg_dump" in capsys.readouterr().out and fake_hub.requests == []
+
+
 def test_settings(monkeypatch, tmp_path):
     monkeypatch.setenv("RESTORATION_VOTES_REPO", "me/votes")
     monkeypatch.setenv("RESTORATION_VOTES_SYNC_MINUTES", "0.5")
