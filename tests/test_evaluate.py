@@ -121,7 +121,7 @@ def test_tables_use_titles_for_catalogue_checkpoints(tiny_imagenet, tmp_path, ca
     main(["--data", str(tiny_imagenet), "--models", str(REPO / "weights" / "unet-mse"), str(tmp_path / "mine"),
           "--degradation", "lesson", "--judge", "none", "--limit", "4"])
     table = capsys.readouterr().out
-    assert "| MSE U-Net |" in table and "| mine |" in table and "| unet-mse |" not in table
+    assert "| MSE U-Net · lesson |" in table and "| mine |" in table and "| unet-mse |" not in table
     rows = format_table({"unet-mse": dict(psnr_pooled=1, psnr_mean=1, ssim=1, sharpness=1, ms_per_image=1)},
                         {"unet-mse": "MSE U-Net"})
     assert "| MSE U-Net |" in rows and "unet-mse" not in rows

@@ -10,7 +10,7 @@ from restoration.classifier import Classifier
 from restoration.degrade import degrade
 from restoration.settings import REPO
 from restoration.unet import UNet
-from restoration.weights import load_available_restorers, read_catalog
+from restoration.weights import by_family, load_available_restorers, read_catalog
 
 WEIGHTS = REPO / "weights"
 ENTRIES = read_catalog(WEIGHTS)
@@ -52,17 +52,23 @@ def test_each_produces_a_different_output_on_the_same_input():
     with torch.inference_mode():
         outputs = [m.restore(x) if isinstance(m, UNet) else m(x) for m in models]
     restorations = [o for o, m in zip(outputs, models) if isinstance(m, UNet)]
-    assert len(restorations) == 3
-    for i in range(3):
+    assert len(restorations) == 6
+    for i in range(len(restorations)):
         assert (restorations[i] - x).abs().mean() > 1e-3  # trained: not the identity they start as
         for j in range(i):
             assert (restorations[i] - restorations[j]).abs().mean() > 1e-3
     assert outputs[[e.role for e in ENTRIES].index("classifier")].shape == (1, 200)
 
 
-def test_the_app_loads_all_three_restorers():
+def test_the_app_loads_both_families_of_three_restorers():
     models, problems = load_available_restorers(WEIGHTS)
-    assert not problems and [m.entry.name for m in models] == ["unet-mse", "unet-perceptual", "unet-crossconv"]
+    assert not problems
+    families = {f: [m.entry.name for m in ms] for f, ms in by_family(models).items()}
+    assert families == {"photo": ["photo-mse", "photo-perceptual", "photo-crossconv"],
+                        "lesson": ["unet-mse", "unet-perceptual", "unet-crossconv"]}
+    assert all(m.entry.title.endswith(" · photos" if m.entry.family == "photo" else " · lesson") for m in models)
+    photo = {m.entry.name: m.model.config for m in models}
+    assert photo["photo-mse"] == photo["unet-mse"] and photo["photo-crossconv"] == photo["unet-crossconv"]  # same cost
 
 
 def test_evaluation_figures_cover_every_restorer():
@@ -73,3 +79,9 @@ def test_evaluation_figures_cover_every_restorer():
         results = degradation["results"]
         assert {"nearest", "bicubic", "unet-mse", "unet-perceptual", "unet-crossconv", "original"} <= set(results)
         assert all(0 <= r["fidelity"] <= 1.5 for r in results.values()), name
+    photos = json.loads((WEIGHTS / "evaluation-photos.json").read_text())  # the photo val: both families
+    assert photos["images"] == 42 and {"lesson", "bicubic", "jpeg75"} <= set(photos["degradations"])
+    for degradation in photos["degradations"].values():
+        results = degradation["results"]
+        assert {"bicubic", *(e.name for e in ENTRIES if e.role == "restorer")} <= set(results)
+        assert all("psnr_y" in r and "ssim_y" in r for r in results.values())
