@@ -46,7 +46,7 @@ from restoration.cli import parser
 
 REPO = Path(__file__).resolve().parent.parent
 SCENARIOS = ("stuffing", "latency", "kill")
-VOTED = re.compile(r"You said")
+VOTED = re.compile(r"[Yy]ou said")  # the reveal of an accepted vote
 
 
 def free_port() -> int:

@@ -48,7 +48,7 @@ from bench.postgres import Cluster
 from restoration.cli import parser
 
 SCENARIOS = ("throughput", "cap", "kill")
-VOTED = re.compile(r"You said")
+VOTED = re.compile(r"[Yy]ou said")  # the reveal of an accepted vote
 CAST = re.compile(r"cast this session: \*\*(\d+)\*\*")
 MANY = "1000000"
 NO_CAPS = {"RESTORATION_VOTES_PER_MINUTE": MANY, "RESTORATION_VOTES_PER_DAY": MANY,

@@ -201,12 +201,18 @@ def load_cache(dataset, size: int = 64, cache_dir=None, desc: str = "caching"):
         img, labels[i] = dataset[i]
         images[i] = (img if img.shape[-2:] == (size, size) else resize(img)).numpy()
     if files:
-        files[0].parent.mkdir(parents=True, exist_ok=True)
-        for f, a in zip(files, (images, labels)):  # a temporary name per process: runs may race to build it
-            tmp = f.with_suffix(f".{os.getpid()}.tmp.npy")
-            np.save(tmp, a, allow_pickle=False)
-            tmp.replace(f)
+        _save_arrays(files, (images, labels))
     return torch.from_numpy(images), torch.from_numpy(labels)
+
+
+def _save_arrays(files, arrays):
+    """Plain .npy files (no pickles), each written under a temporary name per process and renamed:
+    runs may race to build the same cache."""
+    files[0].parent.mkdir(parents=True, exist_ok=True)
+    for f, a in zip(files, arrays):
+        tmp = f.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(tmp, a, allow_pickle=False)
+        tmp.replace(f)
 
 
 def load_photos(dataset, cache_dir=None, desc: str = "decoding photos") -> list[torch.Tensor]:
@@ -228,11 +234,7 @@ def load_photos(dataset, cache_dir=None, desc: str = "decoding photos") -> list[
         shapes = np.array([im.shape for im in images], dtype=np.int64).reshape(-1, 3)
         pixels = np.concatenate([im.reshape(-1) for im in images]) if images else np.empty(0, np.uint8)
         if files:
-            files[0].parent.mkdir(parents=True, exist_ok=True)
-            for f, a in zip(files, (pixels, shapes)):  # a temporary name per process: runs may race to build it
-                tmp = f.with_suffix(f".{os.getpid()}.tmp.npy")
-                np.save(tmp, a, allow_pickle=False)
-                tmp.replace(f)
+            _save_arrays(files, (pixels, shapes))
     flat, out, start = torch.from_numpy(pixels), [], 0
     for shape in shapes.tolist():
         n = shape[0] * shape[1] * shape[2]
