@@ -91,7 +91,9 @@ def eval_results(entry: ModelEntry, evaluation: dict | None) -> list:
 
     if not evaluation:
         return []
-    common = {"dataset_type": DATASET, "dataset_split": "valid"}
+    photo = is_photo(entry)  # evaluated on the photo val sets, not Tiny ImageNet
+    common = {"dataset_type": "kodak24-mcmaster18" if photo else DATASET, "dataset_split": "valid"}
+    data = f"Kodak24 + McMaster18 ({evaluation['data']})" if photo else evaluation["data"]
     out = []
     if entry.role == "restorer":
         for degradation, results in evaluation["degradations"].items():
@@ -99,7 +101,7 @@ def eval_results(entry: ModelEntry, evaluation: dict | None) -> list:
             if not r:
                 continue
             where = {"task_type": "image-to-image", "task_name": "×2 super-resolution",
-                     "dataset_name": f"{evaluation['data']}, {degradation} ×2 degradation", "dataset_config": degradation}
+                     "dataset_name": f"{data}, {degradation} ×2 degradation", "dataset_config": degradation}
             metrics = [("psnr", "PSNR (dB, pooled)", r.get("psnr_pooled")), ("psnr", "PSNR (dB, mean of images)",
                        r.get("psnr_mean")), ("ssim", "SSIM", r.get("ssim")),
                        ("psnr", "Y-PSNR (dB, BT.601 luma, 2-pixel border shaved, mean of images)", r.get("psnr_y")),

@@ -56,9 +56,12 @@ def training_markdown(run: Path, notes: str | None = None) -> str:
              f"{train_config['batch_size']} per process), AdamW one-cycle, max lr {train_config['lr']}, "
              f"weight decay {train_config['weight_decay']}.",
              f"- Wall time: {state['elapsed'] / 3600:.2f} h in all."]
-    if train_config.get("schedule") == "time":
-        lines.insert(-1, f"- Schedule: time, the one-cycle spans {train_config.get('train_minutes')} minutes of training "
-                         f"(an epoch is {train_config.get('crops_per_epoch', '?')} random crops for photos).")
+    if train_config.get("schedule") == "time":  # the slot ended the run, not --epochs
+        photos = " (an epoch of photos is {} random crops)".format(train_config["crops_per_epoch"]) \
+            if train_config.get("val_data") else ""
+        lines[-2] = (f"- Steps: {state['global_step']} (batch size {train_config['batch_size']} per process), AdamW "
+                     f"one-cycle spanning {train_config.get('train_minutes')} minutes of training (`--schedule time`)"
+                     f"{photos}, max lr {train_config['lr']}, weight decay {train_config['weight_decay']}.")
     if train_config.get("val_data"):
         lines.insert(-1, f"- Validation: whole images of `{train_config['val_data']}` (never trained on).")
     if train_config.get("init"):
@@ -67,7 +70,10 @@ def training_markdown(run: Path, notes: str | None = None) -> str:
         lines.insert(-1, f"- Degradation `mix`: kernels lesson/bicubic/area/lanczos drawn {train_config.get('mix_weights')}, "
                          f"JPEG on {train_config.get('mix_jpeg')} of the inputs at qualities {train_config.get('mix_quality')}, "
                          f"noise on {train_config.get('mix_noise')}, blur before the downscale on {train_config.get('mix_blur')}.")
-    if "classifier" in train_config and train_config.get("classifier"):
+    if train_config.get("classifier") and train_config.get("init"):  # fine-tuned: the classifier is the loss only
+        lines.append(f"- Loss: MSE + {train_config.get('feature_weight')} × MSE of `{train_config['classifier']}`'s "
+                     f"features (after stage {train_config.get('feature_stage')}); variant `{train_config.get('variant')}`.")
+    elif "classifier" in train_config and train_config.get("classifier"):
         lines.append(f"- Encoder initialised from `{train_config['classifier']}`, frozen for "
                      f"{train_config.get('freeze_epochs')} epoch(s); variant `{train_config.get('variant')}`.")
     sessions = state.get("sessions", [])
