@@ -295,7 +295,7 @@ def test_a_stopped_run_says_how_to_resume(tiny_imagenet, tmp_path, capsys):
 
 def test_mix_options_are_checked():
     for bad in (["--mix-quality", "90,50"], ["--mix-quality", "x"], ["--mix-weights", "1,1"],
-                ["--mix-weights", "-1,1,1,1"]):
+                ["--mix-weights", "1,1,1,-1"]):
         with pytest.raises(SystemExit, match="--mix-quality takes lowest,highest"):
             parse_config(SuperResConfig, bad)
     config = parse_config(SuperResConfig, ["--mix-weights", "0.15,0.7,0.05,0.1", "--mix-jpeg", "0.5"])

@@ -5,7 +5,7 @@
 #
 #   bash train/photo_family.sh OUT [MINUTES]                 # e.g. runs/photo 60 (a 2-core CPU: 1 thread each)
 #   DEVICE=cuda OMP_NUM_THREADS=4 bash train/photo_family.sh runs/photo 10       # a GPU slot
-#   EXTRA="--limit 16 --val-limit 2 --crops-per-epoch 64" bash train/photo_family.sh /tmp/smoke 0.2
+#   EXTRA="--limit 16 --val-limit 2 --crops-per-epoch 64" bash train/photo_family.sh runs/smoke 0.2
 #
 # Data: ../shared/data/photos (its README gives the sources and terms): train/ for training only,
 # val/ (Kodak24, McMaster18) for every choice and the reported figures. Each run starts from the
