@@ -645,7 +645,7 @@ def build_app(app: ArenaApp) -> gr.Blocks:
                                               label="How the low-resolution image is made (Degrade mode)",
                                               info="The lesson's bilinear, an editor's bicubic, or bilinear then a "
                                                    "JPEG thumbnail: see how each model copes.")
-                    family = gr.Radio([(FAMILIES[f].capitalize(), f) for f in app.families], value=app.default_family,
+                    family = gr.Radio([(FAMILIES[f], f) for f in app.families], value=app.default_family,
                                       label="Models trained on", visible=len(app.families) > 1, elem_id="family",
                                       info="Photos: U-Nets trained on full-resolution photo patches. Tiny ImageNet: "
                                            "the lesson's U-Nets, trained on 64×64 thumbnails.")
@@ -740,7 +740,7 @@ def build_app(app: ArenaApp) -> gr.Blocks:
         with gr.Tab("Leaderboard") as board_tab:
             which = gr.Radio([("All degradations", "all")] + [(degrade.title(d), d) for d in degrade.STANDARD],
                              value="all", label="Votes on inputs degraded by", elem_id="board-degradation")
-            board_family = gr.Radio([("All models", "all")] + [(FAMILIES[f].capitalize(), f) for f in app.families],
+            board_family = gr.Radio([("All models", "all")] + [(FAMILIES[f], f) for f in app.families],
                                     value="all", label="Models trained on", elem_id="board-family",
                                     visible=len(app.families) > 1)
             summary = gr.Markdown(elem_id="board-summary")

@@ -21,7 +21,7 @@ __all__ = ["COMMIT", "FAMILIES", "LoadedModel", "ModelEntry", "by_family", "load
 
 # A restorer's family: the data it learnt from. The lesson's models reproduce the notebook on Tiny
 # ImageNet's 64×64 thumbnails; the photo family learnt from full-resolution photo patches.
-FAMILIES = {"photo": "photos", "lesson": "Tiny ImageNet (the lesson's)"}
+FAMILIES = {"photo": "Photos", "lesson": "Tiny ImageNet (the lesson's)"}
 
 # Why a model asked for from the Hub is served from the local copy (what the page says).
 NOT_PUBLISHED, UNREACHABLE, HUB_FAILED, NOT_ASKED = ("not published yet", "the Hub is unreachable",
