@@ -93,7 +93,7 @@ def eval_results(entry: ModelEntry, evaluation: dict | None) -> list:
         return []
     photo = is_photo(entry)  # evaluated on the photo val sets, not Tiny ImageNet
     common = {"dataset_type": "kodak24-mcmaster18" if photo else DATASET, "dataset_split": "valid"}
-    data = f"Kodak24 + McMaster18 ({evaluation['data']})" if photo else evaluation["data"]
+    data = f"Kodak24 + McMaster18 ({evaluation['data']})" if photo else "Tiny ImageNet val"
     out = []
     if entry.role == "restorer":
         for degradation, results in evaluation["degradations"].items():
