@@ -572,7 +572,8 @@ class ArenaApp:
             if not file.exists():
                 flagged = self._flagged(self.store.judge_outcomes(self.flag_rules.fast_seconds, up_to_id=cut))
                 partial = file.with_suffix(".partial")
-                self.store.write_public_csv(partial, flagged, up_to_id=cut)
+                self.store.write_public_csv(partial, flagged, up_to_id=cut,
+                                            families={m.entry.name: m.entry.family for m in self.models})
                 partial.replace(file)
             return str(file)
 

@@ -35,7 +35,7 @@ import os
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -391,11 +391,13 @@ class VoteStore:
                 n += 1
         return n
 
-    def write_public_csv(self, file, excluded_judges: Iterable[str] = (), up_to_id: int | None = None) -> int:
+    def write_public_csv(self, file, excluded_judges: Iterable[str] = (), up_to_id: int | None = None,
+                         families: Mapping[str, str] | None = None) -> int:
         """The public export: PUBLIC_COLUMNS, times to the minute, rows sorted by their values
         (not by arrival, so neighbouring rows say nothing about who voted), and `counted` = 0
-        for votes the leaderboard leaves out; every vote, or those up to `up_to_id`. Returns the
-        number of votes."""
+        for votes the leaderboard leaves out; every vote, or those up to `up_to_id`. With
+        `families` (model name → its family), a last column `family`: the family of the vote's
+        U-Net(s) (a pair is one family's models and bicubic). Returns the number of votes."""
         excluded = set(excluded_judges)
         minute = sa.func.substr(votes.c.time, 1, 16)
         c = votes.c
@@ -406,11 +408,12 @@ class VoteStore:
             query = query.where(c.id <= up_to_id)
         with self._reading() as conn, open(file, "w", newline="") as f:
             writer = csv.writer(f)
-            writer.writerow(self.PUBLIC_COLUMNS)
+            writer.writerow(list(self.PUBLIC_COLUMNS) + (["family"] if families is not None else []))
             n = 0
             for *row, seconds, judge in conn.execute(query):
                 row[0] += "Z"
-                writer.writerow([*row, round(seconds, 1), int(judge not in excluded)])
+                family = [] if families is None else [families.get(row[3]) or families.get(row[5]) or ""]
+                writer.writerow([*row, round(seconds, 1), int(judge not in excluded), *family])
                 n += 1
         return n
 

@@ -140,6 +140,10 @@ def test_public_export_cannot_link_votes_to_a_judge(store, tmp_path):
     assert {r["seconds"] for r in public} == {"3.5"} and sorted(r["counted"] for r in public) == ["0", "1", "1"]
     assert {r["degradation"] for r in public} == {"bicubic"} and public[0]["revision_b"] == "0123456789abcdef"
     assert store.write_public_csv(tmp_path / "first-two.csv", up_to_id=2) == 2
+    store.write_public_csv(tmp_path / "families.csv", families={"m1": "photo"})
+    with_family = list(csv.DictReader((tmp_path / "families.csv").read_text().splitlines()))
+    assert list(with_family[0]) == [*VoteStore.PUBLIC_COLUMNS, "family"]
+    assert {r["family"] for r in with_family} == {"photo"}  # m1 is in every pair; m2 has no family given
     assert store.write_csv(tmp_path / "audit.csv") == 3  # the operator's copy has every column
     assert list(csv.DictReader((tmp_path / "audit.csv").read_text().splitlines()))[0]["judge"] == "j1"
 
