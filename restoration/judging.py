@@ -131,7 +131,9 @@ class ScenePool:
                  degradations: Sequence[str] = STANDARD, rng: random.Random | None = None,
                  busy: Callable[[], bool] = lambda: False, families: Mapping[str, Sequence[str]] | None = None):
         self.renderer, self.size, self.uses, self.busy = renderer, size, uses, busy
-        self.families = list((families or {None: None}).items())
+        # (family, the contenders its scenes render): bicubic and the family's models; one entry
+        # (None, None: every model) without families.
+        self.families = [(f, [ANCHOR, *names]) for f, names in families.items()] if families else [(None, None)]
         self._turn = 0
         self.degradations = list(degradations)
         self.images = list(renderer.pool)
@@ -168,9 +170,8 @@ class ScenePool:
                 shown = {s.image_id for s in self._ready}
                 image_id = self.rng.choice([i for i in self.images if i not in shown] or self.images)
                 degradation = self.rng.choice(self.degradations)
-                family, members = self._next_family()
+                family, names = self._next_family()
             try:
-                names = None if members is None else [ANCHOR, *members]
                 scene = self.renderer.render(image_id, degradation, names, family)
                 release_memory()  # the models' activations, kept by malloc otherwise (inference.py)
             except Exception as e:  # noqa: BLE001 (a bad image in the pool must not stop judging)
@@ -187,7 +188,8 @@ class ScenePool:
                 self._cond.notify_all()
 
     def _next_family(self):
-        """(family, its model names) of the next scene, the families in turn (call holding the lock)."""
+        """(family, the contenders to render) of the next scene, the families in turn (call holding
+        the lock)."""
         family = self.families[self._turn % len(self.families)]
         self._turn += 1
         return family
@@ -211,7 +213,7 @@ class ScenePool:
             if scene is not None:
                 return self._use(scene)
             image_id = self.rng.choice([i for i in self.images if i not in set(avoid)])
-            family, members = self._next_family()
+            family, names = self._next_family()
             # Every ready scene is one this judge saw lately: count them used up, so the background
             # thread renders new ones while the judge looks at this pair (they still serve others
             # until replaced), and the judge's next pairs need not wait for a render.
@@ -219,8 +221,7 @@ class ScenePool:
                 ready.uses = max(ready.uses, self.uses)
             self._cond.notify_all()
         try:
-            scene = self.renderer.render(image_id, self.rng.choice(self.degradations),
-                                         None if members is None else [ANCHOR, *members], family)
+            scene = self.renderer.render(image_id, self.rng.choice(self.degradations), names, family)
             release_memory()
         except Exception as e:  # noqa: BLE001 (as in _fill: a bad image must not stop judging)
             log.warning("judge pool: %s left out: %s: %s", image_id, type(e).__name__,
