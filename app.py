@@ -26,7 +26,7 @@ from pathlib import Path
 
 import gradio as gr
 import torch
-from PIL import Image, PngImagePlugin
+from PIL import Image
 
 from restoration import degrade
 from restoration.battles import (
@@ -407,16 +407,14 @@ class ArenaApp:
 
     # ---------------------------------------------------------------------------- Judge
 
-    def _serve(self, image: Image.Image) -> str:
-        """A judge's picture as a PNG with a fresh random name and a random nonce in its bytes:
-        the URL Gradio serves it under (a hash of the bytes, and the name) is new every time, so it
-        cannot name the model; the file carries no other metadata."""
+    def _serve(self, scene, which: str) -> str:
+        """A picture of the scene as a PNG with a fresh random name and a random nonce in its bytes
+        (`Scene.png`): the URL Gradio serves it under is new every time, so it cannot name the
+        model; the file carries no other metadata."""
         folder = self.outputs / "judge"
         folder.mkdir(exist_ok=True)
         path = folder / f"{secrets.token_hex(12)}.png"
-        info = PngImagePlugin.PngInfo()
-        info.add_text("nonce", secrets.token_hex(16))
-        image.save(path, pnginfo=info, compress_level=1)
+        path.write_bytes(scene.png(which))
         return str(path)
 
     def _battle_outputs(self, session, browser, request, message: str, previous=(None, None)):
@@ -436,10 +434,10 @@ class ArenaApp:
         except Refused as e:
             raise _error(str(e)) from None
         self.recent.add(client.judge_key, scene.image_id)
-        original = self._serve(scene.original) if self.settings.show_original else None
-        side_a, side_b = self._serve(scene.outputs[a.name]), self._serve(scene.outputs[b.name])
+        original = self._serve(scene, "original") if self.settings.show_original else None
+        side_a, side_b = self._serve(scene, a.name), self._serve(scene, b.name)
         shown = {"token": battle.token, "A": side_a, "B": side_b}
-        return (session, battle.token, self._serve(scene.low), original, side_a, side_b, message,
+        return (session, battle.token, self._serve(scene, "low"), original, side_a, side_b, message,
                 self._progress_text(session), shown, *[p or gr.Image(value=None, visible=False) for p in previous])
 
     def _progress_text(self, session) -> str:

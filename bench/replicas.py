@@ -7,7 +7,8 @@
 It starts its own throwaway PostgreSQL cluster on loopback (bench/postgres.py, fsync on), one
 database per scenario, and each replica as `python app.py` on its own loopback port (bench/abuse.py's
 RunningApp) with RESTORATION_VOTES_DB set to that database; voters drive the replicas through
-`gradio_client`, each voter on one replica (a Gradio page keeps its connection). Every wait is
+Gradio's queue protocol as a page does (bench/voter.py: gradio_client's own CPU would be counted in
+the replies), each voter on one replica (a Gradio page keeps its connection). Every wait is
 bounded. Scenarios:
 
 - throughput: `--max-replicas` replicas (default 4) are started and warmed up (the fast path
@@ -45,6 +46,7 @@ import psycopg
 
 from bench.abuse import REPO, RunningApp, timed
 from bench.postgres import Cluster
+from bench.voter import VoterClient
 from restoration.cli import parser
 
 SCENARIOS = ("throughput", "cap", "kill")
@@ -123,7 +125,7 @@ def voting_run(apps: list[RunningApp], voters: int, seconds: float, settle: floa
     def voter(i):
         rng = random.Random(i)
         try:
-            client = apps[i % len(apps)].client()
+            client = VoterClient(apps[i % len(apps)].url)
             client.predict(api_name="/judge")
         except Exception as e:  # noqa: BLE001 (a figure, reported)
             with lock:
@@ -196,7 +198,7 @@ def cap(cluster: Cluster, work: Path, args) -> dict:
         def bot(i):
             rng = random.Random(i)
             try:
-                client = apps[i % 2].client()
+                client = VoterClient(apps[i % 2].url)
                 client.predict(api_name="/judge")
             except Exception:  # noqa: BLE001
                 errors[i] += 1
@@ -234,7 +236,7 @@ def kill(cluster: Cluster, work: Path, args) -> dict:
     stop = threading.Event()
 
     def voter(i):
-        client = apps[i % 2].client()
+        client = VoterClient(apps[i % 2].url)
         client.predict(api_name="/judge")
         while not stop.is_set():
             result, s = timed(client.predict, random.choice(["A", "B", "tie"]), api_name="/vote")

@@ -12,15 +12,22 @@ large Compare request).
 Large images are judged on their central `max_side` square: a judge compares details, and
 restoring whole photos for every scene would keep the pool from keeping up on a CPU.
 
-A judge is not shown the same image again within their last `RECENT_PAIRS` pairs while the pool
-has others (`RecentImages`, `ScenePool.take(avoid=...)`): seeing one picture three times in six
-votes reads as a bug, and teaches the judge that picture rather than the models.
+A judge is not shown the same image again within their last `RECENT_PAIRS` pairs while a ready
+scene shows another (`RecentImages`, `ScenePool.take(avoid=...)`): seeing one picture three times
+in six votes reads as a bug, and teaches the judge that picture rather than the models. When every
+ready scene is one they saw lately, the oldest serves and fresh scenes are rendered behind it.
 """
 
 import dataclasses
+import io
 import logging
+import os
 import random
+import secrets
+import struct
+import sys
 import threading
+import zlib
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -53,6 +60,19 @@ def judge_pool(settings: Settings, seed: int = 0) -> dict[str, Path]:
     return pool
 
 
+def lower_priority(nice: int = 19):
+    """Run the calling thread, and the threads the models start from it (their OpenMP team is the
+    thread's own, and inherits its priority), at the lowest CPU priority, on Linux: the scene pool
+    renders with the cores that judges' requests and Compare leave idle, so a vote's reply does not
+    queue behind a render. Elsewhere a no-op (there the setting would name a process, not a
+    thread)."""
+    if sys.platform == "linux":
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        except OSError as e:  # a container may forbid it: render at the normal priority
+            log.info("scene pool: priority unchanged (%s)", e)
+
+
 def center_crop(image: Image.Image, max_side: int) -> Image.Image:
     """The central max_side × max_side (at most) part of an image."""
     w, h = image.size
@@ -70,6 +90,27 @@ class Scene:
     outputs: dict[str, Image.Image]  # contender name → its restoration
     uses: int = 0
     family: str | None = None  # whose U-Nets were rendered (None: every model's)
+    _png: dict = dataclasses.field(default_factory=dict, repr=False)
+
+    def png(self, which: str) -> bytes:
+        """A picture of the scene ("low", "original" or a contender's name) as PNG bytes with a
+        fresh random nonce in them (`with_nonce`). Each picture is encoded once per scene, not once
+        per pair: encoding was most of the CPU a vote cost."""
+        if which not in self._png:  # two judges may both encode it first: the same bytes, no harm
+            image = self.low if which == "low" else self.original if which == "original" else self.outputs[which]
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG", compress_level=1)
+            self._png[which] = buffer.getvalue()
+        return with_nonce(self._png[which])
+
+
+def with_nonce(png: bytes) -> bytes:
+    """`png` with a random tEXt chunk after its header: the same picture in new bytes, so the URL
+    Gradio serves it under (a hash of the bytes) is new every time and cannot name the model."""
+    data = b"nonce\0" + secrets.token_hex(16).encode()
+    chunk = struct.pack(">I", len(data)) + b"tEXt" + data + struct.pack(">I", zlib.crc32(b"tEXt" + data))
+    header_end = 8 + 25  # the signature, then IHDR (length, type, 13 bytes, CRC)
+    return png[:header_end] + chunk + png[header_end:]
 
 
 class BattleRenderer:
@@ -94,7 +135,10 @@ class BattleRenderer:
             else:
                 out = self.restorers[name](model_input)
             outputs[name] = to_pil(out)
-        return Scene(image_id, degradation, to_pil(low), to_pil(reference), outputs, family=family)
+        scene = Scene(image_id, degradation, to_pil(low), to_pil(reference), outputs, family=family)
+        for which in ["low", "original", *outputs]:
+            scene.png(which)  # encoded here, in the background, rather than in a judge's request
+        return scene
 
 
 class RecentImages:
@@ -142,7 +186,6 @@ class ScenePool:
         self._cond = threading.Condition()
         self._stop = False
         self._thread: threading.Thread | None = None
-        self.failures = 0
 
     def start(self):
         if self._thread is None:
@@ -158,6 +201,7 @@ class ScenePool:
             self._thread.join(timeout=30)
 
     def _fill(self):
+        lower_priority()
         while True:
             with self._cond:
                 # While `busy()` (a Compare request has the cores) the pool renders nothing as long
@@ -177,7 +221,6 @@ class ScenePool:
             except Exception as e:  # noqa: BLE001 (a bad image in the pool must not stop judging)
                 log.warning("judge pool: %s (%s) left out: %s: %s", image_id, degradation, type(e).__name__,
                             str(e).splitlines()[0][:200] if str(e) else "")
-                self.failures += 1
                 with self._cond:
                     if image_id in self.images and len(self.images) > 1:
                         self.images.remove(image_id)
@@ -199,40 +242,24 @@ class ScenePool:
 
     def take(self, timeout: float = 120.0, avoid: Sequence[str] = ()) -> Scene:
         """A ready scene (counting one use), preferably not of an image in `avoid` (a judge's recent
-        images, oldest first). When every ready scene shows one of them and the pool has other
-        images, a scene of one of those is rendered now (and the ready scenes are counted used up,
-        so that fresh ones are rendered behind it), unless `busy()`: then a ready scene of the
-        image the judge saw longest ago serves, as a Compare has the cores. When `avoid`
-        covers the whole pool, its oldest entries are let go. Raises TimeoutError if no scene is
-        ready in `timeout`."""
+        images, oldest first). When every ready scene shows one of them, the one the judge saw
+        longest ago serves. Once the judge has seen every ready scene, they are counted used up so
+        that the background thread renders fresh ones behind: a vote is never answered after a
+        render, which would keep
+        every judge behind it waiting on the cores (the vote-reply p95 of `bench.replicas`). When
+        `avoid` covers the whole pool, its oldest entries are let go. Raises TimeoutError if no
+        scene is ready in `timeout`."""
         with self._cond:
             if not self._cond.wait_for(lambda: self._ready or self._stop, timeout=timeout) or not self._ready:
                 raise TimeoutError("no judge pair is ready yet")
             avoid = self._avoidable(avoid)
-            scene = self._pick(avoid) or (self._least_recent(avoid) if self.busy() else None)
-            if scene is not None:
-                return self._use(scene)
-            image_id = self.rng.choice([i for i in self.images if i not in set(avoid)])
-            family, names = self._next_family()
-            # Every ready scene is one this judge saw lately: count them used up, so the background
-            # thread renders new ones while the judge looks at this pair (they still serve others
-            # until replaced), and the judge's next pairs need not wait for a render.
-            for ready in self._ready:
-                ready.uses = max(ready.uses, self.uses)
-            self._cond.notify_all()
-        try:
-            scene = self.renderer.render(image_id, self.rng.choice(self.degradations), names, family)
-            release_memory()
-        except Exception as e:  # noqa: BLE001 (as in _fill: a bad image must not stop judging)
-            log.warning("judge pool: %s left out: %s: %s", image_id, type(e).__name__,
-                        str(e).splitlines()[0][:200] if str(e) else "")
-            with self._cond:
-                self.failures += 1
-                if image_id in self.images and len(self.images) > 1:
-                    self.images.remove(image_id)
-                return self._use(self._least_recent(avoid))
-        with self._cond:
-            self._ready.append(scene)
+            scene = self._pick(avoid) or self._least_recent(avoid)
+            if {s.image_id for s in self._ready} <= {*avoid, scene.image_id}:
+                # This judge has now seen every ready scene: count them used up, so that fresh ones
+                # are rendered while they look at this pair (they still serve others until replaced).
+                for ready in self._ready:
+                    ready.uses = max(ready.uses, self.uses)
+                self._cond.notify_all()
             return self._use(scene)
 
     def _avoidable(self, avoid: Sequence[str]) -> list[str]:

@@ -276,13 +276,16 @@ def test_judge_and_vote_handlers(arena_app):
 
 
 def test_a_judge_sees_no_image_again_within_their_last_ten_pairs(settings, tiny_models, tmp_path):
-    """With 12 images in the pool, 24 pairs in a row never repeat an image within 11 pairs, though
-    the pool keeps only 2 scenes ready and each serves 6 pairs; another judge is not held back."""
+    """With 12 images in the pool, all ready, 24 pairs in a row never repeat an image within 11
+    pairs, though each scene serves 6 pairs; another judge is not held back."""
     examples = tmp_path / "examples"
     examples.mkdir()
     for i in range(12):
         photo(examples, 40, 32, name=f"p{i:02d}.png")  # the same picture: only the id matters here
-    a = ArenaApp(dataclasses.replace(settings, examples_dir=examples, battle_pool=2, scene_uses=6), tiny_models)
+    a = ArenaApp(dataclasses.replace(settings, examples_dir=examples, battle_pool=12, scene_uses=6), tiny_models)
+    deadline = time.monotonic() + 60
+    while a.scenes.ready() < 12 and time.monotonic() < deadline:
+        time.sleep(0.02)
     try:
         images, session = [], None
         for _ in range(24):

@@ -1,0 +1,65 @@
+"""A voter's client for the load benchmarks: Gradio's queue protocol spoken over one kept-alive
+HTTP connection, the pictures of each reply downloaded as a browser would.
+
+`gradio_client` costs about 180 ms of CPU a vote here (a thread per call polling for cancels every
+50 ms, a new connection per file, each file hashed and copied): with 20 voters in the benchmark's
+one process that is most of a core, and its GIL queue shows up in the measured reply times as if
+the app were slow. A person's browser costs the server the same requests and the benchmark's
+machine almost nothing, so the voters speak the protocol themselves (`/gradio_api/queue/join`,
+then the session's event stream until the call completes).
+"""
+
+import json
+import uuid
+
+import httpx
+
+
+class VoterClient:
+    """`predict(*inputs, api_name=...)` → the outputs as a tuple, files downloaded (their bytes
+    read and dropped; each file output becomes its server path). States (gr.State and
+    gr.BrowserState) stay the server's, per session: left out of the inputs and the outputs, as
+    gradio_client does."""
+
+    def __init__(self, url: str, timeout: float = 120.0):
+        self.http = httpx.Client(base_url=url.rstrip("/") + "/", timeout=timeout)
+        config = self.http.get("config").raise_for_status().json()
+        states = {c["id"] for c in config["components"] if c.get("type") in ("state", "browserstate")}
+        self.endpoints = {}  # api name → (fn id, which inputs are states, which outputs are)
+        for i, dep in enumerate(config["dependencies"]):
+            if dep.get("api_name"):
+                self.endpoints["/" + dep["api_name"]] = (dep.get("id", i), [c in states for c in dep["inputs"]],
+                                                         [c in states for c in dep["outputs"]])
+        self.session = uuid.uuid4().hex
+
+    def predict(self, *inputs, api_name: str):
+        fn, state_inputs, state_outputs = self.endpoints[api_name]
+        given = iter(inputs)
+        data = [None if state else next(given, None) for state in state_inputs]
+        event = self.http.post("gradio_api/queue/join", json={
+            "data": data, "event_data": None, "fn_index": fn, "trigger_id": None,
+            "session_hash": self.session}).raise_for_status().json()["event_id"]
+        with self.http.stream("GET", "gradio_api/queue/data", params={"session_hash": self.session}) as stream:
+            for line in stream.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                message = json.loads(line[5:])
+                if message.get("event_id") != event or message.get("msg") != "process_completed":
+                    continue
+                output = message.get("output") or {}
+                if not message.get("success"):
+                    raise RuntimeError(output.get("error") or "the call failed")
+                return tuple(self._fetch(x) for x, state in zip(output["data"], state_outputs) if not state)
+        raise RuntimeError("the event stream ended before the call completed")
+
+    def _fetch(self, value):
+        """A file output's bytes downloaded (as the page does), its path returned; else the value."""
+        if isinstance(value, dict) and value.get("__type__") == "update":
+            value = value.get("value")
+        if isinstance(value, dict) and value.get("url") and value.get("path"):
+            self.http.get(value["url"]).raise_for_status()
+            return value["path"]
+        return value
+
+    def close(self):
+        self.http.close()
