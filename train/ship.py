@@ -1,0 +1,169 @@
+"""Ship one training run: turn a run folder into a model folder (fp16 weights, config, model card)
+in weights/, and optionally upload that folder to a Hub model repo.
+
+    python -m train.ship runs/unet-mse --to weights/unet-mse --title "MSE U-Net"
+    python -m train.ship runs/unet-mse --title "MSE U-Net" --repo-id you/unet-mse-compact   # needs `hf auth login`
+
+This is the step from a run to the repository; `python -m train.publish` is the step from the
+repository to the Hub: it rebuilds the cards of every shipped model, uploads them, pins their
+commits in weights/models.json and uploads the app as a Space.
+
+The card (README.md, with Hugging Face metadata: train/cards.py) says what the model is, its
+config, the data, how it was trained (every command, the hardware, the wall time) and its metrics:
+the last validation figures from the run's metrics.jsonl and, when given, the evaluation JSON
+written by `python -m restoration.evaluate --json`. An upload prints the commit to pin in
+weights/models.json (or let `python -m train.publish models` upload and pin every shipped model).
+"""
+
+import dataclasses
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from restoration.checkpoint import CONFIG_NAME, WEIGHTS_NAME
+from restoration.cli import parser
+from restoration.hub import upload_model
+from restoration.models import load_checkpoint
+from restoration.settings import REPO
+from restoration.weights import ModelEntry, read_catalog
+from train.cards import build_card, normalize_evaluation
+
+
+def _read_jsonl(file: Path):
+    return [json.loads(line) for line in file.read_text().splitlines() if line.strip()] if file.is_file() else []
+
+
+def _count_images(data) -> str:
+    """How many training images --data holds (for a card written where the data is)."""
+    from restoration.data import open_dataset
+
+    try:
+        return str(len(open_dataset(data, "train")))
+    except (FileNotFoundError, OSError):
+        return "all"
+
+
+def training_markdown(run: Path, notes: str | None = None) -> str:
+    """The card's "Training" and "Validation during training" sections, from the files the training
+    loop wrote in the run folder."""
+    train_config = json.loads((run / "train_config.json").read_text())
+    state = json.loads((run / "trainer_state.json").read_text())
+    epochs = [r for r in _read_jsonl(run / "metrics.jsonl") if "epoch" in r and "event" not in r]
+    last = epochs[-1] if epochs else {}
+    n_train = train_config.get("limit") or _count_images(train_config["data"])
+    lines = ["## Training", "",
+             f"- Data: `{train_config['data']}` (train split, {n_train} images; validation on "
+             f"{train_config.get('val_limit') or train_config.get('limit') or 'all'} val images), {train_config['size']}×{train_config['size']} crops.",
+             f"- Epochs: {state['epoch']} of {train_config['epochs']} ({state['global_step']} steps, batch size "
+             f"{train_config['batch_size']} per process), AdamW one-cycle, max lr {train_config['lr']}, "
+             f"weight decay {train_config['weight_decay']}.",
+             f"- Wall time: {state['elapsed'] / 3600:.2f} h in all."]
+    if train_config.get("schedule") == "time":  # the slot ended the run, not --epochs
+        photos = " (an epoch of photos is {} random crops)".format(train_config["crops_per_epoch"]) \
+            if train_config.get("val_data") else ""
+        lines[-2] = (f"- Steps: {state['global_step']} (batch size {train_config['batch_size']} per process), AdamW "
+                     f"one-cycle spanning {train_config.get('train_minutes')} minutes of training (`--schedule time`)"
+                     f"{photos}, max lr {train_config['lr']}, weight decay {train_config['weight_decay']}.")
+    if train_config.get("val_data"):
+        lines.insert(-1, f"- Validation: whole images of `{train_config['val_data']}` (never trained on).")
+    if train_config.get("init"):
+        lines.insert(-1, f"- All weights started from `{train_config['init']}` (fine-tuning).")
+    if train_config.get("degradation") == "mix":
+        lines.insert(-1, f"- Degradation `mix`: kernels lesson/bicubic/area/lanczos drawn {train_config.get('mix_weights')}, "
+                         f"JPEG on {train_config.get('mix_jpeg')} of the inputs at qualities {train_config.get('mix_quality')}, "
+                         f"noise on {train_config.get('mix_noise')}, blur before the downscale on {train_config.get('mix_blur')}.")
+    if train_config.get("classifier") and train_config.get("init"):  # fine-tuned: the classifier is the loss only
+        lines.append(f"- Loss: MSE + {train_config.get('feature_weight')} × MSE of `{train_config['classifier']}`'s "
+                     f"features (after stage {train_config.get('feature_stage')}); variant `{train_config.get('variant')}`.")
+    elif "classifier" in train_config and train_config.get("classifier"):
+        lines.append(f"- Encoder initialised from `{train_config['classifier']}`, frozen for "
+                     f"{train_config.get('freeze_epochs')} epoch(s); variant `{train_config.get('variant')}`.")
+    sessions = state.get("sessions", [])
+    if sessions:
+        lines += ["- Sessions (each command as run; `--resume` continues the same run):", ""]
+        for s in sessions:
+            lines.append(f"  - `{s['command']}` on {s['hardware']}, torch {s['torch']}, steps "
+                         f"{s['start_step']}→{s.get('end_step', '?')}, {s.get('seconds', 0) / 60:.1f} min")
+    if notes:
+        lines += ["", notes]
+    lines += ["", "Full training config (train_config.json):", "", "```json", json.dumps(train_config, indent=2),
+              "```", ""]
+    if last:
+        shown = {k: v for k, v in last.items() if k.startswith("val_") or k in ("epoch", "train_loss")}
+        lines += ["## Validation during training (last epoch, from metrics.jsonl)", "",
+                  "| " + " | ".join(shown) + " |", "|" + "---|" * len(shown),
+                  "| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in shown.values()) + " |", ""]
+    return "\n".join(lines)
+
+
+def model_card(run: Path, title: str, evaluation: dict | None = None, name: str | None = None,
+               notes: str | None = None, weights: Path = REPO / "weights", folder: Path | None = None) -> str:
+    """The README.md for a run folder: metadata and sections as `train.cards.build_card` writes them
+    for the shipped models, with the training record from the run. `name` is the model's catalogue
+    name (weights/models.json gives its role, repo and base model); `folder` is the shipped copy, if
+    it differs from the run (float16 weights)."""
+    config = json.loads((run / CONFIG_NAME).read_text())
+    catalog = read_catalog(weights) if (weights / "models.json").is_file() else []
+    name = name or run.name
+    entry = next((e for e in catalog if e.name == name), None)
+    if entry is None:
+        role = "classifier" if config["model_type"] == "classifier" else "restorer"
+        entry = ModelEntry(name, title, run.name, role)
+    entry = dataclasses.replace(entry, title=title)
+    space = json.loads((weights / "models.json").read_text()).get("space") if catalog else None
+    card = build_card(folder or run, entry, catalog, normalize_evaluation(evaluation), training_markdown(run, notes),
+                      space)
+    return str(card)
+
+
+def ship(run: Path, dest: Path, card: str, fp16: bool = True):
+    """Write config.json, model.safetensors (fp16 by default) and README.md into `dest`."""
+    model = load_checkpoint(run)
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(tmp, dtype=torch.float16 if fp16 else None)
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in (CONFIG_NAME, WEIGHTS_NAME):
+            shutil.copyfile(Path(tmp) / name, dest / name)
+    (dest / "README.md").write_text(card)
+    load_checkpoint(dest)  # what ships must load
+    return dest
+
+
+def upload(folder: Path, repo_id: str, private: bool = False) -> str:
+    """Upload a shipped folder to the Hub; returns the commit hash to pin (`python -m train.publish
+    models` does this for every shipped model and pins the commits itself)."""
+    return upload_model(folder, repo_id, private)
+
+
+def main(argv=None):
+    p = parser("python -m train.ship", __doc__)
+    p.add_argument("run", type=Path, help="a run folder written by train.classifier or train.superres")
+    p.add_argument("--title", required=True, help="the model's name for people, e.g. \"MSE U-Net\" (required)")
+    p.add_argument("--to", type=Path, default=None, help="ship here (e.g. weights/unet-mse)")
+    p.add_argument("--repo-id", default=None, help="also upload to this Hub repo")
+    p.add_argument("--private", action="store_true", help="create the Hub repo private")
+    p.add_argument("--fp32", action="store_true", help="keep float32 weights (default: float16)")
+    p.add_argument("--evaluation", type=Path, default=None, help="JSON from restoration.evaluate --json")
+    p.add_argument("--name", default=None, help="this model's name in the evaluation JSON")
+    p.add_argument("--notes", default=None, help="a paragraph for the card's Training section")
+    args = p.parse_args(argv)
+    for f in (CONFIG_NAME, WEIGHTS_NAME, "train_config.json", "trainer_state.json"):
+        if not (args.run / f).is_file():
+            raise SystemExit(f"{args.run / f}: missing; is {args.run} a training run folder?")
+    evaluation = json.loads(args.evaluation.read_text()) if args.evaluation else None
+    with tempfile.TemporaryDirectory() as tmp:
+        dest = ship(args.run, args.to or Path(tmp) / args.run.name, "", fp16=not args.fp32)
+        card = model_card(args.run, args.title, evaluation, args.name, args.notes, folder=dest)
+        (dest / "README.md").write_text(card)
+        size = (dest / WEIGHTS_NAME).stat().st_size
+        print(f"wrote {dest} ({size / 1e6:.2f} MB of weights)")
+        if args.repo_id:
+            commit = upload(dest, args.repo_id, args.private)
+            print(f"uploaded to {args.repo_id} at commit {commit}: pin it as the revision in weights/models.json")
+
+
+if __name__ == "__main__":
+    main()
