@@ -61,11 +61,15 @@ def training_markdown(run: Path, notes: str | None = None) -> str:
              f"{train_config['batch_size']} per process), AdamW one-cycle, max lr {train_config['lr']}, "
              f"weight decay {train_config['weight_decay']}.",
              f"- Wall time: {state['elapsed'] / 3600:.2f} h in all."]
-    if train_config.get("schedule") == "time":  # the slot ended the run, not --epochs
+    # The minutes ended the run, not --epochs (runs before --minutes recorded --schedule time).
+    minutes = train_config.get("minutes") or (train_config.get("train_minutes")
+                                              if train_config.get("schedule") == "time" else None)
+    if minutes:
         photos = " (an epoch of photos is {} random crops)".format(train_config["crops_per_epoch"]) \
             if train_config.get("val_data") else ""
+        flag = "--minutes" if train_config.get("minutes") else "--schedule time"
         lines[-2] = (f"- Steps: {state['global_step']} (batch size {train_config['batch_size']} per process), AdamW "
-                     f"one-cycle spanning {train_config.get('train_minutes')} minutes of training (`--schedule time`)"
+                     f"one-cycle spanning {minutes} minutes of training (`{flag}`)"
                      f"{photos}, max lr {train_config['lr']}, weight decay {train_config['weight_decay']}.")
     if train_config.get("val_data"):
         lines.insert(-1, f"- Validation: whole images of `{train_config['val_data']}` (never trained on).")
