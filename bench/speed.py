@@ -21,7 +21,7 @@ Measured, in this order, with `--threads` torch threads:
 7. the judge: time from a vote to the next pair (`ArenaApp.vote`).
 
 Ratios measured in the same run (speed-ups, fractions of peak, compare ÷ eager) carry over to
-other machines; absolute seconds do not. Not a test: it prints lines for the README table.
+other machines; absolute seconds do not. Not a test: it prints lines for the table in docs/benchmarks.md.
 """
 
 import argparse

@@ -1,4 +1,4 @@
-"""Draw the README's comparison grid from the shipped weights.
+"""Draw the comparison grids of the README and docs/results.md from the shipped weights.
 
     python -m docs.make_figure                       # → docs/comparison.png
     python -m docs.make_figure --images 3 17 42 --zoom 4

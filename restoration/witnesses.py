@@ -12,12 +12,30 @@ COLUMNS = {"psnr_pooled": "PSNR (dB)", "ssim": "SSIM", "fidelity": "Semantic fid
 
 
 def read_evaluation(path) -> dict | None:
-    """The figures `python -m restoration.evaluate --json` wrote, or None if there are none."""
+    """The figures `python -m restoration.evaluate --json` wrote ({"degradations": {degradation:
+    {"results": {method: summary}}}, ...}), or None if there are none. The older schema (one
+    degradation, "results" at the top) reads as degradation "lesson". The app's witnesses and the
+    model cards (train/cards.py) both read the file through this."""
     try:
         record = json.loads(Path(path).read_text())
     except (FileNotFoundError, IsADirectoryError, json.JSONDecodeError, UnicodeDecodeError):
         return None
-    return record if isinstance(record, dict) and isinstance(record.get("degradations"), dict) else None
+    return evaluation_record(record)
+
+
+def evaluation_record(record) -> dict | None:
+    """An evaluation record in the current schema (see `read_evaluation`), or None if it holds no
+    figures: no degradation's results, no classifier's or judge's accuracy."""
+    if not isinstance(record, dict):
+        return None
+    if "degradations" not in record and isinstance(record.get("results"), dict):  # the older schema
+        results = record["results"]
+        record = {k: v for k, v in record.items() if k != "results"}
+        record["degradations"] = {"lesson": {"results": results}} if results else {}
+    if not isinstance(record.get("degradations"), dict):
+        return None
+    figures = record["degradations"] or isinstance(record.get("classifier"), dict) or isinstance(record.get("judge"), dict)
+    return record if figures else None
 
 
 def witness_scores(evaluation: dict | None, degradation: str = "lesson") -> dict[str, dict[str, float]]:

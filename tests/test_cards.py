@@ -11,7 +11,8 @@ from huggingface_hub import ModelCard
 
 from restoration.settings import REPO
 from restoration.weights import ModelEntry, read_catalog
-from train.cards import ABSOLUTE_PATH, build_card, normalize_evaluation, read_evaluation, scrub_paths, space_card
+from restoration.witnesses import read_evaluation
+from train.cards import ABSOLUTE_PATH, build_card, normalize_evaluation, scrub_paths, space_card
 from train.publish import gradio_version, rebuild_cards
 
 WEIGHTS = REPO / "weights"
@@ -76,7 +77,7 @@ def test_no_committed_file_has_a_path_of_this_machine():
 
 
 def test_reads_the_new_evaluation_schema(tmp_path):
-    record = read_evaluation(FIXTURE)
+    record = normalize_evaluation(read_evaluation(FIXTURE))
     assert set(record["degradations"]) == {"lesson", "bicubic", "jpeg75"}
     assert record["degradations"]["bicubic"]["unet-mse"]["judge_top1"] == 0.36
     assert record["judge"]["top1_original"] == 0.45 and record["classifier"]["val_accuracy"] == 0.397
@@ -131,7 +132,7 @@ def test_reads_what_the_evaluation_writes(tiny_imagenet, tmp_path):
     out = tmp_path / "evaluation.json"
     evaluate_main(["--data", str(tiny_imagenet), "--models", str(tmp_path / "unet-mse"), "--judge",
                    str(tmp_path / "judge"), "--degradation", "lesson,bicubic", "--json", str(out)])
-    record = read_evaluation(out)
+    record = normalize_evaluation(read_evaluation(out))
     assert set(record["degradations"]) == {"lesson", "bicubic"} and record["judge"]["top1_original"] is not None
     entry = next(e for e in CATALOG if e.name == "unet-mse")
     card = build_card(WEIGHTS / "unet-mse", entry, CATALOG, record)

@@ -101,15 +101,29 @@ def test_from_scratch_crossconv_run_shows_the_estimate_and_a_validation_bar(tiny
     assert [line["epoch"] for line in epochs_logged(out)] == [1, 2]
 
 
-def test_time_budget_stops_cleanly_and_resume_finishes_the_same_run(tiny_imagenet, tmp_path):
-    """A run stopped by its time budget and resumed ends with exactly the weights of a run that
-    was never interrupted: same data order, same augmentation, same optimiser state."""
+def sigterm_after_first_step(monkeypatch):
+    """SIGTERM to this process after the first optimiser step, as `timeout` or a scheduler sends it."""
+    step = torch.optim.AdamW.step
+
+    def step_then_stop(self, *args, **kwargs):
+        result = step(self, *args, **kwargs)
+        monkeypatch.setattr(torch.optim.AdamW, "step", step)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return result
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step_then_stop)
+
+
+def test_a_stopped_run_saves_cleanly_and_resume_finishes_the_same_run(tiny_imagenet, tmp_path, monkeypatch):
+    """A run stopped by SIGTERM and resumed ends with exactly the weights of a run that was never
+    interrupted: same data order, same augmentation, same optimiser state."""
     straight, split = tmp_path / "straight", tmp_path / "split"
     base = common(tiny_imagenet, straight, tmp_path / "cache")
     base[base.index("--epochs") + 1] = "2"
     train_superres.main(base)
     args = [a if a != str(straight) else str(split) for a in base]
-    train_superres.main(args + ["--time-budget", "0.00001"])  # stops after its first step
+    sigterm_after_first_step(monkeypatch)
+    train_superres.main(args)  # stops after its first step
     state = json.loads((split / "trainer_state.json").read_text())
     assert state["global_step"] == 1 and state["epoch"] == 0
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C works again afterwards
@@ -122,12 +136,6 @@ def test_time_budget_stops_cleanly_and_resume_finishes_the_same_run(tiny_imagene
     assert a.keys() == b.keys()
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-6), k
-
-
-def test_per_item_loader_path(tiny_imagenet, tmp_path):
-    out = tmp_path / "workers"
-    train_superres.main(common(tiny_imagenet, out, tmp_path / "cache") + ["--loader", "workers", "--workers", "0"])
-    assert UNet.from_pretrained(out).restore(torch.rand(1, 3, 16, 16)).shape == (1, 3, 16, 16)
 
 
 def test_two_processes_with_gloo(tiny_imagenet, tmp_path):
@@ -168,26 +176,33 @@ def test_parse_config_types_and_flags():
     config = parse_config(SuperResConfig, ["--variant", "crossconv", "--no-classifier", "--limit", "5", "--no-erase",
                                            "--lr", "0.01"])
     assert config.variant == "crossconv" and config.limit == 5 and config.erase is False and config.lr == 0.01
-    assert config.out == "runs/unet-crossconv" and config.time_budget is None
+    assert config.out == "runs/unet-crossconv" and config.minutes is None and config.epochs == 5
     with pytest.raises(SystemExit):
         parse_config(SuperResConfig, ["--variant", "gan"])
 
 
-def test_schedule_by_time_anneals_within_its_slot(tiny_imagenet, tmp_path):
-    """--schedule time: the one-cycle schedule spans --train-minutes; once they are used up the
-    run validates, saves and counts as finished (a resume has nothing left to do)."""
+def test_minutes_anneal_within_their_slot(tiny_imagenet, tmp_path):
+    """--minutes: the one-cycle schedule spans those minutes of training; once they are used up the
+    run validates, saves and counts as finished (a resume has nothing left to do). The flags of
+    earlier versions fail in one line that names what replaced them."""
     out = tmp_path / "slot"
     args = common(tiny_imagenet, out, tmp_path / "cache")
     args[args.index("--epochs") + 1] = "50"
-    train_superres.main(args + ["--schedule", "time", "--train-minutes", "0.00001"])
+    train_superres.main(args + ["--minutes", "0.00001"])
     state = json.loads((out / "trainer_state.json").read_text())
     assert state["global_step"] == 1 and state["epoch"] == 50
     [line] = epochs_logged(out)
     assert "val_psnr" in line
-    assert train_superres.main(args + ["--schedule", "time", "--train-minutes", "0.00001", "--resume"]) is None
+    assert train_superres.main(args + ["--minutes", "0.00001", "--resume"]) is None
     assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 1
     with pytest.raises(SystemExit, match="--train-minutes"):
-        train_superres.main(common(tiny_imagenet, tmp_path / "x", tmp_path / "cache") + ["--schedule", "time"])
+        train_superres.main(common(tiny_imagenet, tmp_path / "x", tmp_path / "cache") + ["--train-minutes", "1"])
+    for old, new in (("--schedule", "--minutes"), ("--time-budget", "--resume"), ("--loader", "uint8"),
+                     ("--workers=2", "uint8")):
+        with pytest.raises(SystemExit, match=new):
+            parse_config(SuperResConfig, [old, "x"])
+    config = parse_config(SuperResConfig, ["--minutes", "3"])
+    assert config.minutes == 3 and config.epochs is None  # no epoch cap unless --epochs is given too
 
 
 def test_degradation_option(tiny_imagenet, tmp_path):
@@ -197,7 +212,7 @@ def test_degradation_option(tiny_imagenet, tmp_path):
     assert parse_config(SuperResConfig, []).degradation == "mix"  # what the shipped U-Nets train on
     with pytest.raises(SystemExit, match="unknown degradation"):
         parse_config(SuperResConfig, ["--degradation", "jpeg"])
-    with pytest.raises(SystemExit, match="--soften works with --loader cache"):
+    with pytest.raises(SystemExit, match="--loader is gone"):  # one data path: --soften always has the batch one
         parse_config(SuperResConfig, ["--soften", "0.5", "--loader", "workers"])
 
 
@@ -210,7 +225,7 @@ def test_an_image_folder_validates_on_held_out_images(tmp_path):
 
     for i in range(40):
         Image.new("RGB", (64, 64), (i * 6, 100, 200 - i * 4)).save(tmp_path / f"{i:02d}.png")
-    config = TrainConfig(data=str(tmp_path), cache_dir=str(tmp_path / "cache"), loader="cache")
+    config = TrainConfig(data=str(tmp_path), cache_dir=str(tmp_path / "cache"))
     train, val, ((train_images, _), (val_images, _)) = load_data(config, Runtime("cpu"))
     assert len(train) == 38 and len(val) == 2 and len(train_images) == 38 and len(val_images) == 2
     train_colours = {tuple(img[:, 0, 0].tolist()) for img in train_images}
@@ -285,9 +300,10 @@ def test_a_photo_run_trains_on_full_resolution_crops_and_ends_with_where_it_save
     assert config["mix_weights"] == "0,1,0,0" and config["val_data"] == str(tmp_path / "val")
 
 
-def test_a_stopped_run_says_how_to_resume(tiny_imagenet, tmp_path, capsys):
+def test_a_stopped_run_says_how_to_resume(tiny_imagenet, tmp_path, capsys, monkeypatch):
     out = tmp_path / "stopped"
-    train_superres.main(common(tiny_imagenet, out, tmp_path / "cache") + ["--time-budget", "0.0001"])
+    sigterm_after_first_step(monkeypatch)
+    train_superres.main(common(tiny_imagenet, out, tmp_path / "cache"))
     printed = capsys.readouterr().out.strip().splitlines()
     assert printed[-3].startswith(f"saved the model in {out}")
     assert "python -m restoration.evaluate --models" in printed[-2] and "--resume" in printed[-1]

@@ -3,7 +3,7 @@
 A card is built with `huggingface_hub.ModelCard`/`ModelCardData` from what the repository holds:
 the folder's config.json and weights, its catalogue entry (weights/models.json), the evaluation
 (weights/evaluation.json) and the training record: the card's "Training" and "Validation during
-training" sections, written from the run folder when the model was shipped (`train.push`) and kept
+training" sections, written from the run folder when the model was shipped (`train.ship`) and kept
 from the current card when a card is rebuilt without the run.
 
     python -m train.publish cards        # rebuild weights/*/README.md here, no upload
@@ -17,6 +17,7 @@ from pathlib import Path
 from restoration.checkpoint import CONFIG_NAME, WEIGHTS_NAME, read_header
 from restoration.models import load_checkpoint
 from restoration.weights import ModelEntry
+from restoration.witnesses import evaluation_record
 
 DATASET = "zh-plus/tiny-imagenet"  # the Hub's copy of Tiny ImageNet (CS231N), the data these were trained on
 LICENSE = {"license": "other", "license_name": "tiny-imagenet-non-commercial",
@@ -46,28 +47,19 @@ def is_photo(entry: ModelEntry) -> bool:
 # -------------------------------------------------------------------------------------------- evaluation
 
 
-def read_evaluation(path) -> dict | None:
-    """weights/evaluation.json in one shape (see `normalize_evaluation`), or None if there is none."""
-    try:
-        return normalize_evaluation(json.loads(Path(path).read_text()))
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
-        return None
-
-
 def normalize_evaluation(record) -> dict | None:
-    """An evaluation record in one shape, whichever schema wrote it: {"command", "data", "images",
-    "degradations": {degradation: {method: summary}}, "classifier", "judge"}. The older schema (one
-    degradation, "results" at the top) reads as degradation "lesson"."""
-    if not isinstance(record, dict):
+    """An evaluation record (as `restoration.evaluate --json` writes it, either schema) in the shape
+    the cards use: {"command", "data", "images", "degradations": {degradation: {method: summary}},
+    "classifier", "judge"}, paths of the machine scrubbed. Reading the file is
+    `restoration.witnesses.read_evaluation`'s, which also upgrades the older schema."""
+    record = evaluation_record(record)
+    if record is None:
         return None
     degradations = {}
-    if isinstance(record.get("degradations"), dict):
-        for name, block in record["degradations"].items():
-            results = block.get("results", block) if isinstance(block, dict) else None
-            if isinstance(results, dict):
-                degradations[name] = {m: s for m, s in results.items() if isinstance(s, dict)}
-    elif isinstance(record.get("results"), dict):
-        degradations["lesson"] = record["results"]
+    for name, block in record["degradations"].items():
+        results = block.get("results", block) if isinstance(block, dict) else None
+        if isinstance(results, dict):
+            degradations[name] = {m: s for m, s in results.items() if isinstance(s, dict)}
     return {"command": scrub_paths(str(record.get("command", "python -m restoration.evaluate"))),
             "data": _data_name(record.get("data")),
             "images": record.get("images"), "degradations": degradations,

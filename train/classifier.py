@@ -7,12 +7,12 @@ It supplies the perceptual loss and the encoder weights of the perceptual and cr
 """
 
 import dataclasses
+import typing
 
-import torch
 import torch.nn.functional as F
 
 from restoration.classifier import PRESETS, Classifier, top1_accuracy
-from restoration.data import BatchAugment, ClassifierItems
+from restoration.data import BatchAugment
 from train.loop import (Runtime, TrainConfig, command_line, fit, load_data, memory_format, next_steps, parse_config,
                         seed_everything)
 
@@ -20,7 +20,9 @@ from train.loop import (Runtime, TrainConfig, command_line, fit, load_data, memo
 @dataclasses.dataclass
 class ClassifierConfig(TrainConfig):
     out: str = dataclasses.field(default="runs/classifier", metadata={"help": "the run folder"})
-    epochs: int = 10
+    epochs: int | None = dataclasses.field(default=None, metadata={
+        "help": "epochs to train; with --minutes alone, as many as the minutes allow (default: 10)"})
+    default_epochs: typing.ClassVar[int] = 10
     lr: float = 6e-3
     drop: float = dataclasses.field(default=0.1, metadata={"help": "dropout before the last linear layer"})
     trivial_augment: bool = dataclasses.field(default=True, metadata={"help": "TrivialAugmentWide (the lesson's)"})
@@ -41,27 +43,16 @@ def main(argv=None):
         print(f"classifier ({config.preset}): {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters; "
               f"{len(train)} training images, {len(val)} validation images, device {runtime.device} × {runtime.world}")
 
-    if caches:
-        (train_x, train_y), (val_x, val_y) = caches
-        augment = BatchAugment(config.size, generator)
+    (train_x, train_y), (val_x, val_y) = caches
+    augment = BatchAugment(config.size, generator)
 
-        def make_loader(batches):
-            for idx in batches:
-                x = augment.classifier_batch(train_x[idx].to(runtime.device), True, config.trivial_augment, config.erase)
-                yield x, train_y[idx].to(runtime.device)
+    def make_loader(batches):
+        for idx in batches:
+            x = augment.classifier_batch(train_x[idx].to(runtime.device), True, config.trivial_augment, config.erase)
+            yield x, train_y[idx].to(runtime.device)
 
-        validate = lambda m: top1_accuracy(m, val_x, val_y, runtime.device, desc="validating")  # noqa: E731
-    else:
-        items = ClassifierItems(train, config.size, True, config.trivial_augment, config.erase)
-
-        def make_loader(batches):
-            loader = torch.utils.data.DataLoader(items, batch_sampler=batches, num_workers=config.workers)
-            return ((x.to(runtime.device), y.to(runtime.device)) for x, y in loader)
-
-        def validate(m):
-            xs, ys = zip(*(ClassifierItems(val, config.image_size, train=False)[i] for i in range(len(val))))
-            return top1_accuracy(m, (torch.stack(xs) * 255).round().byte(), torch.tensor(ys), runtime.device,
-                                 desc="validating")
+    def validate(m):
+        return top1_accuracy(m, val_x, val_y, runtime.device, desc="validating")
 
     def loss_step(module, batch):
         x, y = batch

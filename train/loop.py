@@ -1,6 +1,6 @@
 """The training loop both scripts share: one-cycle AdamW, mixed precision on CUDA,
-DistributedDataParallel under torchrun, a progress bar, a JSON-lines metrics log, a time budget,
-and checkpoints that `--resume` continues from, mid-epoch included.
+DistributedDataParallel under torchrun, a progress bar, a JSON-lines metrics log, a length in
+epochs or minutes, and checkpoints that `--resume` continues from, mid-epoch included.
 
 A run folder holds:
   config.json, model.safetensors   the model: `AutoModel.from_pretrained(run_folder)` loads it
@@ -13,6 +13,7 @@ Nothing is pickled.
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -45,7 +46,12 @@ class TrainConfig:
     out: str = dataclasses.field(default="runs/model", metadata={"help": "the run folder"})
     preset: str = dataclasses.field(default="compact", metadata={
         "choices": list(PRESETS), "help": "model size (restoration/classifier.py): compact and wide train on a CPU, lesson is the notebooks' size"})
-    epochs: int = 5
+    epochs: int | None = dataclasses.field(default=None, metadata={
+        "help": "epochs to train; with --minutes alone, as many as the minutes allow (default: 5)"})
+    minutes: float | None = dataclasses.field(default=None, metadata={
+        "help": "train for this many minutes (validation excluded, every --resume counted) instead of "
+                "--epochs: the one-cycle schedule spans them, so a run fits a fixed slot on a machine of "
+                "unknown speed; with --epochs too, whichever ends first (default: none)"})
     batch_size: int = dataclasses.field(default=64, metadata={"help": "per process"})
     lr: float = dataclasses.field(default=2e-3, metadata={"help": "peak learning rate of the one-cycle schedule"})
     weight_decay: float = dataclasses.field(default=1e-5, metadata={"help": "AdamW's, on weights (not norms or biases)"})
@@ -58,20 +64,8 @@ class TrainConfig:
         "help": "use N training images, a fixed random subset (smoke runs; default: all)"})
     val_limit: int | None = dataclasses.field(default=None, metadata={
         "help": "validate on N val images (default: all; with --limit, that many, so a smoke run stays short)"})
-    time_budget: float | None = dataclasses.field(default=None, metadata={
-        "help": "minutes; then save and stop (default: none)"})
-    schedule: str = dataclasses.field(default="steps", metadata={
-        "choices": ["steps", "time"],
-        "help": "steps: the one-cycle schedule spans --epochs; time: it spans --train-minutes of training "
-                "(or --epochs, whichever ends first), for a fixed slot on a machine of unknown speed"})
-    train_minutes: float | None = dataclasses.field(default=None, metadata={
-        "help": "with --schedule time: minutes of training (validation excluded) the whole run takes"})
     resume: bool = dataclasses.field(default=False, metadata={"help": "continue the run in --out"})
     seed: int = dataclasses.field(default=0, metadata={"help": "fixes the subsets, the batch order and the augmentation"})
-    loader: str = dataclasses.field(default="cache", metadata={
-        "choices": ["cache", "workers"],
-        "help": "cache: decode once to uint8, augment batches on the device; workers: per-item DataLoader"})
-    workers: int = dataclasses.field(default=2, metadata={"help": "DataLoader processes (--loader workers)"})
     cache_dir: str | None = dataclasses.field(default="cache", metadata={"help": "where the uint8 cache is kept"})
     download: bool = dataclasses.field(default=False, metadata={
         "help": "fetch Tiny ImageNet (HTTPS, 248 MB, checked) if --data is missing"})
@@ -82,6 +76,22 @@ class TrainConfig:
         "help": "channels-last memory format (faster convolutions on CPU and CUDA)"})
     compile: bool = dataclasses.field(default=False, metadata={
         "help": "torch.compile the model for training (the first steps compile; measure with python -m bench.speed --train-only)"})
+
+    default_epochs: typing.ClassVar[int] = 5
+    # Flags of earlier versions: each now fails in one line that says what replaced it.
+    retired: typing.ClassVar[dict] = {
+        "--train-minutes": "--train-minutes is now --minutes",
+        "--schedule": "--schedule is gone: --minutes M lays the schedule over M minutes of training, --epochs "
+                      "over epochs",
+        "--time-budget": "--time-budget is gone: stop a run with Ctrl-C or SIGTERM (e.g. `timeout 50m python -m "
+                         "train.superres ...`), which saves it for --resume; --minutes sets how long the whole "
+                         "run trains",
+        "--loader": "--loader is gone: every run decodes its images once to uint8 and augments batches on the device",
+        "--workers": "--workers is gone: every run decodes its images once to uint8 and augments batches on the device"}
+
+    def __post_init__(self):
+        if self.epochs is None and self.minutes is None:
+            self.epochs = self.default_epochs
 
 
 def memory_format(config: TrainConfig):
@@ -94,6 +104,9 @@ def parse_config(cls, argv=None, description=None, prog=None):
     users type it (python -m train.superres); --help keeps `description` as written."""
     from restoration.cli import parser as make_parser
 
+    for arg in sys.argv[1:] if argv is None else argv:
+        if arg.split("=", 1)[0] in cls.retired:
+            raise SystemExit(cls.retired[arg.split("=", 1)[0]])
     parser = make_parser(prog, description)
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
@@ -257,71 +270,90 @@ class _StopRequest:
         self.reason = signal.Signals(signum).name
 
 
+class Schedule:
+    """How far the run is through its one-cycle schedule (0 → 1) and how long it has left. The
+    schedule spans --epochs (in steps) or --minutes of training (validation excluded), whichever
+    ends first; the estimates live here so that `fit` reads as the loop it is."""
+
+    def __init__(self, config, state: dict, steps_per_epoch: int):
+        self.config, self.state, self.steps_per_epoch = config, state, steps_per_epoch
+        self.epoch_seconds = None  # the last whole epoch (training + validation) of this session
+
+    def progress(self) -> float:
+        parts = [0.0]
+        if self.config.epochs:
+            parts.append(self.state["global_step"] / max(self.steps_per_epoch * self.config.epochs, 1))
+        if self.config.minutes:
+            parts.append(self.state["train_seconds"] / (self.config.minutes * 60))
+        return max(parts)
+
+    def done(self) -> bool:
+        epochs = self.config.epochs
+        return self.progress() >= 1 or (epochs is not None and self.state["epoch"] >= epochs)
+
+    def count_step(self, since: float) -> float:
+        """Count a step that began at `since` (its seconds count towards --minutes); returns now."""
+        now = time.time()
+        self.state.update(step_in_epoch=self.state["step_in_epoch"] + 1, global_step=self.state["global_step"] + 1,
+                          train_seconds=self.state["train_seconds"] + now - since)
+        return now
+
+    def lr(self) -> float:
+        return one_cycle(self.progress(), 1, self.config.lr)
+
+    def label(self, epoch: int) -> str:
+        return f"epoch {epoch + 1}" + (f"/{self.config.epochs}" if self.config.epochs else "")
+
+    def _epochs_after(self, epoch: int) -> float:
+        return self.config.epochs - epoch - 1 if self.config.epochs else math.inf
+
+    def _minutes_left(self) -> float:
+        return max(0.0, self.config.minutes * 60 - self.state["train_seconds"]) if self.config.minutes else math.inf
+
+    def bar_left(self, epoch: int, steps_left: int, step_seconds: float) -> str:
+        """The bar's estimate of the whole run's time left; "~" until a whole epoch has been timed."""
+        per_epoch = self.epoch_seconds or self.steps_per_epoch * step_seconds
+        left = min(steps_left * step_seconds + self._epochs_after(epoch) * per_epoch, self._minutes_left())
+        return ("~" if self.epoch_seconds is None else "") + format_duration(left)
+
+    def after_epoch(self, epoch: int, seconds: float) -> str | None:
+        """The line printed after an epoch, e.g. "about 4:05 left: 1 epoch(s) × 4:05 (...)"."""
+        if self.done() or not self._epochs_after(epoch):
+            return None
+        per_epoch = self.epoch_seconds or seconds
+        left = self._epochs_after(epoch) * per_epoch
+        how = (f"{self._epochs_after(epoch)} epoch(s) × {format_duration(per_epoch)} "
+               "(this epoch's training and validation)")
+        if self._minutes_left() < left:
+            left, how = self._minutes_left(), "the rest of the --minutes, plus validation"
+        return f"about {format_duration(left)} left: {how}"
+
+
 def fit(*, model, loss_step, make_loader, n_train, validate, config, runtime: Runtime,
         generator: torch.Generator, command: str, on_epoch_start=None, bar_metrics=()):
-    """Train `model` (the unwrapped module) for `config.epochs`.
-
-    loss_step(module, batch) -> (loss, {name: tensor}) computes a training batch's loss;
-    make_loader(index_batches) -> iterable of batches on the device;
-    validate(model) -> {name: float}, run on the main process after each epoch;
-    on_epoch_start(epoch) may change which parameters train (the frozen-encoder epoch);
-    command is the command line, recorded for the model card.
-    Returns "done" or the reason it stopped early.
-    """
+    """Train `model` (the unwrapped module) for `config.epochs` or `config.minutes`. loss_step(module,
+    batch) -> (loss, {name: tensor}); make_loader(index_batches) -> batches on the device; validate(model)
+    -> {name: float}, on the main process after each epoch; on_epoch_start(epoch) may change which
+    parameters train; command (the command line) goes on the model card. Returns "done" or why it stopped
+    early (Ctrl-C or SIGTERM: saved for --resume)."""
     out = Path(config.out)
-    decay, no_decay = [], []
-    for p in model.parameters():
-        (no_decay if p.dim() <= 1 else decay).append(p)  # no weight decay on norms and biases
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+    if config.minutes and runtime.world > 1:
+        raise SystemExit("--minutes runs in one process (each process would time itself differently)")
+    opt = adamw(model, config)
     steps_per_epoch = len(epoch_batches(n_train, config.batch_size, 0, config.seed, runtime.rank, runtime.world))
-    total_steps = steps_per_epoch * config.epochs
-    if config.schedule == "time" and not config.train_minutes:
-        raise SystemExit("--schedule time needs --train-minutes (how long the whole run trains)")
-    if config.schedule == "time" and runtime.world > 1:
-        raise SystemExit("--schedule time runs in one process (each process would time itself differently)")
-    state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "elapsed": 0.0, "train_seconds": 0.0, "sessions": []}
-    if config.resume and (out / "trainer_state.json").is_file():
-        state = load_checkpoint(out, model, opt, generator)
+    schedule = Schedule(config, start_state(out, config, runtime, model, opt, generator, steps_per_epoch),
+                        steps_per_epoch)
+    state = schedule.state
+    if schedule.done():
         if runtime.main:
-            print(f"resuming {out} at epoch {state['epoch']}, step {state['step_in_epoch']}/{steps_per_epoch}")
-    elif runtime.main and (out / "trainer_state.json").is_file():
-        raise SystemExit(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
-    state.setdefault("train_seconds", 0.0)
-
-    def progress():
-        """How far through the one-cycle schedule the run is (0 → 1)."""
-        done = state["global_step"] / max(total_steps, 1)
-        if config.schedule == "time":
-            done = max(done, state["train_seconds"] / (config.train_minutes * 60))
-        return done
-
-    if state["epoch"] >= config.epochs or progress() >= 1:
-        if runtime.main:
-            print(f"{out} has finished all {config.epochs} epochs; nothing to do (raise --epochs to train on)")
+            print(f"{out} has finished its run; nothing to do (raise --epochs or --minutes to train on)")
         return "done"
-    # Each session (first run and every --resume) is recorded for the model card.
-    state.setdefault("sessions", []).append({"command": command,
-                                             "hardware": runtime.describe(), "torch": torch.__version__,
-                                             "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "start_step": state["global_step"]})
-    started = time.time() - state["elapsed"]
-    session_start = time.time()
-    epoch_seconds = None  # the last whole epoch (training + validation) of this session
-    budget = config.time_budget * 60 if config.time_budget else None
-
-    def save(reason):
-        state["elapsed"] = time.time() - started
-        state["sessions"][-1].update(seconds=round(time.time() - session_start, 1), end_step=state["global_step"])
-        if runtime.main:
-            save_checkpoint(out, model, opt, state, config, generator)
-        runtime.barrier()
-        if reason != "checkpoint":
-            log(out, runtime, {"event": reason, **{k: state[k] for k in ("epoch", "step_in_epoch", "global_step")},
-                               "elapsed_s": round(state["elapsed"], 1)})
-
+    state["sessions"].append(session(command, runtime, state))
+    clock = (time.time() - state["elapsed"], time.time())  # when the run and this session started
+    save = functools.partial(save_run, out, model, opt, state, config, generator, runtime, clock)
     with _StopRequest() as stop:
-        while state["epoch"] < config.epochs:
-            epoch = state["epoch"]
+        while not schedule.done():
+            epoch, skip = state["epoch"], state["step_in_epoch"]
             if on_epoch_start:
                 on_epoch_start(epoch)
             module = runtime.wrap(model)
@@ -329,75 +361,101 @@ def fit(*, model, loss_step, make_loader, n_train, validate, config, runtime: Ru
                 module = torch.compile(module)  # reuses the compiled code on re-wrapping; recompiles on unfreezing
             model.train()
             batches = epoch_batches(n_train, config.batch_size, epoch, config.seed, runtime.rank, runtime.world)
-            skip = state["step_in_epoch"]
-            bar = tqdm(total=len(batches), initial=skip, desc=f"epoch {epoch + 1}/{config.epochs}",
-                       disable=not runtime.main, unit="batch", dynamic_ncols=True, mininterval=1)
+            bar = tqdm(total=len(batches), initial=skip, desc=schedule.label(epoch), disable=not runtime.main,
+                       unit="batch", dynamic_ncols=True, mininterval=1)
             loss_sum, seen, t0 = 0.0, 0, time.time()
-            step_start = time.time()
-            epochs_after = config.epochs - epoch - 1
+            step_start = t0
             for batch in make_loader(batches[skip:]):
-                lr = one_cycle(progress() * total_steps, total_steps, config.lr)
-                for group in opt.param_groups:
-                    group["lr"] = lr
-                with runtime.autocast():
-                    loss, shown = loss_step(module, batch)
-                value = loss.item()
-                if not math.isfinite(value):
-                    raise SystemExit(f"the loss became {value} at step {state['global_step']}: lower --lr or "
-                                     f"check the data; the last checkpoint in {out} is intact")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                state["step_in_epoch"] += 1
-                state["global_step"] += 1
-                now = time.time()
-                state["train_seconds"] += now - step_start
-                step_start = now
+                lr = schedule.lr()
+                value, shown = train_step(module, batch, loss_step, opt, lr, runtime,
+                                          f"{out} at step {state['global_step']}")
+                step_start = schedule.count_step(step_start)
                 loss_sum, seen = loss_sum + value, seen + 1
-                step_seconds = (time.time() - t0) / seen
-                this_epoch = (len(batches) - state["step_in_epoch"]) * step_seconds
-                run_left = this_epoch + epochs_after * (epoch_seconds or len(batches) * step_seconds)
-                if config.schedule == "time":  # the slot may end the run before --epochs
-                    run_left = min(run_left, max(0.0, config.train_minutes * 60 - state["train_seconds"]))
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}", lr=f"{lr:.2e}",
                                 **{k: f"{v.item():.3f}" for k, v in shown.items() if k in bar_metrics},
-                                run_left=("~" if epoch_seconds is None else "") + format_duration(run_left))
+                                run_left=schedule.bar_left(epoch, len(batches) - state["step_in_epoch"],
+                                                           (time.time() - t0) / seen))
                 bar.update()
-                over_budget = budget is not None and time.time() - session_start > budget
-                if config.schedule == "time" and progress() >= 1:
-                    break  # the slot is used up: validate and save as at an epoch's end
-                if stop.reason or over_budget:
+                if schedule.done():
+                    break  # the minutes are used up: validate and save as at an epoch's end
+                if stop.reason:
                     bar.close()
-                    reason = f"stopped ({stop.reason})" if stop.reason else "time budget reached"
-                    save(reason)
+                    save(f"stopped ({stop.reason})")
                     if runtime.main:
-                        print(f"{reason}: saved {out}; continue with the same command and --resume")
-                    return reason
+                        print(f"stopped ({stop.reason}): saved {out}; continue with the same command and --resume")
+                    return f"stopped ({stop.reason})"
             bar.close()
             train_seconds = time.time() - t0
             metrics = validate(model) if runtime.main else {}
-            finished = config.schedule == "time" and progress() >= 1
-            state.update(epoch=config.epochs if finished else epoch + 1, step_in_epoch=0)
+            state.update(epoch=config.epochs if schedule.done() and config.epochs else epoch + 1, step_in_epoch=0)
             if not skip:  # a whole epoch, so its time predicts the next ones
-                epoch_seconds = time.time() - t0
+                schedule.epoch_seconds = time.time() - t0
             line = {"epoch": epoch + 1, "global_step": state["global_step"], "train_loss": loss_sum / max(seen, 1),
                     "lr": lr if seen else None,
-                    "images_per_second": seen * config.batch_size * runtime.world / max(train_seconds, 1e-9),
-                    **metrics}
+                    "images_per_second": seen * config.batch_size * runtime.world / max(train_seconds, 1e-9), **metrics}
             if runtime.main:
-                print("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in line.items()))
-                if epochs_after and not finished:
-                    per_epoch = epoch_seconds or time.time() - t0
-                    left = epochs_after * per_epoch
-                    how = (f"{epochs_after} epoch(s) × {format_duration(per_epoch)} "
-                           "(this epoch's training and validation)")
-                    slot = config.train_minutes * 60 - state["train_seconds"] if config.schedule == "time" else left
-                    if slot < left:
-                        left, how = slot, "the rest of the --train-minutes slot, plus validation"
-                    print(f"about {format_duration(left)} left: {how}")
+                left = schedule.after_epoch(epoch, time.time() - t0)
+                print("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in line.items())
+                      + (f"\n{left}" if left else ""))
             log(out, runtime, line)
             save("checkpoint")
     return "done"
+
+
+def save_run(out: Path, model, opt, state: dict, config, generator, runtime: Runtime, clock, reason: str):
+    """Checkpoint the run (the main process writes; all wait), and log a stop that is not an epoch's end.
+    `clock` is when the run (less earlier sessions' time) and this session started."""
+    state["elapsed"] = time.time() - clock[0]
+    state["sessions"][-1].update(seconds=round(time.time() - clock[1], 1), end_step=state["global_step"])
+    if runtime.main:
+        save_checkpoint(out, model, opt, state, config, generator)
+    runtime.barrier()
+    if reason != "checkpoint":
+        log(out, runtime, {"event": reason, **{k: state[k] for k in ("epoch", "step_in_epoch", "global_step")},
+                           "elapsed_s": round(state["elapsed"], 1)})
+
+
+def adamw(model, config):
+    """AdamW, with no weight decay on norms and biases."""
+    decay = [p for p in model.parameters() if p.dim() > 1]
+    no_decay = [p for p in model.parameters() if p.dim() <= 1]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+
+
+def train_step(module, batch, loss_step, opt, lr: float, runtime: Runtime, where: str):
+    """One optimiser step at learning rate `lr`; returns the loss and the figures for the bar."""
+    for group in opt.param_groups:
+        group["lr"] = lr
+    with runtime.autocast():
+        loss, shown = loss_step(module, batch)
+    value = loss.item()
+    if not math.isfinite(value):
+        raise SystemExit(f"the loss became {value} in {where}: lower --lr or check the data; "
+                         "the last checkpoint is intact")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return value, shown
+
+
+def session(command: str, runtime: Runtime, state: dict) -> dict:
+    """The record of one session (the first run or a --resume), for the model card."""
+    return {"command": command, "hardware": runtime.describe(), "torch": torch.__version__,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "start_step": state["global_step"]}
+
+
+def start_state(out: Path, config, runtime: Runtime, model, opt, generator, steps_per_epoch: int) -> dict:
+    """The run's state: from --out's checkpoint with --resume (weights, optimiser, RNGs restored),
+    fresh otherwise; refuses to start over a run by accident."""
+    state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "elapsed": 0.0, "train_seconds": 0.0, "sessions": []}
+    if config.resume and (out / "trainer_state.json").is_file():
+        state = state | load_checkpoint(out, model, opt, generator)
+        if runtime.main:
+            print(f"resuming {out} at epoch {state['epoch']}, step {state['step_in_epoch']}/{steps_per_epoch}")
+    elif runtime.main and (out / "trainer_state.json").is_file():
+        raise SystemExit(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+    return state
 
 
 def next_steps(out, reason: str, evaluate: str) -> str:
@@ -444,8 +502,8 @@ def seed_everything(seed: int, rank: int = 0) -> torch.Generator:
 
 
 def load_data(config: TrainConfig, runtime: Runtime, photos: bool = False):
-    """The training and validation datasets, subset by --limit / --val-limit, and (for the
-    cache loader) their uint8 arrays: `photos` keeps a folder's images at their own resolution
+    """The training and validation datasets, subset by --limit / --val-limit, and their uint8
+    arrays (decoded once, kept in memory; batches are augmented on the device): `photos` keeps a folder's images at their own resolution
     (lists of tensors), otherwise they become thumbnails of --image-size. The main process builds
     the cache; the others wait."""
     from restoration.data import ImageFolder, TinyImageNet, hold_out, load_cache, load_photos, open_dataset, subset
@@ -473,17 +531,14 @@ def load_data(config: TrainConfig, runtime: Runtime, photos: bool = False):
     else:  # a plain image folder has no val split: hold out 5%, never trained on
         train, val = hold_out(dataset, 0.05, config.seed)
         train, val = subset(train, config.limit, config.seed), subset(val, config.val_limit, config.seed)
-    caches = None
-
     def cache(ds, desc=None):
         if photos:
             return load_photos(ds, config.cache_dir, desc=desc or "decoding photos")
         return load_cache(ds, config.image_size, config.cache_dir, desc=desc or "caching")
 
-    if config.loader == "cache":
-        if runtime.main:  # build once, on the main process
-            caches = [cache(ds, f"caching {name}") for name, ds in (("train", train), ("val", val))]
-        runtime.barrier()
-        if not runtime.main:
-            caches = [cache(ds) for ds in (train, val)]
+    if runtime.main:  # build once, on the main process
+        caches = [cache(ds, f"caching {name}") for name, ds in (("train", train), ("val", val))]
+    runtime.barrier()
+    if not runtime.main:
+        caches = [cache(ds) for ds in (train, val)]
     return train, val, caches

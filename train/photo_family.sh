@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Train the photo family: the three recipes of lesson 23 (MSE, perceptual, cross-conv) fine-tuned
 # at once on random crops of full-resolution photos, each with a one-cycle schedule that spans
-# MINUTES of training (--schedule time), so the run fits its slot on any machine.
+# MINUTES of training (--minutes), so the run fits its slot on any machine.
 #
 #   bash train/photo_family.sh OUT [MINUTES]                 # e.g. runs/photo 60 (a 2-core CPU: 1 thread each)
 #   DEVICE=cuda OMP_NUM_THREADS=4 bash train/photo_family.sh runs/photo 10       # a GPU slot
@@ -35,7 +35,7 @@ EOF
 
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # three processes share the machine's cores
 common=(--data "$data/train" --val-data "$data/val" --device "$device" --cache-dir "$out/cache"
-        --schedule time --train-minutes "$minutes" --epochs 1000 --crops-per-epoch 32000 --val-limit 12
+        --minutes "$minutes" --crops-per-epoch 32000 --val-limit 12
         --size 64 --batch-size 16 --lr 1e-3 --no-erase
         --degradation mix --mix-weights 0.15,0.7,0.05,0.1 --mix-jpeg 0.5 --mix-quality 50,90 --mix-noise 0.05)
 python -m train.superres "${common[@]}" --out "$out/photo-mse" --variant mse \

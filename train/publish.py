@@ -1,4 +1,6 @@
-"""Publish the shipped models and the app to the Hugging Face Hub, in one command.
+"""Publish what the repository ships to the Hugging Face Hub: the model folders in weights/ (their
+cards rebuilt, each uploaded to its model repo, the commits pinned in weights/models.json) and the
+app as a Gradio Space. A new run gets into weights/ first with `python -m train.ship`.
 
     python -m train.publish cards                    # rebuild weights/*/README.md and README.md's front
                                                      # matter (no upload, no network)
@@ -21,7 +23,8 @@ from pathlib import Path
 from restoration.hub import upload_model, upload_space
 from restoration.settings import REPO
 from restoration.weights import pin_revisions, read_catalog
-from train.cards import build_card, read_evaluation, space_card, training_record
+from restoration.witnesses import read_evaluation
+from train.cards import build_card, normalize_evaluation, space_card, training_record
 
 # Set on the Space when it is created. Telemetry off: huggingface_hub's user-agent would otherwise
 # fetch an "agent harnesses" list from the Hub first, 3 s more when the Hub does not answer.
@@ -40,8 +43,9 @@ def rebuild_cards(weights: Path, evaluation: Path | None = None, names=None) -> 
     """Write README.md in each shipped model folder from its config, weights, catalogue entry, the
     evaluation and the training record already in the card."""
     catalog = read_catalog(weights)
-    record = read_evaluation(evaluation or weights / "evaluation.json")
-    photo_record = read_evaluation(weights / "evaluation-photos.json")  # the photo family's, on photo val
+    record = normalize_evaluation(read_evaluation(evaluation or weights / "evaluation.json"))
+    # The photo family's, on the photo val set.
+    photo_record = normalize_evaluation(read_evaluation(weights / "evaluation-photos.json"))
     written = []
     for entry in catalog:
         if names and entry.name not in names:

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from restoration.classifier import PRESETS, Classifier
-from restoration.data import BatchAugment, SRPairs
+from restoration.data import BatchAugment
 from restoration.degrade import MixConfig, even_crop, low_res, upscale_bicubic, upscale_nearest
 from restoration.degrade import check as check_degradation
 from restoration.losses import NormalisedMSE, PerceptualLoss
@@ -46,7 +46,6 @@ VARIANTS = ("mse", "perceptual", "crossconv", "autoencoder")
 class SuperResConfig(TrainConfig):
     variant: str = dataclasses.field(default="mse", metadata={"choices": list(VARIANTS), "help": "which model and loss"})
     out: str | None = dataclasses.field(default=None, metadata={"help": "default runs/unet-<variant>"})
-    epochs: int = 5
     lr: float = 2e-3
     classifier: str | None = dataclasses.field(default=None, metadata={
         "help": "classifier checkpoint folder: initialises the encoder (and the perceptual loss); "
@@ -87,6 +86,7 @@ class SuperResConfig(TrainConfig):
         return not (Path(self.data) / "wnids.txt").is_file()
 
     def __post_init__(self):
+        super().__post_init__()
         try:
             check_degradation(self.degradation)
             for d in self.val_degradations.split(","):
@@ -102,10 +102,6 @@ class SuperResConfig(TrainConfig):
         except ValueError:
             raise SystemExit(f"--mix-quality takes lowest,highest in 1-100 (got {self.mix_quality!r}); --mix-weights "
                              f"four non-negative weights, one per kernel (got {self.mix_weights!r})") from None
-        if self.photos and self.loader != "cache":
-            raise SystemExit("photos (--data a folder of images) train with --loader cache (crops drawn in batches)")
-        if self.soften and self.loader != "cache":  # the per-item path (SRPairs) has no softening
-            raise SystemExit("--soften works with --loader cache (the batch augmentation); drop one of them")
         if self.out is None:
             self.out = f"runs/{'autoencoder' if self.variant == 'autoencoder' else 'unet-' + self.variant}"
         if self.classifier and self.no_classifier:
@@ -218,7 +214,7 @@ def main(argv=None):
 
         def run_validation(m):
             return validate_photos(m, val_photos, val_degradations, runtime.device)
-    elif caches:
+    else:
         (train_images, _), (val_images, _) = caches
         augment = BatchAugment(config.size, generator)
 
@@ -232,21 +228,7 @@ def main(argv=None):
         val_augment = BatchAugment(config.size, torch.Generator().manual_seed(config.seed + 1))
         val_inputs, val_targets = val_augment.sr_pairs(val_images, train=False, degradation=config.degradation,
                                                        mix_config=config.mix_config())
-    else:
-        items = SRPairs(train, config.size, train=True, erase=config.erase, degradation=config.degradation,
-                        mix_config=config.mix_config())
 
-        def make_loader(batches):
-            loader = torch.utils.data.DataLoader(items, batch_sampler=batches, num_workers=config.workers)
-            return ((x.to(runtime.device), y.to(runtime.device)) for x, y in loader)
-
-        val_pairs = SRPairs(val, config.image_size, train=False, degradation=config.degradation,
-                            mix_config=config.mix_config())
-        with torch.random.fork_rng():  # mix draws from the global generator here: fix the val set
-            torch.manual_seed(config.seed + 1)
-            val_inputs, val_targets = (torch.stack(t) for t in zip(*(val_pairs[i] for i in range(len(val_pairs)))))
-
-    if not config.photos:
         def run_validation(m):
             return validate(m, val_inputs, val_targets, runtime.device, loss_fn)
 

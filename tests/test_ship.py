@@ -5,12 +5,12 @@ import torch
 from restoration.models import load_checkpoint
 from train import classifier as train_classifier
 from train import superres as train_superres
-from train.push import main, model_card
+from train.ship import main, model_card
 
 
 @pytest.fixture(scope="module")
 def run(tiny_imagenet, tmp_path_factory):
-    out = tmp_path_factory.mktemp("push") / "unet-mse"
+    out = tmp_path_factory.mktemp("ship") / "unet-mse"
     train_superres.main(["--data", str(tiny_imagenet), "--out", str(out), "--cache-dir", str(out.parent / "cache"),
                          "--batch-size", "16", "--epochs", "1", "--limit", "32", "--val-limit", "8"])
     return out

@@ -1,13 +1,18 @@
-"""Ship a trained run: write its model card, copy it into weights/ and/or upload it to the Hub.
+"""Ship one training run: turn a run folder into a model folder (fp16 weights, config, model card)
+in weights/, and optionally upload that folder to a Hub model repo.
 
-    python -m train.push runs/unet-mse --to weights/unet-mse --title "MSE U-Net"
-    python -m train.push runs/unet-mse --repo-id you/unet-mse-compact     # needs `hf auth login`
+    python -m train.ship runs/unet-mse --to weights/unet-mse --title "MSE U-Net"
+    python -m train.ship runs/unet-mse --title "MSE U-Net" --repo-id you/unet-mse-compact   # needs `hf auth login`
+
+This is the step from a run to the repository; `python -m train.publish` is the step from the
+repository to the Hub: it rebuilds the cards of every shipped model, uploads them, pins their
+commits in weights/models.json and uploads the app as a Space.
 
 The card (README.md, with Hugging Face metadata: train/cards.py) says what the model is, its
 config, the data, how it was trained (every command, the hardware, the wall time) and its metrics:
 the last validation figures from the run's metrics.jsonl and, when given, the evaluation JSON
 written by `python -m restoration.evaluate --json`. An upload prints the commit to pin in
-weights/models.json; `python -m train.publish` publishes every shipped model and pins them.
+weights/models.json (or let `python -m train.publish models` upload and pin every shipped model).
 """
 
 import dataclasses
@@ -56,11 +61,15 @@ def training_markdown(run: Path, notes: str | None = None) -> str:
              f"{train_config['batch_size']} per process), AdamW one-cycle, max lr {train_config['lr']}, "
              f"weight decay {train_config['weight_decay']}.",
              f"- Wall time: {state['elapsed'] / 3600:.2f} h in all."]
-    if train_config.get("schedule") == "time":  # the slot ended the run, not --epochs
+    # The minutes ended the run, not --epochs (runs before --minutes recorded --schedule time).
+    minutes = train_config.get("minutes") or (train_config.get("train_minutes")
+                                              if train_config.get("schedule") == "time" else None)
+    if minutes:
         photos = " (an epoch of photos is {} random crops)".format(train_config["crops_per_epoch"]) \
             if train_config.get("val_data") else ""
+        flag = "--minutes" if train_config.get("minutes") else "--schedule time"
         lines[-2] = (f"- Steps: {state['global_step']} (batch size {train_config['batch_size']} per process), AdamW "
-                     f"one-cycle spanning {train_config.get('train_minutes')} minutes of training (`--schedule time`)"
+                     f"one-cycle spanning {minutes} minutes of training (`{flag}`)"
                      f"{photos}, max lr {train_config['lr']}, weight decay {train_config['weight_decay']}.")
     if train_config.get("val_data"):
         lines.insert(-1, f"- Validation: whole images of `{train_config['val_data']}` (never trained on).")
@@ -134,7 +143,7 @@ def upload(folder: Path, repo_id: str, private: bool = False) -> str:
 
 
 def main(argv=None):
-    p = parser("python -m train.push", __doc__)
+    p = parser("python -m train.ship", __doc__)
     p.add_argument("run", type=Path, help="a run folder written by train.classifier or train.superres")
     p.add_argument("--title", required=True, help="the model's name for people, e.g. \"MSE U-Net\" (required)")
     p.add_argument("--to", type=Path, default=None, help="ship here (e.g. weights/unet-mse)")
