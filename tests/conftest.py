@@ -145,16 +145,25 @@ def closed_port_url() -> str:
 def postgres():
     """A throwaway PostgreSQL cluster on loopback for the session (bench/postgres.py), or a skip
     that says why there is none; with REQUIRE_POSTGRES=1 (CI) a missing PostgreSQL is a failure."""
-    from bench.postgres import Cluster, PostgresMissing
+    from bench.postgres import Cluster
 
-    try:
-        cluster = Cluster(fsync=False)  # the tests kill app processes, never the server's machine
-    except PostgresMissing as e:
-        if os.environ.get("REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"REQUIRE_POSTGRES=1 but {e}")
-        pytest.skip(f"no PostgreSQL here: {e}")
+    # fsync off: the tests kill app processes, never the server's machine
+    cluster = cluster_or_skip(lambda: Cluster(fsync=False), required=os.environ.get("REQUIRE_POSTGRES") == "1")
     yield cluster
     cluster.remove()
+
+
+def cluster_or_skip(start, required: bool):
+    """`start()`'s cluster; when PostgreSQL is missing, a skip that says why, or with `required`
+    (REQUIRE_POSTGRES=1, as in CI) a failure."""
+    from bench.postgres import PostgresMissing
+
+    try:
+        return start()
+    except PostgresMissing as e:
+        if required:
+            pytest.fail(f"REQUIRE_POSTGRES=1 but {e}")
+        pytest.skip(f"no PostgreSQL here: {e}")
 
 
 @pytest.fixture

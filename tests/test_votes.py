@@ -273,3 +273,15 @@ def test_the_password_never_shows_in_a_message(postgres):
         store.count()
     assert "hunter2" not in str(e.value) and "no_such_database" in str(e.value)
     store.close()
+
+
+def test_a_machine_without_postgresql_skips_its_cases_with_the_reason_and_ci_fails_them(monkeypatch):
+    from bench import postgres
+    from tests.conftest import cluster_or_skip
+
+    monkeypatch.setattr(postgres.Path, "glob", lambda self, pattern: iter(()))  # no Debian server
+    monkeypatch.setattr(postgres.shutil, "which", lambda name: None)  # none on the PATH either
+    with pytest.raises(pytest.skip.Exception, match="no PostgreSQL here: PostgreSQL is not installed"):
+        cluster_or_skip(postgres.Cluster, required=False)
+    with pytest.raises(pytest.fail.Exception, match="REQUIRE_POSTGRES=1 but PostgreSQL is not installed"):
+        cluster_or_skip(postgres.Cluster, required=True)
