@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from restoration.battles import FlagRules, counted_outcomes, flag_judges
+from restoration.leaderboard import FlagRules, counted_outcomes, flag_judges
 from restoration.cli import parser
 from restoration.compare import compare, open_upload, restorers_for, save_panels
 from restoration.ratings import fit_leaderboard

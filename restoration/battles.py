@@ -28,7 +28,6 @@ import itertools
 import random
 import secrets
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -307,61 +306,3 @@ def _live_pair_row(battle: Battle, expires_at: float) -> dict:
             "degradation": battle.degradation, "model_a": battle.a.name, "revision_a": battle.a.revision,
             "model_b": battle.b.name, "revision_b": battle.b.revision, "shown_at": battle.shown_at,
             "expires_at": expires_at, "client": battle.client.address_key, "judge": battle.client.judge_key}
-
-
-# --------------------------------------------------------------------------------------------
-# Implausible judges
-
-
-@dataclasses.dataclass(frozen=True)
-class FlagRules:
-    min_votes: int = 20  # a judge is judged on at least this many votes (or model-decisive votes)
-    same_answer_share: float = 0.9  # one answer (A, B, tie or both bad) this often
-    fast_seconds: float = 3.0  # faster than this ...
-    fast_share: float = 0.9  # ... this often
-    model_share: float = 0.95  # picks one model this often when it is on either side
-
-
-def flag_judges(rows: Iterable[tuple], rules: FlagRules = FlagRules()) -> dict[str, str]:
-    """judge key → why its votes are implausible, from `VoteStore.judge_outcomes` rows (judge,
-    degradation, model_a, model_b, answer, votes, fast votes)."""
-    total, fast = defaultdict(int), defaultdict(int)
-    answers = defaultdict(lambda: defaultdict(int))
-    picked, decisive = defaultdict(lambda: defaultdict(int)), defaultdict(lambda: defaultdict(int))
-    for judge, _degradation, a, b, answer, n, n_fast in rows:
-        total[judge] += n
-        fast[judge] += n_fast or 0
-        answers[judge][answer] += n
-        if answer in ("A", "B"):
-            decisive[judge][a] += n
-            decisive[judge][b] += n
-            picked[judge][a if answer == "A" else b] += n
-    flags = {}
-    for judge, n in total.items():
-        if n >= rules.min_votes:
-            answer, most = max(answers[judge].items(), key=lambda kv: kv[1])
-            if most >= rules.same_answer_share * n:
-                flags[judge] = f"answered {answer} {most} times in {n}"
-                continue
-            if fast[judge] >= rules.fast_share * n:
-                flags[judge] = f"{fast[judge]} of {n} votes faster than {rules.fast_seconds:g} s"
-                continue
-        for model, m in decisive[judge].items():
-            if m >= rules.min_votes and picked[judge][model] >= rules.model_share * m:
-                flags[judge] = f"picked {model} {picked[judge][model]} times in {m}"
-                break
-    return flags
-
-
-def counted_outcomes(rows: Iterable[tuple], flagged, degradation: str | None = None):
-    """((model_a, model_b, answer, votes) of the judges not flagged, votes left out), optionally for
-    one degradation: what `ratings.fit_leaderboard` takes."""
-    counts, left_out = defaultdict(int), 0
-    for judge, deg, a, b, answer, n, _fast in rows:
-        if degradation and deg != degradation:
-            continue
-        if judge in flagged:
-            left_out += n
-        else:
-            counts[a, b, answer] += n
-    return [(a, b, answer, n) for (a, b, answer), n in counts.items()], left_out

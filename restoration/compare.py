@@ -23,7 +23,7 @@ from restoration.inference import Restorer, prepare, release_memory, timed
 from restoration.metrics import psnr, ssim
 from restoration.settings import Settings
 
-MODES = ("degrade", "upscale")
+MODES = {"degrade": "Degrade, then restore", "upscale": "Upscale ×2"}  # value → what the page says
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 Progress = Callable[[float, str], None]
@@ -96,7 +96,7 @@ def open_upload(source, mode: str, settings: Settings) -> Image.Image:
     """Open a user's image for `mode`, refusing it (ImageError) from its header when the output
     would be over the limit."""
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     try:
         return open_image(source, max_pixels=input_pixel_limit(mode, settings.max_pixels))
     except ImageError as e:

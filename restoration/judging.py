@@ -38,10 +38,10 @@ from restoration.compare import list_images, open_upload, restorers_for
 from restoration.degrade import STANDARD, upscale_bicubic
 from restoration.images import to_float, to_pil, to_uint8
 from restoration.inference import Restorer, prepare, release_memory
+from restoration.ratings import ANCHOR
 from restoration.settings import Settings
 
 log = logging.getLogger(__name__)
-ANCHOR = "bicubic"  # the contender whose rating is pinned
 RECENT_PAIRS = 10  # a judge's last pairs whose images are not shown to them again (while there are others)
 
 

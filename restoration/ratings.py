@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+ANCHOR = "bicubic"  # the contender whose rating is pinned: every scene has it, so it links the families
 MIN_VOTES = 10  # below this, a model's interval is unbounded
 PRIOR_GAMES = 0.1  # virtual drawn games between every pair of models (see the module docstring)
 ELO_SCALE = 400 / math.log(10)  # natural-log strength → Elo points

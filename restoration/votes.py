@@ -43,7 +43,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-ANSWERS = ("A", "B", "tie", "both_bad")
+ANSWER_LABELS = {"A is better": "A", "B is better": "B", "Tie": "tie", "Both bad": "both_bad"}  # the buttons
+ANSWERS = tuple(ANSWER_LABELS.values())  # as stored
 SCHEMES = ("postgresql://", "postgresql+psycopg://")
 
 

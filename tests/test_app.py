@@ -22,8 +22,9 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 import app as app_module
-from app import ArenaApp, build_app, launch
+from app import build_app, launch
 from restoration import degrade
+from restoration.arena_app import JUDGE_OUTPUTS, ArenaApp, Refusal
 from restoration.votes import VoteStore
 from tests.app_support import make_weights_dir
 
@@ -65,10 +66,14 @@ def last(outputs):
     return final
 
 
+def panels(arena_app, out) -> list:
+    """Compare's panels, in `panel_keys` order."""
+    return [out[f"panel-{k}"] for k in arena_app.panel_keys]
+
+
 def test_compare_handler_gives_every_panel(arena_app, tmp_path):
     out = last(arena_app.compare({"path": str(photo(tmp_path)), "orig_name": "my photo.png"}, "degrade"))
-    n = len(arena_app.panel_keys)
-    images, (table, files, slider, left, right, state) = out[:n], out[n:]
+    images, table, files = panels(arena_app, out), out["table"], out["files"]
     assert arena_app.panel_keys == ["input", "bicubic", "unet-mse", "unet-perceptual", "unet-crossconv", "original"]
     assert all(img.visible for img in images)
     assert images[2].label.startswith("MSE U-Net · ") and images[2].label.endswith(" dB")  # one figure
@@ -76,23 +81,24 @@ def test_compare_handler_gives_every_panel(arena_app, tmp_path):
     assert "| Bicubic |" in table and "| Cross-conv U-Net |" in table
     assert [f.rsplit("/", 1)[1] for f in files][:2] == ["my photo-input.png", "my photo-bicubic.png"]
     assert all(Image.open(f).format == "PNG" for f in files)
-    assert slider.label == "Bicubic  ◀ ▶  MSE U-Net"
+    assert out["zoom"].label == "Bicubic  ◀ ▶  MSE U-Net"
+    left, right = out["left"], out["right"]
     assert left.value == "bicubic" and right.value == "unet-mse" and ("Original", "original") in left.choices
-    assert set(state["files"]) == set(arena_app.panel_keys)
+    assert set(out["compared"]["files"]) == set(arena_app.panel_keys)
 
 
 def test_compare_streams_panels_as_they_are_ready(arena_app, tmp_path):
     n = len(arena_app.panel_keys)
     steps = list(arena_app.compare(str(photo(tmp_path)), "degrade", "jpeg75"))
-    first = steps[0][:n]
+    first = panels(arena_app, steps[0])
     assert first[0].value and first[1].value and first[-1].value  # input, bicubic, original at once
     assert all(img.value is None and "restoring" in img.label for img in first[2:-1])
-    assert "*Scoring" in steps[0][n] and steps[0][n + 2] == gr.skip()  # the zoom comes at the end
-    shown = [sum(img.value is not None for img in step[:n]) for step in steps]
+    assert "*Scoring" in steps[0]["table"] and "zoom" not in steps[0]  # the zoom comes at the end
+    shown = [sum(img.value is not None for img in panels(arena_app, step)) for step in steps]
     assert shown == sorted(shown) and shown[-1] == n and len(steps) >= 2 + len(arena_app.models)
-    files = [step[n + 1] for step in steps]
+    files = [step["files"] for step in steps]
     assert all(a == b[:len(a)] for a, b in zip(files, files[1:]))  # each panel is written once, then kept
-    assert "…" not in steps[-1][n] and "| Cross-conv U-Net | " in steps[-1][n]
+    assert "…" not in steps[-1]["table"] and "| Cross-conv U-Net | " in steps[-1]["table"]
 
 
 def test_compare_degradation_choice_and_what_the_judge_sees(settings, tiny_models, tmp_path):
@@ -106,14 +112,14 @@ def test_compare_degradation_choice_and_what_the_judge_sees(settings, tiny_model
         n = len(a.panel_keys)
         lesson = last(a.compare(str(photo(tmp_path)), "degrade", "lesson"))
         jpeg = last(a.compare(str(photo(tmp_path)), "degrade", "jpeg75", True))
-        inputs = [Image.open(out[n + 1][0]) for out in (lesson, jpeg)]  # the files: the input comes first
+        inputs = [Image.open(out["files"][0]) for out in (lesson, jpeg)]  # the files: the input comes first
         assert inputs[0].tobytes() != inputs[1].tobytes()
-        assert "Tiny ImageNet class" not in lesson[n] and "“thing" not in lesson[n]  # off unless asked
-        header, _rule, *rows = jpeg[n].splitlines()
+        assert "Tiny ImageNet class" not in lesson["table"] and "“thing" not in lesson["table"]  # off unless asked
+        header, _rule, *rows = jpeg["table"].splitlines()
         assert "Tiny ImageNet class (judge classifier)" in header and len(rows) == n
         assert all("| “thing " in row and "%" in row for row in rows)  # a class and its probability per panel
-        assert all("thing" not in img.label for img in jpeg[:n])  # captions keep to a title and one figure
-        with pytest.raises(gr.Error, match="Unknown degradation"):
+        assert all("thing" not in img.label for img in panels(a, jpeg))  # captions keep to a title and one figure
+        with pytest.raises(Refusal, match="Unknown degradation"):
             next(a.compare(str(photo(tmp_path)), "degrade", "sideways"))
     finally:
         a.close()
@@ -122,31 +128,32 @@ def test_compare_degradation_choice_and_what_the_judge_sees(settings, tiny_model
 def test_compare_clears_the_page_first_and_after_a_failure(arena_app, tmp_path, monkeypatch):
     """The Restore button first shows `cleared` (empty panels, table, files and zoom), so a refusal
     leaves nothing of the last image; a run that fails half-way ends on it too."""
-    n = len(arena_app.panel_keys)
     empty = arena_app.cleared()
-    assert len(empty) == n + 6 and all(img.constructor_args["value"] is None for img in empty[:n])
-    assert [img.label for img in empty[:n]] == [arena_app.titles[k] for k in arena_app.panel_keys]
-    assert empty[n:n + 2] == ("", None) and empty[n + 2].constructor_args["value"] is None
-    assert empty[n + 3].constructor_args["choices"] == [] and empty[-1] is None
+    assert len(empty) == len(arena_app.panel_keys) + 6
+    assert all(img.value is None for img in panels(arena_app, empty))
+    assert [img.label for img in panels(arena_app, empty)] == [arena_app.titles[k] for k in arena_app.panel_keys]
+    assert (empty["table"], empty["files"], empty["zoom"].value) == ("", None, None)
+    assert empty["left"].choices == [] and empty["compared"] is None
     demo = build_app(arena_app)
     [run] = [d for d in demo.config["dependencies"] if d.get("api_name") == "compare"]
     [clear] = [d for d in demo.config["dependencies"] if d["id"] == run["trigger_after"]]
     assert run["targets"] == [(None, "then")] and clear["targets"][0][1] == "click"  # Restore: clear, then run
     assert clear["outputs"] == run["outputs"] and not clear["queue"]
 
+    import restoration.arena_app as arena_module
     import restoration.compare as compare_module
 
     def failing(*args, **kwargs):
         yield from list(compare_module.compare_stream(*args, **kwargs))[:2]
         raise ValueError("the models failed")
 
-    monkeypatch.setattr(app_module, "compare_stream", failing)
+    monkeypatch.setattr(arena_module, "compare_stream", failing)
     steps = arena_app.compare(str(photo(tmp_path)), "degrade")
-    assert next(steps)[0].constructor_args["value"]  # a first panel was shown
+    assert next(steps)["panel-input"].value  # a first panel was shown
     with pytest.raises(ValueError, match="the models failed"):
         for out in steps:
             shown = out
-    assert all(img.constructor_args["value"] is None for img in shown[:n]) and shown[n] == ""
+    assert all(img.value is None for img in panels(arena_app, shown)) and shown["table"] == ""
 
 
 def test_compare_serves_while_the_warm_up_runs(arena_app, tmp_path, monkeypatch):
@@ -162,7 +169,7 @@ def test_compare_serves_while_the_warm_up_runs(arena_app, tmp_path, monkeypatch)
         r.notice = notices.append
     thread = arena_app.warm_up(done.append)
     out = last(arena_app.compare(str(photo(tmp_path)), "degrade"))  # while the warm-up waits
-    assert thread.is_alive() and not done and out[-1]["files"]
+    assert thread.is_alive() and not done and out["compared"]["files"]
     release.set()
     thread.join(30)
     assert len(done) == 1 and len(notices) == len(arena_app.models)
@@ -171,25 +178,25 @@ def test_compare_serves_while_the_warm_up_runs(arena_app, tmp_path, monkeypatch)
 
 def test_upscale_mode_hides_the_original(arena_app, tmp_path):
     out = last(arena_app.compare(str(photo(tmp_path, 30, 20)), "upscale"))
-    images = out[: len(arena_app.panel_keys)]
+    images = panels(arena_app, out)
     assert images[-1].visible is False and all(img.visible for img in images[:-1])
-    assert Image.open(out[len(arena_app.panel_keys) + 1][-1]).size == (60, 40)
-    assert "PSNR" not in out[len(arena_app.panel_keys)]
+    assert Image.open(out["files"][-1]).size == (60, 40)
+    assert "PSNR" not in out["table"]
 
 
 def test_zoom_handler(arena_app, tmp_path):
-    state = last(arena_app.compare(str(photo(tmp_path)), "degrade"))[-1]
-    slider = arena_app.zoom(state, "input", "unet-crossconv")
+    state = last(arena_app.compare(str(photo(tmp_path)), "degrade"))["compared"]
+    slider = arena_app.zoom(state, "input", "unet-crossconv")["zoom"]
     assert "Low-resolution input" in slider.label and "Cross-conv U-Net" in slider.label
-    left, right = slider.constructor_args["value"]  # files: the input enlarged once, the panel itself
+    left, right = slider.value  # files: the input enlarged once, the panel itself
     assert right == state["files"]["unet-crossconv"] and left.endswith("-input-enlarged.png")
     assert Image.open(left).size == Image.open(right).size
-    assert arena_app.zoom(state, "bicubic", "original").constructor_args["value"] == (
+    assert arena_app.zoom(state, "bicubic", "original")["zoom"].value == (
         state["files"]["bicubic"], state["files"]["original"])
-    assert arena_app.zoom(None, "input", "bicubic").value is None
+    assert arena_app.zoom(None, "input", "bicubic")["zoom"].value is None
     for f in state["files"].values():
         Path(f).unlink()  # as the sweep of old outputs does
-    with pytest.raises(gr.Error, match="no longer kept"):
+    with pytest.raises(Refusal, match="no longer kept"):
         arena_app.zoom(state, "bicubic", "unet-mse")
 
 
@@ -208,11 +215,11 @@ def test_bad_uploads_give_clear_errors_and_the_app_goes_on(arena_app, tmp_path):
     bomb(tmp_path / "bomb.png")
     bomb(tmp_path / "huge.png", side=3000)  # 9 megapixels: over our limit, under Pillow's
     for name, message in cases.items():
-        with pytest.raises(gr.Error, match=message):
+        with pytest.raises(Refusal, match=message):
             last(arena_app.compare(str(tmp_path / name), "degrade"))
-    with pytest.raises(gr.Error, match="Upload an image"):
+    with pytest.raises(Refusal, match="Upload an image"):
         last(arena_app.compare(None, "degrade"))
-    with pytest.raises(gr.Error, match="Unknown degradation .*sharpen"):
+    with pytest.raises(Refusal, match="Unknown degradation .*sharpen"):
         last(arena_app.compare(str(photo(tmp_path)), "degrade", "sharpen"))
     assert len(last(arena_app.compare(str(photo(tmp_path)), "degrade"))) == len(arena_app.panel_keys) + 6
 
@@ -228,15 +235,21 @@ def test_odd_but_valid_images_work(arena_app, tmp_path):
     exif[0x0112] = 8
     img.save(tmp_path / "turned.jpg", exif=exif)
     for name in ["deep.png", "alpha.png", "print.jpg", "anim.gif"]:
-        assert last(arena_app.compare(str(tmp_path / name), "degrade"))[-1]["files"]
-    files = last(arena_app.compare(str(tmp_path / "turned.jpg"), "degrade"))[-1]["files"]
+        assert last(arena_app.compare(str(tmp_path / name), "degrade"))["compared"]["files"]
+    files = last(arena_app.compare(str(tmp_path / "turned.jpg"), "degrade"))["compared"]["files"]
     assert Image.open(files["original"]).size == (16, 24)
 
 
+def pair(app, session, browser=None) -> tuple[str, str]:
+    """(session, token) of a new pair for this judge."""
+    out = app.next_pair(session, None, browser)
+    return out["session"], out["token"]
+
+
 def judged(out) -> dict:
-    """A Judge handler's outputs by name (app.JUDGE_OUTPUTS)."""
-    assert len(out) == len(app_module.JUDGE_OUTPUTS)
-    return dict(zip(app_module.JUDGE_OUTPUTS, out))
+    """A Judge handler's outputs by name: a new pair sets every one of JUDGE_OUTPUTS."""
+    assert set(out) == set(JUDGE_OUTPUTS)
+    return out
 
 
 def test_judge_and_vote_handlers(arena_app):
@@ -247,7 +260,7 @@ def test_judge_and_vote_handlers(arena_app):
     assert first["original"] is None and "**0**" in first["progress"] and first["reveal"] == ""
     assert first["judged_a"].visible is False and first["judged_b"].visible is False  # nothing judged yet
     assert first["shown"] == {"token": token, "A": first["side_a"], "B": first["side_b"]}
-    assert arena_app.start_judging(session, token) == (gr.skip(),) * len(app_module.JUDGE_OUTPUTS)  # one waits
+    assert arena_app.start_judging(session, token) == {}  # one waits: nothing changes
 
     out = judged(arena_app.vote("A is better", session, token, None, first["shown"]))
     assert out["session"] == session and out["token"] != token and "**1**" in out["progress"]
@@ -256,19 +269,20 @@ def test_judge_and_vote_handlers(arena_app):
     with arena_app.store.engine.connect() as conn:
         battle = tuple(conn.execute(sa.text("SELECT model_a, model_b FROM votes")).one())
     titles = [arena_app.titles.get(n, "Bicubic") for n in battle]
-    assert out["judged_a"].constructor_args["value"] == first["side_a"]
-    assert out["judged_b"].constructor_args["value"] == first["side_b"]
+    assert out["judged_a"].value == first["side_a"]
+    assert out["judged_b"].value == first["side_b"]
     assert [out["judged_a"].label, out["judged_b"].label] == [f"A: {titles[0]}", f"B: {titles[1]}"]
     assert out["judged_a"].visible and out["side_a"] != first["side_a"]  # a new pair below
     assert f"A was **{titles[0]}**, B was **{titles[1]}**" in out["reveal"]
-    with pytest.warns(UserWarning, match="already been judged"):  # gr.Warning, outside a running app
-        again = judged(arena_app.vote("B is better", session, token, None, first["shown"]))
+    again = arena_app.vote("B is better", session, token, None, first["shown"])
+    assert "already been judged" in again.pop("warning")  # shown as a warning too
+    again = judged(again)
     assert again["reveal"].startswith("This pair has already been judged") and again["judged_a"].visible is False
-    with pytest.warns(UserWarning, match="did not issue"):
-        assert arena_app.vote("Tie", session, "forged")[6].startswith("This vote is for a pair")
+    forged = arena_app.vote("Tie", session, "forged")
+    assert "did not issue" in forged["warning"] and forged["reveal"].startswith("This vote is for a pair")
     for answer in [["A"], {"answer": "A"}, "sideways"]:  # what an API client can send
-        with pytest.warns(UserWarning, match="Unknown answer"):
-            assert arena_app.vote(answer, session, out["token"])[6].startswith("Unknown answer")
+        refused = arena_app.vote(answer, session, out["token"])
+        assert refused["reveal"].startswith("Unknown answer") and "Unknown answer" in refused["warning"]
     assert arena_app.store.count() == 1
     with arena_app.store.engine.connect() as conn:
         vote = tuple(conn.execute(sa.text("SELECT degradation, client, judge FROM votes")).one())
@@ -304,8 +318,8 @@ def test_served_pictures_name_no_model(arena_app):
     content-hash URL is new too), and no metadata but a random nonce."""
     seen_names, seen_bytes = set(), set()
     for _ in range(6):
-        _session, _token, low, _original, a, b, *_ = arena_app.next_pair("s-same", None)
-        for path in (low, a, b):
+        out = arena_app.next_pair("s-same", None)
+        for path in (out["low"], out["side_a"], out["side_b"]):
             assert Path(path).name not in seen_names
             seen_names.add(Path(path).name)
             data = Path(path).read_bytes()
@@ -318,44 +332,47 @@ def test_served_pictures_name_no_model(arena_app):
 
 def test_a_new_session_from_the_same_browser_or_without_one_is_the_same_judge(settings, tiny_models):
     a = ArenaApp(dataclasses.replace(settings, votes_per_minute=2, address_votes_per_minute=100), tiny_models)
-    browser, stored = a.remember_browser(None)
-    assert browser == stored and browser.startswith("b-") and a.remember_browser(browser) == (browser, browser)
-    assert a.remember_browser(["not", "an", "id"])[0] != browser
+    remembered = a.remember_browser(None)
+    browser = remembered["browser"]
+    assert remembered["stored_browser"] == browser and browser.startswith("b-")
+    assert a.remember_browser(browser) == {"browser": browser, "stored_browser": browser}
+    assert a.remember_browser(["not", "an", "id"])["browser"] != browser
     results = []
     for _ in range(3):  # a fresh session for every vote, as a script would
-        session, token, *_ = a.next_pair(None, None, browser)
-        results.append(a.vote("A", session, token, browser))
-    assert [r[6].startswith("**Your last pair**") for r in results] == [True, True, False]
-    assert "at most 2 a minute per judge" in results[2][6] and a.store.count() == 2
+        pair = a.next_pair(None, None, browser)
+        results.append(a.vote("A", pair["session"], pair["token"], browser))
+    assert [r["reveal"].startswith("**Your last pair**") for r in results] == [True, True, False]
+    assert "at most 2 a minute per judge" in results[2]["reveal"] and a.store.count() == 2
     # a client that keeps no browser id is, at its address, one judge across its sessions too
     results = []
     for _ in range(3):
-        session, token, *_ = a.next_pair(None, None)
-        results.append(a.vote("B", session, token))
-    assert [r[6].startswith("**Your last pair**") for r in results] == [True, True, False]
-    assert "at most 2 a minute per judge" in results[2][6] and a.store.count() == 4
+        pair = a.next_pair(None, None)
+        results.append(a.vote("B", pair["session"], pair["token"]))
+    assert [r["reveal"].startswith("**Your last pair**") for r in results] == [True, True, False]
+    assert "at most 2 a minute per judge" in results[2]["reveal"] and a.store.count() == 4
     a.close()
 
 
 def test_too_fast_votes_keep_the_pair(settings, tiny_models):
     a = ArenaApp(dataclasses.replace(settings, min_vote_seconds=60), tiny_models)
-    session, token, *_ = a.next_pair(None, None)
-    with pytest.warns(UserWarning, match="too fast"):
-        out = a.vote("Both bad", session, token)
-    assert out[1] == token and out[2] == gr.skip() and "too fast" in out[6] and a.store.count() == 0
+    pair = a.next_pair(None, None)
+    out = a.vote("Both bad", pair["session"], pair["token"])
+    assert "too fast" in out["warning"] and "too fast" in out["reveal"] and a.store.count() == 0
+    assert "token" not in out and "side_a" not in out  # the pair on screen stays
     a.close()
 
 
 def test_show_original_setting(settings, tiny_models):
     a = ArenaApp(dataclasses.replace(settings, show_original=True), tiny_models)
-    original, side_a = a.next_pair(None, None)[3:5]
+    pair = a.next_pair(None, None)
+    original, side_a = pair["original"], pair["side_a"]
     assert original is not None and Image.open(original).size == Image.open(side_a).size
     a.close()
 
 
 def test_leaderboard_and_export_handlers(settings, tiny_models, tmp_path):
     arena_app = ArenaApp(dataclasses.replace(settings, export_every=3), tiny_models)
-    summary, ranking, matrix = arena_app.leaderboard()
+    summary, ranking, matrix = arena_app.leaderboard().values()
     assert "**0** valid votes" in summary and "No evaluation figures yet" in summary
     assert "**0** votes left out" in summary
     assert len(ranking.value["data"]) == 4  # three U-Nets and the bicubic anchor
@@ -364,30 +381,30 @@ def test_leaderboard_and_export_handlers(settings, tiny_models, tmp_path):
     assert bicubic[3] == "pinned (anchor)"
     session = None
     for answer in ["A", "A", "B", "tie", "both_bad"]:
-        session, token, *_ = arena_app.next_pair(session, None)
-        assert arena_app.vote(answer, session, token)[6].startswith("**Your last pair**")
-    summary, ranking, matrix = arena_app.leaderboard()
+        session, token = pair(arena_app, session)
+        assert arena_app.vote(answer, session, token)["reveal"].startswith("**Your last pair**")
+    summary, ranking, matrix = arena_app.leaderboard().values()
     rows = ranking.value["data"]
     assert "**5** valid votes" in summary and sum(r[4] for r in rows) == 10 and "Votes by degradation" in summary
     assert {r[1] for r in rows} == {"MSE U-Net", "Perceptual U-Net", "Cross-conv U-Net", "Bicubic"}
     assert matrix.value["headers"][0] == "Model (row) beats (column)" and len(matrix.value["data"]) == 4
-    per = [arena_app.leaderboard(d)[0] for d in degrade.STANDARD]
+    per = [arena_app.leaderboard(d)["summary"] for d in degrade.STANDARD]
     assert sum(int(text.split("**")[1]) for text in per) == 5
-    with pytest.raises(gr.Error, match="Unknown degradation"):
+    with pytest.raises(Refusal, match="Unknown degradation"):
         arena_app.leaderboard("sideways")
 
-    file = arena_app.export_votes()
+    file = arena_app.export_votes()["csv"]
     text = Path(file).read_text()
     rows = list(csv.DictReader(text.splitlines()))
     assert len(rows) == 5 and list(rows[0]) == [*VoteStore.PUBLIC_COLUMNS, "family"] and session not in text
     assert {r["family"] for r in rows} == {"lesson"}  # each vote's family (the tiny catalogue has one)
-    session, token, *_ = arena_app.next_pair(session, None)
+    session, token = pair(arena_app, session)
     arena_app.vote("A", session, token)
-    assert arena_app.export_votes() == file  # cached until export_every new votes
+    assert arena_app.export_votes()["csv"] == file  # cached until export_every new votes
     for _ in range(2):
-        session, token, *_ = arena_app.next_pair(session, None)
+        session, token = pair(arena_app, session)
         arena_app.vote("B", session, token)
-    again = arena_app.export_votes()
+    again = arena_app.export_votes()["csv"]
     assert again != file and len(list(csv.DictReader(Path(again).read_text().splitlines()))) == 8
     arena_app.close()
     assert not arena_app.outputs.exists()  # close removes every file we wrote
@@ -404,15 +421,16 @@ def test_replicas_on_one_postgresql_are_one_arena(postgres_url, settings, tiny_m
     and the public CSV are the same from both, and a judge's caps count across both."""
     one, other = replicas_on(postgres_url, dataclasses.replace(settings, votes_per_minute=3), tiny_models)
     try:
-        session, token, *_ = one.next_pair(None, None, "b-browser")
+        session, token = pair(one, None, "b-browser")
         for i in range(3):
             out = (other if i % 2 == 0 else one).vote("A is better", session, token, "b-browser")
-            assert "you said A is better" in out[6], out[6]
-            session, token = out[0], out[1]
-        with pytest.warns(UserWarning, match="at most 3 a minute per judge"):
-            assert "at most 3" in other.vote("Tie", session, token, "b-browser")[6]
-        assert one.leaderboard()[0] == other.leaderboard()[0] and "**3** valid votes" in one.leaderboard()[0]
-        assert Path(one.export_votes()).read_text() == Path(other.export_votes()).read_text()
+            assert "you said A is better" in out["reveal"], out["reveal"]
+            session, token = out["session"], out["token"]
+        refused = other.vote("Tie", session, token, "b-browser")
+        assert "at most 3 a minute per judge" in refused["warning"] and "at most 3" in refused["reveal"]
+        summary = one.leaderboard()["summary"]
+        assert summary == other.leaderboard()["summary"] and "**3** valid votes" in summary
+        assert Path(one.export_votes()["csv"]).read_text() == Path(other.export_votes()["csv"]).read_text()
     finally:
         one.close()
         other.close()
@@ -422,20 +440,20 @@ def test_a_store_that_goes_down_gives_judges_a_message_and_compare_serves_on(pos
                                                                              tiny_models, tmp_path):
     (app,) = replicas_on(postgres_url, settings, tiny_models, n=1)
     try:
-        session, token, *_ = app.next_pair(None, None)
+        session, token = pair(app, None)
         postgres.stop("fast")
         try:
             for handler in (lambda: app.vote("A", session, token), lambda: app.next_pair(session, token),
                             app.leaderboard, app.export_votes):
-                with pytest.raises(gr.Error, match="vote store cannot be reached") as e:
+                with pytest.raises(Refusal, match="vote store cannot be reached") as e:
                     handler()
-                assert "nothing was recorded" in e.value.message
-            panels = last(app.compare({"path": str(photo(tmp_path)), "orig_name": "p.png"}, "degrade"))
-            assert all(img.visible for img in panels[:len(app.panel_keys)])  # Compare needs no database
+                assert "nothing was recorded" in str(e.value)
+            out = last(app.compare({"path": str(photo(tmp_path)), "orig_name": "p.png"}, "degrade"))
+            assert all(img.visible for img in panels(app, out))  # Compare needs no database
         finally:
             postgres.start()
         out = app.vote("A", session, token)  # the same pair, the same app: no restart needed
-        assert "you said A is better" in out[6] and app.store.count() == 1
+        assert "you said A is better" in out["reveal"] and app.store.count() == 1
     finally:
         app.close()
 
@@ -446,7 +464,7 @@ def test_votes_on_a_degradation_this_version_does_not_know_still_show(arena_app)
     old = Battle("t-old", "s-old", "x.png", "gaussian-blur", Contender("unet-mse", "MSE U-Net", "r"),
                  Contender("bicubic", "Bicubic", "r"), 0.0, Client("c", "j"))
     arena_app.store.add(old, "A", 5.0)
-    summary = arena_app.leaderboard()[0]
+    summary = arena_app.leaderboard()["summary"]
     assert "**1** valid votes" in summary and "gaussian-blur: 1" in summary
 
 
@@ -454,20 +472,20 @@ def test_flagged_judges_are_left_out_of_the_leaderboard(settings, tiny_models):
     a = ArenaApp(settings, tiny_models)
     session = None
     for _ in range(25):  # one judge who always says A: implausible, left out
-        session, token, *_ = a.next_pair(session, None)
+        session, token = pair(a, session)
         a.vote("A", session, token)
-    summary, ranking, _ = a.leaderboard()
+    summary, ranking, _ = a.leaderboard().values()
     assert "**0** valid votes" in summary and "**25** votes left out: 1 judge(s)" in summary
     assert sum(r[4] for r in ranking.value["data"]) == 0
     a.close()
 
 
 def test_compare_checks_the_mode_and_caps_requests_per_client(arena_app, tmp_path):
-    with pytest.raises(gr.Error, match="Unknown mode .*sideways.*choose one of degrade, upscale"):
+    with pytest.raises(Refusal, match="Unknown mode .*sideways.*choose one of degrade, upscale"):
         last(arena_app.compare(str(photo(tmp_path)), "sideways"))
     key = arena_app.client(None).address_key
     arena_app.lane._held[key] = arena_app.settings.compare_per_client  # two already running or waiting
-    with pytest.raises(gr.Error, match="limit is 2 per client"):
+    with pytest.raises(Refusal, match="limit is 2 per client"):
         last(arena_app.compare(str(photo(tmp_path)), "degrade"))
     other = ArenaApp.client(arena_app, None, "b-x")  # the same address: the cap is the address's
     assert other.address_key == key
@@ -475,33 +493,30 @@ def test_compare_checks_the_mode_and_caps_requests_per_client(arena_app, tmp_pat
     assert len(last(arena_app.compare(str(photo(tmp_path)), "degrade"))) == len(arena_app.panel_keys) + 6
 
 
-def test_the_compare_lane_also_wraps_a_streaming_handler(arena_app):
-    """Compare may become a generator (panels streamed as they are ready): the lane holds its slot
-    until the last panel, and checks the mode before the first."""
-    class Streaming:
-        lane, client = arena_app.lane, arena_app.client
-
-        @app_module.compare_lane
-        def compare(self, upload, mode, request=None):
-            for i in range(3):
-                yield i, dict(arena_app.lane._held)
-
-    out = list(Streaming().compare("x.png", "degrade"))
+def test_the_compare_lane_is_held_until_the_last_panel(arena_app, tmp_path):
+    """Compare streams its panels: its slot in the lane is held until the last one, then freed."""
     key = arena_app.client(None).address_key
-    assert [i for i, _ in out] == [0, 1, 2] and all(held == {key: 1} for _, held in out)
+    held = [dict(arena_app.lane._held) for _ in arena_app.compare(str(photo(tmp_path)), "degrade")]
+    assert len(held) >= 2 and all(h == {key: 1} for h in held)
     assert arena_app.lane._held == {}
-    with pytest.raises(gr.Error, match="Unknown mode"):
-        next(Streaming().compare("x.png", "sideways"))
 
 
-def test_old_outputs_are_removed_while_running(arena_app):
+def test_old_outputs_and_their_served_copies_are_removed_while_running_and_all_at_exit(arena_app, tmp_path):
     old = arena_app.outputs / "judge" / "old.png"
     old.parent.mkdir(exist_ok=True)
     old.write_bytes(b"x")
     os.utime(old, (0, 0))
-    fresh = Path(arena_app.next_pair(None, None)[2])
-    arena_app._remove_old_outputs()
-    assert not old.exists() and fresh.exists()
+    served = [tmp_path / "gradio" / name / "copy.png" for name in ("old", "new")]  # Gradio's cache copies
+    for copy in served:
+        copy.parent.mkdir(parents=True)
+        copy.write_bytes(b"x")
+    os.utime(served[0], (0, 0))
+    arena_app.files.served = lambda: [str(c) for c in served]
+    fresh = Path(arena_app.next_pair(None, None)["low"])
+    arena_app.files.sweep(arena_app.settings.output_max_age)
+    assert not old.exists() and fresh.exists() and not served[0].parent.exists() and served[1].exists()
+    arena_app.close()
+    assert not arena_app.outputs.exists() and not served[1].exists()  # nothing survives exit
 
 
 def test_leaderboard_columns_with_a_synthetic_vote_set(settings, tiny_models, tmp_path):
@@ -525,7 +540,7 @@ def test_leaderboard_columns_with_a_synthetic_vote_set(settings, tiny_models, tm
                              6.0, f"t{k}", "c", f"j{k}"))
                 k += 1
     a.store.add_many(rows)
-    summary, ranking, _ = a.leaderboard("lesson")
+    summary, ranking, _ = a.leaderboard("lesson").values()
     a.close()
     headers = ranking.headers if hasattr(ranking, "headers") else ranking.value["headers"]
     assert headers[5:] == ["PSNR (dB)", "PSNR rank", "SSIM", "SSIM rank", "Semantic fidelity", "Fidelity rank"]
@@ -725,15 +740,14 @@ def two_families(settings, tmp_path):
 def test_compare_shows_one_family_photos_by_default(two_families, tmp_path):
     app = two_families
     assert list(app.families) == ["photo", "lesson"] and app.default_family == "photo"
-    n = len(app.panel_keys)
-    shown = lambda out: [k for k, img in zip(app.panel_keys, out[:n]) if img.visible]  # noqa: E731
+    shown = lambda out: [k for k in app.panel_keys if out[f"panel-{k}"].visible]  # noqa: E731
     default = last(app.compare(str(photo(tmp_path)), "degrade"))
     assert shown(default) == ["input", "bicubic", "photo-mse", "photo-crossconv", "original"]
-    assert "| MSE U-Net · photos |" in default[n] and "lesson" not in default[n]
+    assert "| MSE U-Net · photos |" in default["table"] and "lesson" not in default["table"]
     lesson = last(app.compare(str(photo(tmp_path)), "degrade", "lesson", False, "lesson"))
     assert shown(lesson) == ["input", "bicubic", "unet-mse", "unet-crossconv", "original"]
-    assert lesson[n + 4].value == "unet-mse"  # the zoom's right side: the family's first model
-    with pytest.raises(gr.Error, match="Unknown model family"):
+    assert lesson["right"].value == "unet-mse"  # the zoom's right side: the family's first model
+    with pytest.raises(Refusal, match="Unknown model family"):
         last(app.compare(str(photo(tmp_path)), "degrade", "lesson", False, "cartoons"))
 
 
@@ -744,8 +758,9 @@ def test_thumbnails_suggest_the_lesson_family(two_families, tmp_path):
     assert family_for_image(small, ["photo", "lesson"]) == "lesson"
     assert family_for_image(large, ["photo", "lesson"]) == "photo"
     assert family_for_image(small, ["photo"]) == "photo"  # only what loaded
-    assert two_families.suggest_family(str(small)).value == "lesson"
-    assert two_families.suggest_family(str(large)).value == "photo"
+    assert two_families.suggest_family(str(small)) == {"family": "lesson"}
+    assert two_families.suggest_family(str(large)) == {"family": "photo"}
+    assert two_families.suggest_family(None) == {}  # Compare itself says what is missing
 
 
 def test_a_catalogue_family_must_be_known(tmp_path):
@@ -761,18 +776,22 @@ def test_a_catalogue_family_must_be_known(tmp_path):
 def test_judge_pairs_stay_within_a_family_and_the_leaderboard_splits_by_family(two_families):
     app = two_families
     families = {f: {m.entry.name for m in ms} | {"bicubic"} for f, ms in app.families.items()}
-    session, token = app.next_pair(None, None)[:2]
+    deadline = time.monotonic() + 60
+    while app.scenes.ready() < 2 and time.monotonic() < deadline:  # a scene of each family (rendered in turn)
+        time.sleep(0.02)
+    session, token = pair(app, None)
     seen = set()
     for _ in range(16):
         battle = app.arena.pending(session)
-        pair = {battle.a.name, battle.b.name}
-        family = next(f for f, names in families.items() if pair <= names)  # one family (and bicubic)
+        shown = {battle.a.name, battle.b.name}
+        family = next(f for f, names in families.items() if shown <= names)  # one family (and bicubic)
         seen.add(family)
-        session, token = app.vote("A is better", session, token)[:2]
+        out = app.vote("A is better", session, token)
+        session, token = out["session"], out["token"]
     assert seen == {"photo", "lesson"}  # the scenes take the families in turn
-    everyone = [row[1] for row in app.leaderboard("all", "all")[1].value["data"]]
-    photos = [row[1] for row in app.leaderboard("all", "photo")[1].value["data"]]
+    everyone = [row[1] for row in app.leaderboard("all", "all")["ranking"].value["data"]]
+    photos = [row[1] for row in app.leaderboard("all", "photo")["ranking"].value["data"]]
     assert set(photos) == {"MSE U-Net · photos", "Cross-conv U-Net · photos", "Bicubic"}
     assert set(photos) < set(everyone)
-    with pytest.raises(gr.Error, match="Unknown model family"):
+    with pytest.raises(Refusal, match="Unknown model family"):
         app.leaderboard("all", "cartoons")

@@ -1,5 +1,5 @@
 """Battles, one-time tokens, per-session pending pairs, per-judge and per-address limits, client
-keys and the flags for implausible judges."""
+keys."""
 
 import random
 import threading
@@ -12,13 +12,10 @@ from restoration.battles import (
     Arena,
     Client,
     Contender,
-    FlagRules,
     Limits,
     Refused,
     client_address,
     client_keys,
-    counted_outcomes,
-    flag_judges,
     load_secret,
     new_session_id,
     tenths_down,
@@ -312,39 +309,3 @@ def test_client_keys_are_hmacs_stable_per_client(tmp_path):
     assert no_browser.judge_key != a.judge_key
     assert no_browser.judge_key != client_keys(secret, "198.51.100.1", None).judge_key
     assert load_secret("configured", tmp_path / "x.db") == b"configured"
-
-
-# ------------------------------------------------------------------------------ flags
-
-
-def rows_for(judge, votes, seconds=5.0):
-    """judge_outcomes rows from (model_a, model_b, answer) votes."""
-    counts = {}
-    for a, b, answer in votes:
-        key = (judge, "lesson", a, b, answer)
-        n, fast = counts.get(key, (0, 0))
-        counts[key] = (n + 1, fast + (seconds < 3.0))
-    return [(*k, n, fast) for k, (n, fast) in counts.items()]
-
-
-def honest(rng, n):
-    pairs = [("m1", "m2"), ("m2", "m3"), ("m3", "m1"), ("m2", "m1")]
-    return [(*rng.choice(pairs), rng.choice(["A", "A", "B", "B", "B", "tie", "both_bad"])) for _ in range(n)]
-
-
-def test_implausible_judges_are_flagged_and_left_out():
-    rng = random.Random(0)
-    rows = rows_for("human", honest(rng, 60))
-    rows += rows_for("always-a", [(a, b, "A") for a, b, _ in honest(rng, 30)])
-    rows += rows_for("fast", honest(rng, 30), seconds=2.1)
-    fan = [("m1", "m2", "A")] * 8 + [("m3", "m1", "B")] * 8 + [("m2", "m1", "B")] * 8 + [("m2", "m3", "tie")] * 4
-    rows += rows_for("fan-of-m1", fan)
-    rows += rows_for("few-but-odd", [("m1", "m2", "A")] * 5)  # too few votes to judge
-    flags = flag_judges(rows, FlagRules())
-    assert set(flags) == {"always-a", "fast", "fan-of-m1"}
-    assert "answered A 30 times in 30" in flags["always-a"] and "faster than 3 s" in flags["fast"]
-    assert flags["fan-of-m1"].startswith("picked m1")
-    outcomes, left_out = counted_outcomes(rows, flags)
-    assert sum(n for *_, n in outcomes) == 65 and left_out == sum(r[5] for r in rows) - 65
-    lesson_only, _ = counted_outcomes(rows, flags, "bicubic")
-    assert lesson_only == []

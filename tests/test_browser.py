@@ -38,7 +38,8 @@ def chromium_or_skip():
 
 @pytest.fixture
 def app_url(settings, tiny_models):
-    from app import ArenaApp, build_app, launch
+    from app import build_app, launch
+    from restoration.arena_app import ArenaApp
 
     a = ArenaApp(dataclasses.replace(settings, min_vote_seconds=0.5), tiny_models)
     demo = build_app(a)

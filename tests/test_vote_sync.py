@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from app import ArenaApp
+from restoration.arena_app import ArenaApp
 from restoration.settings import Settings
 from restoration.vote_sync import SNAPSHOT_NAME, VoteSync, snapshot, start_vote_sync
 from tests.conftest import closed_port_url
@@ -22,9 +22,10 @@ def cast(app: ArenaApp, n: int):
     session, token = None, None
     for i in range(n):
         if token is None:
-            session, token, *_ = app.next_pair(session, None)
+            pair = app.next_pair(session, None)
+            session, token = pair["session"], pair["token"]
         out = app.vote(["A", "B", "tie", "both_bad"][i % 4], session, token)
-        session, token = out[0], out[1]
+        session, token = out["session"], out["token"]
 
 
 def rows(app: ArenaApp, tmp_path, name: str) -> list[dict]:

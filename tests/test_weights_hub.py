@@ -134,7 +134,8 @@ def test_a_branch_name_is_not_a_pin(weights, fake_hub):
 
 
 def test_the_app_says_where_each_model_came_from(weights, published, fake_hub, tmp_path):
-    from app import ArenaApp, source_label
+    from app import source_label
+    from restoration.arena_app import ArenaApp
     from restoration.settings import Settings
 
     fake_hub.seed("test-org/unet-mse", hub_files(published), commit=REVISION)
@@ -142,9 +143,11 @@ def test_the_app_says_where_each_model_came_from(weights, published, fake_hub, t
     assert [m.source for m in models] == ["hub", "local", "local"] and not problems
     app = ArenaApp(Settings(weights_dir=weights, votes_db=tmp_path / "v.db", val_dir=tmp_path / "none",
                             photo_val_dir=tmp_path / "none"), models)
-    assert app.notes[0].startswith("MSE U-Net: Hugging Face Hub test-org/unet-mse")
+    notes = [m.note for m in models]  # what `python app.py` prints at start
+    assert notes[0].startswith("MSE U-Net: Hugging Face Hub test-org/unet-mse")
     assert source_label(models[0]) == f"Hub test-org/unet-mse @ {REVISION[:10]}"
-    assert source_label(models[1]).endswith("(the Hub failed)") and "RepositoryNotFoundError" in app.notes[1]
+    assert source_label(models[1]).endswith("(the Hub failed)") and "RepositoryNotFoundError" in notes[1]
+    assert "RepositoryNotFoundError" in app.provenance()  # and the page, in its provenance
     app.close()
 
 

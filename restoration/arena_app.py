@@ -1,0 +1,464 @@
+"""The app's state and what each of the page's events does, without Gradio (app.py wires it to the
+page). Every handler returns (or, streaming, yields) its outputs **by name**, a dict holding only
+what changes; a value that is more than a value (a label, visibility, choices) is an `Update`; a
+user's mistake is a `Refusal` (one line, shown in the page), a warning the "warning" entry.
+
+Output names: Compare's panels are "panel-<key>" (input, bicubic, each model, original), then
+"table", "files", "zoom", "left", "right", "compared" (the run's files, the zoom's state); the
+Judge's are JUDGE_OUTPUTS; the Leaderboard's "summary", "ranking", "matrix".
+"""
+
+import dataclasses
+import html
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from pathlib import Path
+
+from restoration import degrade
+from restoration.battles import Arena, Client, Contender, Limits, client_address, client_keys, load_secret
+from restoration.battles import new_browser_id, new_session_id
+from restoration.checkpoint import CheckpointError
+from restoration.compare import MODES, compare_stream, family_for_image, list_images, open_upload, restorers_for
+from restoration.compare import save_panels, score_table, slider_files, what_the_judge_sees
+from restoration.images import ImageError
+from restoration.inference import warm_up_in_background
+from restoration.judging import BattleRenderer, RecentImages, ScenePool, judge_pool
+from restoration.leaderboard import FlagRules, flag_judges, leaderboard_tables
+from restoration.provenance import provenance_markdown
+from restoration.ratings import ANCHOR
+from restoration.settings import Settings
+from restoration.votes import ANSWER_LABELS, VoteStore, VoteStoreError
+from restoration.weights import by_family, read_catalog
+from restoration.witnesses import read_evaluation
+
+JUDGE_OUTPUTS = ("session", "token", "low", "original", "side_a", "side_b", "reveal", "progress", "shown",
+                 "judged_a", "judged_b")
+JUDGE_LANE_LIMIT = 8  # judge and vote handlers at once: they only write small PNGs and one row
+SAID = {"A": "A is better", "B": "B is better", "tie": "a tie", "both_bad": "both bad"}
+STORE_DOWN = ("The vote store cannot be reached right now (it may be restarting), so nothing was recorded; please "
+              "try again in a minute. Compare works meanwhile.")
+UNSET = object()
+
+
+class Refusal(ValueError):
+    """A request the app turns down, with the one line that says why (shown in the page)."""
+
+
+@dataclasses.dataclass
+class Update:
+    """A component's new value with some of its properties (those left UNSET keep theirs)."""
+    value: object = None
+    label: object = UNSET
+    visible: object = UNSET
+    choices: object = UNSET
+
+    def properties(self) -> dict:
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # not asdict: it copies UNSET
+        return {k: v for k, v in values.items() if v is not UNSET}
+
+
+HIDDEN = Update(None, visible=False)
+
+
+@contextmanager
+def store_reachable():
+    """A vote store that is down is a message for the judge, not a crash; the next request after
+    it is back works (restoration/votes.py)."""
+    try:
+        yield
+    except VoteStoreError as e:
+        raise Refusal(STORE_DOWN) from e
+
+
+class CompareLane:
+    """Compare requests run the models at most `concurrency` at a time, and each client may have
+    at most `per_client` requests running or waiting: one client cannot book the server. Judges
+    never wait here: their pairs are rendered by the scene pool."""
+
+    def __init__(self, concurrency: int, per_client: int):
+        self.per_client = per_client
+        self._models = threading.Semaphore(concurrency)
+        self._held: dict[str, int] = defaultdict(int)
+        self._lock = threading.Lock()
+
+    def busy(self) -> bool:
+        """Whether a Compare request is running or waiting."""
+        with self._lock:
+            return bool(self._held)
+
+    @contextmanager
+    def admit(self, key: str):
+        with self._lock:
+            if self._held[key] >= self.per_client:
+                raise Refusal(f"You already have {self._held[key]} restorations running or waiting; the limit is "
+                              f"{self.per_client} per client. Please wait for them to finish.")
+            self._held[key] += 1
+        try:
+            with self._models:
+                yield
+        finally:
+            with self._lock:
+                self._held[key] -= 1
+                if not self._held[key]:
+                    del self._held[key]
+
+
+def session_id(session) -> str:
+    """The judge's session id from the page's state, or a new pseudonymous one (first pair, or
+    anything else an API client sent)."""
+    return session if isinstance(session, str) and session.startswith("s-") else new_session_id()
+
+
+def upload_path(upload) -> tuple[str, str]:
+    """(path on the server, the name the user gave it) from an image input that was not
+    preprocessed: Gradio's file payload, or a plain path (tests, API)."""
+    if not upload:
+        raise Refusal("Upload an image or pick one of the examples first.")
+    if isinstance(upload, dict):
+        path = upload.get("path")
+        if not path:
+            raise Refusal("The upload did not arrive; please try again.")
+        return path, upload.get("orig_name") or Path(path).name
+    return str(upload), Path(str(upload)).name
+
+
+def checked(value, allowed, what: str, extra=()) -> str:
+    """`value` if it is one of `extra` + `allowed` (the API skips a radio's own check), else a Refusal."""
+    if value not in (*extra, *allowed):
+        raise Refusal(f"Unknown {what} {str(value)[:40]!r}: choose {'all or ' if extra else ''}one of "
+                      f"{', '.join(allowed)}.")
+    return value
+
+
+class OutputFiles:
+    """The files the app writes for the page (Compare's panels, judges' pictures, the CSV export),
+    in one temporary folder, plus the copies Gradio makes of them to serve them (`served`, from
+    app.py): one thread removes every one older than `max_age` seconds while the app runs, and
+    `close` removes them all."""
+
+    def __init__(self, max_age: float, served=lambda: ()):
+        self.root, self.max_age, self.served = Path(tempfile.mkdtemp(prefix="restoration-app-")), max_age, served
+        self._closed = threading.Event()
+        threading.Thread(target=self._sweep_while_open, name="output-sweeper", daemon=True).start()
+
+    def folder(self, name: str | None = None) -> Path:
+        """A folder for one Compare run (a fresh name), or the named one ("judge", "export")."""
+        folder = self.root / (name or f"run-{time.time_ns()}")
+        folder.mkdir(exist_ok=True)
+        return folder
+
+    def sweep(self, max_age: float):
+        now = time.time()
+        for path in [*self.root.rglob("*"), *map(Path, self.served())]:
+            try:
+                if path.is_file() and now - path.stat().st_mtime >= max_age:
+                    path.unlink()
+                    if path.parent != self.root and not any(path.parent.iterdir()):
+                        path.parent.rmdir()  # a run's folder, or Gradio's per-file one, once empty
+            except OSError:
+                pass  # gone already, or written to just now
+
+    def _sweep_while_open(self):
+        while not self._closed.wait(min(60.0, self.max_age / 4)):
+            self.sweep(self.max_age)
+
+    def close(self):
+        self._closed.set()
+        self.sweep(0)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class ArenaApp:
+    """The app's state and its event handlers, as plain methods (tests call them directly)."""
+
+    def __init__(self, settings: Settings, models: list, problems: list[str] = (), store: VoteStore | None = None,
+                 restorers: dict | None = None, judge=None, served=lambda: ()):
+        if not models:
+            raise ValueError("the app needs at least one restorer")
+        self.settings = settings
+        self.models = list(models)
+        self.judge = judge  # the independent judge classifier, if shipped: Compare can show what it sees
+        self.problems = list(problems)  # catalogue models that did not load, and why
+        self.titles = {"input": "Low-resolution input", "bicubic": "Bicubic", "original": "Original"}
+        self.titles |= {m.entry.name: m.entry.title for m in self.models}
+        self.panel_keys = ["input", "bicubic", *[m.entry.name for m in self.models], "original"]
+        self.families = by_family(self.models)  # Compare shows one family at a time
+        self.default_family = next(iter(self.families))
+        self.examples = list_images(settings.examples_dir)
+        self.pool = judge_pool(settings)
+        # Pooled connections for every judge lane, the leaderboard's and an export.
+        self.store = store or VoteStore(settings.votes_db, pool_size=JUDGE_LANE_LIMIT + 2)
+        # One Restorer per model (the fast path when settings.fast), shared by Compare and the judge's
+        # scenes; `warm_up` compiles them.
+        self.restorers = restorers if restorers is not None else restorers_for(self.models, settings)
+        self.secret = load_secret(settings.arena_secret, settings.votes_db)
+        self.lane = CompareLane(settings.concurrency, settings.compare_per_client)
+        self.flag_rules = FlagRules()
+        # Bicubic is a contender too: the anchor whose rating is pinned (ratings.py).
+        contenders = [Contender(ANCHOR, "Bicubic", "torch-bicubic")]
+        contenders += [Contender(m.entry.name, m.entry.title, m.revision) for m in self.models]
+        self.arena, self.scenes = None, None
+        self.recent = RecentImages()  # each judge's last pairs' images, not shown again while there are others
+        if self.pool:
+            self.arena = Arena(self.store, contenders, sorted(self.pool), degrade.STANDARD,
+                               min_vote_seconds=settings.min_vote_seconds, limits=Limits.from_settings(settings))
+            self.scenes = ScenePool(BattleRenderer(self.models, self.pool, settings, restorers=self.restorers),
+                                    settings.battle_pool, settings.scene_uses, busy=self.lane.busy,
+                                    families={f: [m.entry.name for m in ms] for f, ms in self.families.items()}).start()
+        self.evaluation = read_evaluation(Path(settings.weights_dir) / "evaluation.json")
+        self.files = OutputFiles(settings.output_max_age, served)
+        self._export_lock = threading.Lock()
+
+    @property
+    def outputs(self) -> Path:
+        return self.files.root
+
+    def close(self):
+        """Stop the background threads, close the vote store and remove every file we wrote."""
+        if self.scenes:
+            self.scenes.stop()
+        self.store.close()
+        self.files.close()
+
+    def client(self, request, browser: str | None = None) -> Client:
+        """Who is asking, as HMAC keys: the address (the trusted proxy's, on a Space) and the
+        browser id (all the clients of an address that keep none are one judge). `request` is the
+        web framework's (its .client.host and .headers), or None."""
+        peer, headers = None, None
+        if request is not None:
+            peer = request.client.host if getattr(request, "client", None) else None
+            headers = request.headers
+        address = client_address(peer or "local", headers, self.settings.client_header)
+        return client_keys(self.secret, address, browser)
+
+    def provenance(self) -> str:
+        """Markdown: per catalogue model, its card, training data and command, and the commit that
+        serves it (restoration/provenance.py); then why a model is served from elsewhere than
+        asked, or not at all."""
+        try:
+            entries = read_catalog(self.settings.weights_dir)
+        except CheckpointError:  # the models came from elsewhere (tests, scripts): describe those
+            entries = [m.entry for m in self.models]
+        text = provenance_markdown(entries, self.settings.weights_dir, {m.entry.name: m for m in self.models})
+        notes = [m.note for m in self.models if m.fallback] + self.problems
+        return text + "".join(f"\n- {html.escape(n)}" for n in notes)
+
+    def warm_up(self, done=None):
+        """Compile the fast path in a background thread (requests meanwhile run eagerly)."""
+        return warm_up_in_background(list(self.restorers.values()), done)
+
+    # ---------------------------------------------------------------------------- Compare
+
+    def compare(self, upload, mode: str, degradation: str = "lesson", show_judge: bool = False,
+                family: str | None = None, request=None, progress=None):
+        """Restore one image with every model of a family (default: the first in `FAMILIES`),
+        streaming: yields the panels and the score table each time a panel or a score is ready (the
+        other family's panels hidden), then the files, the zoom and its choices at the end."""
+        progress = progress or (lambda fraction, desc=None: None)
+        checked(mode, MODES, "mode")
+        path, name = upload_path(upload)
+        checked(degradation, degrade.STANDARD, "degradation")
+        family = checked(family or self.default_family, list(self.families), "model family")
+        models = self.families[family]
+        with self.lane.admit(self.client(request).address_key):
+            progress(0, desc="Opening the image")
+            try:
+                stream = compare_stream(open_upload(path, mode, self.settings), mode, models, self.settings,
+                                        self.restorers, degradation)
+                step = next(stream)
+            except (ImageError, ValueError) as e:
+                raise Refusal(str(e)) from None
+            folder, stem = self.files.folder(), Path(name).stem[:60] or "image"
+            files: dict[str, str] = {}
+            seen: dict[str, str] = {}  # what the judge classifier sees in each panel
+            try:
+                while True:
+                    progress(step.fraction, desc=step.text)
+                    new = [p for p in step.panels if p.key not in files]  # each panel is encoded once
+                    files |= {k: str(f) for k, f in save_panels(new, folder, stem).items()}
+                    if show_judge and self.judge is not None:
+                        seen |= {p.key: what_the_judge_sees(self.judge, p) for p in new}
+                    by_key = {p.key: p for p in step.panels}
+                    out = {f"panel-{k}": self._panel(k, by_key.get(k), files.get(k), mode, family)
+                           for k in self.panel_keys}
+                    out["table"] = score_table(step.panels, mode, seen) + (
+                        "" if step.done else f"\n\n*{html.escape(step.text)}…*")
+                    out["files"] = list(files.values())
+                    if not step.done:
+                        yield out
+                        step = next(stream)
+                        continue
+                    choices = [(p.title, p.key) for p in step.panels]
+                    left, right = "bicubic", models[0].entry.name
+                    state = {"files": files, "titles": {p.key: p.title for p in step.panels}}
+                    yield out | {"zoom": self.zoom(state, left, right)["zoom"], "compared": state,
+                                 "left": Update(left, choices=choices), "right": Update(right, choices=choices)}
+                    return
+            except Exception:
+                yield self.cleared(family)  # a run that fails half-way leaves none of its panels beside the error
+                raise
+
+    def cleared(self, family: str | None = None) -> dict:
+        """Compare's outputs with nothing in them: each panel of `family` empty under its title, no
+        table, no files, no zoom. The page shows this when a run starts (before any check, so that a
+        refusal leaves nothing of the previous image on screen) and when a run fails half-way."""
+        out = {f"panel-{k}": Update(None, label=self.titles[k], visible=self._shown(k, family))
+               for k in self.panel_keys}
+        return out | {"table": "", "files": None, "zoom": Update(None, label="Zoom"), "compared": None,
+                      "left": Update(None, choices=[]), "right": Update(None, choices=[])}
+
+    def _shown(self, key: str, family: str | None) -> bool:
+        """Whether Compare shows a panel for `family` (the other families' models are hidden)."""
+        family = family if family in self.families else self.default_family
+        return key in ("input", "bicubic", "original") or key in {m.entry.name for m in self.families[family]}
+
+    def _panel(self, key, panel, file, mode, family: str | None = None) -> Update:
+        """A panel as shown: its picture under its title and one figure (Panel.caption), or an
+        empty panel while its model runs."""
+        if panel is not None:
+            return Update(file, label=panel.caption(), visible=True)
+        if (key == "original" and mode != "degrade") or not self._shown(key, family):
+            return HIDDEN  # no original to show, or the other family's panel
+        return Update(None, label=f"{self.titles[key]} (restoring…)", visible=True)
+
+    def zoom(self, state, left: str, right: str) -> dict:
+        """The two chosen panels at full resolution in the before/after slider."""
+        if not state or left not in state["files"] or right not in state["files"]:
+            return {"zoom": Update(None)}
+        try:
+            pair = slider_files(state["files"][left], state["files"][right])  # files: nothing is re-encoded
+        except OSError:  # removed by the sweep of old outputs
+            raise Refusal("These panels are no longer kept on the server; please run the comparison again.") from None
+        return {"zoom": Update(tuple(map(str, pair)), label=f"{state['titles'][left]}  ◀ ▶  {state['titles'][right]}")}
+
+    def suggest_family(self, upload) -> dict:
+        """The family to compare an image with: the lesson's for Tiny ImageNet-sized thumbnails,
+        photos otherwise (only among the families that loaded)."""
+        try:
+            path, _ = upload_path(upload)
+            return {"family": family_for_image(path, list(self.families))}
+        except (Refusal, OSError, ValueError):
+            return {}  # Compare itself says what is wrong with the upload
+
+    # ---------------------------------------------------------------------------- Judge
+
+    def _serve(self, scene, which: str) -> str:
+        """A picture of the scene as a PNG with a fresh random name and a random nonce in its bytes
+        (`Scene.png`): the URL Gradio serves it under is new every time, so it cannot name the
+        model; the file carries no other metadata."""
+        path = self.files.folder("judge") / f"{secrets.token_hex(12)}.png"
+        path.write_bytes(scene.png(which))
+        return str(path)
+
+    def _battle_outputs(self, session, browser, request, message: str, previous=(HIDDEN, HIDDEN)) -> dict:
+        """The Judge's outputs for a new pair, with `message` and the thumbnails of the `previous`
+        pair above it."""
+        if self.arena is None:
+            raise Refusal("Judging needs at least one image in the judge's pool.")
+        client = self.client(request, browser)
+        try:
+            scene = self.scenes.take(timeout=60, avoid=self.recent.of(client.judge_key))
+        except TimeoutError:
+            raise Refusal("The first pairs are still being prepared; please try again in a few seconds.") from None
+        a, b = self.arena.draw_pair(scene.outputs)  # within the scene's family, and bicubic
+        with store_reachable():
+            battle = self.arena.issue(session, client, (scene.image_id, scene.degradation, a, b))
+        self.recent.add(client.judge_key, scene.image_id)
+        side_a, side_b = self._serve(scene, a.name), self._serve(scene, b.name)
+        return {"session": session, "token": battle.token, "low": self._serve(scene, "low"),
+                "original": self._serve(scene, "original") if self.settings.show_original else None,
+                "side_a": side_a, "side_b": side_b, "reveal": message, "progress": self._progress_text(session),
+                "shown": {"token": battle.token, "A": side_a, "B": side_b},
+                "judged_a": previous[0], "judged_b": previous[1]}
+
+    def _progress_text(self, session) -> str:
+        with store_reachable():
+            n = self.arena.votes_cast(session) if self.arena else 0
+        return f"Votes you have cast this session: **{n}**"
+
+    def remember_browser(self, browser) -> dict:
+        """On page load: the judge's browser id from localStorage, made on the first visit."""
+        if not isinstance(browser, str) or not browser.startswith("b-") or len(browser) > 64:
+            browser = new_browser_id()
+        return {"browser": browser, "stored_browser": browser}
+
+    def next_pair(self, session, token, browser=None, request=None) -> dict:
+        """A new blind pair for this judge (and a pseudonymous session id on the first call); it
+        replaces the judge's current pair."""
+        return self._battle_outputs(session_id(session), browser, request, "")
+
+    def start_judging(self, session, token, browser=None, request=None) -> dict:
+        """On opening the Judge tab: a pair, unless one is already waiting for a vote."""
+        with store_reachable():
+            if token and session and self.arena and self.arena.pending(session):
+                return {}
+        return self.next_pair(session, token, browser, request)
+
+    def vote(self, answer, session, token, browser=None, shown=None, request=None) -> dict:
+        """Record a vote on the current pair and show the next pair, with the pair just judged
+        above it: its two pictures (`shown`, the files the page showed) under the models' names,
+        and what the judge said. `answer` is a button's label or one of A, B, tie, both_bad."""
+        if isinstance(answer, str):
+            answer = ANSWER_LABELS.get(answer, answer)
+        if self.arena is None:
+            raise Refusal("Judging needs at least one image in the judge's pool.")
+        with store_reachable():  # accepted means committed: the reveal comes only after the commit
+            result = self.arena.vote(token, session, answer, self.client(request, browser))
+        if result.keep_pair:  # the pair on screen stays, to be judged again
+            return {"reveal": result.message, "progress": self._progress_text(session), "warning": result.message,
+                    "judged_a": HIDDEN, "judged_b": HIDDEN}
+        if not result.accepted:
+            return self._battle_outputs(session_id(session), browser, request, result.message) | {
+                "warning": result.message}
+        b = result.battle
+        reveal = (f"**Your last pair** (above: image `{b.image_id}`, degraded by {degrade.title(b.degradation)}): "
+                  f"you said {SAID[answer]}; A was **{b.a.title}**, B was **{b.b.title}**. The next pair is below.")
+        return self._battle_outputs(session, browser, request, reveal, judged_thumbnails(b, shown))
+
+    # ---------------------------------------------------------------------------- Leaderboard
+
+    def leaderboard(self, degradation: str = "all", family: str = "all") -> dict:
+        """The summary, ranking table and win-rate matrix (restoration/leaderboard.py), over every
+        degradation or one of them, every model family or one of them (its models and bicubic)."""
+        checked(degradation, degrade.STANDARD, "degradation", extra=("all",))
+        checked(family, list(self.families), "model family", extra=("all",))
+        with store_reachable():
+            rows = self.store.judge_outcomes(self.flag_rules.fast_seconds)
+        members = self.models if family == "all" else self.families[family]
+        summary, ranking, matrix = leaderboard_tables(
+            rows, [m.entry.name for m in members], degradation, self.flag_rules, self.evaluation,
+            lambda n: self.titles.get(n, n), self.settings.bootstrap_rounds, restrict=family != "all")
+        return {"summary": summary, "ranking": Update(ranking), "matrix": Update(matrix)}
+
+    def export_votes(self) -> dict:
+        """The public CSV of the votes up to the export's cut (`VoteStore.write_public_csv`: nothing
+        that links votes to a judge). The cut, kept in the vote store, moves only after
+        `export_every` new votes, so until then every replica serves the same votes, and this
+        one the file it already wrote (a click costs nothing)."""
+        with self._export_lock, store_reachable():
+            cut = self.store.export_cut(self.settings.export_every)
+            file = self.files.folder("export") / f"votes-up-to-{cut}.csv"
+            if not file.exists():
+                flagged = flag_judges(self.store.judge_outcomes(self.flag_rules.fast_seconds, up_to_id=cut),
+                                      self.flag_rules)
+                partial = file.with_suffix(".partial")
+                self.store.write_public_csv(partial, flagged, up_to_id=cut,
+                                            families={m.entry.name: m.entry.family for m in self.models})
+                partial.replace(file)
+            return {"csv": str(file)}
+
+
+def judged_thumbnails(battle, shown) -> tuple[Update, Update]:
+    """The judged pair's two pictures as small labelled images ("A: MSE U-Net"), from the files
+    the page showed (`shown`, kept in the session's state); hidden when they are not that pair's
+    or have been swept away."""
+    if not isinstance(shown, dict) or shown.get("token") != battle.token:
+        return HIDDEN, HIDDEN
+    return tuple(Update(shown[side], label=f"{side}: {contender.title}", visible=True)
+                 if Path(shown[side]).is_file() else HIDDEN
+                 for side, contender in (("A", battle.a), ("B", battle.b)))
