@@ -444,6 +444,25 @@ class VoteStore:
                 n += 1
         return n
 
+    # ------------------------------------------------------------------ community models and notes
+
+    def submission_rows(self, *statuses: str) -> list[dict]:
+        """The `submissions` rows (every one, or those in `statuses`), oldest first."""
+        query = sa.select(submissions).order_by(submissions.c.submitted_at, submissions.c.name)
+        if statuses:
+            query = query.where(submissions.c.status.in_(statuses))
+        with self._reading() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def note(self, name: str) -> str | None:
+        """A value kept in `arena_meta` (e.g. a figure computed once for every replica)."""
+        return self._scalar(sa.select(arena_meta.c.value).where(arena_meta.c.name == name))
+
+    def set_note(self, name: str, value: str):
+        with self.transaction() as tx:
+            statement = _upsert(tx.dialect)(arena_meta).values(name=name, value=value)
+            tx.conn.execute(statement.on_conflict_do_update(index_elements=["name"], set_={"value": value}))
+
     def close(self):
         self.engine.dispose()
 
