@@ -67,7 +67,8 @@ from restoration.ratings import MIN_VOTES, fit_leaderboard
 from restoration.settings import Settings, SettingsError
 from restoration.vote_sync import start_vote_sync
 from restoration.votes import VoteStore, VoteStoreError, check_path
-from restoration.weights import FAMILIES, by_family, load_available_restorers, load_judge, read_catalog
+from restoration.submissions import load_submitted_restorers, submit_from_page
+from restoration.weights import FAMILIES, by_family, judged, load_available_restorers, load_judge, read_catalog
 from restoration.witnesses import agreement, read_evaluation, witness_scores
 
 log = logging.getLogger("app")
@@ -236,7 +237,7 @@ class ArenaApp:
         self.flag_rules = FlagRules()
         # Bicubic is a contender too: the anchor whose rating is pinned (ratings.py).
         contenders = [Contender(ANCHOR, "Bicubic", "torch-bicubic")]
-        contenders += [Contender(m.entry.name, m.entry.title, m.revision) for m in self.models]
+        contenders += [Contender(m.entry.name, m.entry.title, m.revision) for m in judged(self.models)]
         self.arena, self.scenes = None, None
         self.recent = RecentImages()  # each judge's last pairs' images, not shown again while there are others
         if self.pool:
@@ -245,7 +246,8 @@ class ArenaApp:
             self.scenes = ScenePool(BattleRenderer(self.models, self.pool, settings, restorers=self.restorers),
                                     settings.battle_pool,
                                     settings.scene_uses, busy=self.lane.busy,
-                                    families={f: [m.entry.name for m in ms] for f, ms in self.families.items()}).start()
+                                    families={f: [m.entry.name for m in ms]
+                                              for f, ms in by_family(judged(self.models)).items()}).start()
         self.evaluation = read_evaluation(Path(settings.weights_dir) / "evaluation.json")
         self.outputs = Path(tempfile.mkdtemp(prefix="restoration-app-"))
         self._export_lock = threading.Lock()
@@ -487,6 +489,17 @@ class ArenaApp:
                   f"you said {SAID[answer]}; A was **{b.a.title}**, B was **{b.b.title}**. The next pair is below.")
         return self._battle_outputs(session, browser, request, reveal, judged_thumbnails(b, shown))
 
+    def submit(self, spec: str, family: str, browser=None, request: gr.Request = None):
+        """The Submit tab: (what happened, in Markdown; the submission's panels on an example)."""
+        text, gallery, loaded = submit_from_page(self.store, spec, family, self.client(request, browser).address_key,
+                                                 self.settings, self.judge, self.models, self.examples)
+        if loaded is not None:  # in this replica's Compare now: its scores, zoom and files (its panel after a restart)
+            self.restorers |= restorers_for([loaded], self.settings, fast=False)
+            self.titles[loaded.entry.name] = loaded.entry.title
+            self.models = [*self.models, loaded]
+            self.families = by_family(self.models)
+        return text, gallery
+
     # ---------------------------------------------------------------------------- Leaderboard
 
     def _flagged(self, rows) -> dict[str, str]:
@@ -573,7 +586,8 @@ class ArenaApp:
                 flagged = self._flagged(self.store.judge_outcomes(self.flag_rules.fast_seconds, up_to_id=cut))
                 partial = file.with_suffix(".partial")
                 self.store.write_public_csv(partial, flagged, up_to_id=cut,
-                                            families={m.entry.name: m.entry.family for m in self.models})
+                                            families={m.entry.name: m.entry.family for m in self.models},
+                                            repos={m.entry.name: m.entry.hub_repo or "" for m in self.models})
                 partial.replace(file)
             return str(file)
 
@@ -761,7 +775,23 @@ def build_app(app: ArenaApp) -> gr.Blocks:
                 choice.input(app.leaderboard, [which, board_family], [summary, ranking, matrix], api_visibility="private",
                              **board)
             export.click(app.export_votes, None, csv_file, api_name="export_votes", **board)
+
+        with gr.Tab("Submit"):  # community models: restoration/submissions.py, docs/submitting.md
+            gr.Markdown(SUBMIT_HELP)
+            with gr.Row():
+                spec = gr.Textbox(label="Hub model repo at a commit", placeholder="owner/name@<40-character commit>")
+                spec_family = gr.Radio([(t, f) for f, t in FAMILIES.items()], value="lesson", label="Trained on")
+            send = gr.Button("Submit", variant="primary")
+            outcome, preview = gr.Markdown(elem_id="submission"), gr.Gallery(label="On an example", columns=4)
+            send.click(app.submit, [spec, spec_family, browser], [outcome, preview], api_name="submit",
+                       concurrency_id="compare")
     return demo
+
+
+SUBMIT_HELP = ("Submit a ×2 super-resolution checkpoint from the Hugging Face Hub, pinned to a commit: it is checked "
+               "and scored here, shown below on an example and in Compare (after the next start) as *community, "
+               "unreviewed*, and joins the blind Judge once a reviewer approves it. How to train one, the rules and "
+               "the limits: docs/submitting.md in the app's repository.")
 
 
 def launch(demo: gr.Blocks, settings: Settings, **kwargs):
@@ -798,7 +828,11 @@ def main():
         print(judge_problem)
     sync = start_vote_sync(settings)  # before the store opens the database: it may restore it
     try:
-        app = ArenaApp(settings, models, problems, judge=judge)
+        store = VoteStore(settings.votes_db, pool_size=JUDGE_LANE_LIMIT + 2)
+        community, skipped = load_submitted_restorers(store)  # pending and approved submissions
+        for line in [m.note for m in community] + skipped:
+            print(line)
+        app = ArenaApp(settings, models + community, problems + skipped, store=store, judge=judge)
     except (VoteStoreError, OSError) as e:
         if sync:
             sync.close()

@@ -457,3 +457,36 @@ def describe(s: Submission) -> str:
             if facts else "not measured")
     reason = f" — {s.reason}" if s.reason else ""
     return f"{s.name}  {s.status}  {s.repo_id}@{s.revision}  {s.family}  {cost}  submitted {s.submitted_at}{reason}"
+
+
+# -------------------------------------------------------------------------------------------- the page
+
+
+def submit_from_page(store: VoteStore, spec: str, family: str, client: str, settings: Settings, judge,
+                     ours, examples) -> tuple[str, list, LoadedModel | None]:
+    """What the app's Submit tab shows: (Markdown saying what happened, [(picture, caption)] of the
+    submission beside our same-family models on the first example, the loaded model or None). A
+    refusal is one line; nothing here raises, so the app keeps serving."""
+    from restoration.compare import compare, open_upload
+    from restoration.images import to_pil
+    from restoration.votes import VoteStoreError
+
+    try:
+        s, loaded = submit(store, str(spec or ""), settings, family=family, client=client, judge=judge)
+    except Refused as e:
+        return f"**Refused** — {e}", [], None
+    except (CheckpointError, VoteStoreError) as e:  # the Hub unreachable, the store down: try again later
+        return f"**Not submitted** — {type(e).__name__}: {str(e).splitlines()[0][:300]}", [], None
+    same = [m for m in ours if m.entry.family == family and m.entry.community is None]
+    try:
+        reference = reference_evaluation(store, same, settings, judge)
+    except VoteStoreError:
+        reference = {}
+    text = (f"**Accepted, pending review**: `{s.name}`, {s.title}. {s.facts['params'] / 1e6:.2f} M parameters, "
+            f"{s.facts['gflops_per_megapixel']:.0f} GFLOPs for a 1-megapixel image.\n\n"
+            + evaluation_markdown(s.evaluation, s.title, reference, {m.entry.name: m.entry.title for m in same}))
+    gallery = []
+    if examples:
+        panels = compare(open_upload(examples[0], "degrade", settings), "degrade", [*same, loaded], settings)
+        gallery = [(to_pil(p.image), p.caption()) for p in panels]
+    return text, gallery, loaded
