@@ -518,7 +518,7 @@ class ArenaApp:
             rows = self.store.judge_outcomes(self.flag_rules.fast_seconds)
         flagged = self._flagged(rows)
         outcomes, left_out = counted_outcomes(rows, flagged, None if degradation == "all" else degradation)
-        members = self.models if family == "all" else self.families[family]
+        members = [m for m in judged(self.models) if family in ("all", m.entry.family)]  # not pending submissions
         names = [m.entry.name for m in members] + [ANCHOR]
         if family != "all":  # a family's battles: its models against each other and bicubic
             outcomes = [o for o in outcomes if o[0] in names and o[1] in names]
