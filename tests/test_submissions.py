@@ -341,3 +341,19 @@ def test_a_copy_of_a_shipped_unet_scores_as_the_evaluation_command_scores_it(sub
                                                           else ()):
                 assert got[key] == pytest.approx(expected[key], abs=1e-6), (dataset, degradation, key)
             assert got["images"] == expected["images"]
+
+
+def test_the_lifecycle_in_either_store(votes_target, subset, good, fake_hub):
+    """SQLite and PostgreSQL keep submissions, their state and reason the same way."""
+    quick = dataclasses.replace(subset, val_dir=subset.val_dir.parent / "none")
+    store = VoteStore(votes_target)
+    try:
+        commit = fake_hub.seed("alice/x", hub_files(good))
+        name = submit(store, f"alice/x@{commit}", quick, client="c")[0].name
+        review(store, name, REJECTED, "blurry", quick)
+        [s] = list_submissions(store)
+        assert (s.name, s.repo_id, s.revision, s.status, s.reason) == (name, "alice/x", commit, REJECTED, "blurry")
+        assert s.facts["model_type"] == "unet" and s.reviewed_at is not None
+        assert store.schema_version() == 3
+    finally:
+        store.close()
