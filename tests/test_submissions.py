@@ -357,3 +357,25 @@ def test_the_lifecycle_in_either_store(votes_target, subset, good, fake_hub):
         assert store.schema_version() == 3
     finally:
         store.close()
+
+
+def test_the_submit_tab(subset, good, fake_hub, tiny_models, small_examples):
+    """The app's handler: a refusal is one line and the app serves on; an accepted submission is
+    in this replica's Compare at once (its scores and zoom), beside our models in the tab."""
+    from app import ArenaApp
+
+    app = ArenaApp(dataclasses.replace(subset, val_dir=subset.val_dir.parent / "none"), tiny_models)
+    try:
+        text, gallery = app.submit("alice/x@v1", "lesson")
+        assert text == "**Refused** — pinned commit: 'v1' is not a 40-character commit hash (a tag or branch can " \
+                       "move; pin the commit)" and gallery == []
+        commit = fake_hub.seed("alice/x", hub_files(good))
+        text, gallery = app.submit(f"alice/x@{commit}", "lesson")
+        title = f"alice/x @ {commit[:7]} · community, unreviewed"
+        assert text.startswith("**Accepted, pending review**") and title in text
+        assert [caption.split(" · ")[0] for _, caption in gallery][:3] == ["Low-resolution input", "Bicubic", "MSE U-Net"]
+        assert any(caption.startswith(title) for _, caption in gallery)
+        table = list(app.compare(str(small_examples / "noise.png"), "degrade"))[-1][len(app.panel_keys)]
+        assert title in table and submission_name("alice/x", commit) not in app.arena.contenders
+    finally:
+        app.close()
