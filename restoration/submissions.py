@@ -182,7 +182,7 @@ def probe(model, rules: Rules = RULES):
     with torch.inference_mode():
         first, second = model(x), model(x)
     if first.shape != x.shape:
-        raise Refused("probe", f"output shape {tuple(first.shape)} for input {tuple(x.shape)}")
+        raise Refused("output shape", f"{tuple(first.shape)} for input {tuple(x.shape)}")
     bad = (~torch.isfinite(first)).sum().item()
     if bad:
         raise Refused("finite outputs", f"{bad} of {first.numel()} output values on the probe image are NaN or infinite")
