@@ -34,7 +34,7 @@ import torch
 from restoration.checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, build, load_weights, read_config, read_header
 from restoration.degrade import STANDARD, upscale_bicubic
 from restoration.evaluate import evaluate, format_table, is_tiny_imagenet, load_val, model_method
-from restoration.hub import COMMIT, PROBE_SECONDS, HubUnreachable, endpoint, transport_errors
+from restoration.hub import COMMIT, PROBE_SECONDS, HubUnreachable, endpoint, probe, transport_errors
 from restoration.inference import Restorer
 from restoration.models import MODEL_TYPES, verify_checkpoint
 from restoration.settings import Settings
@@ -176,7 +176,7 @@ def probe_image() -> torch.Tensor:
     return (smooth + 0.05 * torch.randn(1, 3, 40, 56, generator=g)).clamp(0, 1)
 
 
-def probe(model, rules: Rules = RULES):
+def probe_model(model, rules: Rules = RULES):
     """The model's unclamped output on the probe: its size, finite, in range, the same twice."""
     x = probe_image()
     with torch.inference_mode():
@@ -219,7 +219,7 @@ def check_checkpoint(folder, rules: Rules = RULES) -> tuple[torch.nn.Module, dic
         load_weights(model, folder)
     except (CheckpointError, RuntimeError) as e:
         raise Refused("strict load", str(e).splitlines()[0][:300]) from None
-    probe(model, rules)
+    probe_model(model, rules)
     return model.eval(), facts
 
 
@@ -248,12 +248,16 @@ def download(repo_id: str, commit: str, rules: Rules = RULES, cache_dir=None, ti
     checked when it was submitted); otherwise the repo's files are checked before anything is
     downloaded, and the Hub must serve that very commit."""
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     try:
         paths = [hf_hub_download(repo_id, name, revision=commit, cache_dir=cache_dir, local_files_only=True)
                  for name in (CONFIG_NAME, WEIGHTS_NAME)]
     except LocalEntryNotFoundError:
+        try:  # one quick request, no retries: a Hub that is down costs start-up seconds, not minutes
+            probe(repo_id, CONFIG_NAME, commit, timeout=timeout)
+        except HfHubHTTPError:
+            pass  # it answered: the listing says what is wrong, naming the rule
         check_files(list_files(repo_id, commit), rules)
         try:
             paths = [hf_hub_download(repo_id, name, revision=commit, cache_dir=cache_dir, etag_timeout=timeout)

@@ -76,7 +76,7 @@ def test_round_trip_submit_compare_approve_judge_vote(subset, store, good, fake_
     assert scored["images"] == 12 and set(scored["degradations"]) == {"lesson", "bicubic", "jpeg75"}
     assert all(torch.isfinite(torch.tensor(r["model"]["psnr_pooled"])) for r in scored["degradations"].values())
     # Only the two checkpoint files were downloaded, at the commit; the README was never read.
-    resolved = {path for _, path in fake_hub.requests if "/resolve/" in path}
+    resolved = {path for method, path in fake_hub.requests if method == "GET" and "/resolve/" in path}
     assert resolved == {f"/alice/sharp-unet/resolve/{commit}/{CONFIG_NAME}",
                         f"/alice/sharp-unet/resolve/{commit}/{WEIGHTS_NAME}"}
 
@@ -119,10 +119,17 @@ def test_round_trip_submit_compare_approve_judge_vote(subset, store, good, fake_
     assert [s.reason for s in list_submissions(store)] == ["sharp and clean"]
 
 
-def test_a_submission_that_no_longer_loads_is_skipped_in_one_line(subset, store, good, fake_hub, tmp_path):
+def test_a_submission_that_no_longer_loads_is_skipped_in_one_line(subset, store, good, fake_hub, tmp_path,
+                                                                  monkeypatch):
+    from huggingface_hub import constants
+
+    from tests.conftest import closed_port_url
+
     commit = fake_hub.seed("alice/sharp-unet", hub_files(good))
     submit(store, f"alice/sharp-unet@{commit}", subset)
-    fake_hub.close()
+    gone = closed_port_url()  # (closing the fake Hub would leave the client's kept-alive connection serving)
+    monkeypatch.setattr(constants, "ENDPOINT", gone)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", gone + "/{repo_id}/resolve/{revision}/{filename}")
     models, problems = load_submitted_restorers(store, cache_dir=tmp_path / "empty-cache")  # Hub gone, no cache
     assert models == [] and len(problems) == 1 and "\n" not in problems[0]
     assert problems[0].startswith("alice/sharp-unet @ ") and "not loaded (HubUnreachable" in problems[0]
@@ -165,7 +172,7 @@ def test_refuses_an_out_of_bound_config(settings, store, good, fake_hub, change,
 def test_refuses_extra_or_pickle_files_before_downloading_anything(settings, store, good, fake_hub, extra, rule):
     commit = fake_hub.seed("eve/x", hub_files(good) | {extra: b"\x80\x04K\x01."})
     assert extra in refused(store, f"eve/x@{commit}", settings, rule)
-    assert not any("/resolve/" in path for _, path in fake_hub.requests)
+    assert not any(method == "GET" and "/resolve/" in path for method, path in fake_hub.requests)
 
 
 def test_refuses_a_header_that_does_not_match_the_config(settings, store, good, fake_hub, tmp_path):
@@ -196,7 +203,7 @@ def test_refuses_a_checkpoint_over_the_size_limit(settings, store, good, fake_hu
     size = len(hub_files(good)[WEIGHTS_NAME])
     message = refused(store, f"eve/x@{commit}", settings, "size", rules=Rules(max_bytes=size - 1))
     assert f"{size:,} bytes (limit {size - 1:,})" in message
-    assert not any("/resolve/" in path for _, path in fake_hub.requests)
+    assert not any(method == "GET" and "/resolve/" in path for method, path in fake_hub.requests)
 
 
 def test_refuses_a_model_over_the_flop_limit(settings, store, good, fake_hub):
