@@ -65,9 +65,9 @@ from restoration.leaderboard import ranking_rows, win_rate_rows
 from restoration.provenance import provenance_markdown
 from restoration.ratings import MIN_VOTES, fit_leaderboard
 from restoration.settings import Settings, SettingsError
+from restoration.submissions import load_submitted_restorers, submit_from_page
 from restoration.vote_sync import start_vote_sync
 from restoration.votes import VoteStore, VoteStoreError, check_path
-from restoration.submissions import load_submitted_restorers, submit_from_page
 from restoration.weights import FAMILIES, by_family, judged, load_available_restorers, load_judge, read_catalog
 from restoration.witnesses import agreement, read_evaluation, witness_scores
 

@@ -31,7 +31,15 @@ from pathlib import Path
 import sqlalchemy as sa
 import torch
 
-from restoration.checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, build, load_weights, read_config, read_header
+from restoration.checkpoint import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    CheckpointError,
+    build,
+    load_weights,
+    read_config,
+    read_header,
+)
 from restoration.degrade import STANDARD, upscale_bicubic
 from restoration.evaluate import evaluate, format_table, is_tiny_imagenet, load_val, model_method
 from restoration.hub import COMMIT, PROBE_SECONDS, HubUnreachable, endpoint, probe, transport_errors
@@ -427,9 +435,9 @@ def review(store: VoteStore, name: str, status: str, reason: str, settings: Sett
         if status == APPROVED and approved >= settings.max_approved:
             raise Refused("approved limit", f"{approved} community models are contenders (limit "
                                             f"{settings.max_approved}); reject one first")
-        tx.conn.execute(submissions.update().where(c.name == name)
-                        .values(status=status, reason=reason.strip(), reviewed_at=utc_now()))
-        return Submission.from_row({**row._mapping, "status": status, "reason": reason.strip()})
+        changed = {"status": status, "reason": reason.strip(), "reviewed_at": utc_now()}
+        tx.conn.execute(submissions.update().where(c.name == name).values(**changed))
+        return Submission.from_row({**row._mapping, **changed})
 
 
 def load_submitted_restorers(store: VoteStore, rules: Rules = RULES, cache_dir=None) -> tuple[list[LoadedModel], list[str]]:

@@ -18,7 +18,6 @@ from restoration.submissions import (
     Rules,
     list_submissions,
     load_submitted_restorers,
-    quick_evaluation,
     review,
     submission_name,
     submit,
