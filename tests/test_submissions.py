@@ -300,7 +300,10 @@ def test_the_command_line(subset, good, fake_hub, monkeypatch, capsys):
     assert f"approve {name}" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="^refused: pinned commit: 'v2' is not"):
         main(["alice/x@v2"])
-    capsys.readouterr()
+    main(["show", name])
+    assert "checks: {'model_type': 'unet'" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="^refused: no such submission: nobody"):
+        main(["approve", "nobody"])
     main(["reject", name, "--reason", "blurry"])
     out = capsys.readouterr().out
     assert out.startswith(f"{name}  rejected  alice/x@{commit}") and out.rstrip().endswith("— blurry")
