@@ -305,13 +305,16 @@ def quick_evaluation(model, settings: Settings, judge=None, val_images: int = QU
     return record
 
 
-def reference_evaluation(store: VoteStore, models, settings: Settings, judge=None) -> dict[str, dict]:
+def reference_evaluation(store: VoteStore, models, settings: Settings, judge=None, compute: bool = True) -> dict[str, dict]:
     """name → `quick_evaluation` of each of `models` (ours, to show beside a submission), computed
-    once per model and revision and kept in the vote store for every replica."""
+    once per model and revision and kept in the vote store for every replica (`compute=False`: only
+    those already kept; a page does not wait minutes for them, `restoration.submit show` computes them)."""
     out = {}
     for m in models:
         key = f"quick-evaluation:{m.entry.name}@{m.revision}:{settings.val_dir.name}:{Path(settings.photo_val_dir).name}"
         kept = store.note(key)
+        if kept is None and not compute:
+            continue
         if kept is None:
             kept = json.dumps(quick_evaluation(m.model, settings, judge))
             store.set_note(key, kept)
@@ -491,7 +494,7 @@ def submit_from_page(store: VoteStore, spec: str, family: str, client: str, sett
         return f"**Not submitted** — {type(e).__name__}: {str(e).splitlines()[0][:300]}", [], None
     same = [m for m in ours if m.entry.family == family and m.entry.community is None]
     try:
-        reference = reference_evaluation(store, same, settings, judge)
+        reference = reference_evaluation(store, same, settings, judge, compute=False)
     except VoteStoreError:
         reference = {}
     text = (f"**Accepted, pending review**: `{s.name}`, {s.title}. {s.facts['params'] / 1e6:.2f} M parameters, "

@@ -388,3 +388,19 @@ def test_the_submit_tab(subset, good, fake_hub, tiny_models, small_examples):
         assert title in table and submission_name("alice/x", commit) not in app.arena.contenders
     finally:
         app.close()
+
+
+def test_figures_are_shown_beside_ours(subset, store, tiny_models):
+    """`show` and the Submit tab: per dataset and degradation, bicubic, our models and the submission,
+    scored by the same call on the same images; ours computed once and kept in the vote store."""
+    from restoration.submissions import evaluation_markdown, quick_evaluation, reference_evaluation
+
+    ours = tiny_models[:1]
+    assert reference_evaluation(store, ours, subset, compute=False) == {}  # not scored yet: the page does not wait
+    reference = reference_evaluation(store, ours, subset)
+    assert reference_evaluation(store, ours, subset, compute=False) == reference  # kept
+    evaluation = quick_evaluation(tiny_unet(seed=7), subset)
+    text = evaluation_markdown(evaluation, "alice/x @ 0123456 · community", reference, {"unet-mse": "MSE U-Net"})
+    assert text.count("| bicubic |") == text.count("| MSE U-Net |") == text.count("| alice/x @ 0123456 · community |") == 3
+    psnr = reference["unet-mse"]["tiny-imagenet"]["degradations"]["lesson"]["model"]["psnr_pooled"]
+    assert f"| MSE U-Net | {psnr:.3f} |" in text
