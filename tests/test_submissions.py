@@ -404,3 +404,22 @@ def test_figures_are_shown_beside_ours(subset, store, tiny_models):
     assert text.count("| bicubic |") == text.count("| MSE U-Net |") == text.count("| alice/x @ 0123456 · community |") == 3
     psnr = reference["unet-mse"]["tiny-imagenet"]["degradations"]["lesson"]["model"]["psnr_pooled"]
     assert f"| MSE U-Net | {psnr:.3f} |" in text
+
+
+def test_the_command_honours_hf_endpoint(subset, good, fake_hub, tmp_path):
+    """`python -m restoration.submit` in a fresh process, the loopback Hub named only by HF_ENDPOINT."""
+    import os
+    import subprocess
+    import sys
+
+    commit = fake_hub.seed("alice/x", hub_files(good))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "RESTORATION_"))}
+    env |= {"HF_ENDPOINT": fake_hub.url, "HF_HUB_CACHE": str(tmp_path / "cache"), "HF_HOME": str(tmp_path / "home"),
+            "HF_HUB_DISABLE_XET": "1", "RESTORATION_VOTES_DB": str(tmp_path / "v.db"),
+            "RESTORATION_WEIGHTS_DIR": str(subset.weights_dir), "RESTORATION_VAL_DIR": str(tmp_path / "none"),
+            "RESTORATION_PHOTO_VAL_DIR": str(tmp_path / "none"), "RESTORATION_THREADS": "1", "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-m", "restoration.submit", f"alice/x@{commit}"], env=env, cwd=REPO,
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr
+    assert f"alice--x-{commit[:10]}  pending  alice/x@{commit}" in out.stdout
+    assert any(path.startswith("/alice/x/resolve/") for _, path in fake_hub.requests)
