@@ -65,7 +65,7 @@ from restoration.leaderboard import ranking_rows, win_rate_rows
 from restoration.provenance import provenance_markdown
 from restoration.ratings import MIN_VOTES, fit_leaderboard
 from restoration.settings import Settings, SettingsError
-from restoration.submissions import load_submitted_restorers, submit_from_page
+from restoration.submissions import SUBMIT_HELP, load_submitted_restorers, submit_from_page
 from restoration.vote_sync import start_vote_sync
 from restoration.votes import VoteStore, VoteStoreError, check_path
 from restoration.weights import FAMILIES, by_family, judged, load_available_restorers, load_judge, read_catalog
@@ -786,12 +786,6 @@ def build_app(app: ArenaApp) -> gr.Blocks:
             send.click(app.submit, [spec, spec_family, browser], [outcome, preview], api_name="submit",
                        concurrency_id="compare")
     return demo
-
-
-SUBMIT_HELP = ("Submit a ×2 super-resolution checkpoint from the Hugging Face Hub, pinned to a commit: it is checked "
-               "and scored here, shown below on an example and in Compare (after the next start) as *community, "
-               "unreviewed*, and joins the blind Judge once a reviewer approves it. How to train one, the rules and "
-               "the limits: docs/submitting.md in the app's repository.")
 
 
 def launch(demo: gr.Blocks, settings: Settings, **kwargs):

@@ -476,6 +476,11 @@ def describe(s: Submission) -> str:
 
 # -------------------------------------------------------------------------------------------- the page
 
+SUBMIT_HELP = ("Submit a ×2 super-resolution checkpoint from the Hugging Face Hub, pinned to a commit. It is checked "
+               "and scored here, shown below on an example and in Compare as *community, unreviewed* (in its scores "
+               "and zoom now, in a panel of its own after the next start), and joins the blind Judge once a reviewer "
+               "approves it. How to train one, the rules and the limits: docs/submitting.md in the app's repository.")
+
 
 def submit_from_page(store: VoteStore, spec: str, family: str, client: str, settings: Settings, judge,
                      ours, examples) -> tuple[str, list, LoadedModel | None]:
