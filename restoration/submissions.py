@@ -187,8 +187,11 @@ def probe_image() -> torch.Tensor:
 def probe_model(model, rules: Rules = RULES):
     """The model's unclamped output on the probe: its size, finite, in range, the same twice."""
     x = probe_image()
-    with torch.inference_mode():
-        first, second = model(x), model(x)
+    try:
+        with torch.inference_mode():
+            first, second = model(x), model(x)
+    except RuntimeError as e:
+        raise Refused("probe", f"the model fails on the probe image ({str(e).splitlines()[0][:200]})") from None
     if first.shape != x.shape:
         raise Refused("output shape", f"{tuple(first.shape)} for input {tuple(x.shape)}")
     bad = (~torch.isfinite(first)).sum().item()
@@ -205,28 +208,31 @@ def check_checkpoint(folder, rules: Rules = RULES) -> tuple[torch.nn.Module, dic
     """(the model, what was measured) of a downloaded folder, every check passed in order: config,
     cost, header, strict load, probe."""
     folder = Path(folder)
+    local = lambda e: str(e).replace(f"{folder}/", "")  # say config.json, not this server's cache path
     try:
         config = read_config(folder)
     except CheckpointError as e:
-        raise Refused("config", str(e)) from None
+        raise Refused("config", local(e)) from None
     check_config(config, rules)
     try:
         model = build(MODEL_TYPES[config["model_type"]], {k: v for k, v in config.items() if k != "model_type"}, folder)
+        facts = {"model_type": config["model_type"], **measure(model), "bytes": (folder / WEIGHTS_NAME).stat().st_size}
     except CheckpointError as e:
-        raise Refused("config", str(e)) from None
-    facts = {"model_type": config["model_type"], **measure(model), "bytes": (folder / WEIGHTS_NAME).stat().st_size}
+        raise Refused("config", local(e)) from None
+    except RuntimeError as e:  # e.g. a mean of two channels: built, but it cannot run on RGB
+        raise Refused("config", f"the model it describes does not run ({str(e).splitlines()[0][:200]})") from None
     check_cost(facts, rules)
     try:
         dtypes = {dtype for dtype, _ in read_header(folder / WEIGHTS_NAME).values()}
         verify_checkpoint(folder)  # the header's tensors and shapes are the config's model's
     except CheckpointError as e:
-        raise Refused("header", str(e)) from None
+        raise Refused("header", local(e)) from None
     if dtypes - DTYPES:
         raise Refused("header", f"tensor dtypes {sorted(dtypes - DTYPES)} (allowed {sorted(DTYPES)})")
     try:
         load_weights(model, folder)
     except (CheckpointError, RuntimeError) as e:
-        raise Refused("strict load", str(e).splitlines()[0][:300]) from None
+        raise Refused("strict load", local(e).splitlines()[0][:300]) from None
     probe_model(model, rules)
     return model.eval(), facts
 

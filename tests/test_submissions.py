@@ -158,12 +158,15 @@ def test_refuses_a_classifier(settings, store, tiny_weights, fake_hub, tmp_path)
     ({"nbks": [1, 50]}, "blocks", "nbks = [1, 50]"),
     ({"nfs": "wide"}, "config", "nfs = 'wide'"),
     ({"dropout": 0.5}, "config", "unexpected keyword argument 'dropout'"),
+    ({"act": "gelu_new"}, "config", "config.json: does not describe a UNet (unknown activation 'gelu_new'"),
+    ({"mean": [0.5, 0.5]}, "config", "the model it describes does not run"),
 ])
 def test_refuses_an_out_of_bound_config(settings, store, good, fake_hub, change, rule, value):
     files = hub_files(good)
     files[CONFIG_NAME] = json.dumps(json.loads(files[CONFIG_NAME]) | change).encode()
     commit = fake_hub.seed("eve/x", files)
-    assert value in refused(store, f"eve/x@{commit}", settings, rule)
+    message = refused(store, f"eve/x@{commit}", settings, rule)
+    assert value in message and "hf-cache" not in message  # no path of this server's
 
 
 @pytest.mark.parametrize("extra, rule", [("pytorch_model.bin", "no pickles"), ("weights/model.pt", "no pickles"),
