@@ -25,7 +25,7 @@ import dataclasses
 import inspect
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -46,7 +46,7 @@ from restoration.hub import COMMIT, PROBE_SECONDS, HubUnreachable, endpoint, pro
 from restoration.inference import Restorer
 from restoration.models import MODEL_TYPES, verify_checkpoint
 from restoration.settings import Settings
-from restoration.votes import VoteStore, submissions, utc_iso, utc_now
+from restoration.votes import VoteStore, submission_attempts, submissions, utc_iso, utc_now
 from restoration.weights import FAMILIES, LoadedModel, ModelEntry
 
 PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
@@ -59,6 +59,7 @@ MEGAPIXEL = 1 << 20  # a 1024×1024 image
 FLOP_SIDE = 128  # FLOPs are counted on this square and scaled: convolutions cost the same per pixel
 QUICK_VAL_IMAGES = 200  # Tiny ImageNet val: a fixed subset (data.subset, seed 0)
 QUICK_PHOTOS = 4  # photos/val: a fixed subset, whole photos
+DAY = 86_400.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,6 +203,17 @@ def probe_model(model, rules: Rules = RULES):
         raise Refused("output range", f"[{lo:.3g}, {hi:.3g}] on the probe image (allowed {list(rules.output_range)})")
     if not torch.equal(first, second):
         raise Refused("deterministic", f"two runs on the probe image differ by up to {(first - second).abs().max():.3g}")
+
+
+def check_folder(folder, rules: Rules = RULES) -> dict:
+    """A local folder checked as a submission of it would be (its files, then `check_checkpoint`),
+    before it is uploaded: what was measured, or `Refused`."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise Refused("checkpoint files", f"{folder} is not a folder")
+    files = {p.relative_to(folder).as_posix(): p.stat().st_size for p in folder.rglob("*") if p.is_file()}
+    check_files(files, rules)
+    return check_checkpoint(folder, rules)[1]
 
 
 def check_checkpoint(folder, rules: Rules = RULES) -> tuple[torch.nn.Module, dict]:
@@ -385,18 +397,24 @@ def list_submissions(store: VoteStore, *statuses: str) -> list[Submission]:
     return [Submission.from_row(row) for row in store.submission_rows(*statuses)]
 
 
-def _check_caps(conn, name: str, client: str, settings: Settings, now: float):
-    """The caps, read in `conn` (inside the insert's locked transaction, so two replicas cannot both
-    take the last place)."""
+def _count_attempt(conn, client: str, settings: Settings, now: float):
+    """Count this attempt against the client's daily cap, or refuse it. Refused attempts count too:
+    each one costs a download and a probe (`python -m restoration.submit check FOLDER` costs nothing)."""
+    a = submission_attempts.c
+    conn.execute(submission_attempts.delete().where(a.client == client, a.at < now - DAY))
+    today = conn.execute(sa.select(sa.func.count()).where(a.client == client)).scalar()
+    if today >= settings.submissions_per_day:
+        raise Refused("daily limit", f"{today} submissions from this client in the last 24 hours "
+                                     f"(limit {settings.submissions_per_day})")
+    conn.execute(submission_attempts.insert().values(client=client, at=now))
+
+
+def _check_queue(conn, name: str, settings: Settings):
+    """Not submitted before, and a place in the review queue."""
     c = submissions.c
     status = conn.execute(sa.select(c.status).where(c.name == name)).scalar()
     if status is not None:
         raise Refused("already submitted", f"{name} is {status}")
-    since = utc_iso(now - timedelta(days=1).total_seconds())
-    today = conn.execute(sa.select(sa.func.count()).where(c.client == client, c.submitted_at >= since)).scalar()
-    if today >= settings.submissions_per_day:
-        raise Refused("daily limit", f"{today} submissions from this client in the last 24 hours "
-                                     f"(limit {settings.submissions_per_day})")
     pending = conn.execute(sa.select(sa.func.count()).where(c.status == PENDING)).scalar()
     if pending >= settings.max_pending:
         raise Refused("pending limit", f"{pending} submissions await review (limit {settings.max_pending}); "
@@ -406,14 +424,17 @@ def _check_caps(conn, name: str, client: str, settings: Settings, now: float):
 def submit(store: VoteStore, spec: str, settings: Settings, family: str = "lesson", client: str = "",
            rules: Rules = RULES, judge=None, cache_dir=None, now: float | None = None) -> tuple[Submission, LoadedModel]:
     """Check, score and store one submission as pending; (its record, the loaded model). Raises
-    `Refused` (a broken rule), `HubUnreachable`, or `VoteStoreError`; stores nothing then."""
+    `Refused` (a broken rule), `HubUnreachable`, or `VoteStoreError`; stores nothing then but the
+    attempt (once the spec parses: it counts against the client's daily cap)."""
     now = datetime.now(UTC).timestamp() if now is None else now
     repo_id, commit = parse_spec(spec)
     if family not in FAMILIES:
         raise Refused("family", f"{family!r} is not one of {', '.join(FAMILIES)}")
     name = submission_name(repo_id, commit)
     with store.transaction() as tx:  # before the download: a client over a cap costs nothing
-        _check_caps(tx.conn, name, client, settings, now)
+        tx.lock_keys([f"arena:submit:{client}"])  # two replicas cannot both take a client's last attempt
+        _check_queue(tx.conn, name, settings)
+        _count_attempt(tx.conn, client, settings, now)
     model, facts = check_checkpoint(download(repo_id, commit, rules, cache_dir), rules)
     evaluation = quick_evaluation(model, settings, judge)
     row = {"name": name, "repo_id": repo_id, "revision": commit, "family": family, "status": PENDING, "reason": "",
@@ -421,7 +442,7 @@ def submit(store: VoteStore, spec: str, settings: Settings, family: str = "lesso
            "evaluation": json.dumps(evaluation)}
     with store.transaction() as tx:
         tx.lock_keys(["arena:submissions"])
-        _check_caps(tx.conn, name, client, settings, now)
+        _check_queue(tx.conn, name, settings)  # again, locked: the queue may have filled during the checks
         tx.conn.execute(submissions.insert().values(**row))
     submission = Submission.from_row(row)
     return submission, submission.loaded(model)

@@ -3,6 +3,7 @@ docs/submitting.md).
 
     python -m restoration.submit owner/name@0123456789abcdef0123456789abcdef01234567
     python -m restoration.submit owner/name@<commit> --family photo
+    python -m restoration.submit check runs/my-unet                    # a local folder, before uploading it
     python -m restoration.submit list                                  # every submission, one line each
     python -m restoration.submit show NAME                             # its checks and evaluation beside ours
     python -m restoration.submit approve NAME --reason "sharp, no artefacts on the photos"
@@ -24,6 +25,7 @@ from restoration.submissions import (
     APPROVED,
     REJECTED,
     Refused,
+    check_folder,
     describe,
     evaluation_markdown,
     list_submissions,
@@ -34,14 +36,14 @@ from restoration.submissions import (
 from restoration.votes import VoteStore, VoteStoreError
 from restoration.weights import load_available_restorers, load_judge
 
-COMMANDS = ("list", "show", "approve", "reject")
+COMMANDS = ("check", "list", "show", "approve", "reject")
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     p = parser("python -m restoration.submit", __doc__)
     p.add_argument("what", help="owner/name@commit to submit, or one of: " + ", ".join(COMMANDS))
-    p.add_argument("name", nargs="?", default=None, help="the submission (show, approve, reject)")
+    p.add_argument("name", nargs="?", default=None, help="the submission (show, approve, reject), or a folder (check)")
     p.add_argument("--family", default="lesson", help="what it restores best: lesson (thumbnails) or photo")
     p.add_argument("--reason", default="", help="the review's reason, kept with the submission")
     p.add_argument("--client", default="cli", help="whose daily cap a submission counts against")
@@ -55,7 +57,10 @@ def main(argv=None):
     try:
         if args.what in COMMANDS and args.what != "list" and not args.name:
             p.error(f"{args.what} needs the submission's NAME (see: python -m restoration.submit list)")
-        if args.what == "list":
+        if args.what == "check":
+            print(f"{args.name}: passes every check ({check_folder(args.name)}); upload it with train.push and "
+                  "submit its commit")
+        elif args.what == "list":
             for s in list_submissions(store):
                 print(describe(s))
         elif args.what == "show":

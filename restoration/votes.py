@@ -180,6 +180,13 @@ submissions = sa.Table(
     sa.Index("submissions_client_time", "client", "submitted_at"),
 )
 
+submission_attempts = sa.Table(  # every submission that reached the Hub, refused or not: the daily cap
+    "submission_attempts", metadata,
+    sa.Column("client", sa.Text, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),  # seconds since the epoch
+    sa.Index("submission_attempts_client_at", "client", "at"),
+)
+
 schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
 
 
@@ -209,8 +216,9 @@ def _migrate_shared_state(conn):
 
 
 def _migrate_submissions(conn):
-    """3: community models and their review state."""
+    """3: community models, their review state, and the attempts that count against a client's cap."""
     submissions.create(conn, checkfirst=True)
+    submission_attempts.create(conn, checkfirst=True)
 
 
 MIGRATIONS = {1: _migrate_votes, 2: _migrate_shared_state, 3: _migrate_submissions}

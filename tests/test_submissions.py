@@ -259,6 +259,18 @@ def test_caps_a_client_a_day_and_the_pending_queue(subset, store, good, fake_hub
     submit(store, f"alice/m3@{commits[3]}", quick, client="alice", now=_tomorrow())
 
 
+def test_refused_attempts_count_against_the_daily_cap(subset, store, good, fake_hub):
+    quick = dataclasses.replace(subset, submissions_per_day=2, val_dir=subset.val_dir.parent / "none")
+    bad = fake_hub.seed("mallory/x", hub_files(good) | {"pytorch_model.bin": b"\x80\x04."})
+    for _ in range(2):
+        refused_after(store, f"mallory/x@{bad}", quick, "no pickles", client="mallory")
+    good_commit = fake_hub.seed("mallory/y", hub_files(good))
+    asked = len(fake_hub.requests)
+    refused_after(store, f"mallory/y@{good_commit}", quick, "daily limit", client="mallory")
+    assert len(fake_hub.requests) == asked  # over the cap: the Hub is not asked
+    submit(store, f"mallory/y@{good_commit}", quick, client="someone-else")
+
+
 def refused_after(store, spec, settings, rule, **kwargs) -> str:
     before = store.submission_rows()
     with pytest.raises(Refused) as caught:
@@ -426,3 +438,13 @@ def test_the_command_honours_hf_endpoint(subset, good, fake_hub, tmp_path):
     assert out.returncode == 0, out.stderr
     assert f"alice--x-{commit[:10]}  pending  alice/x@{commit}" in out.stdout
     assert any(path.startswith("/alice/x/resolve/") for _, path in fake_hub.requests)
+
+
+def test_a_folder_can_be_checked_before_it_is_uploaded(good, tmp_path, capsys):
+    from restoration.submit import main
+
+    main(["check", str(good)])
+    assert "passes every check ({'model_type': 'unet'" in capsys.readouterr().out
+    (good / "metrics.jsonl").write_text("{}\n")  # a training run's folder, uploaded as it is
+    with pytest.raises(SystemExit, match=r"^refused: only our files: the repo holds metrics.jsonl"):
+        main(["check", str(good)])
