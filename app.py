@@ -26,8 +26,9 @@ from restoration.checkpoint import CheckpointError
 from restoration.compare import MODES, UNSURE_BELOW
 from restoration.leaderboard import HEADERS as LEADERBOARD_HEADERS
 from restoration.settings import Settings, SettingsError
+from restoration.submissions import SUBMIT_HELP, load_submitted_restorers
 from restoration.vote_sync import start_vote_sync
-from restoration.votes import ANSWER_LABELS, VoteStoreError, check_path
+from restoration.votes import ANSWER_LABELS, VoteStore, VoteStoreError, check_path
 from restoration.weights import FAMILIES, load_available_restorers, load_judge
 
 log = logging.getLogger("app")
@@ -267,6 +268,16 @@ def build_app(app: ArenaApp) -> gr.Blocks:
                 choice.input(shown, [which, board_family], [summary, ranking, matrix], api_visibility="private",
                              **board)
             export.click(on(app.export_votes, {"csv": csv_file}), None, csv_file, api_name="export_votes", **board)
+
+        with gr.Tab("Submit"):  # community models: restoration/submissions.py, docs/submitting.md
+            gr.Markdown(SUBMIT_HELP)
+            with gr.Row():
+                spec = gr.Textbox(label="Hub model repo at a commit", placeholder="owner/name@<40-character commit>")
+                spec_family = gr.Radio([(t, f) for f, t in FAMILIES.items()], value="lesson", label="Trained on")
+            send = gr.Button("Submit", variant="primary")
+            outcome, preview = gr.Markdown(elem_id="submission"), gr.Gallery(label="On an example", columns=4)
+            send.click(on(app.submit, {"outcome": outcome, "preview": preview}), [spec, spec_family, browser],
+                       [outcome, preview], api_name="submit", concurrency_id="compare")
     return demo
 
 
@@ -304,7 +315,11 @@ def main():
         print(judge_problem)
     sync = start_vote_sync(settings)  # before the store opens the database: it may restore it
     try:
-        app = ArenaApp(settings, models, problems, judge=judge)
+        store = VoteStore(settings.votes_db, pool_size=JUDGE_LANE_LIMIT + 2)
+        community, skipped = load_submitted_restorers(store)  # pending and approved submissions
+        for line in [m.note for m in community] + skipped:
+            print(line)
+        app = ArenaApp(settings, models + community, problems + skipped, store=store, judge=judge)
     except (VoteStoreError, OSError) as e:
         if sync:
             sync.close()

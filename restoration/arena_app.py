@@ -33,7 +33,8 @@ from restoration.provenance import provenance_markdown
 from restoration.ratings import ANCHOR
 from restoration.settings import Settings
 from restoration.votes import ANSWER_LABELS, VoteStore, VoteStoreError
-from restoration.weights import by_family, read_catalog
+from restoration.submissions import submit_from_page
+from restoration.weights import by_family, judged, read_catalog
 from restoration.witnesses import read_evaluation
 
 JUDGE_OUTPUTS = ("session", "token", "low", "original", "side_a", "side_b", "reveal", "progress", "shown",
@@ -201,7 +202,7 @@ class ArenaApp:
         self.flag_rules = FlagRules()
         # Bicubic is a contender too: the anchor whose rating is pinned (ratings.py).
         contenders = [Contender(ANCHOR, "Bicubic", "torch-bicubic")]
-        contenders += [Contender(m.entry.name, m.entry.title, m.revision) for m in self.models]
+        contenders += [Contender(m.entry.name, m.entry.title, m.revision) for m in judged(self.models)]
         self.arena, self.scenes = None, None
         self.recent = RecentImages()  # each judge's last pairs' images, not shown again while there are others
         if self.pool:
@@ -209,7 +210,8 @@ class ArenaApp:
                                min_vote_seconds=settings.min_vote_seconds, limits=Limits.from_settings(settings))
             self.scenes = ScenePool(BattleRenderer(self.models, self.pool, settings, restorers=self.restorers),
                                     settings.battle_pool, settings.scene_uses, busy=self.lane.busy,
-                                    families={f: [m.entry.name for m in ms] for f, ms in self.families.items()}).start()
+                                    families={f: [m.entry.name for m in ms]
+                                              for f, ms in by_family(judged(self.models)).items()}).start()
         self.evaluation = read_evaluation(Path(settings.weights_dir) / "evaluation.json")
         self.files = OutputFiles(settings.output_max_age, served)
         self._export_lock = threading.Lock()
@@ -420,6 +422,17 @@ class ArenaApp:
                   f"you said {SAID[answer]}; A was **{b.a.title}**, B was **{b.b.title}**. The next pair is below.")
         return self._battle_outputs(session, browser, request, reveal, judged_thumbnails(b, shown))
 
+    def submit(self, spec: str, family: str, browser=None, request=None) -> dict:
+        """The Submit tab: what happened (Markdown), and the submission's panels on an example."""
+        text, gallery, loaded = submit_from_page(self.store, spec, family, self.client(request, browser).address_key,
+                                                 self.settings, self.judge, self.models, self.examples)
+        if loaded is not None:  # in this replica's Compare now: its scores, zoom and files (its panel after a restart)
+            self.restorers |= restorers_for([loaded], self.settings, fast=False)
+            self.titles[loaded.entry.name] = loaded.entry.title
+            self.models = [*self.models, loaded]
+            self.families = by_family(self.models)
+        return {"outcome": text, "preview": gallery}
+
     # ---------------------------------------------------------------------------- Leaderboard
 
     def leaderboard(self, degradation: str = "all", family: str = "all") -> dict:
@@ -429,7 +442,7 @@ class ArenaApp:
         checked(family, list(self.families), "model family", extra=("all",))
         with store_reachable():
             rows = self.store.judge_outcomes(self.flag_rules.fast_seconds)
-        members = self.models if family == "all" else self.families[family]
+        members = [m for m in judged(self.models) if family in ("all", m.entry.family)]  # not pending submissions
         summary, ranking, matrix = leaderboard_tables(
             rows, [m.entry.name for m in members], degradation, self.flag_rules, self.evaluation,
             lambda n: self.titles.get(n, n), self.settings.bootstrap_rounds, restrict=family != "all")
@@ -448,7 +461,8 @@ class ArenaApp:
                                       self.flag_rules)
                 partial = file.with_suffix(".partial")
                 self.store.write_public_csv(partial, flagged, up_to_id=cut,
-                                            families={m.entry.name: m.entry.family for m in self.models})
+                                            families={m.entry.name: m.entry.family for m in self.models},
+                                            repos={m.entry.name: m.entry.hub_repo or "" for m in self.models})
                 partial.replace(file)
             return {"csv": str(file)}
 

@@ -88,6 +88,11 @@ class Settings:
     output_max_age: int = _field(3600, min=60)  # seconds our downloads and judge files are kept
     judge_val_pool: int = _field(200, min=0)  # val images in the judge's pool, beside the examples
     bootstrap_rounds: int = _field(200, min=0, max=100_000)
+    # Community models (submissions.py): a client's submissions a day, the pending ones at a time, and
+    # the approved ones that are Judge contenders (each adds a model run to every scene of its family).
+    submissions_per_day: int = _field(5, min=0)  # refused ones count: each costs a download
+    max_pending: int = _field(10, min=0)
+    max_approved: int = _field(6, min=0)
 
     def __post_init__(self):
         for f in dataclasses.fields(self):

@@ -15,6 +15,8 @@ What the store holds, so that any replica can decide:
   instead (`BEGIN IMMEDIATE`).
 - `arena_meta`: the public export's cut (the last vote id it includes), so every replica serves
   the same CSV.
+- `submissions`: community models (submissions.py): repo, pinned commit, checks' figures, quick
+  evaluation, review state and reason; what every replica loads at start-up beside the shipped models.
 - `schema_version`: the migrations applied (`MIGRATIONS`); opening a database applies the missing ones,
   so a SQLite file from before this module opens with every vote.
 
@@ -163,6 +165,29 @@ arena_meta = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
 )
 
+submissions = sa.Table(
+    "submissions", metadata,
+    sa.Column("name", sa.Text, primary_key=True),  # the contender's name (submissions.submission_name)
+    sa.Column("repo_id", sa.Text, nullable=False),  # the Hub model repo, owner/name
+    sa.Column("revision", sa.Text, nullable=False),  # the pinned 40-character commit
+    sa.Column("family", sa.Text, nullable=False),  # weights.FAMILIES: whose Compare and judge scenes it joins
+    sa.Column("status", sa.Text, sa.CheckConstraint("status IN ('pending', 'approved', 'rejected')"), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),  # the reviewer's words
+    sa.Column("client", sa.Text, nullable=False, server_default=""),  # HMAC of the submitter's address (the daily cap)
+    sa.Column("submitted_at", sa.Text, nullable=False),  # UTC, ISO 8601 (utc_iso)
+    sa.Column("reviewed_at", sa.Text, nullable=True),
+    sa.Column("facts", sa.Text, nullable=False, server_default="{}"),  # JSON: what the checks measured
+    sa.Column("evaluation", sa.Text, nullable=False, server_default="{}"),  # JSON: the quick evaluation
+    sa.Index("submissions_client_time", "client", "submitted_at"),
+)
+
+submission_attempts = sa.Table(  # every submission that reached the Hub, refused or not: the daily cap
+    "submission_attempts", metadata,
+    sa.Column("client", sa.Text, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),  # seconds since the epoch
+    sa.Index("submission_attempts_client_at", "client", "at"),
+)
+
 schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
 
 
@@ -191,7 +216,13 @@ def _migrate_shared_state(conn):
         table.create(conn, checkfirst=True)
 
 
-MIGRATIONS = {1: _migrate_votes, 2: _migrate_shared_state}
+def _migrate_submissions(conn):
+    """3: community models, their review state, and the attempts that count against a client's cap."""
+    submissions.create(conn, checkfirst=True)
+    submission_attempts.create(conn, checkfirst=True)
+
+
+MIGRATIONS = {1: _migrate_votes, 2: _migrate_shared_state, 3: _migrate_submissions}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
@@ -393,12 +424,14 @@ class VoteStore:
         return n
 
     def write_public_csv(self, file, excluded_judges: Iterable[str] = (), up_to_id: int | None = None,
-                         families: Mapping[str, str] | None = None) -> int:
+                         families: Mapping[str, str] | None = None, repos: Mapping[str, str] | None = None) -> int:
         """The public export: PUBLIC_COLUMNS, times to the minute, rows sorted by their values
         (not by arrival, so neighbouring rows say nothing about who voted), and `counted` = 0
         for votes the leaderboard leaves out; every vote, or those up to `up_to_id`. With
         `families` (model name → its family), a last column `family`: the family of the vote's
-        U-Net(s) (a pair is one family's models and bicubic). Returns the number of votes."""
+        U-Net(s) (a pair is one family's models and bicubic). With `repos` (model name → its Hub repo
+        id), columns `repo_a` and `repo_b`: who published each side (a community model's name and
+        revision alone do not say it; empty for bicubic). Returns the number of votes."""
         excluded = set(excluded_judges)
         minute = sa.func.substr(votes.c.time, 1, 16)
         c = votes.c
@@ -409,14 +442,35 @@ class VoteStore:
             query = query.where(c.id <= up_to_id)
         with self._reading() as conn, open(file, "w", newline="") as f:
             writer = csv.writer(f)
-            writer.writerow(list(self.PUBLIC_COLUMNS) + (["family"] if families is not None else []))
+            writer.writerow(list(self.PUBLIC_COLUMNS) + (["family"] if families is not None else [])
+                            + (["repo_a", "repo_b"] if repos is not None else []))
             n = 0
             for *row, seconds, judge in conn.execute(query):
                 row[0] += "Z"
                 family = [] if families is None else [families.get(row[3]) or families.get(row[5]) or ""]
-                writer.writerow([*row, round(seconds, 1), int(judge not in excluded), *family])
+                repo = [] if repos is None else [repos.get(row[3]) or "", repos.get(row[5]) or ""]
+                writer.writerow([*row, round(seconds, 1), int(judge not in excluded), *family, *repo])
                 n += 1
         return n
+
+    # ------------------------------------------------------------------ community models and notes
+
+    def submission_rows(self, *statuses: str) -> list[dict]:
+        """The `submissions` rows (every one, or those in `statuses`), oldest first."""
+        query = sa.select(submissions).order_by(submissions.c.submitted_at, submissions.c.name)
+        if statuses:
+            query = query.where(submissions.c.status.in_(statuses))
+        with self._reading() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def note(self, name: str) -> str | None:
+        """A value kept in `arena_meta` (e.g. a figure computed once for every replica)."""
+        return self._scalar(sa.select(arena_meta.c.value).where(arena_meta.c.name == name))
+
+    def set_note(self, name: str, value: str):
+        with self.transaction() as tx:
+            statement = _upsert(tx.dialect)(arena_meta).values(name=name, value=value)
+            tx.conn.execute(statement.on_conflict_do_update(index_elements=["name"], set_={"value": value}))
 
     def close(self):
         self.engine.dispose()

@@ -16,8 +16,8 @@ from restoration.checkpoint import WEIGHTS_NAME, CheckpointError
 from restoration.hub import COMMIT, HubUnreachable, NotPublished, download_checkpoint
 from restoration.models import load_checkpoint
 
-__all__ = ["COMMIT", "FAMILIES", "LoadedModel", "ModelEntry", "by_family", "load_available_restorers", "load_model",
-           "pin_revisions", "read_catalog"]
+__all__ = ["COMMIT", "FAMILIES", "LoadedModel", "ModelEntry", "by_family", "judged", "load_available_restorers",
+           "load_model", "pin_revisions", "read_catalog"]
 
 # A restorer's family: the data it learnt from. The lesson's models reproduce the notebook on Tiny
 # ImageNet's 64×64 thumbnails; the photo family learnt from full-resolution photo patches.
@@ -38,6 +38,7 @@ class ModelEntry:
     revision: str | None = None  # a full commit hash: downloads are pinned, never "main"
     base_model: str | None = None  # the catalogue name of the model its weights started from
     family: str = "lesson"  # restorers: a key of FAMILIES
+    community: str | None = None  # a submitted model's review state ("pending", "approved"); None: ours
 
     def __post_init__(self):
         if self.role == "restorer" and self.family not in FAMILIES:
@@ -73,6 +74,12 @@ def by_family(models) -> dict[str, list]:
     """family → its `LoadedModel`s (catalogue order), families in the order of `FAMILIES`."""
     groups = {f: [m for m in models if m.entry.family == f] for f in FAMILIES}
     return {f: ms for f, ms in groups.items() if ms}
+
+
+def judged(models) -> list:
+    """The `LoadedModel`s that join the Judge's contenders and the leaderboard: ours, and community
+    models once approved (a pending one is only in Compare, marked unreviewed)."""
+    return [m for m in models if m.entry.community in (None, "approved")]
 
 
 def pin_revisions(weights_dir, revisions: dict[str, str], repos: dict[str, str] | None = None):

@@ -41,6 +41,7 @@ class Repo:
         self.commits: dict[str, dict[str, tuple[bytes, bool]]] = {}  # commit → {path: (content, lfs)}
         self.history: list[str] = []  # commits on main, oldest first
         self.messages: dict[str, str] = {}
+        self.tags: dict[str, str] = {}  # tag → commit; a tag can be moved (`FakeHub.tag`), a commit cannot
 
     def files(self, revision: str = "main"):
         commit = self.resolve(revision)
@@ -49,6 +50,8 @@ class Repo:
     def resolve(self, revision: str) -> str | None:
         if revision == "main":
             return self.history[-1] if self.history else None
+        if revision in self.tags:
+            return self.tags[revision]
         return revision if revision in self.commits else None
 
     def lfs_patterns(self, extra: dict | None = None) -> list[str]:
@@ -80,6 +83,10 @@ class FakeHub(http.server.ThreadingHTTPServer):
         """Put files into a repo directly (as one commit), for download tests."""
         repo = self.repos.setdefault((kind, repo_id), Repo(kind))
         return self._commit(repo, {p: (d, p.endswith(".safetensors")) for p, d in files.items()}, "seed", commit)
+
+    def tag(self, repo_id: str, tag: str, commit: str, kind: str = "model"):
+        """Point `tag` at `commit` (made or moved), as `git tag -f` and the Hub's tag API do."""
+        self.repo(repo_id, kind).tags[tag] = commit
 
     def _commit(self, repo: Repo, changes: dict, message: str, commit: str | None = None) -> str:
         files = dict(repo.files())

@@ -396,7 +396,10 @@ def test_leaderboard_and_export_handlers(settings, tiny_models, tmp_path):
     file = arena_app.export_votes()["csv"]
     text = Path(file).read_text()
     rows = list(csv.DictReader(text.splitlines()))
-    assert len(rows) == 5 and list(rows[0]) == [*VoteStore.PUBLIC_COLUMNS, "family"] and session not in text
+    assert len(rows) == 5 and list(rows[0]) == [*VoteStore.PUBLIC_COLUMNS, "family", "repo_a", "repo_b"]
+    assert session not in text
+    assert all(r[f"repo_{s}"] == ("" if r[f"model_{s}"] == "bicubic" else f"test-org/{r[f'model_{s}']}")
+               for r in rows for s in "ab")  # who published each side (community models: their repo)
     assert {r["family"] for r in rows} == {"lesson"}  # each vote's family (the tiny catalogue has one)
     session, token = pair(arena_app, session)
     arena_app.vote("A", session, token)

@@ -1,0 +1,99 @@
+"""Submit a community model, and review submissions (the rules: restoration/submissions.py,
+docs/submitting.md).
+
+    python -m restoration.submit owner/name@0123456789abcdef0123456789abcdef01234567
+    python -m restoration.submit owner/name@<commit> --family photo
+    python -m restoration.submit check runs/my-unet                    # a local folder, before uploading it
+    python -m restoration.submit list                                  # every submission, one line each
+    python -m restoration.submit show NAME                             # its checks and evaluation beside ours
+    python -m restoration.submit approve NAME --reason "sharp, no artefacts on the photos"
+    python -m restoration.submit reject NAME --reason "a copy of unet-mse"
+
+The vote store is RESTORATION_VOTES_DB's (the app's), the Hub HF_ENDPOINT's. A refusal prints one line,
+`refused: <rule>: <value>`, and exits with status 1. Apps started afterwards load pending and approved
+submissions; approved ones are Judge contenders.
+"""
+
+import sys
+
+import torch
+
+from restoration.checkpoint import CheckpointError
+from restoration.cli import parser
+from restoration.settings import Settings
+from restoration.submissions import (
+    APPROVED,
+    REJECTED,
+    Refused,
+    check_folder,
+    describe,
+    evaluation_markdown,
+    list_submissions,
+    reference_evaluation,
+    review,
+    submit,
+)
+from restoration.votes import VoteStore, VoteStoreError
+from restoration.weights import load_available_restorers, load_judge
+
+COMMANDS = ("check", "list", "show", "approve", "reject")
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    p = parser("python -m restoration.submit", __doc__)
+    p.add_argument("what", help="owner/name@commit to submit, or one of: " + ", ".join(COMMANDS))
+    p.add_argument("name", nargs="?", default=None, help="the submission (show, approve, reject), or a folder (check)")
+    p.add_argument("--family", default="lesson", help="what it restores best: lesson (thumbnails) or photo")
+    p.add_argument("--reason", default="", help="the review's reason, kept with the submission")
+    p.add_argument("--client", default="cli", help="whose daily cap a submission counts against")
+    args = p.parse_args(argv)
+    settings = Settings.from_env()
+    torch.set_num_threads(settings.threads)
+    try:
+        store = VoteStore(settings.votes_db, pool_size=2)
+    except VoteStoreError as e:
+        raise SystemExit(f"Cannot open the vote store: {e}") from None
+    try:
+        if args.what in COMMANDS and args.what != "list" and not args.name:
+            p.error(f"{args.what} needs the submission's NAME (see: python -m restoration.submit list)")
+        if args.what == "check":
+            print(f"{args.name}: passes every check ({check_folder(args.name)}); upload it with train.push and "
+                  "submit its commit")
+        elif args.what == "list":
+            for s in list_submissions(store):
+                print(describe(s))
+        elif args.what == "show":
+            show(store, args.name, settings)
+        elif args.what in ("approve", "reject"):
+            s = review(store, args.name, APPROVED if args.what == "approve" else REJECTED, args.reason, settings)
+            print(describe(s))
+        else:
+            judge, _ = load_judge(settings.weights_dir)
+            s, _ = submit(store, args.what, settings, family=args.family, client=args.client, judge=judge)
+            print(describe(s))
+            print(f"pending review: python -m restoration.submit approve {s.name}")
+    except Refused as e:
+        raise SystemExit(f"refused: {e}") from None
+    except (CheckpointError, VoteStoreError) as e:  # e.g. the Hub unreachable: one line too
+        raise SystemExit(f"not submitted: {type(e).__name__}: {e}") from None
+    finally:
+        store.close()
+
+
+def show(store: VoteStore, name: str, settings: Settings):
+    found = [s for s in list_submissions(store) if s.name == name]
+    if not found:
+        raise Refused("no such submission", name)
+    s = found[0]
+    print(describe(s))
+    print(f"checks: {s.facts}")
+    ours, _ = load_available_restorers(settings.weights_dir)
+    ours = [m for m in ours if m.entry.family == s.family]
+    judge, _ = load_judge(settings.weights_dir)
+    reference = reference_evaluation(store, ours, settings, judge)
+    print(evaluation_markdown(s.evaluation, s.title, reference, {m.entry.name: m.entry.title for m in ours}))
+
+
+if __name__ == "__main__":
+    main()
