@@ -9,8 +9,6 @@ only wires the page to `restoration.arena_app.ArenaApp`, whose handlers return t
 name (`on` turns them into Gradio's {component: value}).
 """
 
-import restoration  # noqa: F401  first: one clear line, not a traceback, on Python < 3.11
-
 import html
 import inspect
 import logging
@@ -20,11 +18,13 @@ import time
 import gradio as gr
 import torch
 
+import restoration  # noqa: F401  first: one clear line, not a traceback, on Python < 3.11
 from restoration import degrade
 from restoration.arena_app import JUDGE_LANE_LIMIT, JUDGE_OUTPUTS, ArenaApp, Refusal, Update
 from restoration.checkpoint import CheckpointError
 from restoration.compare import MODES, UNSURE_BELOW
 from restoration.leaderboard import HEADERS as LEADERBOARD_HEADERS
+from restoration.provenance import header_markdown, source_label
 from restoration.settings import Settings, SettingsError
 from restoration.submissions import SUBMIT_HELP, load_submitted_restorers
 from restoration.vote_sync import start_vote_sync
@@ -103,30 +103,11 @@ def on(handler, outputs: dict):
     return run
 
 
-def source_label(model) -> str:
-    """"Hub org/repo @ 0123456789" or "local weights (sha256 0123abcd…)": which copy is serving."""
-    if model.source == "hub":
-        return f"Hub {model.entry.hub_repo} @ {model.revision[:10]}"
-    fallback = f" ({model.fallback})" if model.fallback else ""  # e.g. "(not published yet)"
-    return f"local `{model.entry.folder}` ({model.revision}){fallback}"
-
-
-# -------------------------------------------------------------------------------------------- UI
-
-
-def header_markdown(titles: list[str]) -> str:
-    """The page's header, naming the models that were loaded (from weights/models.json), so that
-    adding a model to the catalogue changes it."""
-    names = titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + " and " + titles[-1]
-    return (f"# {TITLE}\n×2 super-resolution models from fast.ai lesson 23: {names}. Compare them on your own "
-            "images, judge them blind, and see whether people agree with PSNR.")
-
-
 def build_app(app: ArenaApp) -> gr.Blocks:
     s = app.settings
     # No analytics: the app calls no third party, and judges are not tracked.
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
-        gr.Markdown(header_markdown([m.entry.title for m in app.models]), elem_id="header")
+        gr.Markdown(header_markdown(TITLE, [m.entry.title for m in app.models]), elem_id="header")
         gr.Markdown("Checkpoints: " + " · ".join(f"{m.entry.title}: {source_label(m)}" for m in app.models),
                     elem_id="sources")
         with gr.Accordion("Where each model came from", open=False):

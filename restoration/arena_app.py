@@ -206,8 +206,8 @@ class ArenaApp:
         self.arena, self.scenes = None, None
         self.recent = RecentImages()  # each judge's last pairs' images, not shown again while there are others
         if self.pool:
-            self.arena = Arena(self.store, contenders, sorted(self.pool), degrade.STANDARD,
-                               min_vote_seconds=settings.min_vote_seconds, limits=Limits.from_settings(settings))
+            self.arena = Arena(self.store, contenders, min_vote_seconds=settings.min_vote_seconds,
+                               limits=Limits.from_settings(settings))
             self.scenes = ScenePool(BattleRenderer(self.models, self.pool, settings, restorers=self.restorers),
                                     settings.battle_pool, settings.scene_uses, busy=self.lane.busy,
                                     families={f: [m.entry.name for m in ms]

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from sqlalchemy import exc as sa_exc
 
+from restoration.settings import Settings
 from restoration.votes import ANSWERS, VoteStore, is_database_url, utc_iso, vote_row
 
 RATE_WINDOW_SECONDS = 60.0
@@ -85,15 +86,21 @@ class VoteResult:
 
 @dataclasses.dataclass(frozen=True)
 class Limits:
-    votes_per_minute: int = 20  # per judge
-    votes_per_day: int = 500
-    address_votes_per_minute: int = 30  # per address, all its judges together
-    address_votes_per_day: int = 1000
-    pairs_per_minute: int = 120  # per address
+    """The caps, as the settings of the same names give them (restoration/settings.py)."""
+    votes_per_minute: int  # per judge
+    votes_per_day: int
+    address_votes_per_minute: int  # per address, all its judges together
+    address_votes_per_day: int
+    pairs_per_minute: int  # per address
 
     @classmethod
     def from_settings(cls, settings) -> "Limits":
         return cls(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(cls)})
+
+    @classmethod
+    def defaults(cls, **changes) -> "Limits":
+        """The settings' defaults, with `changes`."""
+        return dataclasses.replace(cls.from_settings(Settings()), **changes)
 
 
 def tenths_down(seconds: float) -> str:
@@ -178,28 +185,19 @@ class Arena:
     (live pairs, caps, votes): several replicas on one database decide as one, and a restart
     forgets nothing. What stays in memory is what this replica offers (contenders, images)."""
 
-    def __init__(self, store: VoteStore, contenders: Sequence[Contender], images: Sequence[str],
-                 degradations: Sequence[str] = ("lesson",), *, min_vote_seconds: float = 2.0,
-                 limits: Limits = Limits(), clock: Callable[[], float] = time.time,
+    def __init__(self, store: VoteStore, contenders: Sequence[Contender], *, min_vote_seconds: float = 2.0,
+                 limits: Limits | None = None, clock: Callable[[], float] = time.time,
                  rng: random.Random | None = None, pending_ttl: float = 3600.0):
         if len(contenders) < 2:
             raise ValueError("judging needs at least two models")
-        if not images:
-            raise ValueError("judging needs at least one image")
         self.store = store
         self.contenders = {c.name: c for c in contenders}
-        self.images, self.degradations = list(images), list(degradations)
-        self.min_vote_seconds, self.limits = min_vote_seconds, limits
+        self.min_vote_seconds, self.limits = min_vote_seconds, limits or Limits.defaults()
         # Seconds since the epoch: the replicas' clocks agree on it (a monotonic clock is per machine).
         self.clock = clock
         self.rng = rng or random.SystemRandom()  # unpredictable sides: a judge cannot guess them
         self.pending_ttl = pending_ttl
         self._issued = itertools.count()  # every SWEEP_EVERY pairs, expired ones are deleted
-
-    def draw(self) -> tuple[str, str, Contender, Contender]:
-        """A random image, degradation, and two different models in random order (A, B)."""
-        a, b = self.rng.sample(list(self.contenders.values()), 2)
-        return self.rng.choice(self.images), self.rng.choice(self.degradations), a, b
 
     def draw_pair(self, names: Iterable[str] | None = None) -> tuple[Contender, Contender]:
         """Two different contenders in random order (A, B), among `names` (e.g. those a scene
@@ -208,13 +206,12 @@ class Arena:
         a, b = self.rng.sample(pool, 2)
         return a, b
 
-    def issue(self, session: str, client: Client = LOCAL,
-              drawn: tuple[str, str, Contender, Contender] | None = None) -> Battle:
+    def issue(self, session: str, client: Client, drawn: tuple[str, str, Contender, Contender]) -> Battle:
         """Register a battle for `session` (replacing its live one): `drawn` = (image id,
-        degradation, A, B), or a random draw. Call it once the pictures are ready: the clock for
+        degradation, A, B), a scene's image and a pair. Call it once the pictures are ready: the clock for
         "too fast" starts here. Raises `Refused` when the address asks for pairs too often, and
         `VoteStoreError` when the store cannot be reached."""
-        image_id, degradation, a, b = drawn or self.draw()
+        image_id, degradation, a, b = drawn
         now = self.clock()
         battle = Battle(secrets.token_urlsafe(16), session, image_id, degradation, a, b, now, client)
         cap = self.limits.pairs_per_minute

@@ -242,11 +242,6 @@ def warm_up_in_background(restorers: Sequence[Restorer], done: Callable[[float],
     return thread
 
 
-def restore(model, x, window: int = 320, overlap: int = 32, batch: int = 1):
-    """The eager model on one image (3, H, W) through `Restorer`'s windows (no compile)."""
-    return Restorer(model, window, overlap, batch, fast=False)(x)
-
-
 def timed(fn, *args, **kwargs):
     """(result, milliseconds)."""
     t0 = time.perf_counter()

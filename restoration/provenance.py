@@ -74,3 +74,19 @@ def provenance_markdown(entries: Sequence, weights_dir, loaded: Mapping[str, obj
     """A Markdown list, one line per catalogue entry (in catalogue order)."""
     loaded = loaded or {}
     return "\n".join(provenance(e, weights_dir, loaded.get(e.name)).markdown() for e in entries)
+
+
+def source_label(model) -> str:
+    """"Hub org/repo @ 0123456789" or "local weights (sha256 0123abcd…)": which copy is serving."""
+    if model.source == "hub":
+        return f"Hub {model.entry.hub_repo} @ {model.revision[:10]}"
+    fallback = f" ({model.fallback})" if model.fallback else ""  # e.g. "(not published yet)"
+    return f"local `{model.entry.folder}` ({model.revision}){fallback}"
+
+
+def header_markdown(title: str, titles: list[str]) -> str:
+    """The page's header, naming the models that were loaded (from weights/models.json), so that
+    adding a model to the catalogue changes it."""
+    names = titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + " and " + titles[-1]
+    return (f"# {title}\n×2 super-resolution models from fast.ai lesson 23: {names}. Compare them on your own "
+            "images, judge them blind, and see whether people agree with PSNR.")

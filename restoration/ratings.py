@@ -30,7 +30,7 @@ ELO_BASE = 1000.0
 
 def pairwise_outcomes(outcomes, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """(beat, tied), k × k: beat[i, j] = votes where i beat j; tied[i, j] = tied[j, i] = ties and
-    "both bad" between i and j. `outcomes` as `VoteStore.outcome_counts`; models not in `names`
+    "both bad" between i and j. `outcomes` as `leaderboard.counted_outcomes`; models not in `names`
     are ignored."""
     index = {n: i for i, n in enumerate(names)}
     k = len(names)
@@ -126,7 +126,7 @@ def fit_leaderboard(outcomes, names: Sequence[str], rounds: int = 200, seed: int
                     prior: float = PRIOR_GAMES, min_votes: int = MIN_VOTES, anchor: str | None = None,
                     left_out: int = 0) -> Leaderboard:
     """Bradley–Terry ratings with 95% bootstrap intervals. `outcomes` as
-    `VoteStore.outcome_counts`. The seed is fixed so the same votes give the same table. Models
+    `leaderboard.counted_outcomes`. The seed is fixed so the same votes give the same table. Models
     with fewer than `min_votes` votes get the interval (−inf, inf), so they share every rank. The
     `anchor` model (if among `names`) is pinned at 1000 with no interval of its own: the others'
     intervals are their uncertainty relative to it. `left_out` is only reported."""

@@ -387,14 +387,6 @@ class VoteStore:
             query = query.where(votes.c.id <= up_to_id)
         return self._rows(query)
 
-    def outcome_counts(self, degradation: str | None = None) -> list[tuple[str, str, str, int]]:
-        """(model_a, model_b, answer, number of votes) over every vote (or one degradation's)."""
-        keys = (votes.c.model_a, votes.c.model_b, votes.c.answer)
-        query = sa.select(*keys, sa.func.count()).group_by(*keys)
-        if degradation:
-            query = query.where(votes.c.degradation == degradation)
-        return self._rows(query)
-
     def export_cut(self, every: int) -> int:
         """The last vote id in the public export: moved to the newest vote once `every` votes have
         come in past it (or at the first export). Kept in the database, so every replica cuts the
@@ -410,18 +402,6 @@ class VoteStore:
             statement = _upsert(tx.dialect)(arena_meta).values(name="export_cut", value=str(new_cut))
             tx.conn.execute(statement.on_conflict_do_update(index_elements=["name"], set_={"value": str(new_cut)}))
             return new_cut
-
-    def write_csv(self, file) -> int:
-        """Every vote with every column (the operator's audit copy), oldest first; returns the
-        number of votes."""
-        with self._reading() as conn, open(file, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(self.COLUMNS)
-            n = 0
-            for row in conn.execute(sa.select(*(votes.c[c] for c in self.COLUMNS)).order_by(votes.c.id)):
-                writer.writerow(row)
-                n += 1
-        return n
 
     def write_public_csv(self, file, excluded_judges: Iterable[str] = (), up_to_id: int | None = None,
                          families: Mapping[str, str] | None = None, repos: Mapping[str, str] | None = None) -> int:

@@ -14,7 +14,6 @@ import time
 import zlib
 from pathlib import Path
 
-import gradio as gr
 import numpy as np
 import pytest
 import sqlalchemy as sa
@@ -25,9 +24,9 @@ import app as app_module
 from app import build_app, launch
 from restoration import degrade
 from restoration.arena_app import JUDGE_OUTPUTS, ArenaApp, Refusal
+from restoration.provenance import header_markdown
 from restoration.votes import VoteStore
 from tests.app_support import make_weights_dir
-
 
 # Gradio's queue calls pandas in ways pandas 3 deprecates: not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")
@@ -569,7 +568,7 @@ def test_the_header_names_the_catalogue_models(arena_app):
     demo = build_app(arena_app)
     [header] = [b.value for b in demo.blocks.values() if getattr(b, "elem_id", None) == "header"]
     assert "MSE U-Net, Perceptual U-Net and Cross-conv U-Net" in header and "Three" not in header
-    assert "from fast.ai lesson 23: Solo U-Net." in app_module.header_markdown(["Solo U-Net"])
+    assert "from fast.ai lesson 23: Solo U-Net." in header_markdown("Arena", ["Solo U-Net"])
     [provenance] = [b.value for b in demo.blocks.values() if getattr(b, "elem_id", None) == "provenance"]
     lines = provenance.splitlines()  # one per catalogue entry: the three U-Nets and the classifier
     assert [line.split("**")[1] for line in lines] == ["MSE U-Net", "Perceptual U-Net", "Cross-conv U-Net",

@@ -13,6 +13,7 @@ import yaml
 import app as app_module
 from restoration.hub import GITATTRIBUTES, download_checkpoint, space_files
 from restoration.models import load_checkpoint
+from restoration.provenance import source_label
 from restoration.settings import REPO
 from restoration.weights import read_catalog
 from train import publish
@@ -64,7 +65,7 @@ def test_publish_then_the_app_loads_every_model_from_the_hub(root, fake_hub, mon
     assert [m.entry.name for m in models] == [e.name for e in restorers]
     for m, e in zip(models, restorers):
         assert (m.source, m.revision, m.fallback) == ("hub", e.revision, None)
-        assert app_module.source_label(m) == f"Hub {e.hub_repo} @ {e.revision[:10]}"
+        assert source_label(m) == f"Hub {e.hub_repo} @ {e.revision[:10]}"
         assert same_weights(m.model, load_checkpoint(weights / e.folder))
     judge = [e for e in catalog if e.role == "judge"]  # the app loads the judge classifier too
     resolved = {path for _, path in fake_hub.requests if "/resolve/" in path}

@@ -108,7 +108,7 @@ def test_round_trip_submit_compare_approve_judge_vote(subset, store, good, fake_
             pytest.fail("the approved community model never appeared in a judge pair")
         side = "A" if battle.a.name == name else "B"
         assert app.vote(side, session, token)["reveal"].startswith("**Your last pair**")
-        assert any(name in (a, b) for a, b, _, n in store.outcome_counts() if n == 1)
+        assert any(name in (a, b) for _j, _d, a, b, _, n, _f in store.judge_outcomes(3.0) if n == 1)
         titles = [row[1] for row in app.leaderboard()["ranking"].value["data"]]
         assert f"alice/sharp-unet @ {commit[:7]} · community" in titles  # marked on the leaderboard
         with open(app.export_votes()["csv"]) as f:

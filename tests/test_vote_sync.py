@@ -2,11 +2,11 @@
 (loopback) Hub dataset repo → the local database is deleted → the app restarts → every vote is
 back, none missing, none doubled. The real huggingface_hub client, against tests/fake_hub.py."""
 
-import csv
 import sqlite3
 import time
 
 import pytest
+import sqlalchemy as sa
 
 from restoration.arena_app import ArenaApp
 from restoration.settings import Settings
@@ -29,9 +29,9 @@ def cast(app: ArenaApp, n: int):
 
 
 def rows(app: ArenaApp, tmp_path, name: str) -> list[dict]:
-    file = tmp_path / name
-    app.store.write_csv(file)
-    return list(csv.DictReader(file.read_text().splitlines()))
+    """Every vote, every column, oldest first."""
+    with app.store.engine.connect() as conn:
+        return [{k: str(v) for k, v in row.items()} for row in conn.execute(sa.text("SELECT * FROM votes ORDER BY id")).mappings()]
 
 
 def remote_votes(hub, tmp_path) -> int | None:

@@ -134,7 +134,7 @@ def test_a_branch_name_is_not_a_pin(weights, fake_hub):
 
 
 def test_the_app_says_where_each_model_came_from(weights, published, fake_hub, tmp_path):
-    from app import source_label
+    from restoration.provenance import source_label
     from restoration.arena_app import ArenaApp
     from restoration.settings import Settings
 
