@@ -1,6 +1,6 @@
 """Where each model came from, for people: its model card (the Hub page when published, else the
 card shipped in `weights/<folder>/README.md`), the data and the command it was trained with (read
-from that card's Training section, which `train/push.py` writes), and the commit that is serving.
+from that card's Training section, which `train/ship.py` writes), and the commit that is serving.
 
 Every entry of the catalogue (`weights/models.json`) gets a line, whatever it holds: restorers,
 the perceptual-loss classifier and the judge classifier alike.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 HUB_URL = "https://huggingface.co"
 CARD = "README.md"
-# The card's Training section (train/push.py): "- Data: `…` (train split, …)." and one line per
+# The card's Training section (train/ship.py): "- Data: `…` (train split, …)." and one line per
 # session, "  - `python -m train.superres …` on 1 × CPU process …".
 DATA_LINE = re.compile(r"^- Data: (.+)$", re.MULTILINE)
 SESSION_LINE = re.compile(r"^\s+- `(python -m [^`]+)`", re.MULTILINE)

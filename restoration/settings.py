@@ -70,7 +70,7 @@ class Settings:
     show_original: bool = False  # show the original beside the judge's pair
     min_vote_seconds: float = _field(2.0, min=0.0, max=3600.0)  # faster votes are rejected
     # Caps on accepted votes. A judge is one browser (its id held in localStorage) at one address;
-    # the address caps bound what fresh sessions or cleared storage can add (see the README).
+    # the address caps bound what fresh sessions or cleared storage can add (see docs/arena.md).
     votes_per_minute: int = _field(20, min=1)  # per judge
     votes_per_day: int = _field(500, min=1)  # per judge
     address_votes_per_minute: int = _field(30, min=1)  # per client address, all its judges together

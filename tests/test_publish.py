@@ -107,6 +107,8 @@ def test_the_space_upload(fake_hub, tmp_path):
     files = space_files(REPO)
     assert "app.py" in files and "restoration/hub.py" in files and "weights/unet-mse/model.safetensors" in files
     assert "pre-requirements.txt" in files and ".gitattributes" in files
+    linked = re.findall(r"\]\(((?:docs/|CHANGELOG)[^)#\s]+)", (REPO / "README.md").read_text())
+    assert linked and set(linked) <= set(files)  # the README's documents and pictures go up with it
     assert not [f for f in files if f.startswith(("tests/", "train/", ".venv/", "runs/", "cache/", ".git/"))
                 or "__pycache__" in f or f.endswith((".pyc", ".db"))]
     publish.publish_space(REPO, space)
