@@ -313,7 +313,7 @@ def main():
     judge, judge_problem = load_judge(settings.weights_dir, settings.model_source)
     if judge_problem:
         print(judge_problem)
-    sync = start_vote_sync(settings)  # before the store opens the database: it may restore it
+    sync = start_vote_sync(settings)  # before the store opens the database: it may recover it
     try:
         store = VoteStore(settings.votes_db, pool_size=JUDGE_LANE_LIMIT + 2)
         community, skipped = load_submitted_restorers(store)  # pending and approved submissions
