@@ -27,7 +27,7 @@ from restoration.compare import MODES, compare_stream, family_for_image, list_im
 from restoration.compare import save_panels, score_table, slider_files, what_the_judge_sees
 from restoration.images import ImageError
 from restoration.inference import warm_up_in_background
-from restoration.judging import BattleRenderer, RecentImages, ScenePool, judge_pool
+from restoration.judging import BattleRenderer, RecentImages, ScenePool, scene_images
 from restoration.leaderboard import FlagRules, flag_judges, leaderboard_tables
 from restoration.provenance import provenance_markdown
 from restoration.ratings import ANCHOR
@@ -191,7 +191,7 @@ class ArenaApp:
         self.families = by_family(self.models)  # Compare shows one family at a time
         self.default_family = next(iter(self.families))
         self.examples = list_images(settings.examples_dir)
-        self.pool = judge_pool(settings)
+        self.pool = scene_images(settings)
         # Pooled connections for every judge lane, the leaderboard's and an export.
         self.store = store or VoteStore(settings.votes_db, pool_size=JUDGE_LANE_LIMIT + 2)
         # One Restorer per model (the fast path when settings.fast), shared by Compare and the judge's
@@ -361,7 +361,7 @@ class ArenaApp:
         """The Judge's outputs for a new pair, with `message` and the thumbnails of the `previous`
         pair above it."""
         if self.arena is None:
-            raise Refusal("Judging needs at least one image in the judge's pool.")
+            raise Refusal("Judging needs at least one scene image.")
         client = self.client(request, browser)
         try:
             scene = self.scenes.take(timeout=60, avoid=self.recent.of(client.judge_key))
@@ -408,7 +408,7 @@ class ArenaApp:
         if isinstance(answer, str):
             answer = ANSWER_LABELS.get(answer, answer)
         if self.arena is None:
-            raise Refusal("Judging needs at least one image in the judge's pool.")
+            raise Refusal("Judging needs at least one scene image.")
         with store_reachable():  # accepted means committed: the reveal comes only after the commit
             result = self.arena.vote(token, session, answer, self.client(request, browser))
         if result.keep_pair:  # the pair on screen stays, to be judged again
