@@ -24,7 +24,7 @@ from restoration.battles import Arena, Client, Contender, Limits, client_address
 from restoration.battles import new_browser_id, new_session_id
 from restoration.checkpoint import CheckpointError
 from restoration.compare import MODES, compare_stream, family_for_image, list_images, open_upload, restorers_for
-from restoration.compare import save_panels, score_table, slider_files, what_the_judge_sees
+from restoration.compare import save_panels, score_table, slider_files, what_the_classifier_sees
 from restoration.images import ImageError
 from restoration.inference import warm_up_in_background
 from restoration.judging import BattleRenderer, RecentImages, ScenePool, scene_images
@@ -178,12 +178,12 @@ class ArenaApp:
     """The app's state and its event handlers, as plain methods (tests call them directly)."""
 
     def __init__(self, settings: Settings, models: list, problems: list[str] = (), store: VoteStore | None = None,
-                 restorers: dict | None = None, judge=None, served=lambda: ()):
+                 restorers: dict | None = None, fidelity=None, served=lambda: ()):
         if not models:
             raise ValueError("the app needs at least one restorer")
         self.settings = settings
         self.models = list(models)
-        self.judge = judge  # the independent judge classifier, if shipped: Compare can show what it sees
+        self.fidelity = fidelity  # the fidelity classifier, if shipped: Compare can show what it sees
         self.problems = list(problems)  # catalogue models that did not load, and why
         self.titles = {"input": "Low-resolution input", "bicubic": "Bicubic", "original": "Original"}
         self.titles |= {m.entry.name: m.entry.title for m in self.models}
@@ -256,7 +256,7 @@ class ArenaApp:
 
     # ---------------------------------------------------------------------------- Compare
 
-    def compare(self, upload, mode: str, degradation: str = "lesson", show_judge: bool = False,
+    def compare(self, upload, mode: str, degradation: str = "lesson", show_classes: bool = False,
                 family: str | None = None, request=None, progress=None):
         """Restore one image with every model of a family (default: the first in `FAMILIES`),
         streaming: yields the panels and the score table each time a panel or a score is ready (the
@@ -277,14 +277,14 @@ class ArenaApp:
                 raise Refusal(str(e)) from None
             folder, stem = self.files.folder(), Path(name).stem[:60] or "image"
             files: dict[str, str] = {}
-            seen: dict[str, str] = {}  # what the judge classifier sees in each panel
+            seen: dict[str, str] = {}  # what the fidelity classifier sees in each panel
             try:
                 while True:
                     progress(step.fraction, desc=step.text)
                     new = [p for p in step.panels if p.key not in files]  # each panel is encoded once
                     files |= {k: str(f) for k, f in save_panels(new, folder, stem).items()}
-                    if show_judge and self.judge is not None:
-                        seen |= {p.key: what_the_judge_sees(self.judge, p) for p in new}
+                    if show_classes and self.fidelity is not None:
+                        seen |= {p.key: what_the_classifier_sees(self.fidelity, p) for p in new}
                     by_key = {p.key: p for p in step.panels}
                     out = {f"panel-{k}": self._panel(k, by_key.get(k), files.get(k), mode, family)
                            for k in self.panel_keys}
@@ -425,7 +425,7 @@ class ArenaApp:
     def submit(self, spec: str, family: str, browser=None, request=None) -> dict:
         """The Submit tab: what happened (Markdown), and the submission's panels on an example."""
         text, gallery, loaded = submit_from_page(self.store, spec, family, self.client(request, browser).address_key,
-                                                 self.settings, self.judge, self.models, self.examples)
+                                                 self.settings, self.fidelity, self.models, self.examples)
         if loaded is not None:  # in this replica's Compare now: its scores, zoom and files (its panel after a restart)
             self.restorers |= restorers_for([loaded], self.settings, fast=False)
             self.titles[loaded.entry.name] = loaded.entry.title
