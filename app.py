@@ -29,7 +29,7 @@ from restoration.settings import Settings, SettingsError
 from restoration.submissions import SUBMIT_HELP, load_submitted_restorers
 from restoration.vote_sync import start_vote_sync
 from restoration.votes import ANSWER_LABELS, VoteStore, VoteStoreError, check_path
-from restoration.weights import FAMILIES, load_available_restorers, load_judge
+from restoration.weights import FAMILIES, load_available_restorers, load_fidelity_classifier
 
 log = logging.getLogger("app")
 
@@ -138,12 +138,12 @@ def build_app(app: ArenaApp) -> gr.Blocks:
                                            "the lesson's U-Nets, trained on 64×64 thumbnails.")
                     # Off by default: a Tiny ImageNet classifier names *some* class for any picture
                     # ("Chihuahua" for an astronaut), which alarms more than it informs on first contact.
-                    show_judge = gr.Checkbox(value=False, visible=app.judge is not None, elem_id="show-judge",
-                                             label="Add the judge classifier's Tiny ImageNet class to the table",
-                                             info="The independent judge classifier's top class of Tiny ImageNet's "
-                                                  "200 (small pictures of one object) for each panel, with its "
-                                                  "probability; marked unsure under "
-                                                  f"{UNSURE_BELOW:.0%}. Meaningless for photos unlike those.")
+                    show_classes = gr.Checkbox(value=False, visible=app.fidelity is not None, elem_id="show-classes",
+                                               label="Add the fidelity classifier's Tiny ImageNet class to the table",
+                                               info="The independent fidelity classifier's top class of Tiny "
+                                                    "ImageNet's 200 (small pictures of one object) for each panel, "
+                                                    "with its probability; marked unsure under "
+                                                    f"{UNSURE_BELOW:.0%}. Meaningless for photos unlike those.")
                     run = gr.Button("Restore", variant="primary", elem_id="run")
                     gr.Markdown(f"Large images are restored in overlapping {s.tile_size}-pixel tiles; the limit "
                                 f"is {s.max_pixels / 1e6:.1f} megapixels of output. Panels appear as each is ready.")
@@ -179,7 +179,7 @@ def build_app(app: ArenaApp) -> gr.Blocks:
                           queue=False)
             run.click(on(app.cleared, named), family, list(named.values()), queue=False, show_progress="hidden",
                       api_visibility="private").then(
-                on(app.compare, named), [upload, mode, degradation, show_judge, family], list(named.values()),
+                on(app.compare, named), [upload, mode, degradation, show_classes, family], list(named.values()),
                 api_name="compare", preprocess=False, concurrency_id="compare",
                 concurrency_limit=s.concurrency + COMPARE_WAITING_ROOM, show_progress_on=table)
             for dropdown in (left, right):
@@ -291,16 +291,16 @@ def main():
                          + "\n".join(problems) + "\nTrain and export the models, or set RESTORATION_WEIGHTS_DIR.")
     for line in [m.note for m in models] + problems:
         print(line)
-    judge, judge_problem = load_judge(settings.weights_dir, settings.model_source)
-    if judge_problem:
-        print(judge_problem)
-    sync = start_vote_sync(settings)  # before the store opens the database: it may restore it
+    fidelity, fidelity_problem = load_fidelity_classifier(settings.weights_dir, settings.model_source)
+    if fidelity_problem:
+        print(fidelity_problem)
+    sync = start_vote_sync(settings)  # before the store opens the database: it may recover it
     try:
         store = VoteStore(settings.votes_db, pool_size=JUDGE_LANE_LIMIT + 2)
         community, skipped = load_submitted_restorers(store)  # pending and approved submissions
         for line in [m.note for m in community] + skipped:
             print(line)
-        app = ArenaApp(settings, models + community, problems + skipped, store=store, judge=judge)
+        app = ArenaApp(settings, models + community, problems + skipped, store=store, fidelity=fidelity)
     except (VoteStoreError, OSError) as e:
         if sync:
             sync.close()

@@ -24,10 +24,10 @@ from restoration.battles import Arena, Client, Contender, Limits, client_address
 from restoration.battles import new_browser_id, new_session_id
 from restoration.checkpoint import CheckpointError
 from restoration.compare import MODES, compare_stream, family_for_image, list_images, open_upload, restorers_for
-from restoration.compare import save_panels, score_table, slider_files, what_the_judge_sees
+from restoration.compare import save_panels, score_table, slider_files, what_the_classifier_sees
 from restoration.images import ImageError
 from restoration.inference import warm_up_in_background
-from restoration.judging import BattleRenderer, RecentImages, ScenePool, judge_pool
+from restoration.judging import BattleRenderer, RecentImages, ScenePool, scene_images
 from restoration.leaderboard import FlagRules, flag_judges, leaderboard_tables
 from restoration.provenance import provenance_markdown
 from restoration.ratings import ANCHOR
@@ -178,12 +178,12 @@ class ArenaApp:
     """The app's state and its event handlers, as plain methods (tests call them directly)."""
 
     def __init__(self, settings: Settings, models: list, problems: list[str] = (), store: VoteStore | None = None,
-                 restorers: dict | None = None, judge=None, served=lambda: ()):
+                 restorers: dict | None = None, fidelity=None, served=lambda: ()):
         if not models:
             raise ValueError("the app needs at least one restorer")
         self.settings = settings
         self.models = list(models)
-        self.judge = judge  # the independent judge classifier, if shipped: Compare can show what it sees
+        self.fidelity = fidelity  # the fidelity classifier, if shipped: Compare can show what it sees
         self.problems = list(problems)  # catalogue models that did not load, and why
         self.titles = {"input": "Low-resolution input", "bicubic": "Bicubic", "original": "Original"}
         self.titles |= {m.entry.name: m.entry.title for m in self.models}
@@ -191,7 +191,7 @@ class ArenaApp:
         self.families = by_family(self.models)  # Compare shows one family at a time
         self.default_family = next(iter(self.families))
         self.examples = list_images(settings.examples_dir)
-        self.pool = judge_pool(settings)
+        self.pool = scene_images(settings)
         # Pooled connections for every judge lane, the leaderboard's and an export.
         self.store = store or VoteStore(settings.votes_db, pool_size=JUDGE_LANE_LIMIT + 2)
         # One Restorer per model (the fast path when settings.fast), shared by Compare and the judge's
@@ -256,7 +256,7 @@ class ArenaApp:
 
     # ---------------------------------------------------------------------------- Compare
 
-    def compare(self, upload, mode: str, degradation: str = "lesson", show_judge: bool = False,
+    def compare(self, upload, mode: str, degradation: str = "lesson", show_classes: bool = False,
                 family: str | None = None, request=None, progress=None):
         """Restore one image with every model of a family (default: the first in `FAMILIES`),
         streaming: yields the panels and the score table each time a panel or a score is ready (the
@@ -277,14 +277,14 @@ class ArenaApp:
                 raise Refusal(str(e)) from None
             folder, stem = self.files.folder(), Path(name).stem[:60] or "image"
             files: dict[str, str] = {}
-            seen: dict[str, str] = {}  # what the judge classifier sees in each panel
+            seen: dict[str, str] = {}  # what the fidelity classifier sees in each panel
             try:
                 while True:
                     progress(step.fraction, desc=step.text)
                     new = [p for p in step.panels if p.key not in files]  # each panel is encoded once
                     files |= {k: str(f) for k, f in save_panels(new, folder, stem).items()}
-                    if show_judge and self.judge is not None:
-                        seen |= {p.key: what_the_judge_sees(self.judge, p) for p in new}
+                    if show_classes and self.fidelity is not None:
+                        seen |= {p.key: what_the_classifier_sees(self.fidelity, p) for p in new}
                     by_key = {p.key: p for p in step.panels}
                     out = {f"panel-{k}": self._panel(k, by_key.get(k), files.get(k), mode, family)
                            for k in self.panel_keys}
@@ -361,7 +361,7 @@ class ArenaApp:
         """The Judge's outputs for a new pair, with `message` and the thumbnails of the `previous`
         pair above it."""
         if self.arena is None:
-            raise Refusal("Judging needs at least one image in the judge's pool.")
+            raise Refusal("Judging needs at least one scene image.")
         client = self.client(request, browser)
         try:
             scene = self.scenes.take(timeout=60, avoid=self.recent.of(client.judge_key))
@@ -408,7 +408,7 @@ class ArenaApp:
         if isinstance(answer, str):
             answer = ANSWER_LABELS.get(answer, answer)
         if self.arena is None:
-            raise Refusal("Judging needs at least one image in the judge's pool.")
+            raise Refusal("Judging needs at least one scene image.")
         with store_reachable():  # accepted means committed: the reveal comes only after the commit
             result = self.arena.vote(token, session, answer, self.client(request, browser))
         if result.keep_pair:  # the pair on screen stays, to be judged again
@@ -425,7 +425,7 @@ class ArenaApp:
     def submit(self, spec: str, family: str, browser=None, request=None) -> dict:
         """The Submit tab: what happened (Markdown), and the submission's panels on an example."""
         text, gallery, loaded = submit_from_page(self.store, spec, family, self.client(request, browser).address_key,
-                                                 self.settings, self.judge, self.models, self.examples)
+                                                 self.settings, self.fidelity, self.models, self.examples)
         if loaded is not None:  # in this replica's Compare now: its scores, zoom and files (its panel after a restart)
             self.restorers |= restorers_for([loaded], self.settings, fast=False)
             self.titles[loaded.entry.name] = loaded.entry.title

@@ -21,7 +21,7 @@ PRESETS = {
     "lesson": dict(nfs=(32, 64, 128, 256, 512, 1024), nbks=(3, 2, 2, 1, 1)),
     # Small enough to train on a CPU and ship in the repo (a U-Net on it stays under 2.5 M parameters).
     "compact": dict(nfs=(16, 32, 64, 96, 192), nbks=(1, 1, 2, 2)),
-    # Wider and deeper than compact, still under 6 MB in fp16: the independent judge classifier.
+    # Wider and deeper than compact, still under 6 MB in fp16: the independent fidelity classifier.
     "wide": dict(nfs=(32, 48, 96, 128, 224), nbks=(1, 2, 2, 2)),
 }
 

@@ -54,28 +54,28 @@ class Panel:
         return self.title
 
 
-# Under this top-class probability the judge classifier is said to be unsure: Tiny ImageNet has 200
+# Under this top-class probability the fidelity classifier is said to be unsure: Tiny ImageNet has 200
 # classes of small centred objects, and a picture of none of them still gets a top class.
 UNSURE_BELOW = 0.5
-JUDGE_COLUMN = "Tiny ImageNet class (judge classifier)"
+CLASS_COLUMN = "Tiny ImageNet class (fidelity classifier)"
 
 
-def what_the_judge_sees(judge, panel: Panel) -> str:
-    """'“school bus” 71%': the judge classifier's top class of Tiny ImageNet's 200 for a panel and
+def what_the_classifier_sees(fidelity, panel: Panel) -> str:
+    """'“school bus” 71%': the fidelity classifier's top class of Tiny ImageNet's 200 for a panel and
     its probability (restoration/classifier.py `top_class`), with a note when that is low: its
     answer means something only for pictures like Tiny ImageNet's, one object filling the frame."""
-    name, probability = top_class(judge, panel.image)
+    name, probability = top_class(fidelity, panel.image)
     note = " (unsure: maybe none of its 200 classes)" if probability < UNSURE_BELOW else ""
     return f"“{name}” {probability:.0%}{note}"
 
 
 def score_table(panels: Sequence[Panel], mode: str, seen: Mapping[str, str] | None = None) -> str:
     """The Markdown table of every panel's figures (PSNR, SSIM, time, size; in "upscale" mode size
-    and time), and with `seen` (panel key → `what_the_judge_sees`) a column of the judge
+    and time), and with `seen` (panel key → `what_the_classifier_sees`) a column of the fidelity
     classifier's answers."""
     seen = seen or {}
     extra = lambda p: f" {seen.get(p.key, '')} |" if seen else ""
-    extra_head = (f" {JUDGE_COLUMN} |", "---|") if seen else ("", "")
+    extra_head = (f" {CLASS_COLUMN} |", "---|") if seen else ("", "")
     if mode == "upscale":
         head = f"| Panel | Size | Time (ms) |{extra_head[0]}\n|---|---|---:|{extra_head[1]}\n"
         return head + "\n".join(f"| {p.title} | {p.size[0]}×{p.size[1]} | "

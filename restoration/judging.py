@@ -1,6 +1,6 @@
 """The pictures of blind battles, rendered ahead of the judges.
 
-A *scene* is one image of the judge's pool under one degradation (drawn from
+A *scene* is one of the scene images under one degradation (drawn from
 `degrade.STANDARD`), restored by one family's U-Nets (weights.FAMILIES, drawn in turn) and the
 bicubic anchor: pairs are drawn within a family, and bicubic, in every scene, links the families'
 ratings on one scale. Any pair of
@@ -45,17 +45,17 @@ log = logging.getLogger(__name__)
 RECENT_PAIRS = 10  # a judge's last pairs whose images are not shown to them again (while there are others)
 
 
-def judge_pool(settings: Settings, seed: int = 0) -> dict[str, Path]:
+def scene_images(settings: Settings, seed: int = 0) -> dict[str, Path]:
     """image id → file: every example, every photo under `photo_val_dir` (its subfolders, e.g.
-    kodak24/), plus `judge_val_pool` Tiny ImageNet val images (a fixed random sample) when
+    kodak24/), plus `scene_val_images` Tiny ImageNet val images (a fixed random sample) when
     `val_dir` exists (neither data folder does on a Space)."""
     pool = {f"examples/{p.name}": p for p in list_images(settings.examples_dir)}
     photos = Path(settings.photo_val_dir)
     for folder in [photos, *sorted(d for d in photos.iterdir() if d.is_dir())] if photos.is_dir() else []:
         pool |= {f"photos/{p.relative_to(photos)}": p for p in list_images(folder)}
     val = list_images(Path(settings.val_dir) / "val" / "images")
-    if val and settings.judge_val_pool > 0:
-        chosen = random.Random(seed).sample(val, min(settings.judge_val_pool, len(val)))
+    if val and settings.scene_val_images > 0:
+        chosen = random.Random(seed).sample(val, min(settings.scene_val_images, len(val)))
         pool |= {f"tiny-imagenet/val/{p.name}": p for p in sorted(chosen)}
     return pool
 
@@ -219,7 +219,7 @@ class ScenePool:
                 scene = self.renderer.render(image_id, degradation, names, family)
                 release_memory()  # the models' activations, kept by malloc otherwise (inference.py)
             except Exception as e:  # noqa: BLE001 (a bad image in the pool must not stop judging)
-                log.warning("judge pool: %s (%s) left out: %s: %s", image_id, degradation, type(e).__name__,
+                log.warning("scene images: %s (%s) left out: %s: %s", image_id, degradation, type(e).__name__,
                             str(e).splitlines()[0][:200] if str(e) else "")
                 with self._cond:
                     if image_id in self.images and len(self.images) > 1:

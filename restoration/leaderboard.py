@@ -183,7 +183,7 @@ def summary_markdown(board: Leaderboard, degradation: str, per_degradation: dict
         lines.append(f"PSNR (pooled), SSIM and semantic fidelity, {over}: "
                      f"`{evaluation.get('command', 'python -m restoration.evaluate')}` "
                      f"on {evaluation.get('images', '?')} images. Semantic fidelity is the share of the originals' "
-                     "top-1 accuracy that an independent judge classifier (trained apart from every U-Net) keeps "
+                     "top-1 accuracy that an independent fidelity classifier (trained apart from every U-Net) keeps "
                      "on each method's output: how much of what the picture shows survives.")
         lines.append(agreement_line)
     else:

@@ -3,7 +3,7 @@ card shipped in `weights/<folder>/README.md`), the data and the command it was t
 from that card's Training section, which `train/ship.py` writes), and the commit that is serving.
 
 Every entry of the catalogue (`weights/models.json`) gets a line, whatever it holds: restorers,
-the perceptual-loss classifier and the judge classifier alike.
+the perceptual-loss classifier and the fidelity classifier alike.
 """
 
 import dataclasses

@@ -9,6 +9,7 @@ message is one line naming the variable, what it got and what it accepts.
 
 import dataclasses
 import os
+import sys
 import types
 from pathlib import Path
 
@@ -18,6 +19,9 @@ REPO = Path(__file__).resolve().parent.parent
 PERSISTENT = Path("/data")  # a Space's persistent storage, when it has some
 PREFIX = "RESTORATION_"
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+# Old variable → its new name. An old name still works (a deployment's configuration should not
+# break on a rename), with one line saying so; when both are set, the new one wins.
+RENAMED = {"RESTORATION_JUDGE_VAL_POOL": "RESTORATION_SCENE_VAL_IMAGES"}
 
 
 class SettingsError(ValueError):
@@ -86,7 +90,7 @@ class Settings:
     scene_uses: int = _field(6, min=1)  # pairs served from one scene before it is replaced
     export_every: int = _field(100, min=1)  # new votes before the public CSV is written again
     output_max_age: int = _field(3600, min=60)  # seconds our downloads and judge files are kept
-    judge_val_pool: int = _field(200, min=0)  # val images in the judge's pool, beside the examples
+    scene_val_images: int = _field(200, min=0)  # val images among the scene images, beside the examples
     bootstrap_rounds: int = _field(200, min=0, max=100_000)
     # Community models (submissions.py): a client's submissions a day, the pending ones at a time, and
     # the approved ones that are Judge contenders (each adds a model run to every scene of its family).
@@ -118,12 +122,25 @@ class Settings:
         """Settings from `environ` (default `os.environ`): every field's variable that is set and
         not empty, then `overrides`."""
         environ = os.environ if environ is None else environ
+        environ = _renamed(environ)
         values = {}
         for f in dataclasses.fields(cls):
             raw = environ.get(env_name(f.name))
             if raw is not None and raw.strip() != "":
                 values[f.name] = _parse(f, raw.strip())
         return cls(**(values | overrides))
+
+
+def _renamed(environ) -> dict:
+    """`environ` with each set old name of RENAMED copied to its new name (unless that is set too),
+    saying so in one line on stderr."""
+    environ = dict(environ)
+    for old, new in RENAMED.items():
+        if environ.get(old, "").strip() != "":
+            print(f"{old} is now {new}; the old name still works for now", file=sys.stderr)
+            if environ.get(new, "").strip() == "":
+                environ[new] = environ[old]
+    return environ
 
 
 def env_name(field_name: str) -> str:

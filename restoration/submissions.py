@@ -299,11 +299,11 @@ def download(repo_id: str, commit: str, rules: Rules = RULES, cache_dir=None, ti
 # -------------------------------------------------------------------------------------------- scoring
 
 
-def quick_evaluation(model, settings: Settings, judge=None, val_images: int = QUICK_VAL_IMAGES,
+def quick_evaluation(model, settings: Settings, fidelity=None, val_images: int = QUICK_VAL_IMAGES,
                      photos: int = QUICK_PHOTOS) -> dict:
     """{dataset: {"images": n, "degradations": {degradation: {"bicubic": summary, "model": summary}}}}:
-    evaluate.py's `evaluate` (PSNR, SSIM, luma figures, sharpness; with `judge`, semantic fidelity on
-    Tiny ImageNet) on a fixed subset of Tiny ImageNet val and of photos/val, where present, under
+    evaluate.py's `evaluate` (PSNR, SSIM, luma figures, sharpness; with `fidelity`, the fidelity
+    classifier, semantic fidelity on Tiny ImageNet) on a fixed subset of Tiny ImageNet val and of photos/val, where present, under
     each standard degradation. The same call scores our models (`reference_evaluation`), so the
     figures are comparable."""
     from tqdm.auto import tqdm
@@ -315,7 +315,7 @@ def quick_evaluation(model, settings: Settings, judge=None, val_images: int = QU
     if is_tiny_imagenet(settings.val_dir):
         val = load_val(settings.val_dir, val_images)
         record["tiny-imagenet"] = {"images": len(val[0]), "degradations": {
-            d: evaluate(methods, settings.val_dir, val_images, val=val, degradation=d, judge=judge, bar=quiet)
+            d: evaluate(methods, settings.val_dir, val_images, val=val, degradation=d, fidelity=fidelity, bar=quiet)
             for d in STANDARD}}
     if Path(settings.photo_val_dir).is_dir() and photos > 0:
         scores = {d: evaluate(methods, settings.photo_val_dir, photos, degradation=d, bar=quiet) for d in STANDARD}
@@ -323,7 +323,7 @@ def quick_evaluation(model, settings: Settings, judge=None, val_images: int = QU
     return record
 
 
-def reference_evaluation(store: VoteStore, models, settings: Settings, judge=None, compute: bool = True) -> dict[str, dict]:
+def reference_evaluation(store: VoteStore, models, settings: Settings, fidelity=None, compute: bool = True) -> dict[str, dict]:
     """name → `quick_evaluation` of each of `models` (ours, to show beside a submission), computed
     once per model and revision and kept in the vote store for every replica (`compute=False`: only
     those already kept; a page does not wait minutes for them, `restoration.submit show` computes them)."""
@@ -334,7 +334,7 @@ def reference_evaluation(store: VoteStore, models, settings: Settings, judge=Non
         if kept is None and not compute:
             continue
         if kept is None:
-            kept = json.dumps(quick_evaluation(m.model, settings, judge))
+            kept = json.dumps(quick_evaluation(m.model, settings, fidelity))
             store.set_note(key, kept)
         out[m.entry.name] = json.loads(kept)
     return out
@@ -422,7 +422,7 @@ def _check_queue(conn, name: str, settings: Settings):
 
 
 def submit(store: VoteStore, spec: str, settings: Settings, family: str = "lesson", client: str = "",
-           rules: Rules = RULES, judge=None, cache_dir=None, now: float | None = None) -> tuple[Submission, LoadedModel]:
+           rules: Rules = RULES, fidelity=None, cache_dir=None, now: float | None = None) -> tuple[Submission, LoadedModel]:
     """Check, score and store one submission as pending; (its record, the loaded model). Raises
     `Refused` (a broken rule), `HubUnreachable`, or `VoteStoreError`; stores nothing then but the
     attempt (once the spec parses: it counts against the client's daily cap)."""
@@ -436,7 +436,7 @@ def submit(store: VoteStore, spec: str, settings: Settings, family: str = "lesso
         _check_queue(tx.conn, name, settings)
         _count_attempt(tx.conn, client, settings, now)
     model, facts = check_checkpoint(download(repo_id, commit, rules, cache_dir), rules)
-    evaluation = quick_evaluation(model, settings, judge)
+    evaluation = quick_evaluation(model, settings, fidelity)
     row = {"name": name, "repo_id": repo_id, "revision": commit, "family": family, "status": PENDING, "reason": "",
            "client": client, "submitted_at": utc_iso(now), "reviewed_at": None, "facts": json.dumps(facts),
            "evaluation": json.dumps(evaluation)}
@@ -509,7 +509,7 @@ SUBMIT_HELP = ("Submit a ×2 super-resolution checkpoint from the Hugging Face H
                "approves it. How to train one, the rules and the limits: docs/submitting.md in the app's repository.")
 
 
-def submit_from_page(store: VoteStore, spec: str, family: str, client: str, settings: Settings, judge,
+def submit_from_page(store: VoteStore, spec: str, family: str, client: str, settings: Settings, fidelity,
                      ours, examples) -> tuple[str, list, LoadedModel | None]:
     """What the app's Submit tab shows: (Markdown saying what happened, [(picture, caption)] of the
     submission beside our same-family models on the first example, the loaded model or None). A
@@ -519,14 +519,14 @@ def submit_from_page(store: VoteStore, spec: str, family: str, client: str, sett
     from restoration.votes import VoteStoreError
 
     try:
-        s, loaded = submit(store, str(spec or ""), settings, family=family, client=client, judge=judge)
+        s, loaded = submit(store, str(spec or ""), settings, family=family, client=client, fidelity=fidelity)
     except Refused as e:
         return f"**Refused** — {e}", [], None
     except (CheckpointError, VoteStoreError) as e:  # the Hub unreachable, the store down: try again later
         return f"**Not submitted** — {type(e).__name__}: {str(e).splitlines()[0][:300]}", [], None
     same = [m for m in ours if m.entry.family == family and m.entry.community is None]
     try:
-        reference = reference_evaluation(store, same, settings, judge, compute=False)
+        reference = reference_evaluation(store, same, settings, fidelity, compute=False)
     except VoteStoreError:
         reference = {}
     text = (f"**Accepted, pending review**: `{s.name}`, {s.title}. {s.facts['params'] / 1e6:.2f} M parameters, "

@@ -34,7 +34,7 @@ from restoration.submissions import (
     submit,
 )
 from restoration.votes import VoteStore, VoteStoreError
-from restoration.weights import load_available_restorers, load_judge
+from restoration.weights import load_available_restorers, load_fidelity_classifier
 
 COMMANDS = ("check", "list", "show", "approve", "reject")
 
@@ -69,8 +69,8 @@ def main(argv=None):
             s = review(store, args.name, APPROVED if args.what == "approve" else REJECTED, args.reason, settings)
             print(describe(s))
         else:
-            judge, _ = load_judge(settings.weights_dir)
-            s, _ = submit(store, args.what, settings, family=args.family, client=args.client, judge=judge)
+            fidelity, _ = load_fidelity_classifier(settings.weights_dir)
+            s, _ = submit(store, args.what, settings, family=args.family, client=args.client, fidelity=fidelity)
             print(describe(s))
             print(f"pending review: python -m restoration.submit approve {s.name}")
     except Refused as e:
@@ -90,8 +90,8 @@ def show(store: VoteStore, name: str, settings: Settings):
     print(f"checks: {s.facts}")
     ours, _ = load_available_restorers(settings.weights_dir)
     ours = [m for m in ours if m.entry.family == s.family]
-    judge, _ = load_judge(settings.weights_dir)
-    reference = reference_evaluation(store, ours, settings, judge)
+    fidelity, _ = load_fidelity_classifier(settings.weights_dir)
+    reference = reference_evaluation(store, ours, settings, fidelity)
     print(evaluation_markdown(s.evaluation, s.title, reference, {m.entry.name: m.entry.title for m in ours}))
 
 

@@ -1,7 +1,7 @@
 """Votes that survive a Space's restarts: snapshots of the vote database in a Hub dataset repo.
 
 With `RESTORATION_VOTES_REPO` set (a dataset repo id, ideally private), the app
-- at start, when it has no local database, restores the latest snapshot (`votes.db` on the repo's
+- at start, when it has no local database, recovers the latest snapshot (`votes.db` on the repo's
   main branch); when the repo has none yet it starts empty;
 - every `RESTORATION_VOTES_SYNC_MINUTES` and once at shutdown, pushes a snapshot with
   `huggingface_hub.CommitScheduler`, but only when there are new votes.
@@ -74,7 +74,7 @@ def check_database(file) -> int:
         db.close()
 
 
-def restore(db_path, repo_id: str) -> str:
+def recover(db_path, repo_id: str) -> str:
     """If there is no database at `db_path`, put the repo's latest snapshot there. Returns a line
     for the log; raises HubUnreachable when the Hub does not answer (then nothing is known about
     the snapshots, and nothing must be pushed)."""
@@ -91,7 +91,7 @@ def restore(db_path, repo_id: str) -> str:
         return f"votes: no snapshot in {repo_id} yet ({type(e).__name__}); starting with no votes"
     n = check_database(file)
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = db_path.with_name(db_path.name + ".restoring")
+    tmp = db_path.with_name(db_path.name + ".recovering")
     src, out = sqlite3.connect(f"file:{file}?mode=ro", uri=True), sqlite3.connect(tmp)
     try:
         src.backup(out)
@@ -99,7 +99,7 @@ def restore(db_path, repo_id: str) -> str:
         src.close()
         out.close()
     os.replace(tmp, db_path)
-    return f"votes: restored {n} votes from the latest snapshot in {repo_id}"
+    return f"votes: recovered {n} votes from the latest snapshot in {repo_id}"
 
 
 def _scheduler_class():
@@ -112,7 +112,7 @@ def _scheduler_class():
         def __init__(self, *, db_path, synced: tuple[int, int] | None, **kwargs):
             self.db_path = Path(db_path)
             self.snapshot_file = Path(kwargs["folder_path"]) / SNAPSHOT_NAME
-            self.last_signature = synced  # what the repo already holds (after a restore), if known
+            self.last_signature = synced  # what the repo already holds (after a recovery), if known
             super().__init__(**kwargs)
 
         def push_to_hub(self):
@@ -126,15 +126,15 @@ def _scheduler_class():
 
 
 class VoteSync:
-    """Restore at start, snapshots on a timer, one last push at `close`."""
+    """Recover at start, snapshots on a timer, one last push at `close`."""
 
     def __init__(self, db_path, repo_id: str, every_minutes: float = 5.0, folder=None):
         self.db_path, self.repo_id = Path(db_path), repo_id
         self.folder = Path(folder) if folder else self.db_path.with_name(self.db_path.stem + "-snapshot")
-        self.status = restore(self.db_path, repo_id)
+        self.status = recover(self.db_path, repo_id)
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / SNAPSHOT_NAME).unlink(missing_ok=True)  # only snapshots taken from now on are pushed
-        synced = _signature(self.db_path) if "restored" in self.status else None
+        synced = _signature(self.db_path) if "recovered" in self.status else None
         try:  # (creates the repo if need be)
             self.scheduler = _scheduler_class()(
                 db_path=self.db_path, synced=synced, repo_id=repo_id, repo_type="dataset", folder_path=self.folder,

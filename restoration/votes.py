@@ -61,7 +61,7 @@ def is_database_url(target) -> bool:
 
 def check_path(path):
     """Raise VoteStoreError (one line) unless `path` is a vote store we can open, or a new file we
-    can create. Creates no database (a snapshot restore may still put one there), only its folder.
+    can create. Creates no database (a snapshot recovery may still put one there), only its folder.
     A PostgreSQL URL is only parsed here: the server may come up after the app."""
     if is_database_url(path):
         try:

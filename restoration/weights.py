@@ -1,8 +1,8 @@
 """The shipped models, and where each comes from.
 
 `weights/models.json` lists them: name, title, role ("restorer" for the models the app compares,
-"classifier" for the perceptual-loss network, "judge" for the classifier that scores restorations),
-the local folder, and the Hugging Face Hub repo and pinned revision they are published at. Each
+"classifier" for the perceptual-loss network, "fidelity" for the fidelity classifier that scores
+restorations), the local folder, and the Hugging Face Hub repo and pinned revision they are published at. Each
 restorer belongs to a family (`FAMILIES`): what it was trained on, so what it is good for. Every
 checkpoint the app or the evaluation loads comes through `load_model`.
 """
@@ -159,14 +159,14 @@ def load_available_restorers(weights_dir, source: str = "local") -> tuple[list[L
     return loaded, problems
 
 
-def load_judge(weights_dir, source: str = "local") -> tuple[object | None, str | None]:
-    """(the judge classifier or None, a line saying why not when the catalogue has one that does
-    not load). The app works without it; Compare then shows no judge labels."""
+def load_fidelity_classifier(weights_dir, source: str = "local") -> tuple[object | None, str | None]:
+    """(the fidelity classifier or None, a line saying why not when the catalogue has one that does
+    not load). The app works without it; Compare then shows no class labels."""
     for entry in read_catalog(weights_dir):
-        if entry.role == "judge":
+        if entry.role == "fidelity":
             try:
                 return load_model(entry, weights_dir, source).model.eval(), None
             except Exception as e:  # noqa: BLE001 (optional: any failure leaves the app without it)
                 first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-                return None, f"{entry.title}: not loaded ({type(e).__name__}: {first}); Compare shows no judge labels"
+                return None, f"{entry.title}: not loaded ({type(e).__name__}: {first}); Compare shows no class labels"
     return None, None

@@ -1,5 +1,5 @@
 """The automatic witnesses beside the human ranking: PSNR, SSIM and semantic fidelity (how much of
-what the picture shows an independent judge classifier still recognises), read from the JSON that
+what the picture shows an independent fidelity classifier still recognises), read from the JSON that
 `python -m restoration.evaluate --json` writes, with each column's ranks and how well the human
 ranking agrees with each witness (Spearman's rank correlation).
 """
@@ -14,7 +14,8 @@ COLUMNS = {"psnr_pooled": "PSNR (dB)", "ssim": "SSIM", "fidelity": "Semantic fid
 def read_evaluation(path) -> dict | None:
     """The figures `python -m restoration.evaluate --json` wrote ({"degradations": {degradation:
     {"results": {method: summary}}}, ...}), or None if there are none. The older schema (one
-    degradation, "results" at the top) reads as degradation "lesson". The app's witnesses and the
+    degradation, "results" at the top) reads as degradation "lesson", and the older names of the
+    fidelity classifier's figures ("judge", "judge_top1") as the current ones. The app's witnesses and the
     model cards (train/cards.py) both read the file through this."""
     try:
         record = json.loads(Path(path).read_text())
@@ -25,7 +26,7 @@ def read_evaluation(path) -> dict | None:
 
 def evaluation_record(record) -> dict | None:
     """An evaluation record in the current schema (see `read_evaluation`), or None if it holds no
-    figures: no degradation's results, no classifier's or judge's accuracy."""
+    figures: no degradation's results, no classifier's or fidelity classifier's accuracy."""
     if not isinstance(record, dict):
         return None
     if "degradations" not in record and isinstance(record.get("results"), dict):  # the older schema
@@ -34,8 +35,28 @@ def evaluation_record(record) -> dict | None:
         record["degradations"] = {"lesson": {"results": results}} if results else {}
     if not isinstance(record.get("degradations"), dict):
         return None
-    figures = record["degradations"] or isinstance(record.get("classifier"), dict) or isinstance(record.get("judge"), dict)
+    record = _renamed_keys(record)
+    figures = (record["degradations"] or isinstance(record.get("classifier"), dict)
+               or isinstance(record.get("fidelity_classifier"), dict))
     return record if figures else None
+
+
+def _renamed_keys(record: dict) -> dict:
+    """`record` with the fidelity classifier's figures under their current names: files written
+    before the rename call it "judge" (top level) and its top-1 "judge_top1" (each summary)."""
+    record = dict(record)
+    if "judge" in record and "fidelity_classifier" not in record:
+        record["fidelity_classifier"] = record.pop("judge")
+    degradations = {}
+    for name, block in record["degradations"].items():
+        results = block.get("results", block) if isinstance(block, dict) else None  # (cards take either)
+        if isinstance(results, dict):
+            results = {m: ({("fidelity_top1" if k == "judge_top1" else k): v for k, v in s.items()}
+                           if isinstance(s, dict) else s) for m, s in results.items()}
+            block = block | {"results": results} if "results" in block else results
+        degradations[name] = block
+    record["degradations"] = degradations
+    return record
 
 
 def witness_scores(evaluation: dict | None, degradation: str = "lesson") -> dict[str, dict[str, float]]:

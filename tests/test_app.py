@@ -100,13 +100,14 @@ def test_compare_streams_panels_as_they_are_ready(arena_app, tmp_path):
     assert "…" not in steps[-1]["table"] and "| Cross-conv U-Net | " in steps[-1]["table"]
 
 
-def test_compare_degradation_choice_and_what_the_judge_sees(settings, tiny_models, tmp_path):
+def test_compare_degradation_choice_and_what_the_classifier_sees(settings, tiny_models, tmp_path):
     """The degradation picked in Compare makes the low-resolution input (a JPEG input differs from
-    the lesson's); a bad name is refused clearly; with the judge, each panel says what it sees."""
+    the lesson's); a bad name is refused clearly; with the fidelity classifier, each panel says what
+    it sees."""
     from restoration.classifier import Classifier
 
-    judge = Classifier(nfs=(8, 16, 32), nbks=(1, 1), labels=[f"thing {i}" for i in range(200)]).eval()
-    a = ArenaApp(settings, tiny_models, judge=judge)
+    fidelity = Classifier(nfs=(8, 16, 32), nbks=(1, 1), labels=[f"thing {i}" for i in range(200)]).eval()
+    a = ArenaApp(settings, tiny_models, fidelity=fidelity)
     try:
         n = len(a.panel_keys)
         lesson = last(a.compare(str(photo(tmp_path)), "degrade", "lesson"))
@@ -115,7 +116,7 @@ def test_compare_degradation_choice_and_what_the_judge_sees(settings, tiny_model
         assert inputs[0].tobytes() != inputs[1].tobytes()
         assert "Tiny ImageNet class" not in lesson["table"] and "“thing" not in lesson["table"]  # off unless asked
         header, _rule, *rows = jpeg["table"].splitlines()
-        assert "Tiny ImageNet class (judge classifier)" in header and len(rows) == n
+        assert "Tiny ImageNet class (fidelity classifier)" in header and len(rows) == n
         assert all("| “thing " in row and "%" in row for row in rows)  # a class and its probability per panel
         assert all("thing" not in img.label for img in panels(a, jpeg))  # captions keep to a title and one figure
         with pytest.raises(Refusal, match="Unknown degradation"):
@@ -527,7 +528,7 @@ def test_leaderboard_columns_with_a_synthetic_vote_set(settings, tiny_models, tm
     weights = make_weights_dir(tmp_path / "w")
     figures = {"nearest": (24.0, 0.70, 0.25), "bicubic": (25.0, 0.75, 0.27), "unet-mse": (28.0, 0.85, 0.49),
                "unet-perceptual": (27.0, 0.83, 0.75), "unet-crossconv": (27.5, 0.84, 0.74)}
-    results = {n: {"psnr_pooled": p, "psnr_mean": p, "ssim": s, "sharpness": 1, "ms_per_image": 1, "judge_top1": f / 2,
+    results = {n: {"psnr_pooled": p, "psnr_mean": p, "ssim": s, "sharpness": 1, "ms_per_image": 1, "fidelity_top1": f / 2,
                    "fidelity": f} for n, (p, s, f) in figures.items()}
     (weights / "evaluation.json").write_text(json.dumps({
         "data": "val", "images": 10000, "command": "python -m restoration.evaluate --json e.json",

@@ -79,8 +79,9 @@ def test_no_committed_file_has_a_path_of_this_machine():
 def test_reads_the_new_evaluation_schema(tmp_path):
     record = normalize_evaluation(read_evaluation(FIXTURE))
     assert set(record["degradations"]) == {"lesson", "bicubic", "jpeg75"}
-    assert record["degradations"]["bicubic"]["unet-mse"]["judge_top1"] == 0.36
-    assert record["judge"]["top1_original"] == 0.45 and record["classifier"]["val_accuracy"] == 0.397
+    # The fixture predates the rename ("judge", "judge_top1"): it reads under the current names.
+    assert record["degradations"]["bicubic"]["unet-mse"]["fidelity_top1"] == 0.36
+    assert record["fidelity_classifier"]["top1_original"] == 0.45 and record["classifier"]["val_accuracy"] == 0.397
     folder = WEIGHTS / "unet-mse"
     entry = next(e for e in CATALOG if e.name == "unet-mse")
     card = build_card(folder, entry, CATALOG, record)
@@ -88,11 +89,11 @@ def test_reads_the_new_evaluation_schema(tmp_path):
     assert {r.dataset_config for r in results} == {"lesson", "bicubic", "jpeg75"}
     by = {(r.dataset_config, r.metric_name): r.metric_value for r in results}
     assert by[("bicubic", "PSNR (dB, pooled)")] == 23.5 and by[("lesson", "SSIM")] == 0.795
-    assert by[("lesson", "judge top-1 / top-1 on the originals")] == 0.73
-    assert ("jpeg75", "judge top-1 on the restorations") not in by  # not evaluated there: not invented
+    assert by[("lesson", "fidelity classifier top-1 / top-1 on the originals")] == 0.73
+    assert ("jpeg75", "fidelity classifier top-1 on the restorations") not in by  # not evaluated there: not invented
     assert "Degradation `jpeg75`" in card.text and "| this model | 23.500 |" in card.text
-    judge = ModelEntry("judge", "Judge classifier", "classifier", role="judge")
-    card = build_card(WEIGHTS / "classifier", judge, CATALOG, record)
+    fidelity = ModelEntry("fidelity", "Fidelity classifier", "classifier", role="fidelity")
+    card = build_card(WEIGHTS / "classifier", fidelity, CATALOG, record)
     assert card.data.eval_results[0].metric_value == 0.45 and "45.00%" in card.text
 
 
@@ -106,7 +107,7 @@ def test_reads_the_old_schema_and_tolerates_junk(tmp_path):
     assert normalize_evaluation([1, 2]) is None
     assert normalize_evaluation({"degradations": {"lesson": "?"}})["degradations"] == {}
     nan = {"degradations": {"lesson": {"results": {"unet-mse": {
-        "psnr_pooled": 22.0, "psnr_mean": 23.0, "ssim": 0.7, "sharpness": 0.3, "judge_top1": 0.3,
+        "psnr_pooled": 22.0, "psnr_mean": 23.0, "ssim": 0.7, "sharpness": 0.3, "fidelity_top1": 0.3,
         "fidelity": float("nan")}}}}}
     entry = next(e for e in CATALOG if e.name == "unet-mse")
     card = build_card(WEIGHTS / "unet-mse", entry, CATALOG, normalize_evaluation(nan))
@@ -122,18 +123,19 @@ def test_paths_in_a_training_record_are_scrubbed():
 
 def test_reads_what_the_evaluation_writes(tiny_imagenet, tmp_path):
     """The contract with `python -m restoration.evaluate --json`: its record, as written, becomes the
-    card's model-index (PSNR, SSIM and the judge's figures per degradation)."""
+    card's model-index (PSNR, SSIM and the fidelity classifier's figures per degradation)."""
     from restoration.classifier import Classifier
     from restoration.evaluate import main as evaluate_main
     from restoration.unet import UNet
 
     UNet(nfs=(8, 16, 32), nbks=(1, 1)).save_pretrained(tmp_path / "unet-mse")
-    Classifier(nfs=(8, 16, 32), nbks=(1, 1)).save_pretrained(tmp_path / "judge")
+    Classifier(nfs=(8, 16, 32), nbks=(1, 1)).save_pretrained(tmp_path / "fidelity")
     out = tmp_path / "evaluation.json"
-    evaluate_main(["--data", str(tiny_imagenet), "--models", str(tmp_path / "unet-mse"), "--judge",
-                   str(tmp_path / "judge"), "--degradation", "lesson,bicubic", "--json", str(out)])
+    evaluate_main(["--data", str(tiny_imagenet), "--models", str(tmp_path / "unet-mse"), "--fidelity-classifier",
+                   str(tmp_path / "fidelity"), "--degradation", "lesson,bicubic", "--json", str(out)])
     record = normalize_evaluation(read_evaluation(out))
-    assert set(record["degradations"]) == {"lesson", "bicubic"} and record["judge"]["top1_original"] is not None
+    assert (set(record["degradations"]) == {"lesson", "bicubic"}
+            and record["fidelity_classifier"]["top1_original"] is not None)
     entry = next(e for e in CATALOG if e.name == "unet-mse")
     card = build_card(WEIGHTS / "unet-mse", entry, CATALOG, record)
     metrics = {(r.dataset_config, r.metric_type) for r in card.data.eval_results}

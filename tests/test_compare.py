@@ -129,18 +129,18 @@ def test_slider_files_enlarge_the_smaller_image_without_smoothing(tmp_path):
     assert slider_files(tmp_path / "big.png", tmp_path / "big.png") == (tmp_path / "big.png",) * 2
 
 
-def test_upscale_captions_give_the_time_and_the_judge_says_when_it_is_unsure(monkeypatch):
+def test_upscale_captions_give_the_time_and_the_classifier_says_when_it_is_unsure(monkeypatch):
     import restoration.compare as compare_module
-    from restoration.compare import Panel, score_table, what_the_judge_sees
+    from restoration.compare import Panel, score_table, what_the_classifier_sees
 
     image = torch.zeros(3, 8, 8, dtype=torch.uint8)
     panel = Panel("unet-mse", "MSE U-Net", image, ms=12.4)
     assert panel.caption() == "MSE U-Net · 12 ms"
     answers = iter([("school bus", 0.71), ("Chihuahua", 0.25)])
-    monkeypatch.setattr(compare_module, "top_class", lambda judge, image: next(answers))
-    sure, unsure = what_the_judge_sees(None, panel), what_the_judge_sees(None, panel)
+    monkeypatch.setattr(compare_module, "top_class", lambda fidelity, image: next(answers))
+    sure, unsure = what_the_classifier_sees(None, panel), what_the_classifier_sees(None, panel)
     assert sure == "“school bus” 71%" and unsure.startswith("“Chihuahua” 25% (unsure")
     table = score_table([panel], "upscale", {"unet-mse": sure})
-    assert table.splitlines()[0].endswith("| Tiny ImageNet class (judge classifier) |")
+    assert table.splitlines()[0].endswith("| Tiny ImageNet class (fidelity classifier) |")
     assert table.splitlines()[-1] == "| MSE U-Net | 8×8 | 12 | “school bus” 71% |"
-    assert "judge" not in score_table([panel], "upscale")
+    assert "fidelity classifier" not in score_table([panel], "upscale")

@@ -38,7 +38,7 @@ def test_an_untrained_unet_scores_exactly_the_nearest_baseline(tiny_imagenet, tm
     UNet(nfs=(8, 16, 32), nbks=(1, 1)).save_pretrained(tmp_path / "identity")
     out = tmp_path / "results.json"
     main(["--data", str(tiny_imagenet), "--models", str(tmp_path / "identity"), "--json", str(out), "--batch-size", "4",
-          "--judge", "none"])
+          "--fidelity-classifier", "none"])
     record = json.loads(out.read_text())
     assert list(record["degradations"]) == ["lesson", "bicubic", "jpeg75"] and record["images"] == 12
     for degradation in record["degradations"].values():
@@ -74,7 +74,7 @@ def test_the_classifier_is_scored_on_the_same_val_images(tiny_imagenet, tmp_path
 
 
 def test_each_degradation_gets_its_table(tiny_imagenet, capsys):
-    main(["--data", str(tiny_imagenet), "--models", "--degradation", "bicubic,jpeg50", "--judge", "none"])
+    main(["--data", str(tiny_imagenet), "--models", "--degradation", "bicubic,jpeg50", "--fidelity-classifier", "none"])
     out = capsys.readouterr().out
     assert "bicubic ×½ (Pillow's" in out and "JPEG q50" in out and "bilinear ×½ (the lesson's)" not in out
     with pytest.raises(SystemExit, match="unknown degradation 'blurry'"):
@@ -90,9 +90,9 @@ def test_degradations_change_the_baselines_as_they_should(tiny_imagenet):
     assert jpeg < lesson
 
 
-def test_semantic_fidelity_from_the_judge(tiny_imagenet, tmp_path):
-    """The judge's top-1 on each method's output, against its top-1 on the originals; a judge
-    that always says class 0 scores the share of class-0 images on everything."""
+def test_semantic_fidelity_from_the_fidelity_classifier(tiny_imagenet, tmp_path):
+    """The fidelity classifier's top-1 on each method's output, against its top-1 on the originals;
+    one that always says class 0 scores the share of class-0 images on everything."""
     import torch
 
     class Always0(torch.nn.Module):
@@ -101,17 +101,29 @@ def test_semantic_fidelity_from_the_judge(tiny_imagenet, tmp_path):
 
     val = TinyImageNet(tiny_imagenet, "val")
     share = sum(label == 0 for _, label in val.items) / len(val)
-    results = evaluate({"nearest": upscale_nearest}, tiny_imagenet, judge=Always0())
-    assert results["original"]["judge_top1"] == pytest.approx(share)
-    assert results["nearest"]["judge_top1"] == pytest.approx(share)
+    results = evaluate({"nearest": upscale_nearest}, tiny_imagenet, fidelity=Always0())
+    assert results["original"]["fidelity_top1"] == pytest.approx(share)
+    assert results["nearest"]["fidelity_top1"] == pytest.approx(share)
     assert results["nearest"]["fidelity"] == pytest.approx(1.0 if share else float("nan"), nan_ok=True)
-    Classifier(nfs=(8, 16, 32), nbks=(1, 1)).save_pretrained(tmp_path / "judge")
+    Classifier(nfs=(8, 16, 32), nbks=(1, 1)).save_pretrained(tmp_path / "fidelity")
     out = tmp_path / "r.json"
-    main(["--data", str(tiny_imagenet), "--models", "--judge", str(tmp_path / "judge"), "--degradation", "lesson",
-          "--json", str(out)])
+    main(["--data", str(tiny_imagenet), "--models", "--fidelity-classifier", str(tmp_path / "fidelity"),
+          "--degradation", "lesson", "--json", str(out)])
     record = json.loads(out.read_text())
     r = record["degradations"]["lesson"]["results"]
-    assert 0 <= r["bicubic"]["judge_top1"] <= 1 and record["judge"]["top1_original"] == r["original"]["judge_top1"]
+    assert (0 <= r["bicubic"]["fidelity_top1"] <= 1
+            and record["fidelity_classifier"]["top1_original"] == r["original"]["fidelity_top1"])
+
+
+def test_the_old_judge_option_still_works_with_one_line(tmp_path, capsys):
+    """--judge, the option's name before --fidelity-classifier, is read (not shown in --help)."""
+    with pytest.raises(SystemExit, match="no such folder"):
+        main(["--data", str(tmp_path / "missing"), "--judge", "none"])
+    assert capsys.readouterr().err == "--judge is now --fidelity-classifier; the old name still works for now\n"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    shown = capsys.readouterr().out
+    assert "--fidelity-classifier" in shown and "--judge" not in shown
 
 
 def test_tables_use_titles_for_catalogue_checkpoints(tiny_imagenet, tmp_path, capsys):
@@ -119,7 +131,7 @@ def test_tables_use_titles_for_catalogue_checkpoints(tiny_imagenet, tmp_path, ca
     outside the catalogue keeps its folder name."""
     UNet(nfs=(8, 16, 32), nbks=(1, 1)).save_pretrained(tmp_path / "mine")
     main(["--data", str(tiny_imagenet), "--models", str(REPO / "weights" / "unet-mse"), str(tmp_path / "mine"),
-          "--degradation", "lesson", "--judge", "none", "--limit", "4"])
+          "--degradation", "lesson", "--fidelity-classifier", "none", "--limit", "4"])
     table = capsys.readouterr().out
     assert "| MSE U-Net · lesson |" in table and "| mine |" in table and "| unet-mse |" not in table
     rows = format_table({"unet-mse": dict(psnr_pooled=1, psnr_mean=1, ssim=1, sharpness=1, ms_per_image=1)},

@@ -1,4 +1,4 @@
-"""The judge's pool of images, scenes (every contender on one degraded image), and the pool of
+"""The scene images, scenes (every contender on one degraded image), and the pool of
 scenes rendered ahead in a background thread."""
 
 import dataclasses
@@ -15,20 +15,20 @@ from PIL import Image
 
 from restoration.degrade import STANDARD, low_res, upscale_bicubic
 from restoration.images import to_float, to_pil, to_tensor, to_uint8
-from restoration.judging import ANCHOR, BattleRenderer, RecentImages, Scene, ScenePool, judge_pool, lower_priority
+from restoration.judging import ANCHOR, BattleRenderer, RecentImages, Scene, ScenePool, scene_images, lower_priority
 from tests.app_support import CountingModel
 
 
-def test_judge_pool_has_the_examples_and_a_val_sample(settings, tiny_imagenet):
-    assert set(judge_pool(settings)) == {f"examples/{p.name}" for p in settings.examples_dir.iterdir()}
-    with_val = dataclasses.replace(settings, val_dir=tiny_imagenet, judge_val_pool=5)
-    pool = judge_pool(with_val)
+def test_scene_images_are_the_examples_and_a_val_sample(settings, tiny_imagenet):
+    assert set(scene_images(settings)) == {f"examples/{p.name}" for p in settings.examples_dir.iterdir()}
+    with_val = dataclasses.replace(settings, val_dir=tiny_imagenet, scene_val_images=5)
+    pool = scene_images(with_val)
     val = [k for k in pool if k.startswith("tiny-imagenet/")]
-    assert len(val) == 5 and judge_pool(with_val) == pool and all(pool[k].is_file() for k in pool)
+    assert len(val) == 5 and scene_images(with_val) == pool and all(pool[k].is_file() for k in pool)
 
 
 def test_a_scene_has_every_contender_on_one_degraded_input(settings, tiny_models):
-    renderer = BattleRenderer(tiny_models, judge_pool(settings), settings)
+    renderer = BattleRenderer(tiny_models, scene_images(settings), settings)
     image_id = "examples/noise.png"
     scenes = {d: renderer.render(image_id, d) for d in STANDARD}
     for d, scene in scenes.items():
@@ -44,14 +44,14 @@ def test_a_scene_has_every_contender_on_one_degraded_input(settings, tiny_models
     assert np.asarray(scenes["lesson"].low).tolist() != np.asarray(scenes["jpeg75"].low).tolist()
     out = scenes["lesson"].outputs
     assert np.asarray(out["unet-mse"]).tolist() != np.asarray(out["unet-crossconv"]).tolist()
-    cropped = BattleRenderer(tiny_models, judge_pool(settings), settings, max_side=64).render(image_id)
+    cropped = BattleRenderer(tiny_models, scene_images(settings), settings, max_side=64).render(image_id)
     assert cropped.original.size == (64, 64) and cropped.low.size == (32, 32)
 
 
 def test_the_pool_renders_ahead_and_replaces_used_scenes(settings, tiny_models):
     counting = {m.entry.name: CountingModel(m.model) for m in tiny_models}
     models = [dataclasses.replace(m, model=counting[m.entry.name]) for m in tiny_models]
-    pool = ScenePool(BattleRenderer(models, judge_pool(settings), settings), size=2, uses=3,
+    pool = ScenePool(BattleRenderer(models, scene_images(settings), settings), size=2, uses=3,
                      rng=random.Random(0)).start()
     try:
         scenes = [pool.take(timeout=30) for _ in range(12)]
@@ -68,7 +68,7 @@ def test_the_pool_renders_ahead_and_replaces_used_scenes(settings, tiny_models):
 
 def test_a_failing_image_is_left_out_and_the_pool_goes_on(settings, tiny_models, tmp_path):
     (tmp_path / "bad.png").write_text("not an image")
-    images = judge_pool(settings) | {"examples/bad.png": tmp_path / "bad.png"}
+    images = scene_images(settings) | {"examples/bad.png": tmp_path / "bad.png"}
     renderer = BattleRenderer(tiny_models, images, settings)
     pool = ScenePool(renderer, size=4, uses=1, rng=random.Random(1)).start()
     try:
@@ -86,7 +86,7 @@ def test_take_waits_for_the_first_scene_then_times_out_cleanly(settings, tiny_mo
             gate.wait(10)
             return super().render(*args, **kwargs)
 
-    pool = ScenePool(Slow(tiny_models, judge_pool(settings), settings), size=1).start()
+    pool = ScenePool(Slow(tiny_models, scene_images(settings), settings), size=1).start()
     try:
         with pytest.raises(TimeoutError):
             pool.take(timeout=0.2)
@@ -100,7 +100,7 @@ def test_the_pool_does_not_render_while_the_cores_are_busy(settings, tiny_models
     counting = {m.entry.name: CountingModel(m.model) for m in tiny_models}
     models = [dataclasses.replace(m, model=counting[m.entry.name]) for m in tiny_models]
     busy = threading.Event()
-    pool = ScenePool(BattleRenderer(models, judge_pool(settings), settings), size=2, uses=1,
+    pool = ScenePool(BattleRenderer(models, scene_images(settings), settings), size=2, uses=1,
                      rng=random.Random(0), busy=busy.is_set).start()
     try:
         first = pool.take(timeout=30)
@@ -119,19 +119,19 @@ def test_the_pool_does_not_render_while_the_cores_are_busy(settings, tiny_models
         pool.stop()
 
 
-def test_judge_pool_adds_the_val_photos(settings, tmp_path):
+def test_scene_images_add_the_val_photos(settings, tmp_path):
     photos = tmp_path / "photos-val"
     for sub in ("kodak", "mcmaster"):
         (photos / sub).mkdir(parents=True)
         Image.new("RGB", (40, 30), "gray").save(photos / sub / f"{sub}-1.png")
-    pool = judge_pool(dataclasses.replace(settings, photo_val_dir=photos))
+    pool = scene_images(dataclasses.replace(settings, photo_val_dir=photos))
     assert {"photos/kodak/kodak-1.png", "photos/mcmaster/mcmaster-1.png"} <= set(pool)
     assert all(pool[k].is_file() for k in pool)
 
 
 def test_scenes_take_the_families_in_turn_each_with_bicubic(settings, tiny_models):
     families = {"photo": ["unet-mse"], "lesson": ["unet-perceptual", "unet-crossconv"]}
-    pool = ScenePool(BattleRenderer(tiny_models, judge_pool(settings), settings), size=4, uses=100,
+    pool = ScenePool(BattleRenderer(tiny_models, scene_images(settings), settings), size=4, uses=100,
                      rng=random.Random(0), families=families).start()
     try:
         deadline = time.monotonic() + 60

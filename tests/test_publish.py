@@ -67,12 +67,12 @@ def test_publish_then_the_app_loads_every_model_from_the_hub(root, fake_hub, mon
         assert (m.source, m.revision, m.fallback) == ("hub", e.revision, None)
         assert source_label(m) == f"Hub {e.hub_repo} @ {e.revision[:10]}"
         assert same_weights(m.model, load_checkpoint(weights / e.folder))
-    judge = [e for e in catalog if e.role == "judge"]  # the app loads the judge classifier too
+    fidelity = [e for e in catalog if e.role == "fidelity"]  # the app loads the fidelity classifier too
     resolved = {path for _, path in fake_hub.requests if "/resolve/" in path}
-    assert resolved == {f"/{e.hub_repo}/resolve/{e.revision}/{f}" for e in restorers + judge
+    assert resolved == {f"/{e.hub_repo}/resolve/{e.revision}/{f}" for e in restorers + fidelity
                         for f in ("config.json", "model.safetensors")}
-    if judge:
-        assert same_weights(started["app"].judge, load_checkpoint(weights / judge[0].folder))
+    if fidelity:
+        assert same_weights(started["app"].fidelity, load_checkpoint(weights / fidelity[0].folder))
     started["app"].close()
     classifier = next(e for e in catalog if e.role == "classifier")
     assert same_weights(load_checkpoint(download_checkpoint(classifier.hub_repo, classifier.revision)),

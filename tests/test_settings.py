@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from restoration.settings import REPO, Settings, SettingsError, _kind, env_name
+from restoration.settings import RENAMED, REPO, Settings, SettingsError, _kind, env_name
 from restoration.weights import load_available_restorers
 from tests.app_support import make_weights_dir
 
@@ -30,6 +30,20 @@ def test_every_field_is_read_from_its_variable():
         assert getattr(settings, f.name) == (True if kind is bool else kind(raw)), f.name
     assert env_name("threads") == "RESTORATION_THREADS" and env_name("votes_db") == "RESTORATION_VOTES_DB"
     assert Settings.from_env({"RESTORATION_THREADS": "  "}) == Settings()  # empty means the default
+
+
+def test_a_renamed_variable_still_works_with_one_line(capsys):
+    assert RENAMED["RESTORATION_JUDGE_VAL_POOL"] == "RESTORATION_SCENE_VAL_IMAGES"
+    assert Settings.from_env({"RESTORATION_JUDGE_VAL_POOL": "7"}).scene_val_images == 7
+    assert capsys.readouterr().err == ("RESTORATION_JUDGE_VAL_POOL is now RESTORATION_SCENE_VAL_IMAGES; "
+                                       "the old name still works for now\n")
+    # Both set: the new name wins (the line is still printed, so the old one gets removed).
+    both = {"RESTORATION_JUDGE_VAL_POOL": "7", "RESTORATION_SCENE_VAL_IMAGES": "9"}
+    assert Settings.from_env(both).scene_val_images == 9
+    assert Settings.from_env({"RESTORATION_SCENE_VAL_IMAGES": "9"}).scene_val_images == 9
+    assert capsys.readouterr().err.count("\n") == 1
+    for old, new in RENAMED.items():  # every new name is a setting's variable
+        assert new in {env_name(f.name) for f in dataclasses.fields(Settings)}, old
 
 
 @pytest.mark.parametrize("name, raw, message", [

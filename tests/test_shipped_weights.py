@@ -20,24 +20,25 @@ ENTRIES = read_catalog(WEIGHTS)
 def test_each_loads_with_from_pretrained_and_is_small_enough(entry):
     folder = WEIGHTS / entry.folder
     model = AutoModel.from_pretrained(folder)
-    assert isinstance(model, Classifier if entry.role in ("classifier", "judge") else UNet)
+    assert isinstance(model, Classifier if entry.role in ("classifier", "fidelity") else UNet)
     assert (folder / "model.safetensors").stat().st_size <= 6_000_000
     card = (folder / "README.md").read_text()
     assert card.startswith("---\n") and "## Training" in card
 
 
-def test_the_judge_is_independent_and_good_enough():
-    """The judge classifier is another architecture than the perceptual-loss classifier, names its
+def test_the_fidelity_classifier_is_independent_and_good_enough():
+    """The fidelity classifier is another architecture than the perceptual-loss classifier, names its
     classes, its card says no U-Net took part, and it scores at least 40% on all val originals."""
     import json
 
-    judge = AutoModel.from_pretrained(WEIGHTS / "judge")
+    fidelity = AutoModel.from_pretrained(WEIGHTS / "fidelity")
     classifier = AutoModel.from_pretrained(WEIGHTS / "classifier")
-    assert judge.config["nfs"] != classifier.config["nfs"] and judge.config["preact"]
-    assert len(judge.labels) == 200
-    assert "No U-Net took part" in (WEIGHTS / "judge" / "README.md").read_text()
+    assert fidelity.config["nfs"] != classifier.config["nfs"] and fidelity.config["preact"]
+    assert len(fidelity.labels) == 200
+    assert "No U-Net took part" in (WEIGHTS / "fidelity" / "README.md").read_text()
     record = json.loads((WEIGHTS / "evaluation.json").read_text())
-    assert record["judge"]["images"] == 10_000 and record["judge"]["top1_original"] >= 0.40
+    assert (record["fidelity_classifier"]["images"] == 10_000
+            and record["fidelity_classifier"]["top1_original"] >= 0.40)
 
 
 def test_all_weights_fit_the_budget():

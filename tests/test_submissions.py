@@ -340,18 +340,18 @@ def test_a_copy_of_a_shipped_unet_scores_as_the_evaluation_command_scores_it(sub
     from restoration.models import load_checkpoint
 
     shipped = REPO / "weights" / "unet-mse"
-    torch.manual_seed(5)  # a judge that gets some of the 3 classes right, so fidelity is a number
-    judge = Classifier(nfs=(8, 16, 32), nbks=(1, 1), n_classes=3).save_pretrained(tmp_path / "judge")
+    torch.manual_seed(5)  # a fidelity classifier that gets some of the 3 classes right, so fidelity is a number
+    fidelity = Classifier(nfs=(8, 16, 32), nbks=(1, 1), n_classes=3).save_pretrained(tmp_path / "fidelity")
     photos = tmp_path / "photos"
     photos.mkdir()
     for i, size in enumerate([(96, 80), (72, 64), (64, 90)]):
         Image.effect_noise(size, 30 + 10 * i).convert("RGB").resize(size).save(photos / f"p{i}.png")
     settings = dataclasses.replace(subset, photo_val_dir=photos)
     commit = fake_hub.seed("bob/copy-of-unet-mse", hub_files(shipped))
-    submission, _ = submit(store, f"bob/copy-of-unet-mse@{commit}", settings, judge=load_checkpoint(judge).eval())
+    submission, _ = submit(store, f"bob/copy-of-unet-mse@{commit}", settings, fidelity=load_checkpoint(fidelity).eval())
 
     monkeypatch.setenv("RESTORATION_FAST", "0")
-    for dataset, data, extra in [("tiny-imagenet", subset.val_dir, ["--judge", str(judge)]), ("photos", photos, [])]:
+    for dataset, data, extra in [("tiny-imagenet", subset.val_dir, ["--fidelity-classifier", str(fidelity)]), ("photos", photos, [])]:
         out = tmp_path / f"{dataset}.json"
         evaluate_main(["--data", str(data), "--models", str(shipped), "--limit", "200", "--threads", "1",
                        "--json", str(out), *extra])
@@ -362,7 +362,7 @@ def test_a_copy_of_a_shipped_unet_scores_as_the_evaluation_command_scores_it(sub
             expected, got = results["results"]["unet-mse"], ours[degradation]["model"]
             for key in ("psnr_pooled", "psnr_mean", "psnr_y"):
                 assert got[key] == pytest.approx(expected[key], abs=1e-3), (dataset, degradation, key)
-            for key in ("ssim", "ssim_y", "sharpness") + (("judge_top1", "fidelity") if dataset == "tiny-imagenet"
+            for key in ("ssim", "ssim_y", "sharpness") + (("fidelity_top1", "fidelity") if dataset == "tiny-imagenet"
                                                           else ()):
                 assert got[key] == pytest.approx(expected[key], abs=1e-6), (dataset, degradation, key)
             assert got["images"] == expected["images"]

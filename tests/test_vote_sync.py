@@ -72,7 +72,7 @@ def test_votes_survive_a_restart(settings, tiny_models, fake_hub, tmp_path):
 
     delete_database(db)
     restarted = VoteSync(db, REPO_ID, every_minutes=60)
-    assert restarted.status == f"votes: restored 7 votes from the latest snapshot in {REPO_ID}"
+    assert restarted.status == f"votes: recovered 7 votes from the latest snapshot in {REPO_ID}"
     app = ArenaApp(settings, tiny_models)
     after = rows(app, tmp_path, "after.csv")
     assert after == before and len({r["token"] for r in after}) == 7  # none missing, none doubled
@@ -120,7 +120,7 @@ def test_an_unreachable_hub_means_no_sync_rather_than_an_overwrite(settings, mon
     assert start_vote_sync(Settings(votes_db=settings.votes_db)) is None  # not configured
 
 
-def test_a_damaged_snapshot_is_not_restored_nor_overwritten(settings, fake_hub, capsys):
+def test_a_damaged_snapshot_is_not_recovered_nor_overwritten(settings, fake_hub, capsys):
     fake_hub.seed(REPO_ID, {SNAPSHOT_NAME: b"SQLite format 3\x00" + b"\x00" * 100}, kind="dataset")
     assert start_vote_sync(Settings(votes_db=settings.votes_db, votes_repo=REPO_ID)) is None
     assert "NOT synced" in capsys.readouterr().out and not settings.votes_db.exists()
@@ -128,7 +128,7 @@ def test_a_damaged_snapshot_is_not_restored_nor_overwritten(settings, fake_hub, 
 
 
 def test_snapshots_are_for_sqlite_only(fake_hub, capsys):
-    """With PostgreSQL the server's backups take this role: nothing is restored or pushed."""
+    """With PostgreSQL the server's backups take this role: nothing is recovered or pushed."""
     settings = Settings(votes_db="postgresql://arena@127.0.0.1:5432/arena", arena_secret="s" * 32, votes_repo=REPO_ID)
     assert start_vote_sync(settings) is None
     assert "pg_dump" in capsys.readouterr().out and fake_hub.requests == []

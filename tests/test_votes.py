@@ -173,7 +173,7 @@ def test_bad_paths_and_files_give_one_line(tmp_path):
 
 
 def test_the_path_is_checked_without_creating_anything(tmp_path):
-    """At start the path is checked before a snapshot restore may put the database there."""
+    """At start the path is checked before a snapshot recovery may put the database there."""
     VoteStore(tmp_path / "votes.db").close()
     (tmp_path / "notes.db").write_text("this is not a database, just some text " * 100)
     for path, message in [("/proc/x.db", "cannot create /proc/x.db"), (tmp_path / "notes.db", "not a database"),

@@ -6,11 +6,11 @@ from restoration.witnesses import agreement, ranks, read_evaluation, spearman, w
 
 EVALUATION = {"degradations": {
     "lesson": {"results": {
-        "bicubic": {"psnr_pooled": 21.1, "ssim": 0.69, "fidelity": 0.27, "judge_top1": 0.12},
+        "bicubic": {"psnr_pooled": 21.1, "ssim": 0.69, "fidelity": 0.27, "fidelity_top1": 0.12},
         "a": {"psnr_pooled": 22.5, "ssim": 0.78, "fidelity": 0.49},
         "b": {"psnr_pooled": 22.2, "ssim": 0.76, "fidelity": 0.75},
         "c": {"psnr_pooled": 22.3, "ssim": 0.76, "fidelity": 0.74},
-        "original": {"judge_top1": 0.44, "fidelity": 1.0}}},
+        "original": {"fidelity_top1": 0.44, "fidelity": 1.0}}},
     "jpeg75": {"results": {"a": {"psnr_pooled": 21.0, "ssim": 0.66, "fidelity": 0.3}}}}}
 
 

@@ -50,8 +50,9 @@ def is_photo(entry: ModelEntry) -> bool:
 def normalize_evaluation(record) -> dict | None:
     """An evaluation record (as `restoration.evaluate --json` writes it, either schema) in the shape
     the cards use: {"command", "data", "images", "degradations": {degradation: {method: summary}},
-    "classifier", "judge"}, paths of the machine scrubbed. Reading the file is
-    `restoration.witnesses.read_evaluation`'s, which also upgrades the older schema."""
+    "classifier", "fidelity_classifier"}, paths of the machine scrubbed. Reading the file is
+    `restoration.witnesses.read_evaluation`'s, which also upgrades the older schema and the older
+    names ("judge", "judge_top1")."""
     record = evaluation_record(record)
     if record is None:
         return None
@@ -64,7 +65,8 @@ def normalize_evaluation(record) -> dict | None:
             "data": _data_name(record.get("data")),
             "images": record.get("images"), "degradations": degradations,
             "classifier": record.get("classifier") if isinstance(record.get("classifier"), dict) else None,
-            "judge": record.get("judge") if isinstance(record.get("judge"), dict) else None}
+            "fidelity_classifier": (record.get("fidelity_classifier")
+                                    if isinstance(record.get("fidelity_classifier"), dict) else None)}
 
 
 def _data_name(data) -> str:
@@ -77,8 +79,8 @@ def _data_name(data) -> str:
 
 
 def eval_results(entry: ModelEntry, evaluation: dict | None) -> list:
-    """The card's model-index: PSNR and SSIM per degradation for a restorer (and the judge's top-1 on
-    its outputs where evaluated); top-1 accuracy for a classifier."""
+    """The card's model-index: PSNR and SSIM per degradation for a restorer (and the fidelity
+    classifier's top-1 on its outputs where evaluated); top-1 accuracy for a classifier."""
     from huggingface_hub import EvalResult
 
     if not evaluation:
@@ -98,13 +100,13 @@ def eval_results(entry: ModelEntry, evaluation: dict | None) -> list:
                        r.get("psnr_mean")), ("ssim", "SSIM", r.get("ssim")),
                        ("psnr", "Y-PSNR (dB, BT.601 luma, 2-pixel border shaved, mean of images)", r.get("psnr_y")),
                        ("ssim", "Y-SSIM (BT.601 luma, 2-pixel border shaved)", r.get("ssim_y")),
-                       ("accuracy", "judge top-1 on the restorations", r.get("judge_top1")),
-                       ("fidelity", "judge top-1 / top-1 on the originals", r.get("fidelity"))]
+                       ("accuracy", "fidelity classifier top-1 on the restorations", r.get("fidelity_top1")),
+                       ("fidelity", "fidelity classifier top-1 / top-1 on the originals", r.get("fidelity"))]
             out += [EvalResult(**common, **where, metric_type=t, metric_name=n, metric_value=round(float(v), 4))
                     for t, n, v in metrics if _finite(v)]
     else:
-        scores = evaluation.get("judge" if entry.role == "judge" else "classifier") or {}
-        value = scores.get("top1_original" if entry.role == "judge" else "val_accuracy", scores.get("val_accuracy"))
+        scores = evaluation.get("fidelity_classifier" if entry.role == "fidelity" else "classifier") or {}
+        value = scores.get("top1_original" if entry.role == "fidelity" else "val_accuracy", scores.get("val_accuracy"))
         if _finite(value):
             out.append(EvalResult(**common, task_type="image-classification", dataset_name="Tiny ImageNet val",
                                   metric_type="accuracy", metric_name="top-1 accuracy", metric_value=round(value, 4)))
@@ -125,24 +127,24 @@ def evaluation_section(entry: ModelEntry, evaluation: dict | None) -> list[str]:
             r = results.get(entry.name)
             if not r:
                 continue
-            judged = "judge_top1" in r
+            scored = "fidelity_top1" in r
             lines += ["", f"Degradation `{degradation}` (whole images, ×2; Y- = BT.601 luma, 2-pixel border shaved):", "",
                       "| | PSNR pooled (dB) | PSNR mean of images (dB) | SSIM | Y-PSNR (dB) | Y-SSIM | sharpness |"
-                      + (" judge top-1 | fidelity |" if judged else ""),
-                      "|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if judged else "")]
+                      + (" fidelity top-1 | fidelity |" if scored else ""),
+                      "|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if scored else "")]
             for label, key in (("this model", entry.name), ("bicubic", "bicubic"), ("nearest", "nearest")):
                 s = results.get(key)
                 if s:
                     luma = (f"{s['psnr_y']:.3f} | {s['ssim_y']:.4f}" if _finite(s.get("psnr_y")) else "— | —")
                     row = (f"| {label} | {s['psnr_pooled']:.3f} | {s['psnr_mean']:.3f} | {s['ssim']:.4f} | {luma} | "
                            f"{s['sharpness']:.3f} |")
-                    if judged:
-                        row += (f" {s['judge_top1']:.2%} | {s['fidelity']:.3f} |"
-                                if _finite(s.get("judge_top1")) and _finite(s.get("fidelity")) else " — | — |")
+                    if scored:
+                        row += (f" {s['fidelity_top1']:.2%} | {s['fidelity']:.3f} |"
+                                if _finite(s.get("fidelity_top1")) and _finite(s.get("fidelity")) else " — | — |")
                     lines.append(row)
         return ["## Evaluation", "", source + ":"] + lines + [""] if lines else []
-    scores = evaluation.get("judge" if entry.role == "judge" else "classifier")
-    value = (scores or {}).get("top1_original" if entry.role == "judge" else "val_accuracy")
+    scores = evaluation.get("fidelity_classifier" if entry.role == "fidelity" else "classifier")
+    value = (scores or {}).get("top1_original" if entry.role == "fidelity" else "val_accuracy")
     if value is None:
         return []
     loss = f" (cross-entropy {scores['val_loss']:.3f})" if isinstance(scores.get("val_loss"), (int, float)) else ""
@@ -226,8 +228,8 @@ def build_card(folder, entry: ModelEntry, catalog: list[ModelEntry], evaluation:
     if base:
         intro += (f" Its {'weights' if photo else 'encoder'} started from the {base.title}"
                   + (f" ([{base.hub_repo}](https://huggingface.co/{base.hub_repo}))." if base.hub_repo else "."))
-    if entry.role == "judge":
-        intro += (" It is the judge of the evaluation: a classifier trained apart from the restorers, which scores how "
+    if entry.role == "fidelity":
+        intro += (" It is the fidelity classifier of the evaluation: trained apart from the restorers, it scores how "
                   "much of an image's content a restoration keeps (its top-1 on restored images).")
     lines = ["", f"# {entry.title}", "", intro, ""] + use_snippet(entry, space)
     lines += ["## Config", "", "```json", json.dumps(config, indent=2), "```", ""]

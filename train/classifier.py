@@ -67,7 +67,7 @@ def main(argv=None):
         runtime.close()
     if runtime.main:
         print(next_steps(config.out, reason, f"python -m restoration.evaluate --models --classifier {config.out} "
-                                             "--judge none --limit 1000"))
+                                             "--fidelity-classifier none --limit 1000"))
 
 
 if __name__ == "__main__":
