@@ -47,6 +47,7 @@ from restoration.battles import (
 from restoration.checkpoint import CheckpointError
 from restoration.compare import (
     UNSURE_BELOW,
+    choose_engine,
     compare_stream,
     family_for_image,
     list_images,
@@ -798,7 +799,10 @@ def main():
         print(judge_problem)
     sync = start_vote_sync(settings)  # before the store opens the database: it may restore it
     try:
-        app = ArenaApp(settings, models, problems, judge=judge)
+        choice = choose_engine(models, settings)  # the start-up self-check: fp32 or bf16, measured here
+        print(choice.line, flush=True)
+        app = ArenaApp(settings, models, problems, judge=judge,
+                       restorers=restorers_for(models, settings, precision=choice.precision))
     except (VoteStoreError, OSError) as e:
         if sync:
             sync.close()

@@ -60,6 +60,9 @@ class Settings:
     tile_overlap: int = _field(32, min=0, max=1024)
     tile_batch: int = _field(1, min=1, max=64)  # 1: compiled batches of 4 windows ran slower on 2 CPU cores
     fast: bool = True  # channels-last + torch.compile (warmed up in the background at start-up)
+    # "auto": a start-up self-check picks fp32 or bf16 by measurement (engine.py); "fp32": today's path
+    engine: str = _field("auto", choices=("auto", "fp32"))
+    simulate_no_bf16: bool = False  # act as a CPU without bf16/int8 instructions (the self-check then keeps fp32)
     threads: int = _field(factory=usable_cpus, min=1, max=1024)  # CPUs this process may use (cpus.py)
     concurrency: int = _field(1, min=1, max=64)  # Compare requests that run models at the same time
     compare_per_client: int = _field(2, min=1, max=64)  # a client's Compare requests running or waiting

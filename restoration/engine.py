@@ -1,0 +1,196 @@
+"""Which engine and precision run the models, chosen by measurement on the machine that runs them.
+
+Candidates (bench/speed.py measures them all, with their accuracy; docs/speed.md has the figures):
+
+- "fp32": today's path, channels-last + `torch.compile` in float32 (inference.py). Always there.
+- "bf16": the same channels-last model under CPU autocast to bfloat16: convolutions and matmuls
+  in bf16 (oneDNN's AVX-512 BF16 / AMX kernels), weights and accumulation kept in fp32, so the
+  pictures move by about one level of 255 (fully converted bf16 weights moved pixels by 3.5/255,
+  over the 2/255 bar). It runs eagerly: no compile, so it is fast from the first request.
+- "openvino-bf16": the model converted to OpenVINO with a bf16 inference-precision hint, used for
+  the fixed window shape once converted in the background warm-up; only where the optional
+  `openvino` package is installed, and only if it is faster than "bf16" and as accurate.
+
+`choose` is the start-up self-check: on a CPU with bf16 instructions it runs one window of the
+first model in fp32 and in bf16, checks the pixels (no value may move more than `MAX_LEVELS` of
+255) and the speed, and picks; anything odd falls back to "fp32", today's path. It returns a
+`Choice` whose `line` says in one line what was chosen and why.
+"""
+
+import dataclasses
+import functools
+import os
+import platform
+import threading
+import time
+from collections.abc import Callable
+
+import torch
+
+MAX_LEVELS = 2  # the accuracy bar: no pixel may move more than 2/255 against fp32
+# bf16 eager must beat fp32 *eager* by this much to be chosen: the fp32 path it replaces is
+# compiled, and compiling made fp32 1.5–2× faster than eager on 2-core AVX-512 machines (README).
+BF16_OVER_FP32_EAGER = 2.0
+PRECISIONS = ("fp32", "bf16")
+SELF_CHECK_SIDE = 128  # a window small enough for the self-check to take well under a second
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    precision: str  # "fp32" (today's path) or "bf16"
+    line: str  # what was chosen and why, for the start-up log
+
+
+def cpu_flags(path: str = "/proc/cpuinfo") -> set[str]:
+    """The CPU's instruction-set flags (Linux); empty where /proc/cpuinfo is absent."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def instruction_sets(flags: set[str] | None = None) -> dict[str, bool]:
+    """The instruction sets that matter for the engines' speed, as detected here."""
+    flags = cpu_flags() if flags is None else flags
+    return {"avx2": "avx2" in flags, "avx512": "avx512f" in flags,
+            "avx512_bf16": "avx512_bf16" in flags, "amx_bf16": "amx_bf16" in flags,
+            "vnni": bool({"avx512_vnni", "avx_vnni"} & flags), "amx_int8": "amx_int8" in flags}
+
+
+def bf16_supported() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX-512 BF16 or AMX), as oneDNN sees it. Without
+    it, oneDNN emulates bf16 in fp32: slower than fp32, so bf16 is never a candidate there."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) and (
+            platform.system() != "Linux" or bool({"avx512_bf16", "amx_bf16"} & cpu_flags()))
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def cpu_summary() -> str:
+    """'AVX512 (avx2, avx512, avx512_bf16, vnni)': torch's kernel level and the sets found."""
+    found = [name for name, present in instruction_sets().items() if present]
+    return f"{torch.backends.cpu.get_cpu_capability()} ({', '.join(found) or 'none detected'})"
+
+
+def autocast(precision: str):
+    """The context the models run in for `precision`: CPU autocast to bf16, or nothing."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def run_in(precision: str, fn: Callable, x: torch.Tensor) -> torch.Tensor:
+    """`fn(x)` in `precision`, always returned as float32 (what the windows are assembled in)."""
+    with autocast(precision):
+        return fn(x).float()
+
+
+def levels_apart(a: torch.Tensor, b: torch.Tensor) -> int:
+    """The largest difference of two [0, 1] images once each is rounded to 8 bits, in levels of 255."""
+    return int(((a * 255).round() - (b * 255).round()).abs().max().item())
+
+
+def check_image(side: int = SELF_CHECK_SIDE) -> torch.Tensor:
+    """A fixed (1, 3, side, side) test input with smooth gradients, edges and fine texture (a
+    uniform-noise input would flatter nothing and test little)."""
+    g = torch.Generator().manual_seed(0)
+    y, x = torch.meshgrid(torch.linspace(0, 1, side), torch.linspace(0, 1, side), indexing="ij")
+    smooth = torch.stack([x, y, (x + y) / 2])
+    edges = ((torch.sin(x * 40) * torch.cos(y * 25)) > 0).float().expand(3, -1, -1)
+    noise = torch.rand(3, side, side, generator=g)
+    return (0.5 * smooth + 0.3 * edges + 0.2 * noise).clamp(0, 1)[None]
+
+
+def _median_seconds(fn, repeats: int = 3) -> float:
+    fn()  # the first call sets oneDNN's kernels up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
+def self_check(model, side: int = SELF_CHECK_SIDE) -> tuple[float, float, int]:
+    """(fp32 seconds, bf16 seconds, levels apart) for one channels-last window of `model`."""
+    x = check_image(side).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        model = model.eval()
+        reference = run_in("fp32", model.restore, x)
+        apart = levels_apart(run_in("bf16", model.restore, x), reference)
+        t32 = _median_seconds(lambda: run_in("fp32", model.restore, x))
+        t16 = _median_seconds(lambda: run_in("bf16", model.restore, x))
+    return t32, t16, apart
+
+
+def choose(model, engine: str = "auto", simulate_no_bf16: bool = False,
+           check: Callable = self_check, supported: Callable[[], bool] = bf16_supported) -> Choice:
+    """The precision to run on this machine, and the one line that says why. `engine` "fp32"
+    forces today's path; `simulate_no_bf16` acts as a CPU without bf16 instructions."""
+    today = "fp32 (channels-last + torch.compile, today's path)"
+    if engine == "fp32":
+        return Choice("fp32", f"engine: {today}: forced by RESTORATION_ENGINE=fp32")
+    if simulate_no_bf16 or not supported():
+        why = "RESTORATION_SIMULATE_NO_BF16 is set" if simulate_no_bf16 else "this CPU has no bf16 instructions"
+        return Choice("fp32", f"engine: {today}: {why}")
+    if model is None:
+        return Choice("fp32", f"engine: {today}: no model to check")
+    try:
+        t32, t16, apart = check(model)
+    except Exception as e:  # noqa: BLE001 (any failure of the bf16 kernels means: today's path)
+        return Choice("fp32", f"engine: {today}: the bf16 self-check failed ({type(e).__name__})")
+    figures = f"one {SELF_CHECK_SIDE}² window: fp32 {t32 * 1000:.0f} ms, bf16 {t16 * 1000:.0f} ms, max |Δ| {apart}/255"
+    if apart > MAX_LEVELS:
+        return Choice("fp32", f"engine: {today}: bf16 moved a pixel by {apart}/255 (> {MAX_LEVELS}); {figures}")
+    if t32 < BF16_OVER_FP32_EAGER * t16:
+        return Choice("fp32", f"engine: {today}: bf16 under {BF16_OVER_FP32_EAGER:g}× fp32 eager; {figures}")
+    return Choice("bf16", f"engine: bf16 (channels-last autocast, {cpu_summary()}): {t32 / t16:.1f}× fp32 eager; "
+                          f"{figures}")
+
+
+@functools.cache
+def openvino_module():
+    """The `openvino` package where it is installed (it is optional), else None."""
+    if os.environ.get("RESTORATION_NO_OPENVINO"):
+        return None
+    try:
+        import openvino
+    except ImportError:
+        return None
+    return openvino
+
+
+class _Restore(torch.nn.Module):
+    """`model.restore` as a module's forward, for converters that trace a module."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model.restore(x)
+
+
+def openvino_runner(model, shape: tuple[int, ...], threads: int, hint: str = "bf16") -> Callable | None:
+    """A function running `model.restore` on float32 batches of exactly `shape` through OpenVINO
+    with inference precision `hint` ("bf16" or "f32"), or None without the `openvino` package."""
+    ov = openvino_module()
+    if ov is None:
+        return None
+    with torch.inference_mode():
+        converted = ov.convert_model(_Restore(model).eval(), example_input=torch.rand(shape))
+    compiled = ov.Core().compile_model(converted, "CPU", {"INFERENCE_PRECISION_HINT": hint,
+                                                          "INFERENCE_NUM_THREADS": threads,
+                                                          "PERFORMANCE_HINT": "LATENCY"})
+    request = compiled.create_infer_request()
+    lock = threading.Lock()  # one infer request: Compare and the scene pool take turns, window by window
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with lock:
+            result = request.infer({0: x.contiguous().numpy()})[0]
+            return torch.from_numpy(result.copy())
+
+    return run
