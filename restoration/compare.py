@@ -127,7 +127,7 @@ def choose_engine(models: Sequence, settings: Settings) -> "engine.Choice":
     first = models[0].model if models else None
     if not settings.fast:
         return engine.Choice("fp32", "engine: fp32 eager (RESTORATION_FAST is off)")
-    return engine.choose(first, settings.engine, settings.simulate_no_bf16)
+    return engine.choose(first, settings.engine, settings.simulate_no_bf16, side=settings.tile_size)
 
 
 @dataclasses.dataclass

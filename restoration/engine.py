@@ -29,10 +29,13 @@ import torch
 
 MAX_LEVELS = 2  # the accuracy bar: no pixel may move more than 2/255 against fp32
 # bf16 eager must beat fp32 *eager* by this much to be chosen: the fp32 path it replaces is
-# compiled, and compiling made fp32 1.5–2× faster than eager on 2-core AVX-512 machines (README).
-BF16_OVER_FP32_EAGER = 2.0
+# compiled (too slow to compile for a start-up check), and on one 320² window compiling made fp32
+# 1.2–1.5× faster than eager on a 2-core AVX-512 machine, where bf16 autocast was 2.3–2.4× (docs/speed.md).
+BF16_OVER_FP32_EAGER = 1.6
 PRECISIONS = ("fp32", "bf16")
-SELF_CHECK_SIDE = 128  # a window small enough for the self-check to take well under a second
+# The self-check runs one window of the app's own size (Settings.tile_size): at 128² bf16's gain was
+# 1.5×, at 320² 2.4× (small convolutions are dominated by overheads), so a smaller stand-in misleads.
+SELF_CHECK_SIDE = 320
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,7 +143,7 @@ def self_check(model, side: int = SELF_CHECK_SIDE) -> tuple[float, float, int]:
     return t32, t16, apart
 
 
-def choose(model, engine: str = "auto", simulate_no_bf16: bool = False,
+def choose(model, engine: str = "auto", simulate_no_bf16: bool = False, side: int = SELF_CHECK_SIDE,
            check: Callable = self_check, supported: Callable[[], bool] = bf16_supported) -> Choice:
     """The precision to run on this machine, and the one line that says why. `engine` "fp32"
     forces today's path; `simulate_no_bf16` acts as a CPU without bf16 instructions."""
@@ -153,10 +156,10 @@ def choose(model, engine: str = "auto", simulate_no_bf16: bool = False,
     if model is None:
         return Choice("fp32", f"engine: {today}: no model to check")
     try:
-        t32, t16, apart = check(model)
+        t32, t16, apart = check(model, side)
     except Exception as e:  # noqa: BLE001 (any failure of the bf16 kernels means: today's path)
         return Choice("fp32", f"engine: {today}: the bf16 self-check failed ({type(e).__name__})")
-    figures = f"one {SELF_CHECK_SIDE}² window: fp32 {t32 * 1000:.0f} ms, bf16 {t16 * 1000:.0f} ms, max |Δ| {apart}/255"
+    figures = f"one {side}² window: fp32 {t32 * 1000:.0f} ms, bf16 {t16 * 1000:.0f} ms, max |Δ| {apart}/255"
     if apart > MAX_LEVELS:
         return Choice("fp32", f"engine: {today}: bf16 moved a pixel by {apart}/255 (> {MAX_LEVELS}); {figures}")
     if t32 < BF16_OVER_FP32_EAGER * t16:
