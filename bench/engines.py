@@ -4,8 +4,8 @@ warm-up, memory, and the accuracy cost against fp32 eager (bench/speed.py prints
 
 Candidates (each one only where its package is installed; the others are skipped with a line):
 - "fp32 compiled": today's path (channels-last + torch.compile);
-- "bf16 autocast": what engine.py ships where the CPU has bf16;
-- "openvino f32" / "openvino bf16": the `openvino` package (pip, no compiler), the window shape
+- "bf16 autocast": what RESTORATION_ENGINE=bf16 runs (engine.py);
+- "openvino f32" / "openvino bf16": the `openvino` package (f32: what "auto" ships where installed) (pip, no compiler), the window shape
   converted with `ov.convert_model`, inference precision hint f32 / bf16;
 - "onnxruntime fp32": `onnxruntime` (and `onnx` for the export);
 - "int8 pt2e": PT2E static quantisation with torchao's X86InductorQuantizer, calibrated on val
@@ -45,6 +45,8 @@ def _onnxruntime_runner(model, shape, threads):
                           opset_version=17)
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    # Its threads would otherwise spin after each run, taking the cores from the next candidate.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     path.unlink(missing_ok=True)
     name = session.get_inputs()[0].name
@@ -112,7 +114,7 @@ def candidates(threads: int, val_dir: Path) -> dict[str, Callable]:
         return make
 
     out: dict[str, Callable | str] = {"fp32 compiled (today)": torch_path("fp32")}
-    out["bf16 autocast (ships)"] = torch_path("bf16") if engine.bf16_supported() else "no bf16 on this CPU"
+    out["bf16 autocast"] = torch_path("bf16") if engine.bf16_supported() else "no bf16 on this CPU"
     ov = engine.openvino_module()
     for hint in ("f32", "bf16"):
         out[f"openvino {hint}"] = (runner_path(lambda m, s, h=hint: engine.openvino_runner(m, s, threads, h))

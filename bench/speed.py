@@ -7,15 +7,21 @@
 Measured, in this order, with `--threads` torch threads:
 1. start-up: `python app.py` in a subprocess with an empty compile cache (a cold start, as on a
    fresh Space): seconds until the page is served, and until the background warm-up has ended;
-2. a matmul peak (fp32, the best of a few sizes): what "fraction of peak" divides by;
-3. per model, at 256² and 1024²: the plain eager forward pass (`model.restore` on the whole image)
-   and the fast path (`inference.Restorer`, warmed up), their GFLOP/s (FLOPs of the whole-image
-   forward pass, counted by torch's FlopCounterMode, over the time) and fraction of the peak; the
-   fast path's largest difference from the eager path on the same windows (must be ≤ 1e-4), and
-   from the whole image (the windows' seams);
-4. compile warm-up in this process (with the start-up run's compile cache on disk);
+2. a matmul peak (fp32, the best of a few sizes): what "fraction of peak" divides by; the CPU's
+   instruction sets as detected, and what the start-up self-check (restoration/engine.py) chooses;
+3. per model (`--models N`: the first N) and side (`--sides`, default 256² 1024² 2048²), every
+   candidate engine of bench/engines.py through `inference.Restorer`'s windows against the plain
+   eager forward pass (`model.restore` on the whole image): seconds (median, the candidates taking
+   turns in each repeat), GFLOP/s (FLOPs of the whole-image forward pass, counted by torch's
+   FlopCounterMode, over the time), % of the fp32 matmul peak, warm-up seconds, the resident
+   memory the candidate added, and its largest difference from fp32 eager on the same windows;
+4. the accuracy table: per model, degradation and data set (Tiny ImageNet val, photos/val centre
+   crops), each candidate's PSNR change and largest pixel move against fp32 eager through the
+   app's 8-bit path, and which candidates are eligible (≤ 0.02 dB and ≤ 2/255 everywhere);
 5. end-to-end Compare through the app's streaming handler (`ArenaApp.compare`, degrade mode:
-   degradation, every panel, PSNR and SSIM, PNG files): time to the first panel and to the last;
+   degradation, every panel, PSNR and SSIM, PNG files): time to the first panel and to the last,
+   for today's path and the shipped choice, ÷ the family's fp32 eager passes; then the 1024²
+   Compare with the scene pool idle and rendering;
 6. the resident memory of a fresh process that runs one 4-megapixel Compare: its peak during the
    request (bench/memory.py resets the peak before it), before and after it, and its start-up peak;
 7. the judge: time from a vote to the next pair (`ArenaApp.vote`).
@@ -263,13 +269,13 @@ def report_accuracy(args, settings, models):
     sets = engines.accuracy_sets(settings, args.tiny, args.photos, args.photo_side)
     print(f"\nAccuracy against fp32 eager ({', '.join(f'{k}: {len(v)} images' for k, v in sets.items())}; photos "
           f"centre-cropped to {args.photo_side}²), ΔPSNR = candidate − fp32 (dB), max |Δ| in levels of 255:")
-    names = list(next(iter(_CANDIDATES.values()), {})) or ["bf16 autocast (ships)"]
+    names = list(next(iter(_CANDIDATES.values()), {})) or ["bf16 autocast"]
     print("| model | degradation | data | fp32 PSNR | " + " | ".join(f"{n} ΔPSNR / max |Δ|" for n in names) + " |")
     print("|---|---|---|---:|" + "---:|" * len(names))
     worst: dict[str, tuple[float, int]] = {}
     for m in models:
         if m.entry.name not in _CANDIDATES:  # beyond --models: the shipped bf16 path only (it needs no warm-up)
-            _CANDIDATES[m.entry.name] = {"bf16 autocast (ships)": engines.Restorer.from_settings(
+            _CANDIDATES[m.entry.name] = {"bf16 autocast": engines.Restorer.from_settings(
                 m.model, settings, precision="bf16")} if engine.bf16_supported() else {}
         reference = engines.Restorer.from_settings(m.model, settings, fast=False)
         for degradation in engines.DEGRADATIONS:
@@ -442,10 +448,10 @@ def run(args, settings, cache):
                                        votes_per_day=10**6, address_votes_per_minute=10**6,
                                        address_votes_per_day=10**6, pairs_per_minute=10**6, threads=args.threads)
     paths = {"today's path (fp32 compiled)": fast}
-    if choice.precision == "bf16" and engine.openvino_module() is not None:
-        os.environ["RESTORATION_NO_OPENVINO"] = "1"  # the shipped path where openvino is not installed
+    if engine.bf16_supported() and not args.only:
+        os.environ["RESTORATION_NO_OPENVINO"] = "1"  # torch's bf16 alone (fails the pixel bar: not shipped)
         engine.openvino_module.cache_clear()
-        paths["bf16 autocast, no openvino"] = warmed(restorers_for(models, settings, precision="bf16"))
+        paths["bf16 autocast (not eligible)"] = warmed(restorers_for(models, settings, precision="bf16"))
         del os.environ["RESTORATION_NO_OPENVINO"]
         engine.openvino_module.cache_clear()
     shipped = warmed(restorers_for(models, settings, precision=choice.precision))

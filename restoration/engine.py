@@ -3,18 +3,20 @@
 Candidates (bench/speed.py measures them all, with their accuracy; docs/speed.md has the figures):
 
 - "fp32": today's path, channels-last + `torch.compile` in float32 (inference.py). Always there.
-- "bf16": the same channels-last model under CPU autocast to bfloat16: convolutions and matmuls
-  in bf16 (oneDNN's AVX-512 BF16 / AMX kernels), weights and accumulation kept in fp32, so the
-  pictures move by about one level of 255 (fully converted bf16 weights moved pixels by 3.5/255,
-  over the 2/255 bar). It runs eagerly: no compile, so it is fast from the first request.
-- "openvino-bf16": the model converted to OpenVINO with a bf16 inference-precision hint, used for
-  the fixed window shape once converted in the background warm-up; only where the optional
-  `openvino` package is installed, and only if it is faster than "bf16" and as accurate.
+- "openvino-f32": the windows converted to OpenVINO in float32 in the background warm-up (seconds,
+  against torch.compile's tens of seconds), where the optional `openvino` package is installed;
+  kept only if a test window's pixels stay within `MAX_LEVELS` of fp32 eager and it runs at least
+  `BF16_OVER_FP32_EAGER`× fp32 eager, else today's path. The only faster candidate that passed the
+  accuracy bar in bench.speed (docs/speed.md), and what "auto" picks where openvino is installed.
+- "bf16": the channels-last model under CPU autocast to bfloat16: convolutions in bf16 (oneDNN's
+  AVX-512 BF16 / AMX kernels), accumulation in fp32. ΔPSNR stayed within 0.004 dB everywhere, but
+  pixels moved by up to 6/255 on Tiny ImageNet val (bench.speed's accuracy table), over the
+  2/255 bar: so "auto" never picks it; RESTORATION_ENGINE=bf16 forces it (after the self-check
+  below), and its warm-up tries OpenVINO with a bf16 hint (pixels moved up to 3/255 there).
+  Fully converted bf16 weights moved pixels by 3.5/255 on one window already.
 
-`choose` is the start-up self-check: on a CPU with bf16 instructions it runs one window of the
-first model in fp32 and in bf16, checks the pixels (no value may move more than `MAX_LEVELS` of
-255) and the speed, and picks; anything odd falls back to "fp32", today's path. It returns a
-`Choice` whose `line` says in one line what was chosen and why.
+`choose` is the start-up self-check. It returns a `Choice` whose `line` says in one line what was
+chosen and why; anything odd falls back to "fp32", today's path.
 """
 
 import dataclasses
@@ -32,7 +34,9 @@ MAX_LEVELS = 2  # the accuracy bar: no pixel may move more than 2/255 against fp
 # compiled (too slow to compile for a start-up check), and on one 320² window compiling made fp32
 # 1.2–1.5× faster than eager on a 2-core AVX-512 machine, where bf16 autocast was 2.3–2.4× (docs/speed.md).
 BF16_OVER_FP32_EAGER = 1.6
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "openvino-f32")
+# bench.speed's accuracy table (docs/speed.md): bf16 autocast's worst pixel move on the shipped models
+BF16_MEASURED_LEVELS = 6
 # The self-check runs one window of the app's own size (Settings.tile_size): at 128² bf16's gain was
 # 1.5×, at 320² 2.4× (small convolutions are dominated by overheads), so a smaller stand-in misleads.
 SELF_CHECK_SIDE = 320
@@ -40,7 +44,7 @@ SELF_CHECK_SIDE = 320
 
 @dataclasses.dataclass(frozen=True)
 class Choice:
-    precision: str  # "fp32" (today's path) or "bf16"
+    precision: str  # one of PRECISIONS: "fp32" is today's path
     line: str  # what was chosen and why, for the start-up log
 
 
@@ -144,12 +148,22 @@ def self_check(model, side: int = SELF_CHECK_SIDE) -> tuple[float, float, int]:
 
 
 def choose(model, engine: str = "auto", simulate_no_bf16: bool = False, side: int = SELF_CHECK_SIDE,
-           check: Callable = self_check, supported: Callable[[], bool] = bf16_supported) -> Choice:
-    """The precision to run on this machine, and the one line that says why. `engine` "fp32"
-    forces today's path; `simulate_no_bf16` acts as a CPU without bf16 instructions."""
+           check: Callable = self_check, supported: Callable[[], bool] = bf16_supported,
+           openvino: Callable = lambda: openvino_module() is not None) -> Choice:
+    """The engine and precision to run on this machine, and the one line that says why. `engine`:
+    "auto" (OpenVINO f32 where installed, else today's path), "fp32" (today's path, forced), "bf16"
+    (forced, if the self-check passes); `simulate_no_bf16` acts as a CPU without bf16 instructions."""
     today = "fp32 (channels-last + torch.compile, today's path)"
     if engine == "fp32":
         return Choice("fp32", f"engine: {today}: forced by RESTORATION_ENGINE=fp32")
+    if engine == "auto":
+        bf16_note = (f"bf16 not used: it moved pixels by up to {BF16_MEASURED_LEVELS}/255 (bar {MAX_LEVELS}/255)"
+                     if not simulate_no_bf16 else "RESTORATION_SIMULATE_NO_BF16 is set")
+        if openvino():
+            return Choice("openvino-f32", f"engine: OpenVINO f32 for the windows (converted in the background warm-up, "
+                                          f"kept if ≥ {BF16_OVER_FP32_EAGER:g}× fp32 eager and exact, else {today}); "
+                                          f"{bf16_note}")
+        return Choice("fp32", f"engine: {today}: openvino not installed; {bf16_note}")
     if simulate_no_bf16 or not supported():
         why = "RESTORATION_SIMULATE_NO_BF16 is set" if simulate_no_bf16 else "this CPU has no bf16 instructions"
         return Choice("fp32", f"engine: {today}: {why}")

@@ -20,10 +20,11 @@ outputs agree within float rounding (1e-4, tested). `warm_up` compiles the windo
 the first request; until it has finished, requests run channels-last eager, so an app can serve
 at once.
 
-`precision="bf16"` (chosen at start-up by engine.py's self-check) runs the fast path's model under
-CPU autocast to bfloat16 instead: no compile (it is fast from the first request); the warm-up then
-converts the window shape to OpenVINO where that optional package is installed, and keeps it only
-if it is faster and no pixel of a test window moves more than 2/255 against fp32.
+`precision` (chosen at start-up by engine.py): "fp32" is the above; "openvino-f32" converts the
+window shape to OpenVINO in float32 in the warm-up instead of compiling (and compiles after all if
+that fails or is not faster); "bf16" runs the fast path's model under CPU autocast to bfloat16, no
+compile, and its warm-up tries OpenVINO bf16. A converted path is kept only if it is faster and no
+pixel of a test window moves more than 2/255 against fp32.
 
 `before_window`, when given to a call, runs before each window (or whole image): the scene pool
 passes a function that waits while a Compare is running or waiting, so a person's request never
@@ -225,8 +226,11 @@ class Restorer:
                 return 0.0
             self._tried = True
             if self.precision == "bf16":
-                self._warm_up_openvino()
+                self._warm_up_openvino("bf16")
                 return time.perf_counter() - t0
+            if self.precision == "openvino-f32" and self._warm_up_openvino("f32"):
+                return time.perf_counter() - t0
+            not_kept = f" ({self.status})" if self.precision == "openvino-f32" else ""
             if not compiler_available():
                 self._give_up("no C++ compiler found")
                 return time.perf_counter() - t0
@@ -241,37 +245,42 @@ class Restorer:
                 self._give_up(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:200])
                 return time.perf_counter() - t0
             self._compiled = compiled
-            self.status = "compiled (torch.compile, channels last)"
+            self.status = "compiled (torch.compile, channels last)" + not_kept
         return time.perf_counter() - t0
 
-    def _warm_up_openvino(self):
-        """Convert the window shapes to OpenVINO bf16 (where it is installed) and keep it only if no
-        pixel of a test window moves more than engine.MAX_LEVELS against fp32 eager and it runs
-        faster than bf16 autocast; otherwise the bf16 eager path stays, and `status` says why."""
+    def _warm_up_openvino(self, hint: str) -> bool:
+        """Convert the window shapes to OpenVINO with precision `hint` (where it is installed) and
+        keep it only if no pixel of a test window moves more than engine.MAX_LEVELS against fp32
+        eager and it runs faster than the eager path (bf16 autocast; for f32, fp32 eager by
+        engine.BF16_OVER_FP32_EAGER, what compiling would gain); `status` says what happened.
+        Whether it was kept."""
+        eager = "bf16 channels-last eager (autocast" if hint == "bf16" else "fp32 (OpenVINO f32 not kept"
+        gain = 1.0 if hint == "bf16" else engine.BF16_OVER_FP32_EAGER
         if engine.openvino_module() is None:
-            self.status = "bf16 channels-last eager (autocast; openvino not installed)"
-            return
+            self.status = f"{eager}; openvino not installed)"
+            return False
         try:
-            runners = {n: engine.openvino_runner(self._fast_model, (n, 3, self.window, self.window), self.threads)
-                       for n in sorted({1, self.batch})}
+            runners = {n: engine.openvino_runner(self._fast_model, (n, 3, self.window, self.window), self.threads,
+                                                 hint) for n in sorted({1, self.batch})}
             x = engine.check_image(self.window).contiguous(memory_format=CHANNELS_LAST)
             with torch.inference_mode():
                 reference = self.model.restore(x.contiguous())
                 apart = engine.levels_apart(runners[1](x), reference)
                 t_ov = engine._median_seconds(lambda: runners[1](x))
                 t_bf16 = engine._median_seconds(lambda: self._eager(x))
-        except Exception as e:  # noqa: BLE001 (any converter failure means: stay on bf16 eager)
-            self.status = f"bf16 channels-last eager (autocast; openvino failed: {type(e).__name__})"
-            return
-        figures = f"{t_ov * 1000:.0f} ms a window against {t_bf16 * 1000:.0f} ms, max |Δ| {apart}/255"
-        if apart > engine.MAX_LEVELS or t_ov >= t_bf16:
-            self.status = f"bf16 channels-last eager (autocast; openvino bf16 not kept: {figures})"
-            return
+        except Exception as e:  # noqa: BLE001 (any converter failure means: stay on the torch path)
+            self.status = f"{eager}; openvino failed: {type(e).__name__})"
+            return False
+        figures = f"{t_ov * 1000:.0f} ms a window against {t_bf16 * 1000:.0f} ms eager, max |Δ| {apart}/255"
+        if apart > engine.MAX_LEVELS or t_ov * gain >= t_bf16:
+            self.status = f"{eager}; openvino {hint} not kept: {figures})"
+            return False
         shape = (3, self.window, self.window)
         # Converted for the window shapes only; anything else (`whole` on small images) runs bf16 eager.
         self._compiled = lambda x: (runners[x.shape[0]](x) if x.shape[0] in runners and tuple(x.shape[1:]) == shape
                                     else self._eager(x))
-        self.status = f"openvino bf16 ({figures})"
+        self.status = f"openvino {hint} ({figures})"
+        return True
 
     def _give_up(self, why: str):
         self.status = f"channels-last eager (torch.compile unavailable: {why})"
