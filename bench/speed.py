@@ -274,9 +274,11 @@ def report_accuracy(args, settings, models):
     print("|---|---|---|---:|" + "---:|" * len(names))
     worst: dict[str, tuple[float, int]] = {}
     for m in models:
-        if m.entry.name not in _CANDIDATES:  # beyond --models: the shipped bf16 path only (it needs no warm-up)
-            _CANDIDATES[m.entry.name] = {"bf16 autocast": engines.Restorer.from_settings(
-                m.model, settings, precision="bf16")} if engine.bf16_supported() else {}
+        if m.entry.name not in _CANDIDATES:  # beyond --models: the cheap candidates (no compile, no calibration)
+            cheap = {k: v for k, v in engines.candidates(args.threads, Path(settings.val_dir), cheap=True).items()
+                     if k in names and not isinstance(v, str)}
+            _CANDIDATES[m.entry.name] = {k: b[0] for k, make in cheap.items()
+                                         if not isinstance(b := _build(k, make, m.model, settings), str)}
         reference = engines.Restorer.from_settings(m.model, settings, fast=False)
         for degradation in engines.DEGRADATIONS:
             for data, images in sets.items():
