@@ -6,7 +6,7 @@ Candidates (bench/speed.py measures them all, with their accuracy; docs/speed.md
 - "openvino-f32": the windows converted to OpenVINO in float32 in the background warm-up (seconds,
   against torch.compile's tens of seconds), where the optional `openvino` package is installed;
   kept only if a test window's pixels stay within `MAX_LEVELS` of fp32 eager and it runs at least
-  `BF16_OVER_FP32_EAGER`× fp32 eager, else today's path. The only faster candidate that passed the
+  `GAIN_OVER_FP32_EAGER`× fp32 eager, else today's path. The only faster candidate that passed the
   accuracy bar in bench.speed (docs/speed.md), and what "auto" picks where openvino is installed.
 - "bf16": the channels-last model under CPU autocast to bfloat16: convolutions in bf16 (oneDNN's
   AVX-512 BF16 / AMX kernels), accumulation in fp32. ΔPSNR stayed within 0.004 dB everywhere, but
@@ -30,10 +30,10 @@ from collections.abc import Callable
 import torch
 
 MAX_LEVELS = 2  # the accuracy bar: no pixel may move more than 2/255 against fp32
-# bf16 eager must beat fp32 *eager* by this much to be chosen: the fp32 path it replaces is
+# bf16 eager (and OpenVINO f32's windows) must beat fp32 *eager* by this much to be chosen: the fp32 path it replaces is
 # compiled (too slow to compile for a start-up check), and on one 320² window compiling made fp32
 # 1.2–1.5× faster than eager on a 2-core AVX-512 machine, where bf16 autocast was 2.3–2.4× (docs/speed.md).
-BF16_OVER_FP32_EAGER = 1.6
+GAIN_OVER_FP32_EAGER = 1.6
 PRECISIONS = ("fp32", "bf16", "openvino-f32")
 # bench.speed's accuracy table (docs/speed.md): bf16 autocast's worst pixel move on the shipped models
 BF16_MEASURED_LEVELS = 6
@@ -161,7 +161,7 @@ def choose(model, engine: str = "auto", simulate_no_bf16: bool = False, side: in
                      if not simulate_no_bf16 else "RESTORATION_SIMULATE_NO_BF16 is set")
         if openvino():
             return Choice("openvino-f32", f"engine: OpenVINO f32 for the windows (converted in the background warm-up, "
-                                          f"kept if ≥ {BF16_OVER_FP32_EAGER:g}× fp32 eager and exact, else {today}); "
+                                          f"kept if ≥ {GAIN_OVER_FP32_EAGER:g}× fp32 eager and exact, else {today}); "
                                           f"{bf16_note}")
         return Choice("fp32", f"engine: {today}: openvino not installed; {bf16_note}")
     if simulate_no_bf16 or not supported():
@@ -176,8 +176,8 @@ def choose(model, engine: str = "auto", simulate_no_bf16: bool = False, side: in
     figures = f"one {side}² window: fp32 {t32 * 1000:.0f} ms, bf16 {t16 * 1000:.0f} ms, max |Δ| {apart}/255"
     if apart > MAX_LEVELS:
         return Choice("fp32", f"engine: {today}: bf16 moved a pixel by {apart}/255 (> {MAX_LEVELS}); {figures}")
-    if t32 < BF16_OVER_FP32_EAGER * t16:
-        return Choice("fp32", f"engine: {today}: bf16 under {BF16_OVER_FP32_EAGER:g}× fp32 eager; {figures}")
+    if t32 < GAIN_OVER_FP32_EAGER * t16:
+        return Choice("fp32", f"engine: {today}: bf16 under {GAIN_OVER_FP32_EAGER:g}× fp32 eager; {figures}")
     return Choice("bf16", f"engine: bf16 (channels-last autocast, {cpu_summary()}): {t32 / t16:.1f}× fp32 eager; "
                           f"{figures}")
 

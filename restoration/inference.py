@@ -252,10 +252,10 @@ class Restorer:
         """Convert the window shapes to OpenVINO with precision `hint` (where it is installed) and
         keep it only if no pixel of a test window moves more than engine.MAX_LEVELS against fp32
         eager and it runs faster than the eager path (bf16 autocast; for f32, fp32 eager by
-        engine.BF16_OVER_FP32_EAGER, what compiling would gain); `status` says what happened.
+        engine.GAIN_OVER_FP32_EAGER, what compiling would gain); `status` says what happened.
         Whether it was kept."""
         eager = "bf16 channels-last eager (autocast" if hint == "bf16" else "fp32 (OpenVINO f32 not kept"
-        gain = 1.0 if hint == "bf16" else engine.BF16_OVER_FP32_EAGER
+        gain = 1.0 if hint == "bf16" else engine.GAIN_OVER_FP32_EAGER
         if engine.openvino_module() is None:
             self.status = f"{eager}; openvino not installed)"
             return False
