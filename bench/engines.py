@@ -24,8 +24,8 @@ import torch
 from bench.memory import memory
 from restoration import engine
 from restoration.degrade import STANDARD
-from restoration.images import open_image, quantize, to_tensor
-from restoration.inference import CHANNELS_LAST, Restorer, prepare, release_memory
+from restoration.images import open_image, to_tensor
+from restoration.inference import Restorer, prepare, release_memory
 from restoration.judging import center_crop
 from restoration.metrics import psnr
 
@@ -66,7 +66,9 @@ def calibration_windows(val_dir: Path, side: int, count: int = 8) -> list[torch.
 def _int8_runner(model, shape, threads, calibration):
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e  # noqa: PLC0415
     from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (  # noqa: PLC0415
-        X86InductorQuantizer, get_default_x86_inductor_quantization_config)
+        X86InductorQuantizer,
+        get_default_x86_inductor_quantization_config,
+    )
 
     module = engine._Restore(copy.deepcopy(model)).eval()
     example = (torch.rand(shape),)

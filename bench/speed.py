@@ -49,9 +49,9 @@ import torch
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
+from bench import engines
 from bench.app_latency import test_image
 from bench.memory import memory, reset_peak
-from bench import engines
 from restoration import engine
 from restoration.compare import choose_engine, family_for_image, restorers_for
 from restoration.images import to_tensor
@@ -205,7 +205,7 @@ def report_engines(args, settings, models, peak):
     Returns ({model: fp32 eager seconds at 1024²}, {model: today's Restorer})."""
     makers = engines.candidates(args.threads, Path(settings.val_dir))
     if args.only:
-        makers = {k: v for k, v in makers.items() if k.startswith(tuple(args.only)) or k.startswith("fp32")}
+        makers = {k: v for k, v in makers.items() if k.startswith((*args.only, "fp32"))}
     for name, why in makers.items():
         if isinstance(why, str):
             print(f"candidate {name}: skipped ({why})")
@@ -464,7 +464,7 @@ def run(args, settings, cache):
         if m.entry.name not in eager_times:
             with torch.inference_mode():
                 eager_times[m.entry.name] = statistics.median(
-                    [_seconds(lambda: m.model.restore(x[None])) for _ in range(2)])
+                    [_seconds(lambda: m.model.restore(x[None])) for _ in range(2)])  # noqa: B023 (called at once)
     print("\nEnd-to-end Compare through ArenaApp.compare (degrade mode, one family's 3 U-Nets, all panels, PSNR + "
           f"SSIM, PNG files), median of {args.repeats}, the scene pool stopped:")
     with tempfile.TemporaryDirectory() as tmp:
