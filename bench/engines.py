@@ -37,7 +37,7 @@ def with_window_runner(restorer: Restorer, runner: Callable, window_shape) -> Re
 
 
 def _onnxruntime_runner(model, shape, threads):
-    import onnxruntime as ort  # noqa: PLC0415 (optional)
+    import onnxruntime as ort
 
     path = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-engines-{os.getpid()}-{id(model)}.onnx"
     with torch.inference_mode():
@@ -64,8 +64,8 @@ def calibration_windows(val_dir: Path, side: int, count: int = 8) -> list[torch.
 
 
 def _int8_runner(model, shape, threads, calibration):
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e  # noqa: PLC0415
-    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (  # noqa: PLC0415
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
         X86InductorQuantizer,
         get_default_x86_inductor_quantization_config,
     )
@@ -79,7 +79,7 @@ def _int8_runner(model, shape, threads, calibration):
         for x in calibration:
             prepared(torch.nn.functional.interpolate(x, size=shape[-2:]))
     converted = convert_pt2e(prepared)
-    import torch._inductor.config as inductor_config  # noqa: PLC0415
+    import torch._inductor.config as inductor_config
 
     inductor_config.freezing = True
     compiled = torch.compile(converted, dynamic=False)
@@ -124,15 +124,15 @@ def candidates(threads: int, val_dir: Path, cheap: bool = False) -> dict[str, Ca
         out[f"openvino {hint}"] = (runner_path(lambda m, s, h=hint: engine.openvino_runner(m, s, threads, h))
                                    if ov else "openvino not installed")
     try:
-        import onnx  # noqa: F401, PLC0415
-        import onnxruntime  # noqa: F401, PLC0415
+        import onnx
+        import onnxruntime
         out["onnxruntime fp32"] = runner_path(lambda m, s: _onnxruntime_runner(m, s, threads))
     except ImportError:
         out["onnxruntime fp32"] = "onnxruntime/onnx not installed"
     if cheap:  # no int8: its calibration and compile take minutes a model
         return out
     try:
-        import torchao  # noqa: F401, PLC0415
+        import torchao
         calibration = calibration_windows(val_dir, 64)
         out["int8 pt2e (torchao)"] = (runner_path(lambda m, s: _int8_runner(m, s, threads, calibration))
                                       if calibration else "no val images to calibrate on")
@@ -157,8 +157,8 @@ def accuracy_sets(settings, tiny: int, photos: int, photo_side: int) -> dict[str
     val = sorted((Path(settings.val_dir) / "val" / "images").glob("*.JPEG"))[:tiny]
     photo_files = sorted(p for p in Path(settings.photo_val_dir).rglob("*") if p.suffix.lower() in
                          (".png", ".jpg", ".jpeg"))[:photos]
-    load = lambda p: (to_tensor(open_image(p).convert("RGB")) * 255).round().to(torch.uint8)  # noqa: E731
-    crop = lambda p: (to_tensor(center_crop(open_image(p).convert("RGB"), photo_side)) * 255).round().to(torch.uint8)  # noqa: E731
+    load = lambda p: (to_tensor(open_image(p).convert("RGB")) * 255).round().to(torch.uint8)
+    crop = lambda p: (to_tensor(center_crop(open_image(p).convert("RGB"), photo_side)) * 255).round().to(torch.uint8)
     return {"tiny-imagenet val": [load(p) for p in val], "photos/val": [crop(p) for p in photo_files]}
 
 
