@@ -9,7 +9,7 @@ Candidates (bench/speed.py measures them all, with their accuracy; docs/speed.md
   `GAIN_OVER_FP32_EAGER`× fp32 eager, else today's path. The only faster candidate that passed the
   accuracy bar in bench.speed (docs/speed.md), and what "auto" picks where openvino is installed.
 - "bf16": the channels-last model under CPU autocast to bfloat16: convolutions in bf16 (oneDNN's
-  AVX-512 BF16 / AMX kernels), accumulation in fp32. ΔPSNR stayed within 0.004 dB everywhere, but
+  AVX-512 BF16 / AMX kernels), accumulation in fp32. ΔPSNR stayed within 0.008 dB everywhere, but
   pixels moved by up to 6/255 on Tiny ImageNet val (bench.speed's accuracy table), over the
   2/255 bar: so "auto" never picks it; RESTORATION_ENGINE=bf16 forces it (after the self-check
   below), and its warm-up tries OpenVINO with a bf16 hint (pixels moved up to 3/255 there).
