@@ -254,10 +254,11 @@ class Restorer:
         eager and it runs faster than the eager path (bf16 autocast; for f32, fp32 eager by
         engine.GAIN_OVER_FP32_EAGER, what compiling would gain); `status` says what happened.
         Whether it was kept."""
-        eager = "bf16 channels-last eager (autocast" if hint == "bf16" else "fp32 (OpenVINO f32 not kept"
+        # bf16 stays on autocast; f32 goes on to compile, whose status then ends with this reason in brackets.
+        say = (lambda why: f"bf16 channels-last eager (autocast; {why})") if hint == "bf16" else (lambda why: why)
         gain = 1.0 if hint == "bf16" else engine.GAIN_OVER_FP32_EAGER
         if engine.openvino_module() is None:
-            self.status = f"{eager}; openvino not installed)"
+            self.status = say("openvino not installed")
             return False
         try:
             runners = {n: engine.openvino_runner(self._fast_model, (n, 3, self.window, self.window), self.threads,
@@ -269,11 +270,11 @@ class Restorer:
                 t_ov = engine._median_seconds(lambda: runners[1](x))
                 t_bf16 = engine._median_seconds(lambda: self._eager(x))
         except Exception as e:  # noqa: BLE001 (any converter failure means: stay on the torch path)
-            self.status = f"{eager}; openvino failed: {type(e).__name__})"
+            self.status = say(f"openvino failed: {type(e).__name__}")
             return False
         figures = f"{t_ov * 1000:.0f} ms a window against {t_bf16 * 1000:.0f} ms eager, max |Δ| {apart}/255"
         if apart > engine.MAX_LEVELS or t_ov * gain >= t_bf16:
-            self.status = f"{eager}; openvino {hint} not kept: {figures})"
+            self.status = say(f"openvino {hint} not kept: {figures}")
             return False
         shape = (3, self.window, self.window)
         # Converted for the window shapes only; anything else (`whole` on small images) runs bf16 eager.
