@@ -22,7 +22,7 @@ import restoration  # noqa: F401  first: one clear line, not a traceback, on Pyt
 from restoration import degrade
 from restoration.arena_app import JUDGE_LANE_LIMIT, JUDGE_OUTPUTS, ArenaApp, Refusal, Update
 from restoration.checkpoint import CheckpointError
-from restoration.compare import MODES, UNSURE_BELOW
+from restoration.compare import MODES, UNSURE_BELOW, choose_engine, restorers_for
 from restoration.leaderboard import HEADERS as LEADERBOARD_HEADERS
 from restoration.provenance import header_markdown, source_label
 from restoration.settings import Settings, SettingsError
@@ -300,7 +300,10 @@ def main():
         community, skipped = load_submitted_restorers(store)  # pending and approved submissions
         for line in [m.note for m in community] + skipped:
             print(line)
-        app = ArenaApp(settings, models + community, problems + skipped, store=store, fidelity=fidelity)
+        choice = choose_engine(models, settings)  # the start-up self-check: the engine and precision, measured here
+        print(choice.line, flush=True)
+        app = ArenaApp(settings, models + community, problems + skipped, store=store, fidelity=fidelity,
+                       restorers=restorers_for(models + community, settings, precision=choice.precision))
     except (VoteStoreError, OSError) as e:
         if sync:
             sync.close()

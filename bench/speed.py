@@ -7,15 +7,21 @@
 Measured, in this order, with `--threads` torch threads:
 1. start-up: `python app.py` in a subprocess with an empty compile cache (a cold start, as on a
    fresh Space): seconds until the page is served, and until the background warm-up has ended;
-2. a matmul peak (fp32, the best of a few sizes): what "fraction of peak" divides by;
-3. per model, at 256² and 1024²: the plain eager forward pass (`model.restore` on the whole image)
-   and the fast path (`inference.Restorer`, warmed up), their GFLOP/s (FLOPs of the whole-image
-   forward pass, counted by torch's FlopCounterMode, over the time) and fraction of the peak; the
-   fast path's largest difference from the eager path on the same windows (must be ≤ 1e-4), and
-   from the whole image (the windows' seams);
-4. compile warm-up in this process (with the start-up run's compile cache on disk);
+2. a matmul peak (fp32, the best of a few sizes): what "fraction of peak" divides by; the CPU's
+   instruction sets as detected, and what the start-up self-check (restoration/engine.py) chooses;
+3. per model (`--models N`: the first N) and side (`--sides`, default 256² 1024² 2048²), every
+   candidate engine of bench/engines.py through `inference.Restorer`'s windows against the plain
+   eager forward pass (`model.restore` on the whole image): seconds (median, the candidates taking
+   turns in each repeat), GFLOP/s (FLOPs of the whole-image forward pass, counted by torch's
+   FlopCounterMode, over the time), % of the fp32 matmul peak, warm-up seconds, the resident
+   memory the candidate added, and its largest difference from fp32 eager on the same windows;
+4. the accuracy table: per model, degradation and data set (Tiny ImageNet val, photos/val centre
+   crops), each candidate's PSNR change and largest pixel move against fp32 eager through the
+   app's 8-bit path, and which candidates are eligible (≤ 0.02 dB and ≤ 2/255 everywhere);
 5. end-to-end Compare through the app's streaming handler (`ArenaApp.compare`, degrade mode:
-   degradation, every panel, PSNR and SSIM, PNG files): time to the first panel and to the last;
+   degradation, every panel, PSNR and SSIM, PNG files): time to the first panel and to the last,
+   for today's path and the shipped choice, ÷ the family's fp32 eager passes; then the 1024²
+   Compare with the scene pool idle and rendering;
 6. the resident memory of a fresh process that runs one 4-megapixel Compare: its peak during the
    request (bench/memory.py resets the peak before it), before and after it, and its start-up peak;
 7. the judge: time from a vote to the next pair (`ArenaApp.vote`).
@@ -43,9 +49,11 @@ import torch
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
+from bench import engines
 from bench.app_latency import test_image
 from bench.memory import memory, reset_peak
-from restoration.compare import restorers_for
+from restoration import engine
+from restoration.compare import choose_engine, family_for_image, restorers_for
 from restoration.images import to_tensor
 from restoration.inference import release_memory
 from restoration.settings import REPO, Settings
@@ -143,7 +151,8 @@ def _one_compare(path: str) -> dict[str, float]:
 
     settings = dataclasses.replace(Settings.from_env(), votes_db=Path(tempfile.mkdtemp()) / "votes.db")
     models, _ = load_available_restorers(settings.weights_dir)
-    app = ArenaApp(settings, models)
+    app = ArenaApp(settings, models, restorers=restorers_for(models, settings,
+                                                             precision=choose_engine(models, settings).precision))
     for r in app.restorers.values():
         r.warm_up()
     release_memory()
@@ -159,6 +168,160 @@ def _one_compare(path: str) -> dict[str, float]:
 
 def _no_progress(*args, **kwargs):
     pass
+
+
+def warmed(restorers):
+    for r in restorers.values():
+        r.warm_up()
+    return restorers
+
+
+def _seconds(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _status(restorers) -> str:
+    return next(iter(restorers.values())).status if restorers else "—"
+
+
+def _build(name, make, model, settings):
+    """(Restorer, warm-up seconds, MB of resident memory it added) of one candidate, or why not."""
+    release_memory()
+    before = engines.rss_mb()
+    try:
+        r, seconds = make(model, settings)
+    except Exception as e:  # noqa: BLE001 (a candidate that fails is reported, not fatal)
+        return f"failed: {type(e).__name__}: {str(e).splitlines()[0][:150] if str(e) else ''}"
+    release_memory()
+    return r, seconds, engines.rss_mb() - before
+
+
+def report_engines(args, settings, models, peak):
+    """The candidates' table (engines.py): per model and side, seconds (median), GFLOP/s, % of the
+    fp32 matmul peak, speed-up over fp32 eager, warm-up, memory, max |Δ| against fp32 eager on the
+    same windows. Candidates run in turn within each repeat, so a disturbance hits them alike.
+    Returns ({model: fp32 eager seconds at 1024²}, {model: today's Restorer})."""
+    makers = engines.candidates(args.threads, Path(settings.val_dir))
+    if args.only:
+        makers = {k: v for k, v in makers.items() if k.startswith((*args.only, "fp32"))}
+    for name, why in makers.items():
+        if isinstance(why, str):
+            print(f"candidate {name}: skipped ({why})")
+    makers = {k: v for k, v in makers.items() if not isinstance(v, str)}
+    print("\n| model | candidate | warm-up (s) | +memory (MB) | side | GFLOP | eager fp32 (s) | candidate (s) | GFLOP/s | "
+          "% of fp32 peak | × eager | max |Δ| vs eager windows (/255) |")
+    print("|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    eager_1024, today = {}, {}
+    for k, m in enumerate(models[:args.models]):
+        built = {}
+        for name, make in makers.items():
+            if name.startswith("int8") and k >= args.int8_models:
+                continue
+            b = _build(name, make, m.model, settings)
+            if isinstance(b, str):
+                print(f"| {m.entry.title} | {name} | {b} |")
+            else:
+                built[name] = b
+        reference = engines.Restorer.from_settings(m.model, settings, fast=False)
+        for side in args.sides:
+            with tempfile.TemporaryDirectory() as tmp, Image.open(test_image(side, Path(tmp))) as im:
+                x = to_tensor(im.convert("RGB"))
+            flops = model_flops(m.model, side)
+            repeats = args.repeats if side <= 1024 else 1
+            times = {name: [] for name in ["eager", *built]}
+            with torch.inference_mode():
+                ref = reference(x)
+                for name, (r, *_ ) in built.items():
+                    r(x)  # the first call sets kernels up
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    m.model.restore(x[None])
+                    times["eager"].append(time.perf_counter() - t0)
+                    for name, (r, *_) in built.items():
+                        t0 = time.perf_counter()
+                        r(x)
+                        times[name].append(time.perf_counter() - t0)
+            t_eager = statistics.median(times["eager"])
+            if side == 1024:
+                eager_1024[m.entry.name] = t_eager
+            for name, (r, warm, mb) in built.items():
+                t = statistics.median(times[name])
+                apart = (r(x) - ref).abs().max().item() * 255
+                print(f"| {m.entry.title} | {name} | {warm:.1f} | {mb:.0f} | {side}² | {flops / 1e9:.1f} | {t_eager:.3f} | "
+                      f"{t:.3f} | {flops / t / 1e9:.0f} | {100 * flops / t / 1e9 / peak:.0f} % | {t_eager / t:.2f}× | "
+                      f"{apart:.2f} |", flush=True)
+            release_memory()
+        today[m.entry.name] = built["fp32 compiled (today)"][0]
+        m_accuracy = {name: r for name, (r, *_) in built.items() if not name.startswith("fp32")}
+        _CANDIDATES[m.entry.name] = m_accuracy
+    return eager_1024, today
+
+
+_CANDIDATES: dict[str, dict] = {}  # model → candidate name → Restorer (for the accuracy table)
+
+
+def report_accuracy(args, settings, models):
+    """Per model, degradation and data set: each candidate's PSNR change against fp32 eager (the
+    same windows, the app's 8-bit path) and its largest pixel move; eligible only if every change
+    is within 0.02 dB and no pixel moves more than 2/255."""
+    sets = engines.accuracy_sets(settings, args.tiny, args.photos, args.photo_side)
+    print(f"\nAccuracy against fp32 eager ({', '.join(f'{k}: {len(v)} images' for k, v in sets.items())}; photos "
+          f"centre-cropped to {args.photo_side}²), ΔPSNR = candidate − fp32 (dB), max |Δ| in levels of 255:")
+    names = list(next(iter(_CANDIDATES.values()), {})) or ["bf16 autocast"]
+    print("| model | degradation | data | fp32 PSNR | " + " | ".join(f"{n} ΔPSNR / max |Δ|" for n in names) + " |")
+    print("|---|---|---|---:|" + "---:|" * len(names))
+    worst: dict[str, tuple[float, int]] = {}
+    for m in models:
+        if m.entry.name not in _CANDIDATES:  # beyond --models: the cheap candidates (no compile, no calibration)
+            cheap = {k: v for k, v in engines.candidates(args.threads, Path(settings.val_dir), cheap=True).items()
+                     if k in names and not isinstance(v, str)}
+            _CANDIDATES[m.entry.name] = {k: b[0] for k, make in cheap.items()
+                                         if not isinstance(b := _build(k, make, m.model, settings), str)}
+        reference = engines.Restorer.from_settings(m.model, settings, fast=False)
+        for degradation in engines.DEGRADATIONS:
+            for data, images in sets.items():
+                if not images:
+                    continue
+                cells, base = [], None
+                for name in names:
+                    r = _CANDIDATES[m.entry.name].get(name)
+                    if r is None:
+                        cells.append("—")
+                        continue
+                    ours, base, apart = engines.accuracy(r, reference, images, degradation)
+                    delta = ours - base
+                    w = worst.get(name, (0.0, 0))
+                    worst[name] = (max(w[0], abs(delta)), max(w[1], apart))
+                    cells.append(f"{delta:+.4f} / {apart}")
+                base = f"{base:.2f}" if base is not None else "—"
+                print(f"| {m.entry.title} | {degradation} | {data} | {base} | " + " | ".join(cells) + " |", flush=True)
+    counts = {name: sum(name in c for c in _CANDIDATES.values()) for name in worst}
+    for name, (d, a) in worst.items():
+        ok = d <= 0.02 and a <= engine.MAX_LEVELS
+        print(f"  {name}: worst |ΔPSNR| {d:.4f} dB, worst pixel {a}/255: {'eligible' if ok else 'NOT eligible'}"
+              + (f" (measured on {counts[name]} of {len(models)} models)" if counts[name] < len(models) else ""))
+
+
+def compare_with_pool(app, path: Path, repeats: int):
+    """(median seconds of a 1024² Compare with the scene pool idle (full), with it rendering): for
+    the busy case every ready scene is counted used up just before the request, so the pool's
+    thread is rendering replacements when it starts."""
+    pool = app.scenes
+    idle, busy = [], []
+    for _ in range(repeats):
+        deadline = time.perf_counter() + 300
+        while pool.ready() < pool.size and time.perf_counter() < deadline:
+            time.sleep(0.2)
+        idle.append(time_compare(app, path, 1)[1])
+        with pool._cond:
+            for scene in pool._ready:
+                scene.uses = max(scene.uses, pool.uses)
+            pool._cond.notify_all()
+        time.sleep(0.5)  # the thread is into a render
+        busy.append(time_compare(app, path, 1)[1])
+    return statistics.median(idle), statistics.median(busy)
 
 
 def time_compare(app, path: Path, repeats: int):
@@ -227,6 +390,14 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--votes", type=int, default=10)
     p.add_argument("--skip-startup", action="store_true")
+    p.add_argument("--skip-accuracy", action="store_true", help="no accuracy table (the slowest part)")
+    p.add_argument("--sides", type=int, nargs="+", default=[256, 1024, 2048])
+    p.add_argument("--only", nargs="+", help="only the candidates whose names start with these")
+    p.add_argument("--models", type=int, default=None, help="only the first N models (a quick run)")
+    p.add_argument("--int8-models", type=int, default=1, help="int8 PT2E for the first N models only (slow to compile)")
+    p.add_argument("--tiny", type=int, default=64, help="Tiny ImageNet val images in the accuracy table")
+    p.add_argument("--photos", type=int, default=8, help="photos of photos/val (centre crops) in the accuracy table")
+    p.add_argument("--photo-side", type=int, default=512)
     p.add_argument("--train", action="store_true", help="also time a training step (compiling its backward takes minutes)")
     p.add_argument("--train-only", action="store_true", help="only the training step")
     p.add_argument("--memory-side", type=int, default=2048, help="side of the Compare whose peak RSS is measured")
@@ -258,57 +429,67 @@ def run(args, settings, cache):
 
     peak = matmul_peak()
     print(f"matmul peak (fp32): {peak:.0f} GFLOP/s")
+    print(f"CPU instruction sets detected: {engine.cpu_summary()}; oneDNN bf16: {engine.bf16_supported()}")
 
     models, problems = load_available_restorers(settings.weights_dir)
     if problems:
         print("\n".join(problems))
-    eager = restorers_for(models, settings, fast=False)
-    fast = restorers_for(models, settings, fast=True)
-    t0 = time.perf_counter()
-    for m in models:
-        seconds = fast[m.entry.name].warm_up()
-        print(f"compile warm-up {m.entry.title}: {seconds:.1f} s ({fast[m.entry.name].status})")
-    print(f"compile warm-up, all models, in this process: {time.perf_counter() - t0:.1f} s")
-
-    print("\n| model | side | GFLOP | eager whole (s) | eager GFLOP/s | fast (s) | fast GFLOP/s | fast % of peak | "
-          "fast ÷ eager speed-up | max |fast − eager windows| | max |fast − whole| |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    eager_1024 = 0.0
-    for side in (256, 1024):
-        with tempfile.TemporaryDirectory() as tmp, Image.open(test_image(side, Path(tmp))) as im:
-            x = to_tensor(im.convert("RGB"))  # photo-like: the seams' differences as on a photo
-        for m in models:
-            flops = model_flops(m.model, side)
-            with torch.inference_mode():
-                whole_out = m.model.restore(x[None])[0]
-                t_eager = best_of(lambda: m.model.restore(x[None]), args.repeats if side == 256 else 2)
-            r = fast[m.entry.name]
-            t_fast = best_of(lambda: r(x), args.repeats if side == 256 else 2)
-            out = r(x)
-            diff_windows = (out - eager[m.entry.name](x)).abs().max().item()
-            diff_whole = (out - whole_out).abs().max().item()
-            if side == 1024:
-                eager_1024 += t_eager
-            print(f"| {m.entry.title} | {side}² | {flops / 1e9:.1f} | {t_eager:.3f} | {flops / t_eager / 1e9:.0f} | "
-                  f"{t_fast:.3f} | {flops / t_fast / 1e9:.0f} | {100 * flops / t_fast / 1e9 / peak:.0f} % | "
-                  f"{t_eager / t_fast:.2f}× | {diff_windows:.1e} | {diff_whole:.1e} |")
+    choice = choose_engine(models, settings)
+    print(f"start-up self-check says: {choice.line}")
+    eager_times, fast = report_engines(args, settings, models, peak)
+    for m in models:  # the models a quick run (--models) left out still serve in the Compare below
+        if m.entry.name not in fast:
+            fast[m.entry.name] = restorers_for([m], settings, precision="fp32")[m.entry.name]
+            fast[m.entry.name].warm_up()
+    if not args.skip_accuracy:
+        report_accuracy(args, settings, models)
 
     from app import ArenaApp
 
     app_settings = dataclasses.replace(settings, votes_db=cache / "votes.db", min_vote_seconds=0.0, votes_per_minute=10**6,
                                        votes_per_day=10**6, address_votes_per_minute=10**6,
                                        address_votes_per_day=10**6, pairs_per_minute=10**6, threads=args.threads)
-    app = ArenaApp(app_settings, models, restorers=fast)
-    print("\nEnd-to-end Compare through ArenaApp.compare (degrade mode, all panels, PSNR + SSIM, PNG files), "
-          f"median of {args.repeats}:")
+    paths = {"today's path (fp32 compiled)": fast}
+    if engine.bf16_supported() and not args.only:
+        os.environ["RESTORATION_NO_OPENVINO"] = "1"  # torch's bf16 alone (fails the pixel bar: not shipped)
+        engine.openvino_module.cache_clear()
+        paths["bf16 autocast (not eligible)"] = warmed(restorers_for(models, settings, precision="bf16"))
+        del os.environ["RESTORATION_NO_OPENVINO"]
+        engine.openvino_module.cache_clear()
+    shipped = warmed(restorers_for(models, settings, precision=choice.precision))
+    paths[f"shipped ({choice.precision}: {_status(shipped)})"] = shipped
+    with tempfile.TemporaryDirectory() as tmp:  # fp32 eager at 1024² of every model the Compare runs
+        x = to_tensor(Image.open(test_image(1024, Path(tmp))).convert("RGB"))
+    for m in models:
+        if m.entry.name not in eager_times:
+            with torch.inference_mode():
+                eager_times[m.entry.name] = statistics.median(
+                    [_seconds(lambda: m.model.restore(x[None])) for _ in range(2)])  # noqa: B023 (called at once)
+    print("\nEnd-to-end Compare through ArenaApp.compare (degrade mode, one family's 3 U-Nets, all panels, PSNR + "
+          f"SSIM, PNG files), median of {args.repeats}, the scene pool stopped:")
     with tempfile.TemporaryDirectory() as tmp:
-        for side in (256, 1024):
-            first, last = time_compare(app, test_image(side, Path(tmp)), args.repeats)
-            line = f"  {side}²: first panel {first:.2f} s, last panel {last:.2f} s"
-            if side == 1024:
-                line += (f"; the three eager forward passes at 1024²: {eager_1024:.2f} s; compare ÷ eager = "
-                         f"{last / eager_1024:.2f}")
-            print(line)
+        for name, restorers in paths.items():
+            app = ArenaApp(app_settings, models, restorers=restorers)
+            if app.scenes:
+                app.scenes.stop()
+            for side in (256, 1024):
+                path = test_image(side, Path(tmp))
+                first, last = time_compare(app, path, args.repeats)
+                line = f"  {name}, {side}²: first panel {first:.2f} s, last panel {last:.2f} s"
+                if side == 1024:
+                    family = app.families[family_for_image(path, list(app.families))]
+                    three = sum(eager_times.get(m.entry.name, float("nan")) for m in family)
+                    line += (f"; the family's {len(family)} fp32 eager forward passes at 1024²: {three:.2f} s; "
+                             f"compare ÷ eager = {last / three:.2f} (bar ≤ 0.35)")
+                print(line)
+            app.close()
+        app = ArenaApp(app_settings, models, restorers=shipped)
+        if app.scenes is not None:
+            idle, busy = compare_with_pool(app, test_image(1024, Path(tmp)), args.repeats)
+            print(f"  1024² Compare with the scene pool idle {idle:.2f} s, rendering {busy:.2f} s: "
+                  f"{busy / idle:.2f}× (bar ≤ 1.2)")
+        else:
+            print("  (no judge pool here: the scene pool's effect is not measured)")
 
     with tempfile.TemporaryDirectory() as tmp:
         rss = child_compare_memory(test_image(args.memory_side, Path(tmp)), args.threads)

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from restoration import engine
 from restoration.classifier import top_class
 from restoration.degrade import SCALE, upscale_bicubic
 from restoration.images import ImageError, open_image, quantize, to_float, to_pil, to_uint8
@@ -114,9 +115,19 @@ def _score(panel: Panel, reference: torch.Tensor | None, image: torch.Tensor | N
     return dataclasses.replace(panel, psnr=float(psnr(scored, reference)[0]), ssim=float(ssim(scored, reference)[0]))
 
 
-def restorers_for(models: Sequence, settings: Settings, fast: bool | None = None) -> dict[str, Restorer]:
-    """name → `Restorer` for each `weights.LoadedModel`, set up as `settings` say."""
-    return {m.entry.name: Restorer.from_settings(m.model, settings, fast=fast) for m in models}
+def restorers_for(models: Sequence, settings: Settings, fast: bool | None = None,
+                  precision: str = "fp32") -> dict[str, Restorer]:
+    """name → `Restorer` for each `weights.LoadedModel`, set up as `settings` say, in `precision`
+    (engine.choose's pick; "fp32" is today's path)."""
+    return {m.entry.name: Restorer.from_settings(m.model, settings, fast=fast, precision=precision) for m in models}
+
+
+def choose_engine(models: Sequence, settings: Settings) -> "engine.Choice":
+    """The start-up self-check (engine.py) on the first model, as `settings` allow."""
+    first = models[0].model if models else None
+    if not settings.fast:
+        return engine.Choice("fp32", "engine: fp32 eager (RESTORATION_FAST is off)")
+    return engine.choose(first, settings.engine, settings.simulate_no_bf16, side=settings.tile_size)
 
 
 @dataclasses.dataclass

@@ -20,6 +20,16 @@ outputs agree within float rounding (1e-4, tested). `warm_up` compiles the windo
 the first request; until it has finished, requests run channels-last eager, so an app can serve
 at once.
 
+`precision` (chosen at start-up by engine.py): "fp32" is the above; "openvino-f32" converts the
+window shape to OpenVINO in float32 in the warm-up instead of compiling (and compiles after all if
+that fails or is not faster); "bf16" runs the fast path's model under CPU autocast to bfloat16, no
+compile, and its warm-up tries OpenVINO bf16. A converted path is kept only if it is faster and no
+pixel of a test window moves more than 2/255 against fp32.
+
+`before_window`, when given to a call, runs before each window (or whole image): the scene pool
+passes a function that waits while a Compare is running or waiting, so a person's request never
+waits longer than one window for a background render (judging.py).
+
 An 8-bit image (uint8) goes in and comes out as 8 bits, and only the windows being run are
 float: a 4-megapixel image is 12 MB instead of 48, the app's panels stay small.
 """
@@ -37,6 +47,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from restoration import engine
 from restoration.degrade import even_crop, low_res, upscale_nearest
 from restoration.images import quantize, to_float
 
@@ -113,15 +124,20 @@ class Restorer:
     """One model, ready to restore images (3, H, W) of any size through one window shape."""
 
     def __init__(self, model, window: int = 320, overlap: int = 32, batch: int = 1, fast: bool = True,
-                 notice: Callable[[str], None] = print):
+                 notice: Callable[[str], None] = print, precision: str = "fp32", threads: int | None = None):
         self.model = model.eval()
         self.stride = model_stride(model)
         align = lambda n: -(-n // self.stride) * self.stride  # noqa: E731
         self.window, self.overlap, self.batch = align(max(window, 1)), max(0, overlap), max(1, batch)
         if self.window - 2 * self.overlap < self.stride:
             raise ValueError(f"window {self.window} is too small for {self.overlap} pixels of context on each side")
+        if precision not in engine.PRECISIONS:
+            raise ValueError(f"precision must be one of {engine.PRECISIONS}, got {precision!r}")
         self.fast, self.notice = fast, notice
-        self.status = "eager" if not fast else "channels-last eager (not warmed up yet)"
+        self.precision = precision if fast else "fp32"  # the reference path stays fp32
+        self.threads = threads or torch.get_num_threads()
+        self.status = ("eager" if not fast else "bf16 channels-last eager (autocast)" if self.precision == "bf16"
+                       else "channels-last eager (not warmed up yet)")
         self._lock = threading.Lock()
         self._compiled, self._tried = None, False
         self._fast_model = None
@@ -132,7 +148,7 @@ class Restorer:
     @classmethod
     def from_settings(cls, model, settings, fast: bool | None = None, **kwargs):
         return cls(model, window=settings.tile_size, overlap=settings.tile_overlap, batch=settings.tile_batch,
-                   fast=settings.fast if fast is None else fast, **kwargs)
+                   fast=settings.fast if fast is None else fast, threads=settings.threads, **kwargs)
 
     # ------------------------------------------------------------------------------- running
 
@@ -140,7 +156,7 @@ class Restorer:
         """The model, uncompiled (channels last on the fast path), on a batch of any shape."""
         if not self.fast:
             return self.model.restore(x)
-        return self._fast_model.restore(x.contiguous(memory_format=CHANNELS_LAST))
+        return engine.run_in(self.precision, self._fast_model.restore, x.contiguous(memory_format=CHANNELS_LAST))
 
     def _run(self, x):
         """The model on a batch of windows (N, 3, window, window): compiled once warmed up."""
@@ -156,16 +172,18 @@ class Restorer:
         return self._run(x).contiguous()
 
     @torch.inference_mode()
-    def __call__(self, x):
+    def __call__(self, x, before_window: Callable[[], None] | None = None):
         """The restored image (3, H, W) of a model input (3, H, W): float in [0, 1], or uint8, and
         then the output is uint8 too (rounded), a quarter of the memory of a float image. Either
-        way only the windows being run are ever float."""
+        way only the windows being run are ever float. `before_window()` runs before each window."""
+        before_window = before_window or (lambda: None)
         c, h, w = x.shape
         eight_bit = x.dtype == torch.uint8
         finish = quantize if eight_bit else torch.Tensor.contiguous
         s = self.window
         hp, wp = max(s, -(-h // self.stride) * self.stride), max(s, -(-w // self.stride) * self.stride)
         if 2 * (h + -h % self.stride) * (w + -w % self.stride) <= s * s:
+            before_window()
             return finish(self._eager(to_float(x[None]))[0])
         if (hp, wp) != (h, w):
             x = torch.nn.functional.pad(x[None], (0, wp - w, 0, hp - h), mode="replicate")[0]
@@ -173,6 +191,7 @@ class Restorer:
         windows = [(y, cy, x0, cx) for y, cy in zip(ys, _cores(ys, s, h)) for x0, cx in zip(xs, _cores(xs, s, w))]
         windows = [wd for wd in windows if wd[1][0] < wd[1][1] and wd[3][0] < wd[3][1]]
         if len(windows) == 1 and (hp, wp) == (s, s):
+            before_window()
             return finish(self._run(to_float(x[None]))[0, :, :h, :w])
         out = torch.empty(c, h, w, dtype=x.dtype, device=x.device)
         for i in range(0, len(windows), self.batch):
@@ -186,6 +205,7 @@ class Restorer:
                 buf[j].copy_(x[:, y:y + s, x0:x0 + s])
             if eight_bit:
                 buf[:len(group)].div_(255)
+            before_window()
             result = self._run(buf)
             for j, (y, (y0, y1), x0, (x1a, x1b)) in enumerate(group):
                 core = result[j, :, y0 - y:y1 - y, x1a - x0:x1b - x0]
@@ -205,6 +225,12 @@ class Restorer:
             if self._tried:
                 return 0.0
             self._tried = True
+            if self.precision == "bf16":
+                self._warm_up_openvino("bf16")
+                return time.perf_counter() - t0
+            if self.precision == "openvino-f32" and self._warm_up_openvino("f32"):
+                return time.perf_counter() - t0
+            not_kept = f" ({self.status})" if self.precision == "openvino-f32" else ""
             if not compiler_available():
                 self._give_up("no C++ compiler found")
                 return time.perf_counter() - t0
@@ -219,8 +245,43 @@ class Restorer:
                 self._give_up(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:200])
                 return time.perf_counter() - t0
             self._compiled = compiled
-            self.status = "compiled (torch.compile, channels last)"
+            self.status = "compiled (torch.compile, channels last)" + not_kept
         return time.perf_counter() - t0
+
+    def _warm_up_openvino(self, hint: str) -> bool:
+        """Convert the window shapes to OpenVINO with precision `hint` (where it is installed) and
+        keep it only if no pixel of a test window moves more than engine.MAX_LEVELS against fp32
+        eager and it runs faster than the eager path (bf16 autocast; for f32, fp32 eager by
+        engine.GAIN_OVER_FP32_EAGER, what compiling would gain); `status` says what happened.
+        Whether it was kept."""
+        # bf16 stays on autocast; f32 goes on to compile, whose status then ends with this reason in brackets.
+        say = (lambda why: f"bf16 channels-last eager (autocast; {why})") if hint == "bf16" else (lambda why: why)
+        gain = 1.0 if hint == "bf16" else engine.GAIN_OVER_FP32_EAGER
+        if engine.openvino_module() is None:
+            self.status = say("openvino not installed")
+            return False
+        try:
+            runners = {n: engine.openvino_runner(self._fast_model, (n, 3, self.window, self.window), self.threads,
+                                                 hint) for n in sorted({1, self.batch})}
+            x = engine.check_image(self.window).contiguous(memory_format=CHANNELS_LAST)
+            with torch.inference_mode():
+                reference = self.model.restore(x.contiguous())
+                apart = engine.levels_apart(runners[1](x), reference)
+                t_ov = engine._median_seconds(lambda: runners[1](x))
+                t_bf16 = engine._median_seconds(lambda: self._eager(x))
+        except Exception as e:  # noqa: BLE001 (any converter failure means: stay on the torch path)
+            self.status = say(f"openvino failed: {type(e).__name__}")
+            return False
+        figures = f"{t_ov * 1000:.0f} ms a window against {t_bf16 * 1000:.0f} ms eager, max |Δ| {apart}/255"
+        if apart > engine.MAX_LEVELS or t_ov * gain >= t_bf16:
+            self.status = say(f"openvino {hint} not kept: {figures}")
+            return False
+        shape = (3, self.window, self.window)
+        # Converted for the window shapes only; anything else (`whole` on small images) runs bf16 eager.
+        self._compiled = lambda x: (runners[x.shape[0]](x) if x.shape[0] in runners and tuple(x.shape[1:]) == shape
+                                    else self._eager(x))
+        self.status = f"openvino {hint} ({figures})"
+        return True
 
     def _give_up(self, why: str):
         self.status = f"channels-last eager (torch.compile unavailable: {why})"

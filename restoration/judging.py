@@ -12,6 +12,11 @@ large Compare request).
 Large images are judged on their central `max_side` square: a judge compares details, and
 restoring whole photos for every scene would keep the pool from keeping up on a CPU.
 
+The pool yields to people: its thread renders nothing while a Compare is running or waiting
+(`busy()`), and a render already under way stops between windows when one arrives
+(`BattleRenderer.before_window`, called by `inference.Restorer` before every window), so a Compare
+waits at most for the window in progress, not for the scene's whole render.
+
 A judge is not shown the same image again within their last `RECENT_PAIRS` pairs while a ready
 scene shows another (`RecentImages`, `ScenePool.take(avoid=...)`): seeing one picture three times
 in six votes reads as a bug, and teaches the judge that picture rather than the models. When every
@@ -43,6 +48,7 @@ from restoration.settings import Settings
 
 log = logging.getLogger(__name__)
 RECENT_PAIRS = 10  # a judge's last pairs whose images are not shown to them again (while there are others)
+YIELD_POLL = 0.02  # seconds between looks at `busy()` while a background render waits for a Compare
 
 
 def scene_images(settings: Settings, seed: int = 0) -> dict[str, Path]:
@@ -122,6 +128,7 @@ class BattleRenderer:
         self.pool, self.settings, self.max_side = pool, settings, max_side
         # The app passes its own (the fast path, shared with Compare); otherwise eager ones.
         self.restorers = restorers if restorers is not None else restorers_for(models, settings, fast=False)
+        self.before_window: Callable[[], None] | None = None  # ScenePool sets it: wait while people need the cores
 
     def render(self, image_id: str, degradation: str = "lesson", names: Sequence[str] | None = None,
                family: str | None = None) -> Scene:
@@ -133,7 +140,7 @@ class BattleRenderer:
             if name == ANCHOR:
                 out = upscale_bicubic(to_float(low))
             else:
-                out = self.restorers[name](model_input)
+                out = self.restorers[name](model_input, before_window=self.before_window)
             outputs[name] = to_pil(out)
         scene = Scene(image_id, degradation, to_pil(low), to_pil(reference), outputs, family=family)
         for which in ["low", "original", *outputs]:
@@ -186,6 +193,7 @@ class ScenePool:
         self._cond = threading.Condition()
         self._stop = False
         self._thread: threading.Thread | None = None
+        renderer.before_window = self._yield_to_people
 
     def start(self):
         if self._thread is None:
@@ -199,6 +207,15 @@ class ScenePool:
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout=30)
+
+    def _yield_to_people(self):
+        """Called before every window a render runs: in the pool's own thread, wait while a Compare
+        is running or waiting (a judge's render in `take` is for a person, and goes on)."""
+        if threading.current_thread() is not self._thread:
+            return
+        with self._cond:
+            while not self._stop and self.busy():
+                self._cond.wait(YIELD_POLL)
 
     def _fill(self):
         lower_priority()

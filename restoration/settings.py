@@ -64,6 +64,11 @@ class Settings:
     tile_overlap: int = _field(32, min=0, max=1024)
     tile_batch: int = _field(1, min=1, max=64)  # 1: compiled batches of 4 windows ran slower on 2 CPU cores
     fast: bool = True  # channels-last + torch.compile (warmed up in the background at start-up)
+    # "auto": OpenVINO f32 windows where openvino is installed and measured faster, else today's path;
+    # "fp32": today's path (channels-last + torch.compile); "bf16": autocast (fails the 2/255 pixel bar,
+    # see engine.py). engine.py's start-up self-check says in one line what runs and why.
+    engine: str = _field("auto", choices=("auto", "fp32", "bf16"))
+    simulate_no_bf16: bool = False  # act as a CPU without bf16/int8 instructions (the self-check then keeps fp32)
     threads: int = _field(factory=usable_cpus, min=1, max=1024)  # CPUs this process may use (cpus.py)
     concurrency: int = _field(1, min=1, max=64)  # Compare requests that run models at the same time
     compare_per_client: int = _field(2, min=1, max=64)  # a client's Compare requests running or waiting

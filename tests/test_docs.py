@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parent.parent
 DOCS = [REPO / "README.md", REPO / "CHANGELOG.md", *sorted((REPO / "docs").glob("*.md"))]
 # Written on other branches (community submissions; the inference engine and precision): linked
 # ahead of their merge. Drop a name here once its file exists.
-PENDING = {"docs/speed.md"}
+PENDING: set[str] = set()
 
 
 def _anchors(md: Path) -> set[str]:

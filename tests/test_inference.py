@@ -174,3 +174,15 @@ def test_the_warm_up_silences_torchs_cuda_home_warning_and_nothing_else(monkeypa
     cpp_extension._find_cuda_home()
     logger.warning("another warning")
     assert [r.getMessage() for r in caplog.records] == ["another warning"]
+
+
+def test_before_window_runs_before_every_window_and_a_whole_image():
+    """The scene pool's yield point (judging.py): once per window batch, once for a small image."""
+    model = a_trained_looking_unet()
+    calls = []
+    r = Restorer(model, window=64, overlap=8, batch=1, fast=False)
+    r(torch.rand(3, 150, 130), before_window=lambda: calls.append(1))
+    assert len(calls) == 9  # 3 × 3 windows
+    calls.clear()
+    r(torch.rand(3, 20, 16), before_window=lambda: calls.append(1))
+    assert len(calls) == 1

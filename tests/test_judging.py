@@ -255,3 +255,58 @@ def test_the_pool_renders_at_the_lowest_priority_and_the_caller_keeps_its_own():
     thread.start()
     thread.join()
     assert seen["pool"] == 19 and os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) != 19
+
+
+class WindowedScenes(NamedScenes):
+    """A renderer of three windows per scene that calls `before_window` before each, as
+    `inference.Restorer` does; the first window holds until the test lets it go."""
+
+    def __init__(self, images):
+        super().__init__(images)
+        self.before_window, self.windows = None, []
+        self.in_first, self.go_on = threading.Event(), threading.Event()
+
+    def render(self, image_id, degradation="lesson", names=None, family=None):
+        for i in range(3):
+            self.before_window()
+            self.windows.append((image_id, i))
+            if len(self.windows) == 1:
+                self.in_first.set()
+                self.go_on.wait(10)
+        return super().render(image_id, degradation, names, family)
+
+
+def test_a_render_under_way_stops_at_the_next_window_while_a_compare_runs_or_waits():
+    """Deterministic (no timing): the pool's thread is seen waiting between windows, asking
+    `busy()` again and again, with no window run after the one in progress when a Compare came."""
+    renderer = WindowedScenes(["a", "b"])
+    busy = threading.Event()
+    asked_while_busy = threading.Semaphore(0)
+
+    def busy_now():
+        if busy.is_set():
+            asked_while_busy.release()
+            return True
+        return False
+
+    pool = ScenePool(renderer, size=1, uses=6, rng=random.Random(0), busy=busy_now).start()
+    try:
+        assert renderer.in_first.wait(10)  # the render is in its first window
+        busy.set()  # a Compare arrives
+        renderer.go_on.set()  # the window in progress ends
+        for _ in range(3):  # the thread keeps asking: it waits before the second window
+            assert asked_while_busy.acquire(timeout=10)
+        assert len(renderer.windows) == 1 and pool.ready() == 0
+        busy.clear()  # the Compare is done: the render goes on
+        pool.take(timeout=10)
+        assert len(renderer.windows) >= 3
+    finally:
+        busy.clear()
+        pool.stop()
+
+
+def test_a_judges_own_render_does_not_wait_on_the_yield():
+    """`take` renders in the judge's request thread: the yield there returns at once, busy or not."""
+    renderer = WindowedScenes(["a"])
+    pool = ScenePool(renderer, size=1, uses=6, rng=random.Random(0), busy=lambda: True)
+    pool._yield_to_people()  # not the pool's thread: returns at once

@@ -1,0 +1,183 @@
+"""The inference engines and precisions that restoration/engine.py chooses among, and those it
+does not ship, measured on the shipped U-Nets through `inference.Restorer`'s fixed windows: speed,
+warm-up, memory, and the accuracy cost against fp32 eager (bench/speed.py prints the tables).
+
+Candidates (each one only where its package is installed; the others are skipped with a line):
+- "fp32 compiled": today's path (channels-last + torch.compile);
+- "bf16 autocast": what RESTORATION_ENGINE=bf16 runs (engine.py);
+- "openvino f32" / "openvino bf16": the `openvino` package (f32: what "auto" ships where installed) (pip, no compiler), the window shape
+  converted with `ov.convert_model`, inference precision hint f32 / bf16;
+- "onnxruntime fp32": `onnxruntime` (and `onnx` for the export);
+- "int8 pt2e": PT2E static quantisation with torchao's X86InductorQuantizer, calibrated on val
+  windows, compiled by inductor.
+"""
+
+import copy
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from bench.memory import memory
+from restoration import engine
+from restoration.degrade import STANDARD
+from restoration.images import open_image, to_tensor
+from restoration.inference import Restorer, prepare, release_memory
+from restoration.judging import center_crop
+from restoration.metrics import psnr
+
+
+def with_window_runner(restorer: Restorer, runner: Callable, window_shape) -> Restorer:
+    """`restorer` running `runner` on its window batches (shape `window_shape`), eager otherwise."""
+    restorer._compiled = lambda x: runner(x) if tuple(x.shape) == tuple(window_shape) else restorer._eager(x)
+    return restorer
+
+
+def _onnxruntime_runner(model, shape, threads):
+    import onnxruntime as ort
+
+    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-engines-{os.getpid()}-{id(model)}.onnx"
+    with torch.inference_mode():
+        torch.onnx.export(engine._Restore(model).eval(), (torch.rand(shape),), str(path), dynamo=False,
+                          opset_version=17)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    # Its threads would otherwise spin after each run, taking the cores from the next candidate.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    path.unlink(missing_ok=True)
+    name = session.get_inputs()[0].name
+    return lambda x: torch.from_numpy(session.run(None, {name: x.contiguous().numpy()})[0])
+
+
+def calibration_windows(val_dir: Path, side: int, count: int = 8) -> list[torch.Tensor]:
+    """Model inputs (1, 3, side, side) from Tiny ImageNet val images, degraded as in Compare."""
+    files = sorted((Path(val_dir) / "val" / "images").glob("*.JPEG"))[:count]
+    out = []
+    for f in files:
+        im = to_tensor(open_image(f).convert("RGB").resize((side, side)))
+        out.append(prepare(im, "degrade")[1][None])
+    return out
+
+
+def _int8_runner(model, shape, threads, calibration):
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+        X86InductorQuantizer,
+        get_default_x86_inductor_quantization_config,
+    )
+
+    module = engine._Restore(copy.deepcopy(model)).eval()
+    example = (torch.rand(shape),)
+    exported = torch.export.export(module, example).module()
+    quantizer = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config())
+    prepared = prepare_pt2e(exported, quantizer)
+    with torch.no_grad():
+        for x in calibration:
+            prepared(torch.nn.functional.interpolate(x, size=shape[-2:]))
+    converted = convert_pt2e(prepared)
+    import torch._inductor.config as inductor_config
+
+    inductor_config.freezing = True
+    compiled = torch.compile(converted, dynamic=False)
+    with torch.no_grad():
+        compiled(*example)
+    inductor_config.freezing = False
+    return lambda x: compiled(x.contiguous())
+
+
+def candidates(threads: int, val_dir: Path, cheap: bool = False) -> dict[str, Callable]:
+    """name → make(model, settings) returning (Restorer, warm-up seconds), or a str: why skipped."""
+    def torch_path(precision):
+        def make(model, settings):
+            r = Restorer.from_settings(model, settings, precision=precision)
+            if precision == "bf16" and cheap:
+                return r, 0.0
+            os.environ["RESTORATION_NO_OPENVINO"] = "1"  # the torch path alone; openvino is its own row
+            engine.openvino_module.cache_clear()
+            try:
+                seconds = r.warm_up()
+            finally:
+                del os.environ["RESTORATION_NO_OPENVINO"]
+                engine.openvino_module.cache_clear()
+            return r, seconds
+        return make
+
+    def runner_path(build):
+        def make(model, settings):
+            r = Restorer.from_settings(model, settings, precision="fp32")
+            r._tried = True  # no torch.compile: the runner replaces it
+            shape = (settings.tile_batch, 3, r.window, r.window)
+            t0 = time.perf_counter()
+            with_window_runner(r, build(r._fast_model, shape), shape)
+            r.status = "window runner"
+            return r, time.perf_counter() - t0
+        return make
+
+    out: dict[str, Callable | str] = {} if cheap else {"fp32 compiled (today)": torch_path("fp32")}
+    out["bf16 autocast"] = torch_path("bf16") if engine.bf16_supported() else "no bf16 on this CPU"
+    ov = engine.openvino_module()
+    for hint in ("f32", "bf16"):
+        out[f"openvino {hint}"] = (runner_path(lambda m, s, h=hint: engine.openvino_runner(m, s, threads, h))
+                                   if ov else "openvino not installed")
+    try:
+        import onnx  # noqa: F401  (is it installed?)
+        import onnxruntime  # noqa: F401
+        out["onnxruntime fp32"] = runner_path(lambda m, s: _onnxruntime_runner(m, s, threads))
+    except ImportError:
+        out["onnxruntime fp32"] = "onnxruntime/onnx not installed"
+    if cheap:  # no int8: its calibration and compile take minutes a model
+        return out
+    try:
+        import torchao  # noqa: F401
+        calibration = calibration_windows(val_dir, 64)
+        out["int8 pt2e (torchao)"] = (runner_path(lambda m, s: _int8_runner(m, s, threads, calibration))
+                                      if calibration else "no val images to calibrate on")
+    except ImportError:
+        out["int8 pt2e (torchao)"] = "torchao not installed"
+    return out
+
+
+def median_seconds(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def accuracy_sets(settings, tiny: int, photos: int, photo_side: int) -> dict[str, list[torch.Tensor]]:
+    """uint8 images (3, H, W): `tiny` Tiny ImageNet val images (64²) and `photos` photos of
+    photos/val, centre-cropped to `photo_side`."""
+    val = sorted((Path(settings.val_dir) / "val" / "images").glob("*.JPEG"))[:tiny]
+    photo_files = sorted(p for p in Path(settings.photo_val_dir).rglob("*") if p.suffix.lower() in
+                         (".png", ".jpg", ".jpeg"))[:photos]
+    load = lambda p: (to_tensor(open_image(p).convert("RGB")) * 255).round().to(torch.uint8)
+    crop = lambda p: (to_tensor(center_crop(open_image(p).convert("RGB"), photo_side)) * 255).round().to(torch.uint8)
+    return {"tiny-imagenet val": [load(p) for p in val], "photos/val": [crop(p) for p in photo_files]}
+
+
+def accuracy(restorer: Restorer, reference: Restorer, images: list[torch.Tensor], degradation: str):
+    """(PSNR of `restorer`, PSNR of `reference`, max |Δ| in levels) over `images` through the app's
+    8-bit path (prepare → model → uint8), PSNR averaged over the images."""
+    ours, theirs, apart = [], [], 0
+    for image in images:
+        _, model_input, truth = prepare(image, "degrade", degradation)
+        a, b = restorer(model_input), reference(model_input)
+        ours.append(float(psnr(a, truth)[0]))
+        theirs.append(float(psnr(b, truth)[0]))
+        apart = max(apart, int((a.int() - b.int()).abs().max().item()))
+    release_memory()
+    return statistics.mean(ours), statistics.mean(theirs), apart
+
+
+def rss_mb() -> float:
+    return memory()["VmRSS"]
+
+
+DEGRADATIONS = STANDARD
