@@ -22,7 +22,9 @@ import restoration  # noqa: F401  first: one clear line, not a traceback, on Pyt
 from restoration import degrade
 from restoration.arena_app import JUDGE_LANE_LIMIT, JUDGE_OUTPUTS, ArenaApp, Refusal, Update
 from restoration.checkpoint import CheckpointError
-from restoration.compare import MODES, UNSURE_BELOW, choose_engine, restorers_for
+from restoration.compare import UNSURE_BELOW
+from restoration.degrade import MODES
+from restoration.inference import choose_engine, restorers_for
 from restoration.leaderboard import HEADERS as LEADERBOARD_HEADERS
 from restoration.provenance import header_markdown, source_label
 from restoration.settings import Settings, SettingsError

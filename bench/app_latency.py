@@ -21,11 +21,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from restoration.leaderboard import FlagRules, counted_outcomes, flag_judges
 from restoration.cli import parser
-from restoration.compare import compare, open_upload, restorers_for, save_panels
+from restoration.compare import compare, save_panels
+from restoration.inference import restorers_for
+from restoration.leaderboard import FlagRules, counted_outcomes, flag_judges
 from restoration.ratings import fit_leaderboard
 from restoration.settings import Settings
+from restoration.uploads import open_upload
 from restoration.votes import ANSWERS, VoteStore
 from restoration.weights import LoadedModel, ModelEntry, load_available_restorers
 

@@ -14,12 +14,12 @@ import statistics
 import torch
 
 from restoration.cli import parser
-from restoration.compare import list_images
-from restoration.degrade import STANDARD
+from restoration.degrade import STANDARD, prepare
 from restoration.images import open_image, quantize, to_tensor, to_uint8
-from restoration.inference import Restorer, prepare
+from restoration.inference import Restorer
 from restoration.metrics import psnr
 from restoration.settings import Settings
+from restoration.uploads import list_images
 from restoration.weights import load_available_restorers
 
 

@@ -23,9 +23,9 @@ import torch
 
 from bench.memory import memory
 from restoration import engine
-from restoration.degrade import STANDARD
+from restoration.degrade import STANDARD, prepare
 from restoration.images import open_image, to_tensor
-from restoration.inference import Restorer, prepare, release_memory
+from restoration.inference import Restorer, release_memory
 from restoration.judging import center_crop
 from restoration.metrics import psnr
 

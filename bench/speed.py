@@ -53,9 +53,9 @@ from bench import engines
 from bench.app_latency import test_image
 from bench.memory import memory, reset_peak
 from restoration import engine
-from restoration.compare import choose_engine, family_for_image, restorers_for
+from restoration.compare import family_for_image
 from restoration.images import to_tensor
-from restoration.inference import release_memory
+from restoration.inference import choose_engine, release_memory, restorers_for
 from restoration.settings import REPO, Settings
 from restoration.weights import load_available_restorers
 

@@ -19,9 +19,9 @@ from PIL import Image, ImageDraw
 
 from restoration.cli import parser
 from restoration.data import ImageFolder, TinyImageNet
-from restoration.degrade import even_crop, upscale_bicubic
+from restoration.degrade import even_crop, prepare, upscale_bicubic
 from restoration.images import to_pil
-from restoration.inference import Restorer, prepare
+from restoration.inference import Restorer
 from restoration.settings import Settings
 from restoration.weights import load_available_restorers
 

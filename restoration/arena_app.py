@@ -20,20 +20,37 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from restoration import degrade
-from restoration.battles import Arena, Client, Contender, Limits, client_address, client_keys, load_secret
-from restoration.battles import new_browser_id, new_session_id
+from restoration.battles import (
+    Arena,
+    Client,
+    Contender,
+    Limits,
+    client_address,
+    client_keys,
+    load_secret,
+    new_browser_id,
+    new_session_id,
+)
 from restoration.checkpoint import CheckpointError
-from restoration.compare import MODES, compare_stream, family_for_image, list_images, open_upload, restorers_for
-from restoration.compare import save_panels, score_table, slider_files, what_the_classifier_sees
+from restoration.compare import (
+    compare_stream,
+    family_for_image,
+    save_panels,
+    score_table,
+    slider_files,
+    what_the_classifier_sees,
+)
+from restoration.degrade import MODES
 from restoration.images import ImageError
-from restoration.inference import warm_up_in_background
+from restoration.inference import restorers_for, warm_up_in_background
 from restoration.judging import BattleRenderer, RecentImages, ScenePool, scene_images
 from restoration.leaderboard import FlagRules, flag_judges, leaderboard_tables
 from restoration.provenance import provenance_markdown
 from restoration.ratings import ANCHOR
 from restoration.settings import Settings
-from restoration.votes import ANSWER_LABELS, VoteStore, VoteStoreError
 from restoration.submissions import submit_from_page
+from restoration.uploads import list_images, open_upload
+from restoration.votes import ANSWER_LABELS, VoteStore, VoteStoreError
 from restoration.weights import by_family, judged, read_catalog
 from restoration.witnesses import read_evaluation
 

@@ -16,16 +16,12 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from restoration import engine
 from restoration.classifier import top_class
-from restoration.degrade import SCALE, upscale_bicubic
-from restoration.images import ImageError, open_image, quantize, to_float, to_pil, to_uint8
-from restoration.inference import Restorer, prepare, release_memory, timed
+from restoration.degrade import prepare, upscale_bicubic
+from restoration.images import ImageError, quantize, to_float, to_pil, to_uint8
+from restoration.inference import Restorer, release_memory, restorers_for, timed
 from restoration.metrics import psnr, ssim
 from restoration.settings import Settings
-
-MODES = {"degrade": "Degrade, then restore", "upscale": "Upscale ×2"}  # value → what the page says
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 Progress = Callable[[float, str], None]
 
@@ -87,47 +83,12 @@ def score_table(panels: Sequence[Panel], mode: str, seen: Mapping[str, str] | No
                              f"{p.size[0]}×{p.size[1]} {p.note} |{extra(p)}" for p in panels)
 
 
-def input_pixel_limit(mode: str, max_pixels: int) -> int:
-    """The largest input (in pixels) whose output stays within `max_pixels`: in "upscale" mode the
-    output has SCALE² times the input's pixels."""
-    return max_pixels if mode == "degrade" else max_pixels // (SCALE * SCALE)
-
-
-def open_upload(source, mode: str, settings: Settings) -> Image.Image:
-    """Open a user's image for `mode`, refusing it (ImageError) from its header when the output
-    would be over the limit."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    try:
-        return open_image(source, max_pixels=input_pixel_limit(mode, settings.max_pixels))
-    except ImageError as e:
-        if mode == "upscale" and "megapixels" in str(e):
-            raise ImageError(f"{e} (Upscale ×{SCALE} makes an output with {SCALE * SCALE}× the pixels; the output "
-                             f"limit is {settings.max_pixels / 1e6:.1f} megapixels.)") from None
-        raise
-
-
 def _score(panel: Panel, reference: torch.Tensor | None, image: torch.Tensor | None = None) -> Panel:
     """The panel with its scores (a new Panel: steps already yielded keep what they showed)."""
     if reference is None:
         return panel
     scored = panel.image if image is None else image
     return dataclasses.replace(panel, psnr=float(psnr(scored, reference)[0]), ssim=float(ssim(scored, reference)[0]))
-
-
-def restorers_for(models: Sequence, settings: Settings, fast: bool | None = None,
-                  precision: str = "fp32") -> dict[str, Restorer]:
-    """name → `Restorer` for each `weights.LoadedModel`, set up as `settings` say, in `precision`
-    (engine.choose's pick; "fp32" is today's path)."""
-    return {m.entry.name: Restorer.from_settings(m.model, settings, fast=fast, precision=precision) for m in models}
-
-
-def choose_engine(models: Sequence, settings: Settings) -> "engine.Choice":
-    """The start-up self-check (engine.py) on the first model, as `settings` allow."""
-    first = models[0].model if models else None
-    if not settings.fast:
-        return engine.Choice("fp32", "engine: fp32 eager (RESTORATION_FAST is off)")
-    return engine.choose(first, settings.engine, settings.simulate_no_bf16, side=settings.tile_size)
 
 
 @dataclasses.dataclass
@@ -242,8 +203,3 @@ def family_for_image(path, families: Sequence[str]) -> str:
     return wanted if wanted in families else families[0]
 
 
-def list_images(folder) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())

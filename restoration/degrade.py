@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from restoration.images import quantize, to_float
+
 SCALE = 2
 KERNELS = ("lesson", "bicubic", "area", "lanczos")
 # What the evaluation reports and the app offers, in this order.
@@ -255,3 +257,28 @@ def degrade(hr, degradation: str = "lesson", generator: torch.Generator | None =
     `hr` must have even sides (see `even_crop`); the result has the same size as `hr`.
     """
     return upscale_nearest(low_res(hr, degradation, generator, mix_config))
+
+
+MODES = {"degrade": "Degrade, then restore", "upscale": "Upscale ×2"}  # value → what the page says
+
+
+def prepare(image, mode: str, degradation: str = "lesson"):
+    """The (low-resolution image, model input, reference or None) for an image (3, H, W).
+
+    mode "degrade": the image is the ground truth; it is cropped to even sides and degraded ×2 by
+    `degradation` (see restoration/degrade.py).
+    mode "upscale": the image itself is the low-resolution input; there is no reference.
+
+    A uint8 image gives uint8 results: the low-resolution image is rounded to 8 bits, as every
+    real one is, so the model sees exactly the input a user can download and upscale again.
+    A float image in [0, 1] gives float results, as in training and evaluation.
+    """
+    if mode == "degrade":
+        reference = even_crop(image)
+        low = low_res(to_float(reference), degradation)
+        if image.dtype == torch.uint8:
+            low = quantize(low)
+        return low, upscale_nearest(low), reference
+    if mode == "upscale":
+        return image, upscale_nearest(image), None
+    raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")

@@ -48,8 +48,8 @@ from collections.abc import Callable, Sequence
 import torch
 
 from restoration import engine
-from restoration.degrade import even_crop, low_res, upscale_nearest
 from restoration.images import quantize, to_float
+from restoration.settings import Settings
 
 CHANNELS_LAST = torch.channels_last
 
@@ -310,23 +310,16 @@ def timed(fn, *args, **kwargs):
     return result, (time.perf_counter() - t0) * 1000
 
 
-def prepare(image, mode: str, degradation: str = "lesson"):
-    """The (low-resolution image, model input, reference or None) for an image (3, H, W).
+def restorers_for(models: Sequence, settings: Settings, fast: bool | None = None,
+                  precision: str = "fp32") -> dict[str, Restorer]:
+    """name → `Restorer` for each `weights.LoadedModel`, set up as `settings` say, in `precision`
+    (engine.choose's pick; "fp32" is today's path)."""
+    return {m.entry.name: Restorer.from_settings(m.model, settings, fast=fast, precision=precision) for m in models}
 
-    mode "degrade": the image is the ground truth; it is cropped to even sides and degraded ×2 by
-    `degradation` (see restoration/degrade.py).
-    mode "upscale": the image itself is the low-resolution input; there is no reference.
 
-    A uint8 image gives uint8 results: the low-resolution image is rounded to 8 bits, as every
-    real one is, so the model sees exactly the input a user can download and upscale again.
-    A float image in [0, 1] gives float results, as in training and evaluation.
-    """
-    if mode == "degrade":
-        reference = even_crop(image)
-        low = low_res(to_float(reference), degradation)
-        if image.dtype == torch.uint8:
-            low = quantize(low)
-        return low, upscale_nearest(low), reference
-    if mode == "upscale":
-        return image, upscale_nearest(image), None
-    raise ValueError(f"mode must be 'degrade' or 'upscale', got {mode!r}")
+def choose_engine(models: Sequence, settings: Settings) -> "engine.Choice":
+    """The start-up self-check (engine.py) on the first model, as `settings` allow."""
+    first = models[0].model if models else None
+    if not settings.fast:
+        return engine.Choice("fp32", "engine: fp32 eager (RESTORATION_FAST is off)")
+    return engine.choose(first, settings.engine, settings.simulate_no_bf16, side=settings.tile_size)

@@ -39,12 +39,12 @@ from pathlib import Path
 
 from PIL import Image
 
-from restoration.compare import list_images, open_upload, restorers_for
-from restoration.degrade import STANDARD, upscale_bicubic
+from restoration.degrade import STANDARD, prepare, upscale_bicubic
 from restoration.images import to_float, to_pil, to_uint8
-from restoration.inference import Restorer, prepare, release_memory
+from restoration.inference import Restorer, release_memory, restorers_for
 from restoration.ratings import ANCHOR
 from restoration.settings import Settings
+from restoration.uploads import list_images, open_upload
 
 log = logging.getLogger(__name__)
 RECENT_PAIRS = 10  # a judge's last pairs whose images are not shown to them again (while there are others)

@@ -514,8 +514,9 @@ def submit_from_page(store: VoteStore, spec: str, family: str, client: str, sett
     """What the app's Submit tab shows: (Markdown saying what happened, [(picture, caption)] of the
     submission beside our same-family models on the first example, the loaded model or None). A
     refusal is one line; nothing here raises, so the app keeps serving."""
-    from restoration.compare import compare, open_upload
+    from restoration.compare import compare
     from restoration.images import to_pil
+    from restoration.uploads import open_upload
     from restoration.votes import VoteStoreError
 
     try:

@@ -7,11 +7,12 @@ import pytest
 import torch
 from PIL import Image
 
-from restoration.compare import compare, compare_stream, input_pixel_limit, open_upload, save_panels, slider_files
-from restoration.degrade import downscale, even_crop, low_res, upscale_bicubic
+from restoration.compare import compare, compare_stream, save_panels, slider_files
+from restoration.degrade import downscale, even_crop, low_res, prepare, upscale_bicubic
 from restoration.images import ImageError, quantize, to_float, to_pil, to_tensor, to_uint8
-from restoration.inference import Restorer, prepare
+from restoration.inference import Restorer
 from restoration.metrics import psnr, ssim
+from restoration.uploads import input_pixel_limit, open_upload
 from tests.app_support import CountingModel
 
 

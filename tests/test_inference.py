@@ -2,9 +2,9 @@ import pytest
 import torch
 
 import restoration.inference as inference
-from restoration.degrade import degrade, downscale, upscale_nearest
-from restoration.inference import Restorer, prepare, timed, window_starts
+from restoration.degrade import degrade, downscale, prepare, upscale_nearest
 from restoration.images import quantize, to_float
+from restoration.inference import Restorer, timed, window_starts
 from restoration.unet import UNet
 
 
