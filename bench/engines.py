@@ -141,14 +141,19 @@ def candidates(threads: int, val_dir: Path, cheap: bool = False) -> dict[str, Ca
     return out
 
 
-def median_seconds(fn, repeats: int) -> float:
+def run_times(fn, repeats: int) -> list[float]:
+    """Seconds of `repeats` timed calls, after one untimed call (warm caches, compiled code)."""
     fn()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return times
+
+
+def median_seconds(fn, repeats: int) -> float:
+    return statistics.median(run_times(fn, repeats))
 
 
 def accuracy_sets(settings, tiny: int, photos: int, photo_side: int) -> dict[str, list[torch.Tensor]]:

@@ -63,13 +63,7 @@ from restoration.weights import load_available_restorers
 def best_of(fn, repeats: int) -> float:
     """The fastest of `repeats` timed calls (after one untimed call), in seconds: on a shared
     machine the minimum is the least disturbed."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+    return min(engines.run_times(fn, repeats))
 
 
 def matmul_peak(sizes=(1024, 2048, 3072)) -> float:
