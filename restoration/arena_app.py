@@ -93,6 +93,24 @@ def store_reachable():
         raise Refusal(STORE_DOWN) from e
 
 
+class InFlight:
+    """How many requests of a kind are being answered now (`with in_flight:` around each)."""
+
+    def __init__(self):
+        self._n, self._lock = 0, threading.Lock()
+
+    def __enter__(self):
+        with self._lock:
+            self._n += 1
+
+    def __exit__(self, *exc):
+        with self._lock:
+            self._n -= 1
+
+    def __bool__(self) -> bool:
+        return self._n > 0
+
+
 class CompareLane:
     """Compare requests run the models at most `concurrency` at a time, and each client may have
     at most `per_client` requests running or waiting: one client cannot book the server. Judges
@@ -216,6 +234,7 @@ class ArenaApp:
         self.restorers = restorers if restorers is not None else restorers_for(self.models, settings)
         self.secret = load_secret(settings.arena_secret, settings.votes_db)
         self.lane = CompareLane(settings.concurrency, settings.compare_per_client)
+        self.judging = InFlight()  # judges' requests being answered: the scene pool waits for them too
         self.flag_rules = FlagRules()
         # Bicubic is a contender too: the anchor whose rating is pinned (ratings.py).
         contenders = [Contender(ANCHOR, "Bicubic", "torch-bicubic")]
@@ -226,12 +245,19 @@ class ArenaApp:
             self.arena = Arena(self.store, contenders, min_vote_seconds=settings.min_vote_seconds,
                                limits=Limits.from_settings(settings))
             self.scenes = ScenePool(BattleRenderer(self.models, self.pool, settings, restorers=self.restorers),
-                                    settings.battle_pool, settings.scene_uses, busy=self.lane.busy,
+                                    settings.battle_pool, settings.scene_uses, busy=self._people_waiting,
                                     families={f: [m.entry.name for m in ms]
                                               for f, ms in by_family(judged(self.models)).items()}).start()
         self.evaluation = read_evaluation(Path(settings.weights_dir) / "evaluation.json")
         self.files = OutputFiles(settings.output_max_age, served)
         self._export_lock = threading.Lock()
+
+    def _people_waiting(self) -> bool:
+        """Whether a Compare or a judge's request is being answered: the scene pool then renders
+        nothing, and a render under way waits at its next window (judging.py). Renders at the
+        lowest priority alone were not enough: they share the interpreter (and the caches) with
+        the requests, and made a judge's reply p95 twice as long."""
+        return self.lane.busy() or bool(self.judging)
 
     @property
     def outputs(self) -> Path:
@@ -409,7 +435,8 @@ class ArenaApp:
     def next_pair(self, session, token, browser=None, request=None) -> dict:
         """A new blind pair for this judge (and a pseudonymous session id on the first call); it
         replaces the judge's current pair."""
-        return self._battle_outputs(session_id(session), browser, request, "")
+        with self.judging:
+            return self._battle_outputs(session_id(session), browser, request, "")
 
     def start_judging(self, session, token, browser=None, request=None) -> dict:
         """On opening the Judge tab: a pair, unless one is already waiting for a vote."""
@@ -422,6 +449,10 @@ class ArenaApp:
         """Record a vote on the current pair and show the next pair, with the pair just judged
         above it: its two pictures (`shown`, the files the page showed) under the models' names,
         and what the judge said. `answer` is a button's label or one of A, B, tie, both_bad."""
+        with self.judging:
+            return self._vote(answer, session, token, browser, shown, request)
+
+    def _vote(self, answer, session, token, browser, shown, request) -> dict:
         if isinstance(answer, str):
             answer = ANSWER_LABELS.get(answer, answer)
         if self.arena is None:

@@ -209,12 +209,14 @@ class ScenePool:
             self._thread.join(timeout=30)
 
     def _yield_to_people(self):
-        """Called before every window a render runs: in the pool's own thread, wait while a Compare
-        is running or waiting (a judge's render in `take` is for a person, and goes on)."""
+        """Called before every window a render runs: in the pool's own thread, wait while people
+        are being answered (`busy()`: a Compare, or a judge's request), as long as there is a scene
+        to serve them: the first scene is rendered whatever else runs, or a judge would wait for it
+        forever."""
         if threading.current_thread() is not self._thread:
             return
         with self._cond:
-            while not self._stop and self.busy():
+            while not self._stop and self._ready and self.busy():
                 self._cond.wait(YIELD_POLL)
 
     def _fill(self):

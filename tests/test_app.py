@@ -798,3 +798,15 @@ def test_judge_pairs_stay_within_a_family_and_the_leaderboard_splits_by_family(t
     assert set(photos) < set(everyone)
     with pytest.raises(Refusal, match="Unknown model family"):
         app.leaderboard("all", "cartoons")
+
+
+def test_the_scene_pool_waits_while_a_judge_or_a_compare_is_answered(arena_app, tmp_path):
+    assert not arena_app._people_waiting()
+    assert arena_app.scenes.busy == arena_app._people_waiting  # what the pool asks before each window
+    with arena_app.judging:
+        assert arena_app._people_waiting()
+    steps = arena_app.compare(str(photo(tmp_path)), "degrade")
+    next(steps)
+    assert arena_app._people_waiting()  # a Compare holds its lane until its last panel
+    list(steps)
+    assert not arena_app._people_waiting()

@@ -289,19 +289,35 @@ def test_a_render_under_way_stops_at_the_next_window_while_a_compare_runs_or_wai
             return True
         return False
 
-    pool = ScenePool(renderer, size=1, uses=6, rng=random.Random(0), busy=busy_now).start()
+    pool = ScenePool(renderer, size=2, uses=6, rng=random.Random(0), busy=busy_now)
+    pool._ready.append(Scene("a", "lesson", None, None, {"x": None}))  # a scene to serve people meanwhile
+    pool.start()
     try:
-        assert renderer.in_first.wait(10)  # the render is in its first window
+        assert renderer.in_first.wait(10)  # the render of the second scene is in its first window
         busy.set()  # a Compare arrives
         renderer.go_on.set()  # the window in progress ends
         for _ in range(3):  # the thread keeps asking: it waits before the second window
             assert asked_while_busy.acquire(timeout=10)
-        assert len(renderer.windows) == 1 and pool.ready() == 0
+        assert len(renderer.windows) == 1 and pool.ready() == 1
         busy.clear()  # the Compare is done: the render goes on
-        pool.take(timeout=10)
+        deadline = time.monotonic() + 10
+        while len(renderer.windows) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert len(renderer.windows) >= 3
     finally:
         busy.clear()
+        pool.stop()
+
+
+def test_the_first_scene_is_rendered_while_people_are_busy():
+    """With no scene to serve, the pool does not yield: a judge waiting for the first pair counts
+    as busy, and would otherwise wait for it forever."""
+    renderer = WindowedScenes(["a", "b"])
+    renderer.go_on.set()
+    pool = ScenePool(renderer, size=1, uses=6, rng=random.Random(0), busy=lambda: True).start()
+    try:
+        assert pool.take(timeout=10).image_id in ("a", "b") and len(renderer.windows) >= 3
+    finally:
         pool.stop()
 
 
