@@ -10,6 +10,7 @@ Judge's are JUDGE_OUTPUTS; the Leaderboard's "summary", "ranking", "matrix".
 
 import dataclasses
 import html
+import math
 import secrets
 import shutil
 import tempfile
@@ -94,10 +95,12 @@ def store_reachable():
 
 
 class InFlight:
-    """How many requests of a kind are being answered now (`with in_flight:` around each)."""
+    """Whether requests of a kind are being answered, or one ended less than `linger` seconds ago
+    (`with in_flight:` around each): requests that come every fraction of a second (many judges)
+    keep it true between them too, as the next one is about to come."""
 
-    def __init__(self):
-        self._n, self._lock = 0, threading.Lock()
+    def __init__(self, linger: float = 0.25):
+        self.linger, self._n, self._ended, self._lock = linger, 0, -math.inf, threading.Lock()
 
     def __enter__(self):
         with self._lock:
@@ -106,9 +109,10 @@ class InFlight:
     def __exit__(self, *exc):
         with self._lock:
             self._n -= 1
+            self._ended = time.monotonic()
 
     def __bool__(self) -> bool:
-        return self._n > 0
+        return self._n > 0 or time.monotonic() - self._ended < self.linger
 
 
 class CompareLane:

@@ -805,8 +805,11 @@ def test_the_scene_pool_waits_while_a_judge_or_a_compare_is_answered(arena_app, 
     assert arena_app.scenes.busy == arena_app._people_waiting  # what the pool asks before each window
     with arena_app.judging:
         assert arena_app._people_waiting()
+    assert arena_app._people_waiting()  # and a moment after: with many judges the next request is coming
+    time.sleep(arena_app.judging.linger)
+    assert not arena_app._people_waiting()
     steps = arena_app.compare(str(photo(tmp_path)), "degrade")
     next(steps)
     assert arena_app._people_waiting()  # a Compare holds its lane until its last panel
     list(steps)
-    assert not arena_app._people_waiting()
+    assert not arena_app.lane.busy()
