@@ -335,13 +335,12 @@ def time_compare(app, path: Path, repeats: int):
 def judge_latency(app, votes: int):
     """Seconds from a vote to the reply with the next pair, for `votes` votes by one judge (the
     first pair waits for the app's pool of rendered scenes to fill; the votes then find it warm)."""
-    session, token, *_ = app.next_pair(None, None)
+    out = app.next_pair(None, None)
     times = []
     for i in range(votes):
         t0 = time.perf_counter()
-        out = app.vote("A" if i % 2 else "B", session, token)
+        out = app.vote("A" if i % 2 else "B", out["session"], out["token"])
         times.append(time.perf_counter() - t0)
-        session, token = out[0], out[1]
     return times
 
 
