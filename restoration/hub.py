@@ -69,30 +69,41 @@ def probe(repo_id: str, filename: str, revision: str | None, repo_type: str | No
         raise HubUnreachable(f"the Hub at {endpoint()} did not answer ({type(e).__name__}: {e})") from None
 
 
+def fetch_pinned(repo_id: str, commit: str, cache_dir=None, timeout: float = PROBE_SECONDS,
+                 before_download=None) -> Path:
+    """The folder (in the Hub cache) holding config.json and model.safetensors of `repo_id` at
+    `commit`. A commit already in the cache needs no request; otherwise `before_download()` runs
+    first (default: one quick probe, which says at once when the Hub is not there at all)."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        paths = [hf_hub_download(repo_id, name, revision=commit, cache_dir=cache_dir, local_files_only=True)
+                 for name in (CONFIG_NAME, WEIGHTS_NAME)]
+    except LocalEntryNotFoundError:
+        if before_download is None:
+            probe(repo_id, CONFIG_NAME, commit, timeout=timeout)
+        else:
+            before_download()
+        try:
+            paths = [hf_hub_download(repo_id, name, revision=commit, cache_dir=cache_dir, etag_timeout=timeout)
+                     for name in (CONFIG_NAME, WEIGHTS_NAME)]
+        except transport_errors() as e:
+            raise HubUnreachable(f"the Hub at {endpoint()} stopped answering ({type(e).__name__}: {e})") from None
+    return Path(paths[0]).parent
+
+
 def download_checkpoint(repo_id: str, revision: str | None, cache_dir=None, timeout: float = PROBE_SECONDS) -> Path:
     """config.json and model.safetensors of a Hub repo at a pinned commit, verified (the safetensors
     header parses and matches the config) before the folder is returned. A pinned commit already in
     the cache needs no request; otherwise one quick probe decides whether the Hub is there at all."""
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
     if not repo_id:
         raise NotPublished("no Hub repo in models.json")
     if not revision:
         raise NotPublished(f"{repo_id}: no pinned revision in models.json (not published yet)")
     if not COMMIT.match(revision):
         raise CheckpointError(f"{repo_id}: pin a revision (a 40-character commit hash), got {revision!r}")
-    try:
-        paths = [hf_hub_download(repo_id, name, revision=revision, cache_dir=cache_dir, local_files_only=True)
-                 for name in (CONFIG_NAME, WEIGHTS_NAME)]
-    except LocalEntryNotFoundError:
-        probe(repo_id, CONFIG_NAME, revision, timeout=timeout)
-        try:
-            paths = [hf_hub_download(repo_id, name, revision=revision, cache_dir=cache_dir, etag_timeout=timeout)
-                     for name in (CONFIG_NAME, WEIGHTS_NAME)]
-        except transport_errors() as e:
-            raise HubUnreachable(f"the Hub at {endpoint()} stopped answering ({type(e).__name__}: {e})") from None
-    folder = Path(paths[0]).parent
+    folder = fetch_pinned(repo_id, revision, cache_dir, timeout)
     try:
         verify_checkpoint(folder)
     except CheckpointError as e:

@@ -42,7 +42,7 @@ from restoration.checkpoint import (
 )
 from restoration.degrade import STANDARD, upscale_bicubic
 from restoration.evaluate import evaluate, format_table, is_tiny_imagenet, load_val, model_method
-from restoration.hub import COMMIT, PROBE_SECONDS, HubUnreachable, endpoint, probe, transport_errors
+from restoration.hub import COMMIT, PROBE_SECONDS, HubUnreachable, endpoint, fetch_pinned, probe, transport_errors
 from restoration.inference import Restorer
 from restoration.models import MODEL_TYPES, verify_checkpoint
 from restoration.settings import Settings
@@ -273,24 +273,16 @@ def download(repo_id: str, commit: str, rules: Rules = RULES, cache_dir=None, ti
     fetched. A commit already in the cache needs no request (it cannot change, and its listing was
     checked when it was submitted); otherwise the repo's files are checked before anything is
     downloaded, and the Hub must serve that very commit."""
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    from huggingface_hub.errors import HfHubHTTPError
 
-    try:
-        paths = [hf_hub_download(repo_id, name, revision=commit, cache_dir=cache_dir, local_files_only=True)
-                 for name in (CONFIG_NAME, WEIGHTS_NAME)]
-    except LocalEntryNotFoundError:
+    def check_listing():
         try:  # one quick request, no retries: a Hub that is down costs start-up seconds, not minutes
             probe(repo_id, CONFIG_NAME, commit, timeout=timeout)
         except HfHubHTTPError:
             pass  # it answered: the listing says what is wrong, naming the rule
         check_files(list_files(repo_id, commit), rules)
-        try:
-            paths = [hf_hub_download(repo_id, name, revision=commit, cache_dir=cache_dir, etag_timeout=timeout)
-                     for name in (CONFIG_NAME, WEIGHTS_NAME)]
-        except transport_errors() as e:
-            raise HubUnreachable(f"the Hub at {endpoint()} stopped answering ({type(e).__name__}: {e})") from None
-    folder = Path(paths[0]).parent
+
+    folder = fetch_pinned(repo_id, commit, cache_dir, timeout, before_download=check_listing)
     if folder.name != commit:  # the cache keeps files under the commit the Hub said it served
         raise Refused("pinned commit", f"asked for {commit}, the Hub served {folder.name}")
     return folder
