@@ -13,6 +13,7 @@ import html
 import inspect
 import logging
 import signal
+import sys
 import time
 
 import gradio as gr
@@ -20,7 +21,7 @@ import torch
 
 import restoration  # noqa: F401  first: one clear line, not a traceback, on Python < 3.11
 from restoration import degrade
-from restoration.arena_app import JUDGE_LANE_LIMIT, JUDGE_OUTPUTS, ArenaApp, Refusal, Update
+from restoration.arena_app import JUDGE_LANE_LIMIT, JUDGE_OUTPUTS, SWITCH_INTERVAL, ArenaApp, Refusal, Update
 from restoration.checkpoint import CheckpointError
 from restoration.compare import UNSURE_BELOW
 from restoration.degrade import MODES
@@ -284,6 +285,7 @@ def main():
     except (SettingsError, VoteStoreError) as e:
         raise SystemExit(f"Cannot start: {e}") from None
     torch.set_num_threads(settings.threads)
+    sys.setswitchinterval(SWITCH_INTERVAL)  # the event loop gets the interpreter back sooner (arena_app.py)
     try:
         models, problems = load_available_restorers(settings.weights_dir, settings.model_source)
     except CheckpointError as e:

@@ -31,6 +31,7 @@ class VoterClient:
                 self.endpoints["/" + dep["api_name"]] = (dep.get("id", i), [c in states for c in dep["inputs"]],
                                                          [c in states for c in dep["outputs"]])
         self.session = uuid.uuid4().hex
+        self.fetched: dict[str, None] = {}  # the URLs of the files fetched, oldest first
 
     def predict(self, *inputs, api_name: str):
         fn, state_inputs, state_outputs = self.endpoints[api_name]
@@ -53,11 +54,19 @@ class VoterClient:
         raise RuntimeError("the event stream ended before the call completed")
 
     def _fetch(self, value):
-        """A file output's bytes downloaded (as the page does), its path returned; else the value."""
+        """A file output's bytes downloaded (as the page does), its path returned; else the value.
+        A URL this page fetched before is not fetched again: a browser shows an image whose URL
+        it already has from its list of available images (the judged pair's thumbnails are the
+        pictures of the pair before; `tests/test_browser.py` checks that Chromium does this)."""
         if isinstance(value, dict) and value.get("__type__") == "update":
             value = value.get("value")
         if isinstance(value, dict) and value.get("url") and value.get("path"):
-            self.http.get(value["url"]).raise_for_status()
+            url = value["url"]
+            if url not in self.fetched:
+                self.http.get(url).raise_for_status()
+                self.fetched[url] = None
+                while len(self.fetched) > 64:  # a browser's is bounded too; a voter needs the last few
+                    self.fetched.pop(next(iter(self.fetched)))
             return value["path"]
         return value
 

@@ -47,6 +47,7 @@ from restoration.inference import restorers_for, warm_up_in_background
 from restoration.judging import BattleRenderer, RecentImages, ScenePool, scene_images
 from restoration.leaderboard import FlagRules, flag_judges, leaderboard_tables
 from restoration.provenance import provenance_markdown
+from restoration.render_process import RenderProcess
 from restoration.ratings import ANCHOR
 from restoration.settings import Settings
 from restoration.submissions import submit_from_page
@@ -58,6 +59,11 @@ from restoration.witnesses import read_evaluation
 JUDGE_OUTPUTS = ("session", "token", "low", "original", "side_a", "side_b", "reveal", "progress", "shown",
                  "judged_a", "judged_b")
 JUDGE_LANE_LIMIT = 8  # judge and vote handlers at once: they only write small PNGs and one row
+# How long a thread may keep the interpreter when another asks for it (Python's default: 5 ms). The
+# server's event loop takes it back dozens of times a request (each event, each chunk of a file
+# served) while handler threads run Python; at the default each take could wait 5 ms, and a vote's
+# reply p50 was 0.45 s with 20 judges on one replica, 0.21 s at 0.5 ms (docs/benchmarks.md).
+SWITCH_INTERVAL = 0.0005
 SAID = {"A": "A is better", "B": "B is better", "tie": "a tie", "both_bad": "both bad"}
 STORE_DOWN = ("The vote store cannot be reached right now (it may be restarting), so nothing was recorded; please "
               "try again in a minute. Compare works meanwhile.")
@@ -248,10 +254,14 @@ class ArenaApp:
         if self.pool:
             self.arena = Arena(self.store, contenders, min_vote_seconds=settings.min_vote_seconds,
                                limits=Limits.from_settings(settings))
-            self.scenes = ScenePool(BattleRenderer(self.models, self.pool, settings, restorers=self.restorers),
-                                    settings.battle_pool, settings.scene_uses, busy=self._people_waiting,
+            # In a child process (render_process.py) unless RESTORATION_SCENE_PROCESS=0: the renders
+            # then never hold the interpreter that answers people.
+            renderer = (RenderProcess.of(self.models, self.restorers, self.pool, settings) if settings.scene_process
+                        else BattleRenderer(self.models, self.pool, settings, restorers=self.restorers))
+            self.scenes = ScenePool(renderer, settings.battle_pool, settings.scene_uses, busy=self._people_waiting,
                                     families={f: [m.entry.name for m in ms]
-                                              for f, ms in by_family(judged(self.models)).items()}).start()
+                                              for f, ms in by_family(judged(self.models)).items()},
+                                    nice=not settings.scene_process).start()
         self.evaluation = read_evaluation(Path(settings.weights_dir) / "evaluation.json")
         self.files = OutputFiles(settings.output_max_age, served)
         self._export_lock = threading.Lock()

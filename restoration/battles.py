@@ -180,6 +180,10 @@ def load_secret(configured: str, votes_db) -> bytes:
 # Battles and votes
 
 
+class _OverACap(Exception):
+    """A cap reached once the vote was written: raised to roll its transaction back."""
+
+
 class Arena:
     """Issues battles and validates votes. Every decision is one transaction in the vote store
     (live pairs, caps, votes): several replicas on one database decide as one, and a restart
@@ -216,14 +220,17 @@ class Arena:
         battle = Battle(secrets.token_urlsafe(16), session, image_id, degradation, a, b, now, client)
         cap = self.limits.pairs_per_minute
         with self.store.transaction() as tx:
-            tx.lock_keys([client.address_key])  # the count and the insert below are one step for every replica
-            if tx.pairs_since(client.address_key, now - RATE_WINDOW_SECONDS) >= cap:
-                raise Refused(f"Too many new pairs from your connection (at most {cap} a minute); please wait a "
-                              "little.")
-            tx.add_pair_issue(client.address_key, now)
+            # The session's row first, then the address's (the order of `vote`, so no two wait in
+            # a cycle), and the address's as late as possible: from its lock to the commit, every
+            # other request of that address waits (one statement, one count, the commit).
             tx.put_live_pair(_live_pair_row(battle, now + self.pending_ttl))
+            tx.add_pair_issue(client.address_key, now)
             if next(self._issued) % SWEEP_EVERY == 0:
                 tx.drop_expired(now, RATE_WINDOW_SECONDS)
+            tx.lock_keys([client.address_key])  # the count and the insert are one step for every replica
+            if tx.pairs_since(client.address_key, now - RATE_WINDOW_SECONDS) > cap:  # this pair included
+                raise Refused(f"Too many new pairs from your connection (at most {cap} a minute); please wait a "
+                              "little.")  # rolled back: the pair on screen stays live
         return battle
 
     def pending(self, session: str | None) -> Battle | None:
@@ -253,8 +260,9 @@ class Arena:
         now = self.clock()
         try:
             with self.store.transaction() as tx:
-                # Client rows first, then the pair: the same order as `issue`, so no two wait in a cycle.
-                tx.lock_keys([client.address_key, client.judge_key])
+                # The session's pair first (its row locked: one vote per pair), the client's rows
+                # last: from their lock to the commit every other vote of that address waits, so
+                # that stretch is one statement, one count (this vote included) and the commit.
                 row = tx.live_pair(session or "", lock=True)
                 if row is None or row.expires_at < now or not token or row.token != token:
                     if token and tx.token_used(token):
@@ -266,30 +274,34 @@ class Arena:
                     return VoteResult(False, f"That was too fast: please look at both images for at least "
                                              f"{self.min_vote_seconds:g} s; you took {tenths_down(elapsed)} s. The "
                                              "vote was not counted.", battle, keep_pair=True)
-                refusal = self._over_a_cap(tx, client, now)
-                if refusal:
-                    return VoteResult(False, refusal + " The vote was not counted; please wait a little.", battle,
-                                      keep_pair=True)
                 vote_id = tx.insert_vote(vote_row(dataclasses.replace(battle, client=client), answer, elapsed,
                                                   utc_iso(now)))
                 tx.drop_live_pair(session)
+                tx.lock_keys([client.address_key, client.judge_key])
+                refusal = self._over_a_cap(tx, client, now)
+                if refusal:
+                    raise _OverACap(refusal)  # rolled back: the vote is not stored, the pair stays live
+        except _OverACap as e:
+            return VoteResult(False, f"{e} The vote was not counted; please wait a little.", battle, keep_pair=True)
         except sa_exc.IntegrityError:  # the token is in a vote already (cannot happen while pairs are locked)
             return VoteResult(False, "This pair has already been judged; votes count once.")
         return VoteResult(True, "Vote recorded.", battle, vote_id)
 
     def _over_a_cap(self, tx, client: Client, now: float) -> str | None:
-        """Counted in the votes table, inside the vote's transaction, with the client's rows locked."""
-        lim, minute, day = self.limits, now - RATE_WINDOW_SECONDS, now - DAY_SECONDS
-        judge_minute, judge_day = tx.votes_since("judge", client.judge_key, minute, day)
-        address_minute, address_day = tx.votes_since("client", client.address_key, minute, day)
-        if judge_minute >= lim.votes_per_minute:
+        """Counted in the votes table, inside the vote's transaction (whose vote the counts
+        include), with the client's rows locked."""
+        lim = self.limits
+        counts = tx.votes_since({"judge": client.judge_key, "client": client.address_key},
+                                now - RATE_WINDOW_SECONDS, now - DAY_SECONDS)
+        (judge_minute, judge_day), (address_minute, address_day) = counts["judge"], counts["client"]
+        if judge_minute > lim.votes_per_minute:
             return f"Too many votes: at most {lim.votes_per_minute} a minute per judge."
-        if address_minute >= lim.address_votes_per_minute:
+        if address_minute > lim.address_votes_per_minute:
             return (f"Too many votes from your connection: at most {lim.address_votes_per_minute} a minute from "
                     "one address, shared by everyone behind it.")
-        if judge_day >= lim.votes_per_day:
+        if judge_day > lim.votes_per_day:
             return f"You have reached the limit of {lim.votes_per_day} votes a day. Thank you for judging!"
-        if address_day >= lim.address_votes_per_day:
+        if address_day > lim.address_votes_per_day:
             return (f"Your connection has reached the limit of {lim.address_votes_per_day} votes a day, shared by "
                     "everyone behind its address.")
         return None

@@ -13,9 +13,11 @@ Large images are judged on their central `max_side` square: a judge compares det
 restoring whole photos for every scene would keep the pool from keeping up on a CPU.
 
 The pool yields to people: its thread renders nothing while a Compare is running or waiting
-(`busy()`), and a render already under way stops between windows when one arrives
-(`BattleRenderer.before_window`, called by `inference.Restorer` before every window), so a Compare
-waits at most for the window in progress, not for the scene's whole render.
+(`busy()`), and a render already under way stops between windows when one arrives (the renderer
+asks `hold()` before every window `inference.Restorer` runs), so a Compare waits at most for the
+window in progress, not for the scene's whole render. In the app the renders run in a child
+process of their own (`render_process.RenderProcess`), so that they never hold the interpreter
+that answers people.
 
 A judge is not shown the same image again within their last `RECENT_PAIRS` pairs while a ready
 scene shows another (`RecentImages`, `ScenePool.take(avoid=...)`): seeing one picture three times
@@ -32,6 +34,7 @@ import secrets
 import struct
 import sys
 import threading
+import time
 import zlib
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
@@ -128,7 +131,7 @@ class BattleRenderer:
         self.pool, self.settings, self.max_side = pool, settings, max_side
         # The app passes its own (the fast path, shared with Compare); otherwise eager ones.
         self.restorers = restorers if restorers is not None else restorers_for(models, settings, fast=False)
-        self.before_window: Callable[[], None] | None = None  # ScenePool sets it: wait while people need the cores
+        self.hold: Callable[[], bool] = lambda: False  # ScenePool sets it: whether people need the cores now
 
     def render(self, image_id: str, degradation: str = "lesson", names: Sequence[str] | None = None,
                family: str | None = None) -> Scene:
@@ -140,12 +143,16 @@ class BattleRenderer:
             if name == ANCHOR:
                 out = upscale_bicubic(to_float(low))
             else:
-                out = self.restorers[name](model_input, before_window=self.before_window)
+                out = self.restorers[name](model_input, before_window=self._wait_while_held)
             outputs[name] = to_pil(out)
         scene = Scene(image_id, degradation, to_pil(low), to_pil(reference), outputs, family=family)
         for which in ["low", "original", *outputs]:
             scene.png(which)  # encoded here, in the background, rather than in a judge's request
         return scene
+
+    def _wait_while_held(self):
+        while self.hold():
+            time.sleep(YIELD_POLL)
 
 
 class RecentImages:
@@ -180,8 +187,10 @@ class ScenePool:
 
     def __init__(self, renderer: BattleRenderer, size: int = 4, uses: int = 6,
                  degradations: Sequence[str] = STANDARD, rng: random.Random | None = None,
-                 busy: Callable[[], bool] = lambda: False, families: Mapping[str, Sequence[str]] | None = None):
+                 busy: Callable[[], bool] = lambda: False, families: Mapping[str, Sequence[str]] | None = None,
+                 nice: bool = True):
         self.renderer, self.size, self.uses, self.busy = renderer, size, uses, busy
+        self.nice = nice  # render at the lowest priority (False: the renderer is another process, niced itself)
         # (family, the contenders its scenes render): bicubic and the family's models; one entry
         # (None, None: every model) without families.
         self.families = [(f, [ANCHOR, *names]) for f, names in families.items()] if families else [(None, None)]
@@ -193,7 +202,7 @@ class ScenePool:
         self._cond = threading.Condition()
         self._stop = False
         self._thread: threading.Thread | None = None
-        renderer.before_window = self._yield_to_people
+        renderer.hold = self._holding
 
     def start(self):
         if self._thread is None:
@@ -205,22 +214,21 @@ class ScenePool:
         with self._cond:
             self._stop = True
             self._cond.notify_all()
+        close = getattr(self.renderer, "close", None)
+        if close:  # a renderer in a process of its own (render_process.py): a render under way ends now
+            close()
         if self._thread is not None:
             self._thread.join(timeout=30)
 
-    def _yield_to_people(self):
-        """Called before every window a render runs: in the pool's own thread, wait while people
-        are being answered (`busy()`: a Compare, or a judge's request), as long as there is a scene
-        to serve them: the first scene is rendered whatever else runs, or a judge would wait for it
-        forever."""
-        if threading.current_thread() is not self._thread:
-            return
-        with self._cond:
-            while not self._stop and self._ready and self.busy():
-                self._cond.wait(YIELD_POLL)
+    def _holding(self) -> bool:
+        """Asked before every window a render runs: whether to wait, because people are being
+        answered (`busy()`: a Compare, or a judge's request) and there is a scene to serve them.
+        The first scene is rendered whatever else runs, or a judge would wait for it forever."""
+        return not self._stop and bool(self._ready) and self.busy()
 
     def _fill(self):
-        lower_priority()
+        if self.nice:
+            lower_priority()
         while True:
             with self._cond:
                 # While `busy()` (a Compare request has the cores) the pool renders nothing as long
@@ -238,6 +246,8 @@ class ScenePool:
                 scene = self.renderer.render(image_id, degradation, names, family)
                 release_memory()  # the models' activations, kept by malloc otherwise (inference.py)
             except Exception as e:  # noqa: BLE001 (a bad image in the pool must not stop judging)
+                if self._stop:
+                    return
                 log.warning("scene images: %s (%s) left out: %s: %s", image_id, degradation, type(e).__name__,
                             str(e).splitlines()[0][:200] if str(e) else "")
                 with self._cond:

@@ -93,6 +93,9 @@ class Settings:
     arena_secret: str = _field("", secret=True)
     battle_pool: int = _field(4, min=1, max=64)  # pre-rendered judge scenes (image × degradation)
     scene_uses: int = _field(6, min=1)  # pairs served from one scene before it is replaced
+    # Render scenes in a child process (render_process.py), not a thread of the app: a render then
+    # never holds the interpreter that answers votes. Off: one process (the tests, small machines).
+    scene_process: bool = True
     export_every: int = _field(100, min=1)  # new votes before the public CSV is written again
     output_max_age: int = _field(3600, min=60)  # seconds our downloads and judge files are kept
     scene_val_images: int = _field(200, min=0)  # val images among the scene images, beside the examples

@@ -472,12 +472,11 @@ class Transaction:
 
     def lock_keys(self, keys: Iterable[str]):
         """Lock one row per key until the transaction ends (made on first use), in sorted order so
-        that two transactions never wait on each other in a cycle. An upsert that updates the row
-        takes its row lock in PostgreSQL; in SQLite, `BEGIN IMMEDIATE` already holds the lock."""
-        upsert = _upsert(self.dialect)
-        for key in sorted(set(keys)):
-            statement = upsert(client_locks).values(key=key)
-            self.conn.execute(statement.on_conflict_do_update(index_elements=["key"], set_={"key": key}))
+        that two transactions never wait on each other in a cycle, in one statement. An upsert
+        that updates the row takes its row lock in PostgreSQL; in SQLite, `BEGIN IMMEDIATE`
+        already holds the lock."""
+        statement = _upsert(self.dialect)(client_locks).values([{"key": key} for key in sorted(set(keys))])
+        self.conn.execute(statement.on_conflict_do_update(index_elements=["key"], set_={"key": statement.excluded.key}))
 
     def live_pair(self, session: str, lock: bool = False):
         query = sa.select(live_pairs).where(live_pairs.c.session == session)
@@ -493,27 +492,26 @@ class Transaction:
         self.conn.execute(live_pairs.delete().where(live_pairs.c.session == session))
 
     def drop_expired(self, now: float, window: float):
-        """Housekeeping: live pairs past their expiry, and pair records older than the cap's window
-        (an address's own are also dropped whenever it asks again, in `pairs_since`)."""
+        """Housekeeping: live pairs past their expiry, and pair records older than the cap's window."""
         self.conn.execute(live_pairs.delete().where(live_pairs.c.expires_at < now))
         self.conn.execute(pair_issues.delete().where(pair_issues.c.at < now - window))
 
     def pairs_since(self, address: str, since: float) -> int:
-        """Pairs issued to `address` since `since`; older records of it are deleted on the way."""
-        self.conn.execute(pair_issues.delete().where(pair_issues.c.address == address, pair_issues.c.at < since))
-        return self.conn.execute(sa.select(sa.func.count()).where(pair_issues.c.address == address)).scalar()
+        """Pairs issued to `address` since `since` (older records go in `drop_expired`)."""
+        query = sa.select(sa.func.count()).where(pair_issues.c.address == address, pair_issues.c.at >= since)
+        return self.conn.execute(query).scalar()
 
     def add_pair_issue(self, address: str, at: float):
         self.conn.execute(pair_issues.insert().values(address=address, at=at))
 
-    def votes_since(self, column: str, key: str, minute_since: float, day_since: float) -> tuple[int, int]:
-        """(votes in the last minute, votes in the last day) of one client ("client") or judge
-        ("judge") key: one index range in the votes table."""
-        col, minute = votes.c[column], utc_iso(minute_since)
-        recent = sa.func.sum(sa.case((votes.c.time >= minute, 1), else_=0))
-        query = sa.select(recent, sa.func.count()).where(col == key, votes.c.time >= utc_iso(day_since))
-        in_minute, in_day = self.conn.execute(query).one()
-        return int(in_minute or 0), int(in_day)
+    def votes_since(self, keys: dict[str, str], minute_since: float, day_since: float) -> dict[str, tuple[int, int]]:
+        """column → (votes in the last minute, votes in the last day) of its key, for each column
+        ("client", "judge") and key in `keys`: one statement, one index range a count."""
+        minute, day = utc_iso(minute_since), utc_iso(day_since)
+        count = lambda col, key, since: (  # noqa: E731
+            sa.select(sa.func.count()).where(votes.c[col] == key, votes.c.time >= since).scalar_subquery())
+        row = self.conn.execute(sa.select(*[count(c, k, t) for c, k in keys.items() for t in (minute, day)])).one()
+        return {col: (int(row[2 * i]), int(row[2 * i + 1])) for i, col in enumerate(keys)}
 
     def token_used(self, token: str) -> bool:
         return self.conn.execute(sa.select(sa.literal(1)).where(votes.c.token == token)).first() is not None

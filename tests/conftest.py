@@ -99,7 +99,8 @@ def settings(tiny_weights, small_examples, tmp_path) -> Settings:
                     photo_val_dir=tmp_path / "no-photos",
                     votes_db=tmp_path / "votes.db", threads=1, min_vote_seconds=0.0, votes_per_minute=1000,
                     address_votes_per_minute=1000, pairs_per_minute=10_000,
-                    bootstrap_rounds=50, max_pixels=1 << 20, tile_size=128, tile_overlap=16)
+                    bootstrap_rounds=50, max_pixels=1 << 20, tile_size=128, tile_overlap=16,
+                    scene_process=False)  # a thread: a child process costs seconds per app (test_render_process.py)
 
 
 @pytest.fixture(scope="session")

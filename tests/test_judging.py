@@ -258,17 +258,18 @@ def test_the_pool_renders_at_the_lowest_priority_and_the_caller_keeps_its_own():
 
 
 class WindowedScenes(NamedScenes):
-    """A renderer of three windows per scene that calls `before_window` before each, as
-    `inference.Restorer` does; the first window holds until the test lets it go."""
+    """A renderer of three windows per scene that waits while `hold()` before each, as
+    `BattleRenderer` does; the first window holds until the test lets it go."""
 
     def __init__(self, images):
         super().__init__(images)
-        self.before_window, self.windows = None, []
+        self.hold, self.windows = None, []
         self.in_first, self.go_on = threading.Event(), threading.Event()
 
     def render(self, image_id, degradation="lesson", names=None, family=None):
         for i in range(3):
-            self.before_window()
+            while self.hold():
+                time.sleep(0.01)
             self.windows.append((image_id, i))
             if len(self.windows) == 1:
                 self.in_first.set()
@@ -319,10 +320,3 @@ def test_the_first_scene_is_rendered_while_people_are_busy():
         assert pool.take(timeout=10).image_id in ("a", "b") and len(renderer.windows) >= 3
     finally:
         pool.stop()
-
-
-def test_a_judges_own_render_does_not_wait_on_the_yield():
-    """`take` renders in the judge's request thread: the yield there returns at once, busy or not."""
-    renderer = WindowedScenes(["a"])
-    pool = ScenePool(renderer, size=1, uses=6, rng=random.Random(0), busy=lambda: True)
-    pool._yield_to_people()  # not the pool's thread: returns at once
