@@ -178,7 +178,10 @@ def serve(conn, specs: Sequence[ModelSpec], pool, settings: Settings, max_side: 
         except Exception as e:  # noqa: BLE001 (the parent logs it and leaves the image out)
             reply = ("error", f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
         release_memory()
-        conn.send(reply)
+        try:
+            conn.send(reply)
+        except OSError:  # the app has closed its end (it is stopping): nothing to say, no traceback
+            return
         if not warmed:  # after the first scene, not before: a judge may be waiting for it
             warmed = True
             lowest_priority()  # the first scene at the normal priority: at start-up the app compiles
