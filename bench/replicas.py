@@ -106,6 +106,10 @@ def left_out(summary: str) -> int:
     return int(re.search(r"\*\*(\d+)\*\* votes left out", summary).group(1))
 
 
+def error_line(e: BaseException) -> str:
+    return f"{type(e).__name__}: {str(e)[:80]}"
+
+
 def percentiles(replies: list[float]) -> tuple[float | None, float | None]:
     if len(replies) < 2:
         return (round(replies[0], 2) if replies else None), None
@@ -129,7 +133,7 @@ def voting_run(apps: list[RunningApp], voters: int, seconds: float, settle: floa
             client.predict(api_name="/judge")
         except Exception as e:  # noqa: BLE001 (a figure, reported)
             with lock:
-                errors.append(f"{type(e).__name__}: {str(e)[:80]}")
+                errors.append(error_line(e))
             return
         while time.monotonic() + think < end:
             time.sleep(think * rng.uniform(1.0, 1.1))
@@ -137,7 +141,7 @@ def voting_run(apps: list[RunningApp], voters: int, seconds: float, settle: floa
             counted = time.monotonic() >= measure_from
             with lock:
                 if isinstance(result, Exception):
-                    errors.append(f"{type(result).__name__}: {str(result)[:80]}")
+                    errors.append(error_line(result))
                 elif VOTED.search(result[4] or ""):
                     if counted:
                         accepted[0] += 1
@@ -203,14 +207,14 @@ def cap(cluster: Cluster, work: Path, args) -> dict:
                 client.predict(api_name="/judge")
             except Exception as e:  # noqa: BLE001 (a figure, reported)
                 errors[i] += 1
-                first_error.append(f"{type(e).__name__}: {str(e)[:100]}")
+                first_error.append(error_line(e))
                 return
             while time.monotonic() + 2.1 < end:
                 time.sleep(2.1)
                 result, _ = timed(client.predict, rng.choice(["A", "B"]), api_name="/vote")
                 if isinstance(result, Exception):
                     errors[i] += 1
-                    first_error.append(f"{type(result).__name__}: {str(result)[:100]}")
+                    first_error.append(error_line(result))
                 elif VOTED.search(result[4] or ""):
                     accepted[i] += 1
                 else:

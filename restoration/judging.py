@@ -69,16 +69,16 @@ def scene_images(settings: Settings, seed: int = 0) -> dict[str, Path]:
     return pool
 
 
-def lower_priority(nice: int = 19):
-    """Run the calling thread, and the threads the models start from it (their OpenMP team is the
-    thread's own, and inherits its priority), at the lowest CPU priority, on Linux: the scene pool
-    renders with the cores that judges' requests and Compare leave idle, so a vote's reply does not
-    queue behind a render. Elsewhere a no-op (there the setting would name a process, not a
-    thread)."""
+def lower_priority(nice: int = 19, thread_id: int | None = None):
+    """Run the calling thread (or the thread `thread_id`), and the threads the models start from it
+    (their OpenMP team is the thread's own, and inherits its priority), at the lowest CPU priority,
+    on Linux: the scene pool renders with the cores that judges' requests and Compare leave idle,
+    so a vote's reply does not queue behind a render. Elsewhere a no-op (there the setting would
+    name a process, not a thread)."""
     if sys.platform == "linux":
         try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-        except OSError as e:  # a container may forbid it: render at the normal priority
+            os.setpriority(os.PRIO_PROCESS, thread_id or threading.get_native_id(), nice)
+        except OSError as e:  # a container may forbid it, or the thread has just ended: left as it is
             log.info("scene pool: priority unchanged (%s)", e)
 
 

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from restoration.inference import Restorer, release_memory
-from restoration.judging import YIELD_POLL, BattleRenderer, Scene
+from restoration.judging import YIELD_POLL, BattleRenderer, Scene, lower_priority
 from restoration.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,8 @@ class RenderProcess:
         return cls([ModelSpec.of(m, restorers[m.entry.name]) for m in models], pool, settings, max_side)
 
     def _start(self):
+        if self._conn is not None:
+            self._conn.close()  # the end of a child that has died
         parent, child = self._context.Pipe()
         self._process = self._context.Process(
             target=serve, args=(child, self.specs, self.pool, self.settings, self.max_side, self._held),
@@ -139,10 +141,7 @@ def lowest_priority():
     """This process, every thread of it (the models' threads too), at the lowest CPU priority."""
     if sys.platform == "linux":  # a priority is a thread's there
         for tid in os.listdir("/proc/self/task"):
-            try:
-                os.setpriority(os.PRIO_PROCESS, int(tid), 19)
-            except OSError:  # a thread that has just ended, or a container that forbids it
-                pass
+            lower_priority(thread_id=int(tid))
     elif hasattr(os, "setpriority"):
         os.setpriority(os.PRIO_PROCESS, 0, 19)
 
