@@ -21,7 +21,8 @@ import torch
 
 import restoration  # noqa: F401  first: one clear line, not a traceback, on Python < 3.11
 from restoration import degrade
-from restoration.arena_app import JUDGE_LANE_LIMIT, JUDGE_OUTPUTS, SWITCH_INTERVAL, ArenaApp, Refusal, Update
+from restoration.arena_app import (JUDGE_LANE_LIMIT, JUDGE_OUTPUTS, SWITCH_INTERVAL, ArenaApp, Refusal, Update,
+                                  freeze_heap)
 from restoration.checkpoint import CheckpointError
 from restoration.compare import UNSURE_BELOW
 from restoration.degrade import MODES
@@ -315,11 +316,10 @@ def main():
     if settings.fast:
         # The page serves at once; until this finishes, requests run the models eagerly.
         print("fast path: warming up in the background", flush=True)
-        app.warm_up(lambda seconds: print(f"fast path: warmed up in {seconds:.1f} s ({time.perf_counter() - started:.1f} s "
-                                          f"after start-up); " + "; ".join(
-                                              f"{n}: {r.status}" for n, r in app.restorers.items()), flush=True))
+        app.warm_up(lambda seconds: warmed_up(app, seconds, started))
     demo = build_app(app)
     app.files.served = lambda: served_copies(demo)  # swept with our own files, by age and on exit
+    freeze_heap()  # what start-up built lives as long as the app: out of the garbage collector's walks
     # A Space (or a service manager) stops the app with SIGTERM: end it like Ctrl-C, so that the
     # temporary files are removed and the votes pushed on the way out.
     previous = signal.signal(signal.SIGTERM, _interrupt)
@@ -332,6 +332,12 @@ def main():
         app.close()
         if sync:
             sync.close()
+
+
+def warmed_up(app: ArenaApp, seconds: float, started: float):
+    freeze_heap()  # the compiled fast path too lives as long as the app
+    print(f"fast path: warmed up in {seconds:.1f} s ({time.perf_counter() - started:.1f} s after start-up); "
+          + "; ".join(f"{n}: {r.status}" for n, r in app.restorers.items()), flush=True)
 
 
 def _interrupt(signum, frame):

@@ -93,15 +93,17 @@ class RunningApp:
         """VmRSS and VmHWM (peak) of the app's process, in MB."""
         return memory(self.proc.pid)
 
-    def warmed_up(self) -> bool:
-        """Whether the app has said that its fast path's warm-up has ended."""
-        return "fast path: warmed up" in (self.work / "app.log").read_text(errors="replace")
+    def warmed_up(self, renderer: bool = False) -> bool:
+        """Whether the app has said that its fast path's warm-up has ended (and, with `renderer`,
+        its scene renderer's, which compiles after the app's in a child process)."""
+        log = (self.work / "app.log").read_text(errors="replace")
+        return "fast path: warmed up" in log and (not renderer or "scene renderer: fast path warmed up" in log)
 
-    def wait_for_warm_up(self, timeout: float = 300) -> bool:
+    def wait_for_warm_up(self, timeout: float = 300, renderer: bool = False) -> bool:
         deadline = time.monotonic() + timeout
-        while not self.warmed_up() and time.monotonic() < deadline and self.proc.poll() is None:
+        while not self.warmed_up(renderer) and time.monotonic() < deadline and self.proc.poll() is None:
             time.sleep(0.5)
-        return self.warmed_up()
+        return self.warmed_up(renderer)
 
     def leftovers(self) -> tuple[int, int]:
         """(files, bytes) left in the app's temporary folder, Gradio's cache included."""

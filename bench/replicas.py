@@ -16,8 +16,10 @@ bounded. Scenarios:
   100) and replica count (`--replicas`, default 1 2 4) the voters, spread evenly over that many
   replicas, each ask for a pair, look `--think` seconds (default 2.1: a person's glance; the
   "too fast" rule stays at 2 s) and vote, for `--seconds` (default 30) after `--settle` seconds
-  (default 5) not measured. Figures: accepted votes a second, and p50/p95 of the vote reply (vote
-  sent → reveal and next pair received, the pictures downloaded). Also 40 voters on 2 replicas.
+  (default 40: the scene pools fill) not measured. Figures: accepted votes a second, p50/p95 of the
+  vote reply (vote sent → reveal and next pair received, the pictures downloaded), the images
+  judged, and how often a voter judged an image again within its last 10 pairs (the price of the
+  scene pool's pacing). Also 40 voters on 2 replicas.
   After the runs: the leaderboard (summary and table) read from every replica, identical or not.
 - cap: 2 replicas with the default caps (the per-judge minute cap raised, so the address's 30 a
   minute is the one that binds); `--bots` bots (default 6) from this one address, half on each
@@ -52,6 +54,7 @@ from restoration.cli import parser
 SCENARIOS = ("throughput", "cap", "kill")
 VOTED = re.compile(r"[Yy]ou said")  # the reveal of an accepted vote
 CAST = re.compile(r"cast this session: \*\*(\d+)\*\*")
+IMAGE = re.compile(r"image `([^`]+)`")  # the judged pair's image, in the reveal
 MANY = "1000000"
 NO_CAPS = {"RESTORATION_VOTES_PER_MINUTE": MANY, "RESTORATION_VOTES_PER_DAY": MANY,
            "RESTORATION_ADDRESS_VOTES_PER_MINUTE": MANY, "RESTORATION_ADDRESS_VOTES_PER_DAY": MANY,
@@ -122,6 +125,7 @@ def percentiles(replies: list[float]) -> tuple[float | None, float | None]:
 def voting_run(apps: list[RunningApp], voters: int, seconds: float, settle: float, think: float) -> dict:
     """`voters` voters spread evenly over `apps`, each voting every `think` seconds."""
     replies, accepted, refused, errors = [], [0], [0], []
+    images, seen_again = set(), [0]  # the images judged; votes on an image the voter judged in its last 10 pairs
     lock = threading.Lock()
     start = time.monotonic()
     measure_from, end = start + settle, start + settle + seconds
@@ -135,6 +139,7 @@ def voting_run(apps: list[RunningApp], voters: int, seconds: float, settle: floa
             with lock:
                 errors.append(error_line(e))
             return
+        recent = []
         while time.monotonic() + think < end:
             time.sleep(think * rng.uniform(1.0, 1.1))
             result, s = timed(client.predict, rng.choice(["A", "B", "tie"]), api_name="/vote")
@@ -143,9 +148,13 @@ def voting_run(apps: list[RunningApp], voters: int, seconds: float, settle: floa
                 if isinstance(result, Exception):
                     errors.append(error_line(result))
                 elif VOTED.search(result[4] or ""):
+                    image = IMAGE.search(result[4]).group(1)
                     if counted:
                         accepted[0] += 1
                         replies.append(s)
+                        images.add(image)
+                        seen_again[0] += image in recent
+                    recent = [*recent, image][-10:]
                 else:
                     refused[0] += counted
 
@@ -165,6 +174,8 @@ def voting_run(apps: list[RunningApp], voters: int, seconds: float, settle: floa
     return {"replicas": len(apps), "voters": voters, "measured_s": seconds,
             "votes_per_s": round(accepted[0] / seconds, 1), "vote_reply_p50_s": p50, "vote_reply_p95_s": p95, "refused": refused[0], "errors": len(errors),
             "replica_cpu_ms_per_vote": per_vote(servers), "voter_cpu_ms_per_vote": per_vote(clients),
+            "images_judged": len(images),
+            "seen_again_in_10_pct": round(100 * seen_again[0] / accepted[0], 1) if accepted[0] else None,
             "first_error": errors[0] if errors else ""}
 
 
@@ -173,7 +184,7 @@ def throughput(cluster: Cluster, work: Path, args) -> list[dict]:
     apps = start_replicas(args.max_replicas, url, work / "throughput", NO_CAPS, args.app_env)
     try:
         for app in apps:
-            if not app.wait_for_warm_up(timeout=600):
+            if not app.wait_for_warm_up(timeout=600, renderer=True):  # the scene renderer's compile too
                 raise RuntimeError(f"replica on port {app.port} did not warm up; see {app.work / 'app.log'}")
         print(f"  {len(apps)} replicas warmed up", flush=True)
         grid = [(v, n) for v in args.voters for n in args.replicas if n <= len(apps)]
@@ -297,7 +308,8 @@ def main(argv=None):
     p.add_argument("--replicas", type=int, nargs="+", default=[1, 2, 4], help="throughput: replica counts")
     p.add_argument("--voters", type=int, nargs="+", default=[20, 100], help="throughput: voter counts")
     p.add_argument("--seconds", type=float, default=30, help="throughput: measured seconds per run")
-    p.add_argument("--settle", type=float, default=5, help="throughput: seconds of each run not measured")
+    p.add_argument("--settle", type=float, default=40,
+                   help="throughput: seconds of each run not measured (the scene pools fill, their renders settle)")
     p.add_argument("--think", type=float, default=2.1, help="throughput: seconds a voter looks before voting")
     p.add_argument("--bots", type=int, default=6, help="cap: bots from this one address")
     p.add_argument("--cap-seconds", type=float, default=60, help="cap: how long the bots vote")

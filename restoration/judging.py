@@ -188,8 +188,9 @@ class ScenePool:
     def __init__(self, renderer: BattleRenderer, size: int = 4, uses: int = 6,
                  degradations: Sequence[str] = STANDARD, rng: random.Random | None = None,
                  busy: Callable[[], bool] = lambda: False, families: Mapping[str, Sequence[str]] | None = None,
-                 nice: bool = True):
+                 nice: bool = True, share: float = 1.0):
         self.renderer, self.size, self.uses, self.busy = renderer, size, uses, busy
+        self.share = share  # of the time, at most, spent rendering replacements (the pool full)
         self.nice = nice  # render at the lowest priority (False: the renderer is another process, niced itself)
         # (family, the contenders its scenes render): bicubic and the family's models; one entry
         # (None, None: every model) without families.
@@ -242,6 +243,7 @@ class ScenePool:
                 image_id = self.rng.choice([i for i in self.images if i not in shown] or self.images)
                 degradation = self.rng.choice(self.degradations)
                 family, names = self._next_family()
+            started = time.monotonic()
             try:
                 scene = self.renderer.render(image_id, degradation, names, family)
                 release_memory()  # the models' activations, kept by malloc otherwise (inference.py)
@@ -256,8 +258,23 @@ class ScenePool:
                     self._cond.wait(1.0)  # not a busy loop if every image fails
                 continue
             with self._cond:
-                self._ready = [s for s in self._ready if s.uses < self.uses] + [scene]
+                self._add(scene)
                 self._cond.notify_all()
+                if len(self._ready) >= self.size and self.share < 1:
+                    # A replacement: wait so that rendering takes at most `share` of the time. Renders
+                    # slow down the replies to votes even at the lowest priority (they share the
+                    # caches and memory bandwidth), and a full pool serves on meanwhile.
+                    took = time.monotonic() - started
+                    self._cond.wait_for(lambda: self._stop, timeout=took * (1 / self.share - 1))
+
+    def _add(self, scene: Scene):
+        """A new scene into the pool; past `size`, the most used of the used-up scenes leaves. One
+        at a time: a pool that dropped every used-up scene at once could shrink to one scene,
+        which every judge would then see again and again."""
+        self._ready.append(scene)
+        used_up = [s for s in self._ready if s.uses >= self.uses]
+        if len(self._ready) > self.size and used_up:
+            self._ready.remove(max(used_up, key=lambda s: s.uses))
 
     def _next_family(self):
         """(family, the contenders to render) of the next scene, the families in turn (call holding

@@ -189,4 +189,5 @@ def serve(conn, specs: Sequence[ModelSpec], pool, settings: Settings, max_side: 
                 if os.getppid() != parent:  # the app is gone (killed): nothing to warm up for
                     return
                 restorer.warm_up()
-            log.info("scene renderer: fast path ready in %.1f s", time.perf_counter() - t0)
+            # On the app's output, beside its own warm-up line (the child has no logging set up).
+            print(f"scene renderer: fast path warmed up in {time.perf_counter() - t0:.1f} s", flush=True)

@@ -91,8 +91,13 @@ class Settings:
     # HMAC key for the client keys stored with votes; empty: a random key kept in <votes_db>.secret
     # (with PostgreSQL it must be set, the same on every replica: they must key a client alike)
     arena_secret: str = _field("", secret=True)
-    battle_pool: int = _field(4, min=1, max=64)  # pre-rendered judge scenes (image × degradation)
+    # Pre-rendered judge scenes (image × degradation). More than the last pairs a judge is not shown
+    # again (judging.RECENT_PAIRS, 10): a judge sees new images while the pool renders at its pace.
+    battle_pool: int = _field(12, min=1, max=64)
     scene_uses: int = _field(6, min=1)  # pairs served from one scene before it is replaced
+    # The most of the time the scene pool spends rendering replacements (judging.py): renders slow
+    # down the replies to votes even at the lowest priority.
+    scene_share: float = _field(0.25, min=0.01, max=1.0)
     # Render scenes in a child process (render_process.py), not a thread of the app: a render then
     # never holds the interpreter that answers votes. Off: one process (the tests, small machines).
     scene_process: bool = True

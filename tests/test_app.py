@@ -3,6 +3,7 @@ driven through gradio_client (compare, judge, vote, leaderboard, export)."""
 
 import csv
 import dataclasses
+import gc
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import struct
 import subprocess
 import sys
 import time
+import weakref
 import zlib
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from PIL import Image
 import app as app_module
 from app import build_app, launch
 from restoration import degrade
-from restoration.arena_app import JUDGE_OUTPUTS, ArenaApp, Refusal
+from restoration.arena_app import JUDGE_OUTPUTS, ArenaApp, Refusal, freeze_heap
 from restoration.provenance import header_markdown
 from restoration.votes import VoteStore
 from tests.app_support import make_weights_dir
@@ -813,3 +815,20 @@ def test_the_scene_pool_waits_while_a_judge_or_a_compare_is_answered(arena_app, 
     assert arena_app._people_waiting()  # a Compare holds its lane until its last panel
     list(steps)
     assert not arena_app.lane.busy()
+
+
+def test_freeze_heap_collects_the_garbage_then_puts_what_lives_out_of_the_collectors_walks():
+    class Node:
+        pass
+
+    garbage, alive = Node(), Node()
+    garbage.me, alive.me = garbage, alive  # cycles: only the collector frees them
+    gone = weakref.ref(garbage)
+    del garbage
+    try:
+        freeze_heap()
+        assert gone() is None  # collected before the freeze, not kept forever
+        assert gc.get_freeze_count() > 0 and all(o is not alive for o in gc.get_objects())  # frozen: not walked
+    finally:
+        gc.unfreeze()
+    assert any(o is alive for o in gc.get_objects())

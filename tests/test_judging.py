@@ -156,6 +156,54 @@ class NamedScenes:
         return Scene(image_id, degradation, None, None, {"x": None}, family=family)
 
 
+class TimedScenes(NamedScenes):
+    """NamedScenes whose every render takes `seconds`, noting when each started and ended."""
+
+    def __init__(self, images, seconds):
+        super().__init__(images)
+        self.seconds, self.times = seconds, []
+
+    def render(self, *args, **kwargs):
+        started = time.monotonic()
+        time.sleep(self.seconds)
+        scene = super().render(*args, **kwargs)
+        self.times.append((started, time.monotonic()))
+        return scene
+
+
+def test_a_full_pool_renders_replacements_at_most_its_share_of_the_time():
+    renderer = TimedScenes([f"i{k}" for k in range(10)], seconds=0.2)
+    pool = ScenePool(renderer, size=2, uses=1, rng=random.Random(0), share=0.25).start()
+    try:
+        deadline = time.monotonic() + 20
+        while len(renderer.times) < 5 and time.monotonic() < deadline:
+            pool.take(timeout=10)  # every pair uses a scene up (uses=1): the pool always wants a new one
+            time.sleep(0.01)
+    finally:
+        pool.stop()
+    times = renderer.times
+    assert len(times) >= 5
+    (_, first_end), (second_start, _) = times[:2]
+    assert second_start - first_end < 3 * 0.2  # filling the pool: no pause (judges wait for the first pairs)
+    for (start, end), (next_start, _) in zip(times[1:], times[2:]):  # full from the second on
+        assert next_start - end >= 0.95 * 3 * (end - start)  # rendering 1/4 of the time at most
+
+
+def test_a_new_scene_replaces_one_used_up_scene_and_the_pool_keeps_its_size():
+    """Not every used-up scene at once: the pool would shrink to the one new scene, shown to every
+    judge again and again until the next render."""
+    pool = ScenePool(NamedScenes(["a", "b", "c", "d"]), size=3, uses=2)
+    a, b, c = (Scene(i, "lesson", None, None, {"x": None}) for i in "abc")
+    a.uses, b.uses = 5, 2  # both used up, a the more
+    pool._ready = [a, b, c]
+    pool._add(Scene("d", "lesson", None, None, {"x": None}))
+    assert [s.image_id for s in pool._ready] == ["b", "c", "d"]
+    pool._add(Scene("e", "lesson", None, None, {"x": None}))
+    assert [s.image_id for s in pool._ready] == ["c", "d", "e"]
+    pool._add(Scene("f", "lesson", None, None, {"x": None}))  # none used up: it grows past its size
+    assert [s.image_id for s in pool._ready] == ["c", "d", "e", "f"]
+
+
 def test_take_avoids_a_judges_recent_images_while_the_pool_has_others():
     renderer = NamedScenes([f"i{k}" for k in range(10)])
     busy = threading.Event()

@@ -22,6 +22,8 @@ def test_every_field_is_read_from_its_variable():
         raw = examples[kind]
         if kind is int and (f.metadata.get("min") or 0) > 7:
             raw = str(f.metadata["min"] + 1)  # in range, and not the default
+        if kind is float and f.metadata.get("max") is not None and f.metadata["max"] < 2.5:
+            raw = str(f.metadata["max"] / 2)  # a share
         if f.metadata.get("choices"):
             raw = f.metadata["choices"][-1]
         if f.name == "tile_size":
