@@ -19,19 +19,30 @@ class VoterClient:
     """`predict(*inputs, api_name=...)` → the outputs as a tuple, files downloaded (their bytes
     read and dropped; each file output becomes its server path). States (gr.State and
     gr.BrowserState) stay the server's, per session: left out of the inputs and the outputs, as
-    gradio_client does."""
+    gradio_client does. Made, it opens the page as a browser would: the page's load events run
+    with its localStorage (`browser`, one new browser id per voter by default), so each voter is
+    a judge of its own, not one with every other voter of its address."""
 
-    def __init__(self, url: str, timeout: float = 120.0):
+    def __init__(self, url: str, timeout: float = 120.0, browser: str | None = None):
         self.http = httpx.Client(base_url=url.rstrip("/") + "/", timeout=timeout)
         config = self.http.get("config").raise_for_status().json()
         states = {c["id"] for c in config["components"] if c.get("type") in ("state", "browserstate")}
+        stored = {c["id"] for c in config["components"] if c.get("type") == "browserstate"}
         self.endpoints = {}  # api name → (fn id, which inputs are states, which outputs are)
+        loads = []  # (fn id, inputs) of the page's load events
         for i, dep in enumerate(config["dependencies"]):
             if dep.get("api_name"):
                 self.endpoints["/" + dep["api_name"]] = (dep.get("id", i), [c in states for c in dep["inputs"]],
                                                          [c in states for c in dep["outputs"]])
+            if any(target[1] == "load" for target in dep.get("targets", [])):
+                loads.append((dep.get("id", i), dep["inputs"]))
         self.session = uuid.uuid4().hex
         self.fetched: dict[str, None] = {}  # the URLs of the files fetched, oldest first
+        self.browser = browser or f"b-{uuid.uuid4().hex}"  # what this page's localStorage holds
+        for fn, inputs in loads:  # not queued (queue=False): a plain call, as the page makes it
+            self.http.post("gradio_api/run/predict", json={
+                "data": [self.browser if c in stored else None for c in inputs], "fn_index": fn,
+                "event_data": None, "trigger_id": None, "session_hash": self.session}).raise_for_status()
 
     def predict(self, *inputs, api_name: str):
         fn, state_inputs, state_outputs = self.endpoints[api_name]

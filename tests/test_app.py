@@ -606,6 +606,26 @@ def served(settings, tiny_models):
     a.close()
 
 
+def test_the_benchmark_voter_opens_the_page_as_a_browser_a_judge_of_its_own(served):
+    """bench/voter.py runs the page's load event with a browser id of its own: two voters from one
+    address are two judges (as two people's browsers are), one browser id in two sessions one."""
+    from bench.voter import VoterClient
+
+    a, client = served
+    url = client.src
+    voters = [VoterClient(url), VoterClient(url), VoterClient(url, browser="b-same"), VoterClient(url, browser="b-same")]
+    try:
+        for voter in voters:
+            voter.predict(api_name="/judge")
+            assert "you said A is better" in voter.predict("A", api_name="/vote")[4]
+    finally:
+        for voter in voters:
+            voter.close()
+    with a.store.engine.connect() as conn:
+        judges = [row[0] for row in conn.execute(sa.text("SELECT judge FROM votes ORDER BY id"))]
+    assert len(judges) == 4 and len(set(judges[:3])) == 3 and judges[2] == judges[3]
+
+
 def test_through_gradio_client(served, tmp_path):
     a, client = served
     api = client.view_api(return_format="dict", print_info=False)
