@@ -31,11 +31,12 @@ class VoterClient:
         self.endpoints = {}  # api name → (fn id, which inputs are states, which outputs are)
         loads = []  # (fn id, inputs) of the page's load events
         for i, dep in enumerate(config["dependencies"]):
+            fn = dep.get("id", i)
             if dep.get("api_name"):
-                self.endpoints["/" + dep["api_name"]] = (dep.get("id", i), [c in states for c in dep["inputs"]],
+                self.endpoints["/" + dep["api_name"]] = (fn, [c in states for c in dep["inputs"]],
                                                          [c in states for c in dep["outputs"]])
             if any(target[1] == "load" for target in dep.get("targets", [])):
-                loads.append((dep.get("id", i), dep["inputs"]))
+                loads.append((fn, dep["inputs"]))
         self.session = uuid.uuid4().hex
         self.fetched: dict[str, None] = {}  # the URLs of the files fetched, oldest first
         self.browser = browser or f"b-{uuid.uuid4().hex}"  # what this page's localStorage holds

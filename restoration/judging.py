@@ -17,7 +17,8 @@ The pool yields to people: its thread renders nothing while a Compare is running
 asks `hold()` before every window `inference.Restorer` runs), so a Compare waits at most for the
 window in progress, not for the scene's whole render. In the app the renders run in a child
 process of their own (`render_process.RenderProcess`), so that they never hold the interpreter
-that answers people.
+that answers people. Once full, the pool renders replacements at most `share` of the time
+(`RESTORATION_SCENE_SHARE`): renders slow replies down even at the lowest priority.
 
 A judge is not shown the same image again within their last `RECENT_PAIRS` pairs while a ready
 scene shows another (`RecentImages`, `ScenePool.take(avoid=...)`): seeing one picture three times
@@ -262,8 +263,8 @@ class ScenePool:
                 self._cond.notify_all()
                 if len(self._ready) >= self.size and self.share < 1:
                     # A replacement: wait so that rendering takes at most `share` of the time. Renders
-                    # slow down the replies to votes even at the lowest priority (they share the
-                    # caches and memory bandwidth), and a full pool serves on meanwhile.
+                    # slow down the replies to votes even at the lowest priority (likely through the
+                    # shared caches and memory bandwidth), and a full pool serves on meanwhile.
                     took = time.monotonic() - started
                     self._cond.wait_for(lambda: self._stop, timeout=took * (1 / self.share - 1))
 
