@@ -63,12 +63,14 @@ class Settings:
     tile_size: int = _field(320, min=16)
     tile_overlap: int = _field(32, min=0, max=1024)
     tile_batch: int = _field(1, min=1, max=64)  # 1: compiled batches of 4 windows ran slower on 2 CPU cores
-    fast: bool = True  # channels-last + torch.compile (warmed up in the background at start-up)
-    # "auto": OpenVINO f32 windows where openvino is installed and measured faster, else today's path;
-    # "fp32": today's path (channels-last + torch.compile); "bf16": autocast (fails the 2/255 pixel bar,
-    # see engine.py). engine.py's start-up self-check says in one line what runs and why.
-    engine: str = _field("auto", choices=("auto", "fp32", "bf16"))
-    simulate_no_bf16: bool = False  # act as a CPU without bf16/int8 instructions (the self-check then keeps fp32)
+    fast: bool = True  # channels-last, batch norms folded; compiled or in a lower precision (engine.py)
+    # "auto": the fastest path that passes the eligibility bar (eligibility.py) at the start-up check:
+    # bf16 where the CPU has bfloat16 instructions, fp16 or bf16 on a GPU, else fp32 (compiled);
+    # "fp32" forces fp32; "bf16" / "fp16" force that precision where the hardware has it (fp16: CUDA only).
+    # engine.py's start-up check says in one line what runs and why.
+    engine: str = _field("auto", choices=("auto", "fp32", "bf16", "fp16"))
+    simulate_no_bf16: bool = False  # act as a CPU without bfloat16 instructions (the check then keeps fp32)
+    device: str = _field("auto", choices=("auto", "cpu", "cuda"))  # auto: CUDA where torch sees a GPU (device.py)
     threads: int = _field(factory=usable_cpus, min=1, max=1024)  # CPUs this process may use (cpus.py)
     concurrency: int = _field(1, min=1, max=64)  # Compare requests that run models at the same time
     compare_per_client: int = _field(2, min=1, max=64)  # a client's Compare requests running or waiting
@@ -142,6 +144,13 @@ class Settings:
             if raw is not None and raw.strip() != "":
                 values[f.name] = _parse(f, raw.strip())
         return cls(**(values | overrides))
+
+
+def zero_gpu(environ=None) -> bool:
+    """Whether the platform says this is a ZeroGPU Space (SPACES_ZERO_GPU, set by Hugging Face):
+    GPU work must then run inside `spaces.GPU` calls (device.py)."""
+    environ = os.environ if environ is None else environ
+    return environ.get("SPACES_ZERO_GPU", "").strip().lower() not in ("", *FALSE)
 
 
 def _renamed(environ) -> dict:
