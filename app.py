@@ -192,9 +192,9 @@ def build_app(app: ArenaApp) -> gr.Blocks:
                 on(app.compare, named), [upload, mode, degradation, show_classes, family], list(named.values()),
                 api_name="compare", preprocess=False, concurrency_id="compare",
                 concurrency_limit=s.concurrency + COMPARE_WAITING_ROOM, show_progress_on=table)
+            zoom_in.click(on(app.zoom, named), [compared, left, right], slider, api_name="zoom")  # first: its name
             for dropdown in (left, right):
                 dropdown.input(on(app.zoom, named), [compared, left, right], slider, api_visibility="private")
-            zoom_in.click(on(app.zoom, named), [compared, left, right], slider, api_name="zoom")
             make_downloads.click(on(app.downloads, named), compared, files, api_name="downloads")
 
         with gr.Tab("Judge") as judge_tab:

@@ -127,6 +127,13 @@ def compiler_available() -> bool:
     return any(shutil.which(c) for c in filter(None, (os.environ.get("CXX"), "g++", "c++", "clang++")))
 
 
+def _device_of(model) -> torch.device:
+    """Where a model's weights are (the CPU for a model without any, or one that is not a module)."""
+    parameters = getattr(model, "parameters", None)
+    first = next(parameters(), None) if callable(parameters) else None
+    return first.device if first is not None else torch.device("cpu")
+
+
 def _on_device(call):
     """A Restorer's call run where its fast path lives: on the CPU as it is; on a GPU the image is
     moved there and the output back to the input's device, inside `spaces.GPU` on ZeroGPU."""
@@ -151,8 +158,7 @@ class Restorer:
                  device: torch.device | str | None = None):
         self.model = model.eval()
         self.stride = model_stride(model)
-        own = next(model.parameters(), torch.empty(0)).device  # where the reference model lives
-        self.device = torch.device(device) if fast and device is not None else own
+        self.device = torch.device(device) if fast and device is not None else _device_of(model)
         if precision not in engine.PRECISIONS:
             raise ValueError(f"precision must be one of {engine.PRECISIONS}, got {precision!r}")
         if precision == "fp16" and self.device.type != "cuda":

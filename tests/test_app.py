@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from gradio.utils import get_upload_folder
 from gradio_client import Client, handle_file
 from PIL import Image
 
 import app as app_module
-from app import build_app, launch
+from app import build_app, launch, served_copies
 from restoration import degrade
 from restoration.arena_app import JUDGE_OUTPUTS, ArenaApp, Refusal, freeze_heap
 from restoration.provenance import header_markdown
@@ -74,18 +75,23 @@ def panels(arena_app, out) -> list:
 
 def test_compare_handler_gives_every_panel(arena_app, tmp_path):
     out = last(arena_app.compare({"path": str(photo(tmp_path)), "orig_name": "my photo.png"}, "degrade"))
-    images, table, files = panels(arena_app, out), out["table"], out["files"]
+    images, table = panels(arena_app, out), out["table"]
     assert arena_app.panel_keys == ["input", "bicubic", "unet-mse", "unet-perceptual", "unet-crossconv", "original"]
     assert all(img.visible for img in images)
     assert images[2].label.startswith("MSE U-Net · ") and images[2].label.endswith(" dB")  # one figure
     assert images[-1].label == "Original" and "| 0." in table  # the rest (SSIM, ...) is in the table
     assert "| Bicubic |" in table and "| Cross-conv U-Net |" in table
-    assert [f.rsplit("/", 1)[1] for f in files][:2] == ["my photo-input.png", "my photo-bicubic.png"]
-    assert all(Image.open(f).format == "PNG" for f in files)
-    assert out["zoom"].label == "Bicubic  ◀ ▶  MSE U-Net"
+    assert all(Image.open(img.value).format == "WEBP" for img in images)  # lossless: test_compare.py
+    assert "zoom" not in out and "files" not in out  # the zoom and the PNG downloads come when asked for
     left, right = out["left"], out["right"]
     assert left.value == "bicubic" and right.value == "unet-mse" and ("Original", "original") in left.choices
     assert set(out["compared"]["files"]) == set(arena_app.panel_keys)
+    assert "degrade" in arena_app.last_compare.ms and "encode: original" in arena_app.last_compare.ms
+    files = arena_app.downloads(out["compared"])["files"]
+    assert [f.rsplit("/", 1)[1] for f in files][:2] == ["my photo-input.png", "my photo-bicubic.png"]
+    assert all(Image.open(f).format == "PNG" for f in files) and len(files) == len(arena_app.panel_keys)
+    with pytest.raises(Refusal, match="Run a comparison first"):
+        arena_app.downloads(None)
 
 
 def test_compare_streams_panels_as_they_are_ready(arena_app, tmp_path):
@@ -94,11 +100,12 @@ def test_compare_streams_panels_as_they_are_ready(arena_app, tmp_path):
     first = panels(arena_app, steps[0])
     assert first[0].value and first[1].value and first[-1].value  # input, bicubic, original at once
     assert all(img.value is None and "restoring" in img.label for img in first[2:-1])
-    assert "*Scoring" in steps[0]["table"] and "zoom" not in steps[0]  # the zoom comes at the end
+    assert "*Scoring" in steps[0]["table"] and "zoom" not in steps[0]
     shown = [sum(img.value is not None for img in panels(arena_app, step)) for step in steps]
     assert shown == sorted(shown) and shown[-1] == n and len(steps) >= 2 + len(arena_app.models)
-    files = [step["files"] for step in steps]
-    assert all(a == b[:len(a)] for a, b in zip(files, files[1:]))  # each panel is written once, then kept
+    files = [{k: img.value for k, img in zip(arena_app.panel_keys, panels(arena_app, step)) if img.value}
+             for step in steps]
+    assert all(a == {k: b[k] for k in a} for a, b in zip(files, files[1:]))  # each panel is written once, then kept
     assert "…" not in steps[-1]["table"] and "| Cross-conv U-Net | " in steps[-1]["table"]
 
 
@@ -114,7 +121,7 @@ def test_compare_degradation_choice_and_what_the_classifier_sees(settings, tiny_
         n = len(a.panel_keys)
         lesson = last(a.compare(str(photo(tmp_path)), "degrade", "lesson"))
         jpeg = last(a.compare(str(photo(tmp_path)), "degrade", "jpeg75", True))
-        inputs = [Image.open(out["files"][0]) for out in (lesson, jpeg)]  # the files: the input comes first
+        inputs = [Image.open(out["panel-input"].value) for out in (lesson, jpeg)]
         assert inputs[0].tobytes() != inputs[1].tobytes()
         assert "Tiny ImageNet class" not in lesson["table"] and "“thing" not in lesson["table"]  # off unless asked
         header, _rule, *rows = jpeg["table"].splitlines()
@@ -182,7 +189,7 @@ def test_upscale_mode_hides_the_original(arena_app, tmp_path):
     out = last(arena_app.compare(str(photo(tmp_path, 30, 20)), "upscale"))
     images = panels(arena_app, out)
     assert images[-1].visible is False and all(img.visible for img in images[:-1])
-    assert Image.open(out["files"][-1]).size == (60, 40)
+    assert Image.open(out["panel-unet-crossconv"].value).size == (60, 40)
     assert "PSNR" not in out["table"]
 
 
@@ -191,7 +198,7 @@ def test_zoom_handler(arena_app, tmp_path):
     slider = arena_app.zoom(state, "input", "unet-crossconv")["zoom"]
     assert "Low-resolution input" in slider.label and "Cross-conv U-Net" in slider.label
     left, right = slider.value  # files: the input enlarged once, the panel itself
-    assert right == state["files"]["unet-crossconv"] and left.endswith("-input-enlarged.png")
+    assert right == state["files"]["unet-crossconv"] and left.endswith("-input-enlarged.webp")
     assert Image.open(left).size == Image.open(right).size
     assert arena_app.zoom(state, "bicubic", "original")["zoom"].value == (
         state["files"]["bicubic"], state["files"]["original"])
@@ -223,7 +230,7 @@ def test_bad_uploads_give_clear_errors_and_the_app_goes_on(arena_app, tmp_path):
         last(arena_app.compare(None, "degrade"))
     with pytest.raises(Refusal, match="Unknown degradation .*sharpen"):
         last(arena_app.compare(str(photo(tmp_path)), "degrade", "sharpen"))
-    assert len(last(arena_app.compare(str(photo(tmp_path)), "degrade"))) == len(arena_app.panel_keys) + 6
+    assert len(last(arena_app.compare(str(photo(tmp_path)), "degrade"))) == len(arena_app.panel_keys) + 4
 
 
 def test_odd_but_valid_images_work(arena_app, tmp_path):
@@ -495,7 +502,7 @@ def test_compare_checks_the_mode_and_caps_requests_per_client(arena_app, tmp_pat
     other = ArenaApp.client(arena_app, None, "b-x")  # the same address: the cap is the address's
     assert other.address_key == key
     del arena_app.lane._held[key]
-    assert len(last(arena_app.compare(str(photo(tmp_path)), "degrade"))) == len(arena_app.panel_keys) + 6
+    assert len(last(arena_app.compare(str(photo(tmp_path)), "degrade"))) == len(arena_app.panel_keys) + 4
 
 
 def test_the_compare_lane_is_held_until_the_last_panel(arena_app, tmp_path):
@@ -595,8 +602,9 @@ def free_port() -> int:
 
 @pytest.fixture
 def served(settings, tiny_models):
-    a = ArenaApp(settings, tiny_models)
+    a = ArenaApp(settings, tiny_models, outputs_in=get_upload_folder())  # as app.main makes it
     demo = build_app(a)
+    a.files.served = lambda: served_copies(demo)
     port = free_port()
     launch(demo, settings, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
     client = Client(f"http://127.0.0.1:{port}/", verbose=False, analytics_enabled=False)
@@ -634,11 +642,14 @@ def test_through_gradio_client(served, tmp_path):
     out = client.predict(handle_file(str(photo(tmp_path))), "degrade", api_name="/compare")
     n = len(a.panel_keys)
     panels = out[:n]  # each an update: the image and its caption with the scores
-    assert all(Image.open(p["value"]).format == "PNG" for p in panels)  # lossless panels
+    assert all(Image.open(p["value"]).format == "WEBP" for p in panels)  # lossless panels
     assert panels[2]["label"].startswith("MSE U-Net · ") and panels[2]["label"].endswith(" dB")
-    assert "| MSE U-Net |" in out[n] and len(out[n + 1]) == n
-    left, right = out[n + 2]["value"]  # the zoom slider, at full resolution
+    assert "| MSE U-Net |" in out[n]
+    zoom = client.predict("input", "unet-mse", api_name="/zoom")  # the zoom slider, when asked, at full resolution
+    left, right = zoom["value"] if isinstance(zoom, dict) else zoom
     assert Image.open(left).size == Image.open(right).size == Image.open(panels[-1]["value"]).size
+    files = client.predict(api_name="/downloads")
+    assert len(files) == n and all(Image.open(f).format == "PNG" for f in files)
 
     with pytest.raises(Exception, match="not an image"):
         (tmp_path / "text.png").write_text("hello")
@@ -665,6 +676,15 @@ def test_through_gradio_client(served, tmp_path):
     assert matrix["value"]["headers"][0] == "Model (row) beats (column)"
     csv_file = client.predict(api_name="/export_votes")
     assert len(list(csv.DictReader(Path(csv_file).read_text().splitlines()))) == 2
+
+
+def test_gradio_serves_our_panel_files_as_they_are(served, tmp_path):
+    """Our files are written inside Gradio's cache folder, so Gradio serves them where they are:
+    no hash and copy of every panel at every streamed step of a Compare."""
+    a, client = served
+    client.predict(handle_file(str(photo(tmp_path, name="as-they-are.png"))), "degrade", api_name="/compare")
+    panels = [f for f in a.files.served() if "as-they-are-" in f]
+    assert len(panels) == len(a.panel_keys) and all(Path(f).is_relative_to(a.outputs) for f in panels)
 
 
 def test_the_tests_keep_gradios_files_in_their_own_temp_folder(served, tmp_path):
@@ -727,13 +747,13 @@ def test_stopping_the_app_removes_its_temporary_files(sig, tiny_weights, small_e
                 break
             except Exception:  # noqa: BLE001 (not up yet)
                 time.sleep(0.5)
-        assert list(tmp.glob("restoration-app-*/judge/*.png"))  # it served a pair: there were files
+        assert list(tmp.glob("gradio/restoration-app-*/judge/*.png"))  # it served a pair: there were files
         proc.send_signal(sig)
         output = proc.communicate(timeout=30)[0]
     finally:
         proc.kill()
     assert proc.returncode == 0, output
-    assert not list(tmp.glob("restoration-app-*")) and "Traceback" not in output
+    assert not list(tmp.rglob("restoration-app-*")) and "Traceback" not in output
     assert [p for p in tmp.rglob("*") if p.is_file()] == []  # nor in Gradio's cache
 
 

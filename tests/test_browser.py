@@ -41,7 +41,9 @@ def app_url(settings, tiny_models):
     from app import build_app, launch
     from restoration.arena_app import ArenaApp
 
-    a = ArenaApp(dataclasses.replace(settings, min_vote_seconds=0.5), tiny_models)
+    from gradio.utils import get_upload_folder
+
+    a = ArenaApp(dataclasses.replace(settings, min_vote_seconds=0.5), tiny_models, outputs_in=get_upload_folder())
     demo = build_app(a)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -93,6 +95,13 @@ def test_an_example_in_both_modes_then_a_refused_upload_clears_the_page(page, sm
         tops = {round(box(page, f"#panel-{k} img")["y"]) for k in row}
         assert len(tops) == 1, row  # the panels of a row align (the inputs and the original; a family's models)
     expect(page.locator("#scores")).not_to_contain_text("Tiny ImageNet class")  # the classifier is off
+    # The zoom and the PNG downloads are made when asked for, not with every Compare.
+    expect(page.locator("#zoom img")).to_have_count(0)
+    expect(page.get_by_role("cell", name="noise-input.png")).to_have_count(0)
+    page.locator("#zoom-in").click()
+    expect(page.locator("#zoom img").first).to_be_visible()
+    page.locator("#downloads").click()
+    expect(page.get_by_role("cell", name="noise-input.png")).to_be_visible()
     page.screenshot(path=str(shots(tmp_path) / "compare.png"), full_page=True)
 
     # The same example in Upscale mode: no original, no scores, the time as the figure.
