@@ -96,7 +96,8 @@ def score_table(panels: Sequence[Panel], mode: str, seen: Mapping[str, str] | No
 
 class Stopwatch:
     """Milliseconds per named step of one Compare, in the order first taken ("degrade", a model's
-    title, "scores: <title>", "encode: <key>", ...): where a request's time goes."""
+    title, "scores: <title>", "encode: <key>", ...): where a request's time goes. `line` joins them
+    with "; " (titles hold " · "), and `parse` reads a line back."""
 
     def __init__(self):
         self.ms: dict[str, float] = {}
@@ -110,8 +111,14 @@ class Stopwatch:
             self.ms[step] = self.ms.get(step, 0.0) + (time.perf_counter() - t0) * 1000
 
     def line(self) -> str:
-        """'degrade 41 · bicubic 12 · MSE U-Net 812 · … (ms)'."""
-        return " · ".join(f"{step} {ms:.0f}" for step, ms in self.ms.items()) + " (ms)"
+        """'degrade 41; bicubic 12; MSE U-Net · photos 812; … (ms)'."""
+        return "; ".join(f"{step} {ms:.0f}" for step, ms in self.ms.items()) + " (ms)"
+
+    @staticmethod
+    def parse(line: str) -> dict[str, float]:
+        """step → ms from a `line` (the app's log)."""
+        steps = line.strip().removesuffix("(ms)").strip().split("; ")
+        return {step: float(ms) for step, ms in (s.rsplit(" ", 1) for s in steps if s)}
 
 
 def _score(panel: Panel, reference: torch.Tensor | None, image: torch.Tensor | None = None,

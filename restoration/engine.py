@@ -22,6 +22,7 @@ times one window of each. The candidate ships if it is eligible and faster; othe
 `Choice`'s `line` says in plain words what runs and why.
 """
 
+import contextlib
 import copy
 import dataclasses
 import functools
@@ -49,7 +50,7 @@ PRECISIONS = ("fp32", "bf16", "fp16", "openvino-f32")
 # The speed check runs one window of the app's own size (Settings.tile_size): at 128² bf16's gain was
 # 1.5×, at 320² 2.4× (small convolutions are dominated by overheads), so a smaller stand-in misleads.
 SELF_CHECK_SIDE = 320
-CHECK_IMAGE_SIDE = 192  # the accuracy check's images are cropped to this (a few seconds for every model)
+CHECK_IMAGE_SIDE = 160  # the accuracy check's photo is cropped to this (seconds for every model)
 LOW_PRECISION = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -204,14 +205,29 @@ def _eight_bit(fn: Callable, x: torch.Tensor, precision: str, device: torch.devi
     return quantize(run_in(precision, fn, batch)[0]).cpu()
 
 
+@contextlib.contextmanager
+def one_thread():
+    """torch on one thread for the block. The check runs so: on a machine whose cores are also
+    busy with other work, two threads timed 1.4× where one thread timed 2.0× for the same kernels
+    (a thread that loses its core makes the other wait at every barrier), and took 12× longer
+    (bench.speed's start-up check figures, docs/speed.md)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def check_precision(models: Sequence[torch.nn.Module], images: Sequence[torch.Tensor], precision: str,
                     device: torch.device = torch.device("cpu"), degradations: Sequence[str] = STANDARD,
                     side: int = SELF_CHECK_SIDE) -> Check:
     """`precision` on `device` against fp32 eager on the CPU, through the app's 8-bit path (each of
     the uint8 `images` degraded, restored, rounded): the worst agreement over every model and
-    degradation, and the speed of one side² window of the first model against fp32 on `device`."""
+    degradation, and the speed of one side² window of the first model against fp32 on `device`;
+    on one CPU thread (`one_thread`)."""
     cases = []
-    with torch.inference_mode():
+    with torch.inference_mode(), one_thread():
         for model in models:
             model = model.eval()
             fast = fast_copy(model, device, precision)

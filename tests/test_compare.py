@@ -167,3 +167,10 @@ def test_upscale_captions_give_the_time_and_the_classifier_says_when_it_is_unsur
     assert table.splitlines()[0].endswith("| Tiny ImageNet class (fidelity classifier) |")
     assert table.splitlines()[-1] == "| MSE U-Net | 8×8 | 12 | “school bus” 71% |"
     assert "fidelity classifier" not in score_table([panel], "upscale")
+
+
+def test_the_stopwatch_line_reads_back():
+    clock = Stopwatch()
+    clock.ms = {"degrade": 41.2, "MSE U-Net · photos": 812.0, "scores: MSE U-Net · photos": 64.4}
+    assert Stopwatch.parse(clock.line()) == {"degrade": 41.0, "MSE U-Net · photos": 812.0,
+                                             "scores: MSE U-Net · photos": 64.0}

@@ -170,10 +170,10 @@ def test_bf16_windows_and_whole_images_stay_within_two_levels_on_a_tiny_model():
 
 def test_the_check_images_are_a_thumbnail_and_a_photo_crop(tmp_path):
     images = engine.check_images(list_images(REPO / "examples"))
-    assert len(images) == 2 and max(images[0].shape[1:]) <= 128 and images[1].shape[1:] == (192, 192)
+    assert len(images) == 2 and max(images[0].shape[1:]) <= 128 and images[1].shape[1:] == (engine.CHECK_IMAGE_SIDE,) * 2
     assert all(x.dtype == torch.uint8 for x in images)
     [synthetic] = engine.check_images([tmp_path / "missing.png"])
-    assert synthetic.shape == (3, 192, 192)
+    assert synthetic.shape == (3, engine.CHECK_IMAGE_SIDE, engine.CHECK_IMAGE_SIDE)
 
 
 def test_the_settings_parse_and_refuse():
