@@ -183,13 +183,15 @@ def build_app(app: ArenaApp) -> gr.Blocks:
             compared = gr.State(None)
             named = {f"panel-{k}": by_key[k] for k in app.panel_keys} | {
                 "table": table, "files": files, "zoom": slider, "left": left, "right": right, "compared": compared}
+            # Compare itself sets neither the downloads nor the zoom (the click's first event clears them).
+            streamed = [c for k, c in named.items() if k not in ("files", "zoom")]
             # The page is cleared first, outside the queue, so that nothing of the last image stays
             # on screen while the new one streams in or beside a refusal.
             upload.change(on(app.suggest_family, {"family": family}), upload, family, api_visibility="private",
                           queue=False)
             run.click(on(app.cleared, named), family, list(named.values()), queue=False, show_progress="hidden",
                       api_visibility="private").then(
-                on(app.compare, named), [upload, mode, degradation, show_classes, family], list(named.values()),
+                on(app.compare, named), [upload, mode, degradation, show_classes, family], streamed,
                 api_name="compare", preprocess=False, concurrency_id="compare",
                 concurrency_limit=s.concurrency + COMPARE_WAITING_ROOM, show_progress_on=table)
             zoom_in.click(on(app.zoom, named), [compared, left, right], slider, api_name="zoom")  # first: its name

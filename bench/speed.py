@@ -54,6 +54,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -448,8 +449,10 @@ def gradio_phases(url: str, n: int) -> list[dict]:
     return [t for t in traces if t.get("fn_name") == "compare"][-n:]
 
 
-def report_api(args, cache: Path, three: float, has_bf16: bool):
-    """The Compare through the running app's API (section 6 of the docstring)."""
+def report_api(args, cache: Path, eager_three: Callable[[], float], has_bf16: bool):
+    """The Compare through the running app's API (section 6 of the docstring). `eager_three()`
+    times the family's three fp32 eager passes at 1024² in this process: run before each timed
+    request, so that the ratio divides by passes measured under the same load."""
     log = cache / "api-app.log"
     t0 = time.perf_counter()
     proc, url = start_app(args.threads, cache, log)
@@ -463,14 +466,20 @@ def report_api(args, cache: Path, three: float, has_bf16: bool):
                 for side in (256, 1024):
                     path = test_image(side, Path(tmp))
                     api_compare(client, path)  # warm-up: the first request of a size allocates
-                    runs = sorted((api_compare(client, path) for _ in range(args.api_repeats)), key=lambda r: r[1])
+                    runs, eager = [], []
+                    for _ in range(args.api_repeats):
+                        if side == 1024:
+                            eager.append(eager_three())
+                        runs.append(api_compare(client, path))
+                    runs.sort(key=lambda r: r[1])
                     first, last, files = runs[len(runs) // 2]
                     line = (f"  {side}²: first panel {statistics.median(r[0] for r in runs):.2f} s, every panel "
                             f"{last:.2f} s ({files} files downloaded)")
                     if side == 1024:
-                        bar = API_BAR[has_bf16]
-                        line += (f"; ÷ the three fp32 eager passes ({three:.2f} s) = {last / three:.2f} (bar ≤ {bar}); "
-                                 f"first panel bar ≤ {FIRST_PANEL_BAR['API']} s")
+                        three = statistics.median(eager)
+                        line += (f"; the three fp32 eager passes, each time before: {', '.join(f'{e:.2f}' for e in eager)}"
+                                 f" s; ÷ their median = {last / three:.2f} (bar ≤ {API_BAR[has_bf16]}); first panel bar "
+                                 f"≤ {FIRST_PANEL_BAR['API']} s")
                     print(line, flush=True)
                     steps = log_steps(log, f"{side}×{side}")[-args.api_repeats:]
                     if steps:
@@ -608,11 +617,15 @@ def run(args, settings, cache):
     choice = choose_engine(models, settings)
     print(f"the start-up check ({time.perf_counter() - t0:.1f} s) says: {choice.line}", flush=True)
     has_bf16 = engine.bf16_supported() and not settings.simulate_no_bf16
-    eager_times, fast = report_engines(args, settings, models, peak)
-    for m in models:  # the models a quick run (--models) left out still serve in the Compare below
+    _, fast = report_engines(args, settings, models, peak)
+    with tempfile.TemporaryDirectory() as tmp:  # the Compare's test images are photos: the photo family runs
+        family = family_for_image(test_image(1024, Path(tmp)), sorted({m.entry.family for m in models}))
+        x = to_tensor(Image.open(test_image(1024, Path(tmp))).convert("RGB"))
+    for m in models:  # the models a quick run (--models) left out: compiled if the Compare below runs them
         if m.entry.name not in fast:
             fast[m.entry.name] = restorers_for([m], settings, precision="fp32")[m.entry.name]
-            fast[m.entry.name].warm_up()
+            if m.entry.family == family:
+                fast[m.entry.name].warm_up()
     if not args.skip_accuracy:
         report_accuracy(args, settings, models)
 
@@ -623,43 +636,51 @@ def run(args, settings, cache):
                                        address_votes_per_day=10**6, pairs_per_minute=10**6, threads=args.threads)
     shipped = warmed(restorers_for(models, settings, precision=choice.precision))
     paths = {"fp32 compiled": fast, f"shipped ({choice.precision}: {_status(shipped)})": shipped}
-    with tempfile.TemporaryDirectory() as tmp:  # fp32 eager at 1024² of every model the Compare runs
-        x = to_tensor(Image.open(test_image(1024, Path(tmp))).convert("RGB"))
-    for m in models:
-        if m.entry.name not in eager_times:
-            with torch.inference_mode():
-                eager_times[m.entry.name] = statistics.median(
-                    [_seconds(lambda: m.model.restore(x[None])) for _ in range(2)])  # noqa: B023 (called at once)
     bar = IN_PROCESS_BAR[has_bf16]
     print("\nEnd-to-end Compare in-process, through ArenaApp.compare (degrade mode, one family's 3 U-Nets, every panel, "
           f"PSNR + SSIM, the panels' files), the heap frozen as the app freezes it, the scene pool stopped; the paths "
-          f"take turns, median of {args.repeats}:")
-    three = float("nan")
+          f"and the family's three fp32 eager passes at 1024² take turns, median of {args.repeats}:")
     with tempfile.TemporaryDirectory() as tmp:
         apps = {name: ArenaApp(app_settings, models, restorers=restorers) for name, restorers in paths.items()}
         for app in apps.values():
             if app.scenes:
                 app.scenes.stop()
+        runs_family = [m for m in models if m.entry.family == family]
+
+        def eager_three() -> float:
+            with torch.inference_mode():
+                return sum(_seconds(lambda: m.model.restore(x[None])) for m in runs_family)  # noqa: B023 (called at once)
+
+        # Before the heap is frozen, as this benchmark ran its Compare until issue 31 (the app itself
+        # freezes it at start-up): the garbage collector walks everything loaded and compiled so far.
+        unfrozen = test_image(1024, Path(tmp))
+        for name, app in apps.items():
+            time_compare(app, unfrozen, 1)  # the first request of a size allocates
+            t = time_compare(app, unfrozen, 1)
+            print(f"  {name}, 1024², the heap not frozen (objects tracked: {len(gc.get_objects()):,}): every panel "
+                  f"{t.last:.2f} s, of which gc pauses {t.gc_ms:.0f} ms", flush=True)
         freeze_heap()
         for side in (256, 1024):
             path = test_image(side, Path(tmp))
             for app in apps.values():
                 time_compare(app, path, 1)  # the first request of a size allocates
-            rounds = {name: [] for name in apps}
+            rounds, eager = {name: [] for name in apps}, []
             for _ in range(args.repeats):
+                if side == 1024:
+                    eager.append(eager_three())
                 for name, app in apps.items():
                     rounds[name].append(time_compare(app, path, 1))
+            if eager:
+                print(f"  the family's {len(runs_family)} fp32 eager forward passes at 1024², each round: "
+                      f"{', '.join(f'{e:.2f}' for e in eager)} s (median {statistics.median(eager):.2f} s)")
             for name, runs in rounds.items():
                 runs.sort(key=lambda t: t.last)
                 timed = runs[len(runs) // 2]
                 line = (f"  {name}, {side}²: first panel {statistics.median(t.first for t in runs):.2f} s, "
                         f"every panel {timed.last:.2f} s")
                 if side == 1024:
-                    family = next(iter(apps.values())).families[family_for_image(path, list(apps[name].families))]
-                    three = sum(eager_times.get(m.entry.name, float("nan")) for m in family)
-                    line += (f"; the family's {len(family)} fp32 eager forward passes at 1024²: {three:.2f} s; "
-                             f"compare ÷ eager = {timed.last / three:.2f} (bar ≤ {bar} on a CPU "
-                             f"{'with' if has_bf16 else 'without'} bfloat16); first panel bar ≤ "
+                    line += (f"; ÷ the eager passes' median = {timed.last / statistics.median(eager):.2f} (bar ≤ {bar} "
+                             f"on a CPU {'with' if has_bf16 else 'without'} bfloat16); first panel bar ≤ "
                              f"{FIRST_PANEL_BAR['in-process']} s")
                 print(line)
                 print(f"    where the time went (median request): {timed.where()}", flush=True)
@@ -667,7 +688,7 @@ def run(args, settings, cache):
             app.close()
         del apps
         if not args.skip_api:
-            report_api(args, cache, three, has_bf16)
+            report_api(args, cache, eager_three, has_bf16)
         if not args.skip_pool:
             app = ArenaApp(app_settings, models, restorers=shipped)
             if app.scenes is not None:
