@@ -151,7 +151,8 @@ def build_app(app: ArenaApp) -> gr.Blocks:
                                                     "with its probability; marked unsure under "
                                                     f"{UNSURE_BELOW:.0%}. Meaningless for photos unlike those.")
                     run = gr.Button("Restore", variant="primary", elem_id="run")
-                    gr.Markdown(f"Large images are restored in overlapping {s.tile_size}-pixel tiles; the limit "
+                    window = next(iter(app.restorers.values())).window
+                    gr.Markdown(f"Large images are restored in overlapping {window}-pixel tiles; the limit "
                                 f"is {s.max_pixels / 1e6:.1f} megapixels of output. Panels appear as each is ready.")
                     if app.examples:
                         gr.Examples([[str(p)] for p in app.examples], inputs=[upload], examples_per_page=12,

@@ -576,7 +576,7 @@ def main(argv=None):
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache / "inductor")
     load = os.getloadavg()
     print(f"bench.speed: {args.threads} torch threads, {os.cpu_count()} CPUs, load average {load[0]:.1f} at the start, "
-          f"torch {torch.__version__}, window {settings.tile_size}, overlap {settings.tile_overlap}, "
+          f"torch {torch.__version__}, window {settings.tile_size or 'by precision'}, overlap {settings.tile_overlap}, "
           f"batch {settings.tile_batch}")
     try:
         run(args, settings, cache)

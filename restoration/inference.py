@@ -185,9 +185,10 @@ class Restorer:
         self._gpu = gpu_function(_call) if self.device.type == "cuda" else _call
 
     @classmethod
-    def from_settings(cls, model, settings, fast: bool | None = None, **kwargs):
-        return cls(model, window=settings.tile_size, overlap=settings.tile_overlap, batch=settings.tile_batch,
-                   fast=settings.fast if fast is None else fast, threads=settings.threads, **kwargs)
+    def from_settings(cls, model, settings, fast: bool | None = None, precision: str = "fp32", **kwargs):
+        fast = settings.fast if fast is None else fast
+        return cls(model, window=settings.window(precision if fast else "fp32"), overlap=settings.tile_overlap,
+                   batch=settings.tile_batch, fast=fast, threads=settings.threads, precision=precision, **kwargs)
 
     # ------------------------------------------------------------------------------- running
 

@@ -24,6 +24,15 @@ TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 RENAMED = {"RESTORATION_JUDGE_VAL_POOL": "RESTORATION_SCENE_VAL_IMAGES"}
 
 
+# The window each precision runs best in on the CPU, when RESTORATION_TILE_SIZE is unset (a GPU's is
+# as large as its memory allows: device.py). fp32 (compiled): 320, on 2 cores as fast as 544 or
+# faster from 512² to 2048² (1024² aside, +9%), with half the activation memory (bench/tiles.py).
+# bf16: 576, whose 32-pixel overlaps cost about 1.27× the pixels at 512², 1024² and 2048² alike
+# (320's: 1.56× at 1024² and 2048²); on one thread its 1024² pass took 0.8× the CPU time of 320's
+# and its 2048² pass 0.9× (docs/speed.md).
+WINDOWS = {"fp32": 320, "openvino-f32": 320, "bf16": 576, "fp16": 320}
+
+
 class SettingsError(ValueError):
     """A setting's value is unusable; the message is one line for the person starting the app."""
 
@@ -57,10 +66,9 @@ class Settings:
     max_pixels: int = _field(1 << 22, min=4)  # outputs above this are refused (4.2 megapixels)
     # The models see windows of tile_size² pixels (rounded up to the model's stride; one shape, so
     # compiled code is reused), tile_batch at a time, with ≥ tile_overlap pixels of context at
-    # every seam. Images under half a window run whole. See restoration/inference.py. 320: on 2 CPU
-    # cores as fast as 544 or faster from 512² to 2048² (1024² aside, +9%), with half the activation
-    # memory (bench/tiles.py).
-    tile_size: int = _field(320, min=16)
+    # every seam. Images under half a window run whole. See restoration/inference.py. Unset: the
+    # precision's own (`window`, WINDOWS).
+    tile_size: int | None = _field(None, min=16)
     tile_overlap: int = _field(32, min=0, max=1024)
     tile_batch: int = _field(1, min=1, max=64)  # 1: compiled batches of 4 windows ran slower on 2 CPU cores
     fast: bool = True  # channels-last, batch norms folded; compiled or in a lower precision (engine.py)
@@ -116,9 +124,9 @@ class Settings:
     def __post_init__(self):
         for f in dataclasses.fields(self):
             _check(f, getattr(self, f.name))
-        if 2 * self.tile_overlap >= self.tile_size:
+        if 2 * self.tile_overlap >= (smallest := self.tile_size or min(WINDOWS.values())):
             raise SettingsError(f"{env_name('tile_overlap')}={self.tile_overlap}: must be under half of "
-                                f"{env_name('tile_size')} ({self.tile_size}): a window needs context on both sides")
+                                f"{env_name('tile_size')} ({smallest}): a window needs context on both sides")
         self._check_votes_db()
 
     def _check_votes_db(self):
@@ -131,6 +139,10 @@ class Settings:
         if not self.arena_secret:
             raise SettingsError(f"{env_name('arena_secret')} must be set when {name} is a PostgreSQL URL: every "
                                 "replica must key clients with the same secret")
+
+    def window(self, precision: str = "fp32") -> int:
+        """The side of the models' windows on the CPU: RESTORATION_TILE_SIZE, else the precision's own."""
+        return self.tile_size or WINDOWS.get(precision, WINDOWS["fp32"])
 
     @classmethod
     def from_env(cls, environ=None, **overrides):
