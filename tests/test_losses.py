@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from restoration.classifier import TINY_IMAGENET_STD, Classifier
-from restoration.losses import NormalisedMSE, PerceptualLoss, flat_error, parse_features
+from restoration.losses import NormalisedMSE, PerceptualLoss, detail_error, flat_error, parse_features
 
 
 def test_normalised_mse_divides_by_the_dataset_std():
@@ -57,3 +57,16 @@ def test_the_grain_term_counts_a_checker_in_flat_areas_and_not_in_texture():
     plain, with_grain = PerceptualLoss(classifier, {3: 0.1}), PerceptualLoss(classifier, {3: 0.1}, grain=1.0)
     assert with_grain(flat_half, target).item() == pytest.approx(
         plain(flat_half, target).item() + flat_error(flat_half, target).item(), rel=1e-5)
+
+
+def test_the_detail_term_asks_for_the_originals_detail_patch_by_patch():
+    target = torch.full((1, 3, 32, 32), 0.5)
+    target[..., :16] = torch.rand(1, 3, 32, 16, generator=torch.Generator().manual_seed(0))
+    blurred = torch.nn.functional.avg_pool2d(target, 3, stride=1, padding=1, count_include_pad=False)
+    shifted = torch.roll(target, 1, dims=-2)  # the same detail, one pixel off: nearly as much locally
+    assert detail_error(target, target).item() == pytest.approx(0.0, abs=1e-6)
+    assert detail_error(blurred, target).item() > 5 * detail_error(shifted, target).item()
+    classifier = Classifier(nfs=(8, 16, 32, 64), nbks=(1, 1, 1), n_classes=4)
+    plain, with_detail = PerceptualLoss(classifier, {3: 0.1}), PerceptualLoss(classifier, {3: 0.1}, detail=2.0)
+    assert with_detail(blurred, target).item() == pytest.approx(
+        plain(blurred, target).item() + 2 * detail_error(blurred, target).item(), rel=1e-5)
