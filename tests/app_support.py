@@ -2,6 +2,7 @@
 out exactly like the shipped `weights/`. The fixtures built on it are in conftest.py."""
 
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -43,11 +44,22 @@ def tiny_spandrel(kind: str, scale: int = 2, seed: int = 0):
     parameter-free convolutions) or "swinir" (a light SwinIR, a transformer). Its last convolution
     is scaled down (and SPAN's, which adds no mean back, centred on grey), so that its output stays
     in range as a trained model's does; spandrel detects its hyper-parameters back from its tensors."""
+    torch.manual_seed(seed)
+    with warnings.catch_warnings():  # SwinIR's torch.meshgrid notice
+        warnings.simplefilter("ignore")
+        model, last, grey = _spandrel_model(kind, scale)
+    conv = model.get_submodule(last)
+    with torch.no_grad():
+        conv.weight.mul_(0.02)
+        conv.bias.fill_(0.5 if grey else 0.0)
+    return model.eval()
+
+
+def _spandrel_model(kind: str, scale: int):
     from spandrel.architectures.Compact import Compact
     from spandrel.architectures.SPAN import SPAN
     from spandrel.architectures.SwinIR import SwinIR
 
-    torch.manual_seed(seed)
     if kind == "compact":
         model, last, grey = Compact(num_feat=8, num_conv=2, upscale=scale), "body.6", False
     elif kind == "span":
@@ -58,11 +70,7 @@ def tiny_spandrel(kind: str, scale: int = 2, seed: int = 0):
         last, grey = "upsample.0", False
     else:
         raise ValueError(kind)
-    conv = model.get_submodule(last)
-    with torch.no_grad():
-        conv.weight.mul_(0.02)
-        conv.bias.fill_(0.5 if grey else 0.0)
-    return model.eval()
+    return model, last, grey
 
 
 def safetensors_bytes(model) -> bytes:

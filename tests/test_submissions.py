@@ -24,11 +24,7 @@ from restoration.submissions import (
 )
 from restoration.votes import VoteStore
 from tests.app_support import tiny_unet
-
-
-def hub_files(folder, readme: bool = True) -> dict:
-    files = {f.name: f.read_bytes() for f in folder.iterdir() if f.name in (CONFIG_NAME, WEIGHTS_NAME)}
-    return files | ({"README.md": b"# a community U-Net\n"} if readme else {})
+from tests.submission_support import hub_files, refused, refused_after
 
 
 @pytest.fixture
@@ -48,16 +44,6 @@ def store(settings):
     s = VoteStore(settings.votes_db)
     yield s
     s.close()
-
-
-def refused(store, spec, settings, rule, **kwargs) -> str:
-    """The one-line refusal of `spec`, checked to name `rule`; nothing is stored."""
-    with pytest.raises(Refused) as caught:
-        submit(store, spec, settings, **kwargs)
-    message = str(caught.value)
-    assert caught.value.rule == rule and message.startswith(f"{rule}: ") and "\n" not in message, message
-    assert store.submission_rows() == []
-    return message
 
 
 # -------------------------------------------------------------------------------------------- round trip
@@ -279,14 +265,6 @@ def test_downloads_count_against_the_daily_cap_and_refusals_before_them_do_not(s
     refused_after(store, f"mallory/y@{good_commit}", quick, "daily limit", client="mallory")
     assert len(fake_hub.requests) == asked  # over the cap: the Hub is not asked
     submit(store, f"mallory/y@{good_commit}", quick, client="someone-else")
-
-
-def refused_after(store, spec, settings, rule, **kwargs) -> str:
-    before = store.submission_rows()
-    with pytest.raises(Refused) as caught:
-        submit(store, spec, settings, **kwargs)
-    assert caught.value.rule == rule and store.submission_rows() == before
-    return str(caught.value)
 
 
 def _tomorrow() -> float:
