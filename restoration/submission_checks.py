@@ -25,16 +25,8 @@ from pathlib import Path
 
 import torch
 
-from restoration.checkpoint import (
-    CONFIG_NAME,
-    WEIGHTS_NAME,
-    CheckpointError,
-    build,
-    check_shapes,
-    load_weights,
-    read_config,
-    read_header,
-)
+from restoration.checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, read_config, read_header
+from restoration.checkpoint import build, check_shapes, load_weights  # ours: built, compared, loaded
 from restoration.degrade import upscale_nearest
 from restoration.foreign import MODEL_TYPE as FOREIGN, BuildTooLarge, ForeignModel, ForeignModelError
 from restoration.inference import low_resolution_model
@@ -55,7 +47,7 @@ MAX_LINE = 300  # a refusal is one line of at most this many characters, whateve
 @dataclasses.dataclass(frozen=True)
 class Rules:
     """What a submitted checkpoint may be. The FLOPs limit keeps Compare interactive on the 2 cores
-    of a Space: the shipped U-Nets cost 155-215 GFLOPs per output megapixel, and the MSE U-Net took
+    of a Space: the shipped U-Nets cost 163-214 GFLOPs per output megapixel, and the MSE U-Net took
     1.40 s for a megapixel on the fast path there (116 GFLOP/s, docs/speed.md); at the limit a model
     takes about 3.5 s a megapixel at that rate, a transformer more (attention runs slower per FLOP)."""
     scale: int = 2
