@@ -70,8 +70,9 @@ def allocation_cap(limit: int = BUILD_BYTES):
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
-            try:  # the output's size, from the meta device: nothing is allocated
-                sized = func(*tree_map(to_meta, args), **tree_map(to_meta, kwargs))
+            meta_kwargs = tree_map(to_meta, kwargs) | ({"device": torch.device("meta")} if "device" in kwargs else {})
+            try:  # the output's size, from the meta device (a factory's too): nothing is allocated
+                sized = func(*tree_map(to_meta, args), **meta_kwargs)
                 new = sum(t.numel() * t.element_size() for t in tree_leaves(sized) if isinstance(t, torch.Tensor))
             except Exception:  # noqa: BLE001 (no meta kernel, or a value read back: small, run it)
                 new = 0
