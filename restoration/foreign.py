@@ -7,7 +7,9 @@ chaiNNer use, and given the interface our models have.
     model.restore(low)                                # (N, 3, h, w) in [0, 1] → (N, 3, 2h, 2w)
 
 Only spandrel's main package, whose architectures carry permissive licences (LICENCES below); never
-`spandrel_extra_arches` (non-commercial ones): its registry is not consulted even where it is installed.
+`spandrel_extra_arches` (non-commercial ones): this project does not install or register it, and
+should another library register its architectures, they are not in LICENCES, so a model of one is
+refused (submission_checks: rule `licence`).
 
 spandrel reads an architecture's hyper-parameters from the tensors' shapes, so a file whose shapes
 lie can make it build a model of any size before its weights are compared with the model (a
