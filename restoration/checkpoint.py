@@ -140,7 +140,8 @@ def read_header(file, max_bytes: int = MAX_HEADER_BYTES) -> dict[str, tuple[str,
         except strict_json.UntrustedJSON as e:
             raise CheckpointError(f"{file}: not a safetensors file ({e})") from None
     if not isinstance(header, dict):
-        raise CheckpointError(f"{file}: not a safetensors file (its header is a {type(header).__name__}, not an object)")
+        raise CheckpointError(f"{file}: not a safetensors file (its header is a {type(header).__name__}, "
+                              "not an object)")
     tensors, spans = {}, []
     for name, info in header.items():
         if name == "__metadata__":

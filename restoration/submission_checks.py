@@ -222,7 +222,8 @@ def check_foreign(folder: Path, config: dict | None, header: dict, rules: Rules 
     if model.scale != rules.scale:
         raise Refused("scale", f"{what} upscales ×{model.scale}; the arena compares ×{rules.scale} models")
     if (model.in_channels, model.out_channels) != (3, 3):
-        raise Refused("channels", f"{what} takes {model.in_channels} and gives {model.out_channels} channels (RGB: 3 and 3)")
+        raise Refused("channels", f"{what} takes {model.in_channels} and gives {model.out_channels} channels "
+                                  "(RGB: 3 and 3)")
     if model.licence == "unknown":
         raise Refused("licence", f"no licence known for {model.architecture_id}'s code (foreign.LICENCES)")
     facts = {"model_type": FOREIGN, "architecture": model.architecture, "architecture_id": model.architecture_id,
@@ -289,12 +290,14 @@ def probe_model(model, rules: Rules = RULES):
                                       f"(expected {expected})")
     bad = (~torch.isfinite(first)).sum().item()
     if bad:
-        raise Refused("finite outputs", f"{bad} of {first.numel()} output values on the probe image are NaN or infinite")
+        raise Refused("finite outputs", f"{bad} of {first.numel()} output values on the probe image are NaN or "
+                                        "infinite")
     lo, hi = first.min().item(), first.max().item()
     if lo < rules.output_range[0] or hi > rules.output_range[1]:
         raise Refused("output range", f"[{lo:.3g}, {hi:.3g}] on the probe image (allowed {list(rules.output_range)})")
     if not torch.equal(first, second):
-        raise Refused("deterministic", f"two runs on the probe image differ by up to {(first - second).abs().max():.3g}")
+        raise Refused("deterministic", f"two runs on the probe image differ by up to "
+                                       f"{(first - second).abs().max():.3g}")
 
 
 def summary(facts: dict) -> str:

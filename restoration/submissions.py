@@ -15,8 +15,8 @@ header, config, build, FLOPs, strict load, probe); a refusal is one line (`Refus
 the folder, an accepted one is kept in the cache for the replicas' next start. Then the model is
 scored on its family's quick set (`quick_evaluation`: evaluate.py's own functions on a fixed
 subset) and stored in the vote store (`votes.submissions`), which every replica reads at start-up,
-and again once the store answers if it did not then (`load_submitted_restorers`,
-`load_when_reachable`).
+and again once the store answers if it did not then (`load_submitted_restorers`;
+`arena_app.ArenaApp.load_community_later`).
 
 Lifecycle: pending (in Compare, "community, unreviewed") → approved (a Judge contender and on the
 leaderboard) or rejected (with its reason kept). Caps: downloads per client a day (an attempt

@@ -13,8 +13,8 @@ docs/submitting.md).
 one (`python -m train.ship RUN --title TITLE --to FOLDER`), not a training run's folder. The vote
 store is RESTORATION_VOTES_DB's (the app's), the Hub HF_ENDPOINT's. A refusal prints one line,
 `refused: <rule>: <value>`, and exits with status 1; an unexpected error too, its traceback written
-to TRACEBACKS. Apps started afterwards load pending and approved submissions; approved ones are
-Judge contenders.
+to restoration-submit.log in the temporary folder. Apps started afterwards load pending and
+approved submissions; approved ones are Judge contenders.
 """
 
 import logging
