@@ -111,10 +111,10 @@ def evaluate(methods: dict, data, limit=None, batch_size=100, cache_dir=None, va
 
 def model_method(restorer: Restorer):
     """Low-resolution batch → restored batch: one image through the restorer's windows (photos
-    of any size), a batch of same-size small images (Tiny ImageNet) whole."""
+    of any size), a batch of same-size small images (Tiny ImageNet) whole. (The restorer makes the
+    nearest ×2 upscale our U-Nets take; a foreign model takes the low-resolution image itself.)"""
     def run(low):
-        x = upscale_nearest(low)
-        return restorer(x[0])[None] if len(x) == 1 else restorer.whole(x)
+        return restorer(low[0])[None] if len(low) == 1 else restorer.whole(low)
 
     return run
 
