@@ -55,12 +55,12 @@ def _onnxruntime_runner(model, shape, threads):
 
 
 def calibration_windows(val_dir: Path, side: int, count: int = 8) -> list[torch.Tensor]:
-    """Model inputs (1, 3, side, side) from Tiny ImageNet val images, degraded as in Compare."""
+    """Windows' inputs (1, 3, side / 2, side / 2): Tiny ImageNet val images degraded as in Compare."""
     files = sorted((Path(val_dir) / "val" / "images").glob("*.JPEG"))[:count]
     out = []
     for f in files:
         im = to_tensor(open_image(f).convert("RGB").resize((side, side)))
-        out.append(prepare(im, "degrade")[1][None])
+        out.append(prepare(im, "degrade")[0][None])
     return out
 
 
@@ -173,9 +173,9 @@ def accuracy(restorer: Restorer, reference: Restorer, images: list[torch.Tensor]
     `images` through the app's 8-bit path (prepare → model → uint8)."""
     outputs, references, truths = [], [], []
     for image in images:
-        _, model_input, truth = prepare(image, "degrade", degradation)
-        outputs.append(restorer(model_input))
-        references.append(reference(model_input))
+        low, _, truth = prepare(image, "degrade", degradation)
+        outputs.append(restorer(low))
+        references.append(reference(low))
         truths.append(truth)
     release_memory()
     found: Agreement = agreement(outputs, references, truths)

@@ -67,6 +67,7 @@ from bench.memory import memory, reset_peak
 from bench.voter import VoterClient
 from restoration import engine
 from restoration.compare import Stopwatch, family_for_image
+from restoration.degrade import prepare
 from restoration.eligibility import Agreement
 from restoration.images import to_tensor
 from restoration.inference import choose_engine, release_memory, restorers_for
@@ -240,28 +241,30 @@ def report_engines(args, settings, models, peak):
         reference = engines.Restorer.from_settings(m.model, settings, fast=False)
         for side in args.sides:
             with tempfile.TemporaryDirectory() as tmp, Image.open(test_image(side, Path(tmp))) as im:
-                x = to_tensor(im.convert("RGB"))
+                # As Compare runs it: the Restorers take the low-resolution image ((side / 2)²), the
+                # eager pass the U-Net's input, its ×2 nearest upscale; both give side² pixels.
+                low, x, _ = prepare(to_tensor(im.convert("RGB")), "degrade")
             flops = model_flops(m.model, side)
             repeats = args.repeats if side <= 1024 else 1
             times = {name: [] for name in ["eager", *built]}
             with torch.inference_mode():
-                ref = reference(x)
+                ref = reference(low)
                 for name, (r, *_ ) in built.items():
-                    r(x)  # the first call sets kernels up
+                    r(low)  # the first call sets kernels up
                 for _ in range(repeats):
                     t0 = time.perf_counter()
                     m.model.restore(x[None])
                     times["eager"].append(time.perf_counter() - t0)
                     for name, (r, *_) in built.items():
                         t0 = time.perf_counter()
-                        r(x)
+                        r(low)
                         times[name].append(time.perf_counter() - t0)
             t_eager = statistics.median(times["eager"])
             if side == 1024:
                 eager_1024[m.entry.name] = t_eager
             for name, (r, warm, mb) in built.items():
                 t = statistics.median(times[name])
-                apart = (r(x) - ref).abs().max().item() * 255
+                apart = (r(low) - ref).abs().max().item() * 255
                 print(f"| {m.entry.title} | {name} | {warm:.1f} | {mb:.0f} | {side}² | {flops / 1e9:.1f} | {t_eager:.3f} | "
                       f"{t:.3f} | {flops / t / 1e9:.0f} | {100 * flops / t / 1e9 / peak:.0f} % | {t_eager / t:.2f}× | "
                       f"{apart:.2f} |", flush=True)

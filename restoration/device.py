@@ -5,7 +5,8 @@
 - On CUDA, "fp32" means fp32: TF32 (torch's default for convolutions on Ampere and later, 10-bit
   mantissas) is turned off, so the reference the lower precisions are held to is the real one.
 - On CUDA a model sees whole images up to what the card's memory allows (`window_side`, measured
-  with one forward pass at start-up), and windows of that size beyond it.
+  with one forward pass at start-up, on the low-resolution image the models take), and windows of
+  that size beyond it.
 - On a ZeroGPU Space (the `spaces` package importable and SPACES_ZERO_GPU set, read in
   settings.py) a GPU is attached only inside functions decorated with `spaces.GPU`:
   `gpu_function` decorates there, and nowhere else (elsewhere `spaces` is never imported).
@@ -23,8 +24,9 @@ DEVICES = ("auto", "cpu", "cuda")
 MEMORY_FRACTION = 0.5  # of the card's free memory at start-up, for one forward pass (the scene pool shares it)
 PROBE_SIDE = 256  # the side of the forward pass that measures memory per pixel
 # ZeroGPU attaches a large card (tens of GB) only inside decorated calls, so nothing can be measured
-# at start-up there: whole images up to this side, which covers the app's pixel limit.
-ZERO_GPU_SIDE = 4096
+# at start-up there: whole low-resolution images up to this side (an output of 4096², which covers
+# the app's pixel limit).
+ZERO_GPU_SIDE = 2048
 
 
 class DeviceError(RuntimeError):
@@ -72,9 +74,10 @@ def describe(device: torch.device) -> str:
 
 def window_side(model, device: torch.device, stride: int, at_least: int, fraction: float = MEMORY_FRACTION,
                 precision_context: Callable = lambda: torch.autocast("cuda", enabled=False)) -> int:
-    """The side of the largest square window whose forward pass fits in `fraction` of the card's
-    free memory (measured: one pass at PROBE_SIDE², its peak over the memory before it, per pixel),
-    a multiple of `stride`, at least `at_least`. Images of up to half its area run whole."""
+    """The side of the largest square window of the model's input (the low-resolution image,
+    inference.py) whose forward pass fits in `fraction` of the card's free memory (measured: one
+    pass at PROBE_SIDE², its peak over the memory before it, per input pixel), a multiple of
+    `stride`, at least `at_least`. Images of up to half its area run whole."""
     if device.type != "cuda":
         return at_least
     if on_zero_gpu():

@@ -223,9 +223,10 @@ def check_precision(models: Sequence[torch.nn.Module], images: Sequence[torch.Te
                     device: torch.device = torch.device("cpu"), degradations: Sequence[str] = STANDARD,
                     side: int = SELF_CHECK_SIDE) -> Check:
     """`precision` on `device` against fp32 eager on the CPU, through the app's 8-bit path (each of
-    the uint8 `images` degraded, restored, rounded): the worst agreement over every model and
-    degradation, and the speed of one side² window of the first model against fp32 on `device`;
-    on one CPU thread (`one_thread`)."""
+    the uint8 `images` degraded, its low-resolution image restored, rounded): the worst agreement
+    over every model and degradation, and the speed of one window of side² output pixels of the
+    first model against fp32 on `device`; on one CPU thread (`one_thread`). `models` take the
+    low-resolution image, as the runner gives it (inference.low_resolution_model)."""
     cases = []
     with torch.inference_mode(), one_thread():
         for model in models:
@@ -233,13 +234,14 @@ def check_precision(models: Sequence[torch.nn.Module], images: Sequence[torch.Te
             fast = fast_copy(model, device, precision)
             for degradation in degradations:
                 inputs = [prepare(image, "degrade", degradation) for image in images]
-                outputs = [_eight_bit(fast.restore, x, precision, device) for _, x, _ in inputs]
-                references = [_eight_bit(model.restore, x, "fp32", torch.device("cpu")) for _, x, _ in inputs]
+                outputs = [_eight_bit(fast.restore, low, precision, device) for low, _, _ in inputs]
+                references = [_eight_bit(model.restore, low, "fp32", torch.device("cpu")) for low, _, _ in inputs]
                 cases.append(agreement(outputs, references, [truth for *_, truth in inputs]))
             del fast
         fast = fast_copy(models[0], device, precision)
         reference = models[0] if device.type == "cpu" else fast_copy(models[0], device)  # fp32 eager on the device
-        x = check_image(side).to(device).contiguous(memory_format=torch.channels_last)
+        low_side = max(1, side // int(getattr(models[0], "scale", 1)))
+        x = check_image(low_side).to(device).contiguous(memory_format=torch.channels_last)
         sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
         t32, t_low = _least_seconds([lambda: run_in("fp32", reference.restore, x),
                                      lambda: run_in(precision, fast.restore, x)], sync=sync)

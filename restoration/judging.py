@@ -138,13 +138,13 @@ class BattleRenderer:
                family: str | None = None) -> Scene:
         s = self.settings
         original = center_crop(open_upload(self.pool[image_id], "degrade", s), self.max_side)
-        low, model_input, reference = prepare(to_uint8(original), "degrade", degradation)  # 8-bit, as in Compare
+        low, _, reference = prepare(to_uint8(original), "degrade", degradation)  # 8-bit, as in Compare
         outputs = {}
         for name in names or [ANCHOR, *self.models]:
             if name == ANCHOR:
                 out = upscale_bicubic(to_float(low))
             else:
-                out = self.restorers[name](model_input, before_window=self._wait_while_held)
+                out = self.restorers[name](low, before_window=self._wait_while_held)
             outputs[name] = to_pil(out)
         scene = Scene(image_id, degradation, to_pil(low), to_pil(reference), outputs, family=family)
         for which in ["low", "original", *outputs]:

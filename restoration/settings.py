@@ -64,9 +64,9 @@ class Settings:
     val_dir: Path = REPO.parent / "shared" / "data" / "tiny-imagenet-200"
     photo_val_dir: Path = REPO.parent / "shared" / "data" / "photos" / "val"  # the judge's photos, when present
     max_pixels: int = _field(1 << 22, min=4)  # outputs above this are refused (4.2 megapixels)
-    # The models see windows of tile_size² pixels (rounded up to the model's stride; one shape, so
-    # compiled code is reused), tile_batch at a time, with ≥ tile_overlap pixels of context at
-    # every seam. Images under half a window run whole. See restoration/inference.py. Unset: the
+    # The models see windows of tile_size² output pixels (cut on the low-resolution image, half
+    # that a side, rounded up to what the model's sides divide by; one shape, so compiled code is
+    # reused), tile_batch at a time, with ≥ tile_overlap output pixels of context at every seam. Images under half a window run whole. See restoration/inference.py. Unset: the
     # precision's own (`window`, WINDOWS).
     tile_size: int | None = _field(None, min=16)
     tile_overlap: int = _field(32, min=0, max=1024)
@@ -117,7 +117,7 @@ class Settings:
     bootstrap_rounds: int = _field(200, min=0, max=100_000)
     # Community models (submissions.py): a client's submissions a day, the pending ones at a time, and
     # the approved ones that are Judge contenders (each adds a model run to every scene of its family).
-    submissions_per_day: int = _field(5, min=0)  # refused ones count: each costs a download
+    submissions_per_day: int = _field(5, min=0)  # downloads: refused ones count, refusals before one do not
     max_pending: int = _field(10, min=0)
     max_approved: int = _field(6, min=0)
 

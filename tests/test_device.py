@@ -66,12 +66,12 @@ def test_on_the_cpu_the_window_is_the_settings_one():
 def test_on_cuda_whole_images_and_windows_match_fp32_on_the_cpu(precision):
     model = image_like_unet()
     gpu = Restorer(model, window=64, overlap=8, precision=precision, device="cuda")
-    assert gpu.window >= 64 and "CUDA" in gpu.status
+    assert gpu.window >= 32 and "CUDA" in gpu.status  # 64 output pixels: 32 on the low-resolution image
     reference = Restorer(model, window=64, overlap=8, fast=False)
-    image = quantize(engine.check_image(160)[0])
+    image = quantize(engine.check_image(80)[0])  # low-resolution, as the runner takes it
     out = gpu(image)
-    assert out.device.type == "cpu" and out.dtype == torch.uint8
+    assert out.device.type == "cpu" and out.dtype == torch.uint8 and out.shape == (3, 160, 160)
     assert percentile_level(level_histogram(out, reference(image))) <= 2
     small = Restorer(model, window=64, overlap=8, precision=precision, device="cuda")
-    small.window = 64  # force windows on the GPU too
+    small.window = 32  # force windows on the GPU too
     assert percentile_level(level_histogram(small(image), reference(image))) <= 2

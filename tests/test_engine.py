@@ -7,7 +7,7 @@ import torch
 from restoration import engine
 from restoration.eligibility import Agreement, agreement, level_histogram, percentile_level
 from restoration.images import quantize
-from restoration.inference import Restorer
+from restoration.inference import NearestInput, Restorer
 from restoration.settings import REPO, Settings, SettingsError
 from restoration.unet import UNet
 from restoration.uploads import list_images
@@ -150,22 +150,34 @@ def test_the_fast_copy_folds_batch_norms_and_keeps_the_function():
 
 def test_the_check_runs_every_model_and_degradation_in_fp32():
     images = [quantize(engine.check_image(40)[0])]
-    check = engine.check_precision([image_like_unet(), a_trained_looking_unet()], images, "fp32", side=32)
+    models = [NearestInput(image_like_unet()), NearestInput(a_trained_looking_unet())]  # as the runner gives them
+    check = engine.check_precision(models, images, "fp32", side=32)
     assert check.agreement.cases == 2 * 3 and check.agreement.eligible and check.agreement.max_levels <= 1
     assert check.reference_seconds > 0 and check.seconds > 0
 
 
 @pytest.mark.skipif(not engine.bf16_supported(), reason="this CPU has no bfloat16 instructions")
-def test_bf16_windows_and_whole_images_stay_within_two_levels_on_a_tiny_model():
+def test_bf16_windows_and_whole_images_meet_the_pixel_bar_on_a_tiny_model(monkeypatch):
     """Autocast keeps weights and accumulation in fp32: the 8-bit outputs stay within 2/255 of fp32
-    eager for 99.9 % of the values and most do not move (the shipped models: test_shipped_weights)."""
-    model = image_like_unet()
-    reference = Restorer(model, window=64, overlap=8, fast=False)
-    bf16 = Restorer(model, window=64, overlap=8, precision="bf16")
-    image = quantize(engine.check_image(160)[0])
-    for x in [image[:, :150, :130], image[:, :20, :16], image[:, :64, :64]]:  # windows, whole, one window
-        moved = level_histogram(bf16(x), reference(x))
-        assert percentile_level(moved) <= 2 and moved[1:].sum() < 0.5 * moved.sum()
+    eager for 99.9 % of the values and most do not move, also after the warm-up (the shipped models:
+    test_shipped_weights). The runner feeds the U-Net the ×2 nearest upscale of a low-resolution
+    image, as the app does; on its blocky edges single values moved by up to 4/255 on this model,
+    which the bar reports and does not hold to a limit (eligibility.py)."""
+    monkeypatch.setenv("RESTORATION_NO_OPENVINO", "1")
+    engine.openvino_module.cache_clear()
+    try:
+        model = image_like_unet()
+        reference = Restorer(model, window=64, overlap=8, fast=False)
+        bf16 = Restorer(model, window=64, overlap=8, precision="bf16")
+        bf16.warm_up()
+        assert "bf16" in bf16.status
+        image = quantize(engine.check_image(80)[0])  # low-resolution: the U-Net sees its ×2 upscale
+        for x in [image[:, :75, :65], image[:, :10, :8], image[:, :32, :32]]:  # windows, whole, one window
+            moved = level_histogram(bf16(x), reference(x))
+            largest = int(torch.nonzero(moved)[-1].item())
+            assert percentile_level(moved) <= 2 and moved[1:].sum() < 0.5 * moved.sum(), f"the most {largest}/255"
+    finally:
+        engine.openvino_module.cache_clear()
 
 
 def test_the_check_images_are_a_thumbnail_and_a_photo_crop(tmp_path):
@@ -214,7 +226,7 @@ def test_openvino_f32_falls_back_to_todays_path_without_openvino(monkeypatch):
     r = Restorer(model, window=64, overlap=8, precision="openvino-f32", notice=lambda _: None)
     r.warm_up()
     assert "openvino not installed" in r.status
-    x = torch.rand(3, 100, 90)
+    x = torch.rand(3, 50, 45)
     assert (r(x) - Restorer(model, window=64, overlap=8, fast=False)(x)).abs().max() <= 1e-4
 
 
@@ -223,5 +235,5 @@ def test_openvino_f32_windows_match_fp32_on_a_tiny_model():
     model = image_like_unet()
     r = Restorer(model, window=64, overlap=8, precision="openvino-f32", notice=lambda _: None)
     r.warm_up()
-    x = torch.rand(3, 100, 90)
+    x = torch.rand(3, 50, 45)
     assert (r(x) - Restorer(model, window=64, overlap=8, fast=False)(x)).abs().max() <= 1e-4
