@@ -5,8 +5,9 @@
     python -m bench.tiles --precision bf16 --tiles 576 320 --sides 512 1024 2048 --threads 1
 
 For each window size, one `inference.Restorer` per shipped U-Net, on the fast path and warmed up
-(compiled once per size); then, for each image side, the three models run on one 8-bit image (as
-Compare runs them), `--repeats` times: the median seconds for all three, and how far the
+(compiled once per size); then, for each image side, every model runs on one 8-bit image (as
+Compare runs them), `--repeats` times: the median seconds for all of them (and the CPU seconds
+this process used: on a busy machine, what other processes disturb least), and how far the
 process's resident memory rose above where it stood before (VmHWM, reset before each run through
 /proc/self/clear_refs): the models' activations, which grow with the window, not with the image;
 and the pixels the windows run, ÷ the image's (the overlaps' cost, the same for every model).
@@ -32,19 +33,21 @@ from restoration.settings import Settings
 from restoration.weights import load_available_restorers
 
 
-def measure(restorers, x, repeats: int) -> tuple[float, float]:
-    """(median seconds to run every restorer on x, the largest rise in resident memory in MB)."""
-    seconds, rise = [], 0.0
+def measure(restorers, x, repeats: int) -> tuple[float, float, float]:
+    """(median seconds to run every restorer on x, their median CPU seconds (this process's), the
+    largest rise in resident memory in MB)."""
+    seconds, cpu, rise = [], [], 0.0
     for _ in range(repeats):
         release_memory()
         base = memory()["VmRSS"]
         reset_peak()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for r in restorers:
             r(x)
         seconds.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
         rise = max(rise, memory()["VmHWM"] - base)
-    return statistics.median(seconds), rise
+    return statistics.median(seconds), statistics.median(cpu), rise
 
 
 def window_pixels(r: Restorer, side: int) -> float:
@@ -73,7 +76,7 @@ def main(argv=None):
           f"{os.getloadavg()[0]:.1f}, overlap {args.overlap}, "
           f"models: {', '.join(m.entry.name for m in models)} (fast path in {args.precision}, warmed up; 8-bit "
           "images)\n")
-    print("| window | " + " | ".join(f"{s}²: s · MB · pixels run" for s in args.sides) + " |")
+    print("| window | " + " | ".join(f"{s}²: s (CPU s) · MB · pixels run" for s in args.sides) + " |")
     print("|---:|" + "---:|" * len(args.sides))
     generator = torch.Generator().manual_seed(0)
     for tile in args.tiles:
@@ -85,8 +88,8 @@ def main(argv=None):
             x = torch.randint(0, 256, (3, side // 2, side // 2), dtype=torch.uint8, generator=generator)  # low-res
             for r in restorers:
                 r(x)  # first run at this size: allocations settle
-            seconds, rise = measure(restorers, x, args.repeats)
-            cells.append(f"{seconds:.2f} · +{rise:.0f} · {window_pixels(restorers[0], side):.2f}×")
+            seconds, cpu, rise = measure(restorers, x, args.repeats)
+            cells.append(f"{seconds:.2f} ({cpu:.2f}) · +{rise:.0f} · {window_pixels(restorers[0], side):.2f}×")
         print(f"| {tile} | " + " | ".join(cells) + " |", flush=True)
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
 
