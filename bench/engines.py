@@ -168,6 +168,14 @@ def accuracy_sets(settings, tiny: int, photos: int, photo_side: int) -> dict[str
     return {"tiny-imagenet val": [load(p) for p in val], "photos/val": [crop(p) for p in photo_files]}
 
 
+def same_windows(model, settings, restorer: Restorer) -> Restorer:
+    """fp32 eager on `restorer`'s windows: what a candidate is compared with, so that only its
+    precision differs. (Another window size changes the picture by itself, at the bottom and right
+    edges of an image that is padded to fill one window: docs/speed.md.)"""
+    return Restorer(model, window=restorer.window * restorer.scale, overlap=settings.tile_overlap,
+                    batch=settings.tile_batch, fast=False)
+
+
 def accuracy(restorer: Restorer, reference: Restorer, images: list[torch.Tensor], degradation: str):
     """(`restorer`'s agreement with `reference` (eligibility.py), the reference's mean PSNR) over
     `images` through the app's 8-bit path (prepare → model → uint8)."""

@@ -3,6 +3,11 @@
     python -m bench.speed                   # everything (a few minutes on 2 cores)
     python -m bench.speed --skip-startup    # without starting the app in a subprocess
     python -m bench.speed --train           # also images/s of a training step, before/after
+    python -m bench.speed --skip-startup --models 0 --skip-accuracy   # on a GPU: the Compares
+
+On a GPU (RESTORATION_DEVICE, device.py) the start-up check, the in-process Compares and the app
+run there; the candidates' and the accuracy tables stay on the CPU, and so do the eager passes
+the Compares are divided by (on a GPU the bar is absolute: 0.5 s for a 1024² Compare).
 
 Measured, in this order, with `--threads` torch threads:
 1. start-up: `python app.py` in a subprocess with an empty compile cache (a cold start, as on a
@@ -17,9 +22,11 @@ Measured, in this order, with `--threads` torch threads:
    FlopCounterMode, over the time), % of the fp32 matmul peak, warm-up seconds, the resident
    memory the candidate added, and its largest difference from fp32 eager on the same windows;
 4. the accuracy table: per model, degradation and data set (Tiny ImageNet val, photos/val centre
-   crops), each candidate against fp32 eager through the app's 8-bit path: ΔPSNR, ΔSSIM, the 99.9th
-   percentile and the largest pixel move, and which candidates pass the eligibility bar
-   (restoration/eligibility.py) on every model and degradation;
+   crops), each candidate against fp32 eager on the candidate's own windows, through the app's
+   8-bit path: ΔPSNR, ΔSSIM, the 99.9th percentile and the largest pixel move, and which
+   candidates pass the eligibility bar (restoration/eligibility.py) on every model and
+   degradation; then what the window size alone does (fp32 on bf16's windows against fp32 on its
+   own), on the photos (`--skip-compare` stops here);
 5. end-to-end Compare in-process, through the app's streaming handler (`ArenaApp.compare`,
    degrade mode: degradation, every panel, PSNR and SSIM, the panels' files) with the heap frozen
    as the app freezes it: time to the first panel and to the last, for fp32 compiled and for the
@@ -70,8 +77,9 @@ from restoration.compare import Stopwatch, family_for_image
 from restoration.degrade import prepare
 from restoration.eligibility import Agreement
 from restoration.images import to_tensor
+from restoration.device import resolve
 from restoration.inference import choose_engine, release_memory, restorers_for
-from restoration.settings import REPO, Settings
+from restoration.settings import REPO, WINDOWS, Settings
 from restoration.weights import load_available_restorers
 
 # The bars of issue 31: a 1024² Compare ÷ the family's three fp32 eager passes, by the CPU's kind.
@@ -165,8 +173,9 @@ def _one_compare(path: str) -> dict[str, float]:
 
     settings = dataclasses.replace(Settings.from_env(), votes_db=Path(tempfile.mkdtemp()) / "votes.db")
     models, _ = load_available_restorers(settings.weights_dir)
-    app = ArenaApp(settings, models, restorers=restorers_for(models, settings,
-                                                             precision=choose_engine(models, settings).precision))
+    choice = choose_engine(models, settings, resolve(settings.device))
+    app = ArenaApp(settings, models, restorers=restorers_for(models, settings, precision=choice.precision,
+                                                             device=choice.device))
     for r in app.restorers.values():
         r.warm_up()
     release_memory()
@@ -238,7 +247,7 @@ def report_engines(args, settings, models, peak):
                 print(f"| {m.entry.title} | {name} | {b} |")
             else:
                 built[name] = b
-        reference = engines.Restorer.from_settings(m.model, settings, fast=False)
+        references = {name: engines.same_windows(m.model, settings, r) for name, (r, *_) in built.items()}
         for side in args.sides:
             with tempfile.TemporaryDirectory() as tmp, Image.open(test_image(side, Path(tmp))) as im:
                 # As Compare runs it: the Restorers take the low-resolution image ((side / 2)²), the
@@ -248,7 +257,7 @@ def report_engines(args, settings, models, peak):
             repeats = args.repeats if side <= 1024 else 1
             times = {name: [] for name in ["eager", *built]}
             with torch.inference_mode():
-                ref = reference(low)
+                ref = {name: reference(low) for name, reference in references.items()}
                 for name, (r, *_ ) in built.items():
                     r(low)  # the first call sets kernels up
                 for _ in range(repeats):
@@ -264,7 +273,7 @@ def report_engines(args, settings, models, peak):
                 eager_1024[m.entry.name] = t_eager
             for name, (r, warm, mb) in built.items():
                 t = statistics.median(times[name])
-                apart = (r(low) - ref).abs().max().item() * 255
+                apart = (r(low) - ref[name]).abs().max().item() * 255
                 print(f"| {m.entry.title} | {name} | {warm:.1f} | {mb:.0f} | {side}² | {flops / 1e9:.1f} | {t_eager:.3f} | "
                       f"{t:.3f} | {flops / t / 1e9:.0f} | {100 * flops / t / 1e9 / peak:.0f} % | {t_eager / t:.2f}× | "
                       f"{apart:.2f} |", flush=True)
@@ -297,7 +306,6 @@ def report_accuracy(args, settings, models):
                      if k in names and not isinstance(v, str)}
             _CANDIDATES[m.entry.name] = {k: b[0] for k, make in cheap.items()
                                          if not isinstance(b := _build(k, make, m.model, settings), str)}
-        reference = engines.Restorer.from_settings(m.model, settings, fast=False)
         for degradation in engines.DEGRADATIONS:
             for data, images in sets.items():
                 if not images:
@@ -308,7 +316,7 @@ def report_accuracy(args, settings, models):
                     if r is None:
                         cells.append("—")
                         continue
-                    found, base = engines.accuracy(r, reference, images, degradation)
+                    found, base = engines.accuracy(r, engines.same_windows(m.model, settings, r), images, degradation)
                     worst.setdefault(name, []).append(found)
                     cells.append(f"{found.psnr_delta:+.4f} / {found.ssim_delta:+.5f} / {found.p999} / {found.max_levels}"
                                  + ("" if found.eligible else " ✗"))
@@ -319,6 +327,24 @@ def report_accuracy(args, settings, models):
         w = Agreement.worst(found)
         print(f"  {name}: worst {w.text()}: {'eligible' if w.eligible else 'NOT eligible: ' + '; '.join(w.failures())}"
               + (f" (measured on {counts[name]} of {len(models)} models)" if counts[name] < len(models) else ""))
+    report_window_effect(args, settings, models, sets["photos/val"])
+
+
+def report_window_effect(args, settings, models, photos):
+    """What the window size alone does to the picture: fp32 eager on bf16's windows against fp32
+    eager on fp32's (settings.WINDOWS), on the photos (an image that fits one window is padded to it
+    at its bottom and right edges, where windows flush with its end need no padding)."""
+    if not photos or WINDOWS["bf16"] == WINDOWS["fp32"]:
+        return
+    found = []
+    for m in models:
+        wide, narrow = (engines.Restorer(m.model, window=WINDOWS[p], overlap=settings.tile_overlap, fast=False)
+                        for p in ("bf16", "fp32"))
+        found += [engines.accuracy(wide, narrow, photos, degradation)[0] for degradation in engines.DEGRADATIONS]
+    w = Agreement.worst(found)
+    print(f"  fp32 eager on {WINDOWS['bf16']}-pixel windows against fp32 eager on {WINDOWS['fp32']}-pixel ones "
+          f"(photos/val, every model and degradation): worst {w.text()}: the windows alone "
+          f"{'keep' if w.eligible else 'do NOT keep'} the picture by the bar")
 
 
 def compare_with_pool(app, path: Path, repeats: int):
@@ -569,6 +595,7 @@ def main(argv=None):
     p.add_argument("--train-only", action="store_true", help="only the training step")
     p.add_argument("--memory-side", type=int, default=2048, help="side of the Compare whose peak RSS is measured")
     p.add_argument("--skip-api", action="store_true", help="no Compare through the running app's API")
+    p.add_argument("--skip-compare", action="store_true", help="stop after the accuracy table (no Compare at all)")
     p.add_argument("--api-repeats", type=int, default=3, help="timed /compare requests per size")
     p.add_argument("--skip-pool", action="store_true", help="no Compare with the scene pool rendering")
     p.add_argument("--skip-memory", action="store_true", help="no memory of a 4-megapixel Compare")
@@ -617,28 +644,32 @@ def run(args, settings, cache):
     if problems:
         print("\n".join(problems))
     t0 = time.perf_counter()
-    choice = choose_engine(models, settings)
+    device = resolve(settings.device)  # on a GPU the Compare runs there; the eager passes stay on the CPU
+    choice = choose_engine(models, settings, device)
     print(f"the start-up check ({time.perf_counter() - t0:.1f} s) says: {choice.line}", flush=True)
     has_bf16 = engine.bf16_supported() and not settings.simulate_no_bf16
     _, fast = report_engines(args, settings, models, peak)
+    if not args.skip_accuracy:
+        report_accuracy(args, settings, models)
+    if args.skip_compare:
+        return
     with tempfile.TemporaryDirectory() as tmp:  # the Compare's test images are photos: the photo family runs
         family = family_for_image(test_image(1024, Path(tmp)), sorted({m.entry.family for m in models}))
         x = to_tensor(Image.open(test_image(1024, Path(tmp))).convert("RGB"))
     for m in models:  # the models a quick run (--models) left out: compiled if the Compare below runs them
         if m.entry.name not in fast:
-            fast[m.entry.name] = restorers_for([m], settings, precision="fp32")[m.entry.name]
+            fast[m.entry.name] = restorers_for([m], settings, precision="fp32", device=device)[m.entry.name]
             if m.entry.family == family:
                 fast[m.entry.name].warm_up()
-    if not args.skip_accuracy:
-        report_accuracy(args, settings, models)
 
     from restoration.arena_app import ArenaApp, freeze_heap
 
     app_settings = dataclasses.replace(settings, votes_db=cache / "votes.db", min_vote_seconds=0.0, votes_per_minute=10**6,
                                        votes_per_day=10**6, address_votes_per_minute=10**6,
                                        address_votes_per_day=10**6, pairs_per_minute=10**6, threads=args.threads)
-    shipped = warmed(restorers_for(models, settings, precision=choice.precision))
-    paths = {"fp32 compiled": fast, f"shipped ({choice.precision}: {_status(shipped)})": shipped}
+    shipped = warmed(restorers_for(models, settings, precision=choice.precision, device=choice.device))
+    paths = {"fp32 compiled" if device.type == "cpu" else "fp32": fast,
+             f"shipped ({choice.precision}: {_status(shipped)})": shipped}
     bar = IN_PROCESS_BAR[has_bf16]
     print("\nEnd-to-end Compare in-process, through ArenaApp.compare (degrade mode, one family's 3 U-Nets, every panel, "
           f"PSNR + SSIM, the panels' files), the heap frozen as the app freezes it, the scene pool stopped; the paths "
