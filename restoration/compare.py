@@ -10,8 +10,8 @@ and a `Stopwatch` given to it keeps where the time went (the app logs it; bench.
 Files (docs/speed.md has the figures behind these choices):
 - each panel is written once, as lossless WebP (`save_panels`): the exact 8-bit pixels that were
   scored, since the panels are what people compare and a lossy codec's artefacts would mix with
-  the models'; WebP's fastest lossless setting encodes in about half the time of PNG at zlib level 1
-  and its files are smaller;
+  the models'; WebP's fastest lossless setting encoded a 1024² photo-like panel in a quarter of the
+  CPU time of PNG at zlib level 1, in a file of about the same size (smaller on a real photo);
 - the zoom shows those same files (the half-size input enlarged once, `slider_files`);
 - the PNG downloads are written only when asked for, once, from the panels' files (`png_downloads`).
 """
@@ -201,8 +201,9 @@ def compare(image: Image.Image, mode: str, models: Sequence, settings: Settings,
 
 # zlib level 1: still lossless, a fraction of the default level's time, files somewhat larger.
 PNG_COMPRESS_LEVEL = 1
-# WebP's lossless mode at its least effort (method 0): a 1024² panel in about half of PNG level 1's
-# time, and a smaller file (docs/speed.md). Every browser the page supports shows WebP.
+# WebP's lossless mode at its least effort (method 0): a 1024² panel in a quarter of PNG level 1's
+# CPU time, a file of about the same size (bench.delivery, docs/speed.md). Every browser the page
+# supports shows WebP.
 PANEL_SUFFIX = ".webp"
 PANEL_OPTIONS = {"format": "WEBP", "lossless": True, "quality": 0, "method": 0}
 

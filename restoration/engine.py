@@ -41,8 +41,9 @@ from restoration.images import ImageError, open_image, quantize, to_float, to_ui
 
 MAX_LEVELS = 2  # OpenVINO's warm-up check on one window: no pixel may move more than this against fp32
 # On the CPU, bf16 (and OpenVINO f32's windows) must beat fp32 *eager* by this much to be chosen: the
-# fp32 path it replaces is compiled (too slow to compile for a start-up check), and on one 320²
-# window compiling made fp32 1.2–1.5× faster than eager on a 2-core AVX-512 machine (docs/speed.md).
+# fp32 path it replaces is compiled (too slow to compile for a start-up check): on one 320² window
+# compiled fp32 took 1/1.12 of eager's CPU time, bf16 autocast 1/1.77 (bench.delivery, one thread,
+# AVX-512 BF16; docs/speed.md), and on whole 1024² images compiling gained more (bench.speed).
 GAIN_OVER_FP32_EAGER = 1.6
 # On a GPU fp32 is not compiled: a lower precision must only be faster than it.
 GAIN_ON_GPU = 1.1
@@ -208,9 +209,9 @@ def _eight_bit(fn: Callable, x: torch.Tensor, precision: str, device: torch.devi
 @contextlib.contextmanager
 def one_thread():
     """torch on one thread for the block. The check runs so: on a machine whose cores are also
-    busy with other work, two threads timed 1.4× where one thread timed 2.0× for the same kernels
-    (a thread that loses its core makes the other wait at every barrier), and took 12× longer
-    (bench.speed's start-up check figures, docs/speed.md)."""
+    busy with other work, a thread that loses its core makes the other wait at every barrier,
+    which on two threads made the check many times slower and its speed ratio wrong (seen on
+    this project's shared 2-core machines when the check was written)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -99,9 +99,9 @@ BLUR_BLOCK = 16  # outputs per block of the blur's matrix products (small blocks
 
 def _blur(z, taps: tuple[float, ...]):
     """A separable valid blur of z (rows, maps, width) by `taps` along both rows and width, as
-    small banded matrix products: oneDNN's depthwise convolution with an 11×1 kernel was most of
-    a 1024² SSIM's time, which took 145 ms of CPU with it and 111 ms this way (one thread, CPU
-    time: `time.process_time`, on the 2-core AVX-512 machine of docs/speed.md)."""
+    small banded matrix products, which took 0.9 of the CPU time of oneDNN's depthwise
+    convolution (11×1, then 1×11) on a 1024² image's maps (`python -m bench.delivery`, one
+    thread, docs/speed.md)."""
     size, (rows_in, maps, width_in) = len(taps), z.shape
     rows, width = rows_in - size + 1, width_in - size + 1
     flat = z.reshape(rows_in, maps * width_in)

@@ -27,9 +27,9 @@ RENAMED = {"RESTORATION_JUDGE_VAL_POOL": "RESTORATION_SCENE_VAL_IMAGES"}
 # The window each precision runs best in on the CPU, when RESTORATION_TILE_SIZE is unset (a GPU's is
 # as large as its memory allows: device.py). fp32 (compiled): 320, on 2 cores as fast as 544 or
 # faster from 512² to 2048² (1024² aside, +9%), with half the activation memory (bench/tiles.py).
-# bf16: 576, whose 32-pixel overlaps cost about 1.27× the pixels at 512², 1024² and 2048² alike
-# (320's: 1.56× at 1024² and 2048²); on one thread its 1024² pass took 0.8× the CPU time of 320's
-# and its 2048² pass 0.9× (docs/speed.md).
+# bf16: 576, whose 32-pixel overlaps cost 1.27× the pixels at 512², 1024² and 2048² alike (320's:
+# 1.56×); on one thread the six models' 1024² passes took 0.89× the CPU time of 320's (bench.tiles,
+# docs/speed.md).
 WINDOWS = {"fp32": 320, "openvino-f32": 320, "bf16": 576, "fp16": 320}
 
 
