@@ -12,8 +12,8 @@ import torch
 from restoration import device, engine
 from restoration.eligibility import level_histogram, percentile_level
 from restoration.images import quantize
-from restoration.inference import Restorer
-from restoration.settings import REPO, zero_gpu
+from restoration.inference import Restorer, choose_engine
+from restoration.settings import REPO, Settings, zero_gpu
 from tests.test_engine import image_like_unet
 
 CUDA = torch.cuda.is_available()
@@ -54,6 +54,15 @@ def test_zero_gpu_decorates_only_where_the_platform_says_so(monkeypatch):
     assert zero_gpu() and device.on_zero_gpu()
     assert device.gpu_function(add)(1, 2) == ("on a GPU", 3) and decorated == [add]
     assert not zero_gpu({"SPACES_ZERO_GPU": "0"})
+
+
+def test_auto_without_a_gpu_says_the_cpu_in_the_start_up_line():
+    """What `python app.py` prints first on a CPU-only machine: the device and why the precision."""
+    cpu = device.resolve("auto", cuda_available=lambda: False)
+    settings = Settings.from_env({"RESTORATION_SIMULATE_NO_BF16": "1"})  # as on an AVX2-only CPU
+    line = choose_engine([types.SimpleNamespace(model=image_like_unet())], settings, cpu).line
+    assert line.startswith("engine: ") and "on the CPU" in line and "this CPU has no bfloat16 instructions" in line
+    assert "\n" not in line
 
 
 def test_on_the_cpu_the_window_is_the_settings_one():
