@@ -55,6 +55,7 @@ from restoration.uploads import list_images, open_upload
 
 log = logging.getLogger(__name__)
 RECENT_PAIRS = 10  # a judge's last pairs whose crops are not shown to them again (while there are others)
+MAX_OWED = 1.0  # pairs a family due for a judge, but not ready, is owed at most (JudgeHistory)
 YIELD_POLL = 0.02  # seconds between looks at `busy()` while a background render waits for a Compare
 
 
@@ -230,8 +231,8 @@ class JudgeHistory:
     family's share to its credit and takes 1 from the family served, and the family with the most
     credit is due. Of any n consecutive pairs of one judge, a family with share s then has s·n
     within one either way (two families; while it has a ready scene when due: a pair of another
-    family leaves it due). Credits start at random, so that judges who only look at one pair see
-    every family too."""
+    family leaves it due, owed at most one pair, so that it does not come in a burst later).
+    Credits start at random, so that judges who only look at one pair see every family too."""
 
     def __init__(self, shares: Mapping[str, float] | None = None, keep: int = RECENT_PAIRS,
                  max_judges: int = 100_000, rng: random.Random | None = None):
@@ -262,6 +263,8 @@ class JudgeHistory:
                 credit[f] += share
             if scene.family in credit:
                 credit[scene.family] -= 1
+            for f in credit:
+                credit[f] = max(-MAX_OWED, min(MAX_OWED, credit[f]))
             self._judges[judge] = seen, credit
             while len(self._judges) > self.max_judges:
                 self._judges.popitem(last=False)
@@ -338,6 +341,7 @@ class ScenePool:
     def _fill(self):
         if self.nice:
             lower_priority()
+        began, said_full = time.monotonic(), False
         while True:
             with self._cond:
                 # While `busy()` (a Compare request has the cores) the pool renders nothing as long
@@ -372,6 +376,12 @@ class ScenePool:
             with self._cond:
                 self._add(scene)
                 self._cond.notify_all()
+                if not said_full and len(self._ready) >= self.size:  # said once (bench.judge_pairs waits for it)
+                    said_full = True
+                    families = Counter(s.family for s in self._ready)
+                    print(f"scene pool: {len(self._ready)} scenes ready ("
+                          + ", ".join(f"{f or 'every model'}: {n}" for f, n in families.items())
+                          + f") in {time.monotonic() - began:.0f} s", flush=True)
                 if len(self._ready) >= self.size and self.share < 1:
                     # A replacement: wait so that rendering takes at most `share` of the time. Renders
                     # slow down the replies to votes even at the lowest priority (likely through the
@@ -380,10 +390,11 @@ class ScenePool:
                     self._cond.wait_for(lambda: self._stop, timeout=took * (1 / self.share - 1))
 
     def _due(self):
-        """The family to render next: the one furthest below its share of the pool's fresh scenes
-        (call holding the lock)."""
+        """The family to render next: one without a fresh scene first (so that, filling up, the pool
+        soon serves every family), then the one furthest below its share of the pool's fresh
+        scenes (call holding the lock)."""
         fresh = Counter(s.family for s in self._ready if s.uses < self.uses)
-        return max(self.families, key=lambda f: self.families[f].share * self.size - fresh[f])
+        return max(self.families, key=lambda f: (fresh[f] == 0, self.families[f].share * self.size - fresh[f]))
 
     def _add(self, scene: Scene):
         """A new scene into the pool; past `size`, the most used of the used-up scenes leaves (of
@@ -404,23 +415,31 @@ class ScenePool:
         has not seen lately: `avoid` are the keys (`Scene.key`: image and crop) of their last pairs,
         oldest first, and a scene of an image among them is taken only when no other is ready.
         When every ready scene is among them, the one the judge saw longest ago serves. Once the
-        judge has seen every ready scene, they are counted used up so that the background thread
-        renders fresh ones behind: a vote is never answered after a render, which would keep every
-        judge behind it waiting on the cores (the vote-reply p95 of `bench.replicas`). When `avoid`
-        covers every image of the pool, its oldest entries are let go. Raises TimeoutError if no
-        scene is ready in `timeout`."""
+        judge has seen every ready scene (or every one of the family due for them), they are
+        counted used up so that the background thread renders fresh ones behind: a vote is never
+        answered after a render, which would keep every judge behind it waiting on the cores (the
+        vote-reply p95 of `bench.replicas`). When `avoid` covers every image of the pool, its
+        oldest entries are let go. Raises TimeoutError if no scene is ready in `timeout`."""
         with self._cond:
             if not self._cond.wait_for(lambda: self._ready or self._stop, timeout=timeout) or not self._ready:
                 raise TimeoutError("no judge pair is ready yet")
             avoid = self._avoidable(avoid)
             scene = self._pick(avoid, prefer) or self._least_recent(avoid)
-            if {s.key for s in self._ready} <= {*avoid, scene.key}:
+            seen = {*avoid, scene.key}
+            if {s.key for s in self._ready} <= seen:
                 # This judge has now seen every ready scene: count them used up, so that fresh ones
                 # are rendered while they look at this pair (they still serve others until replaced).
-                for ready in self._ready:
-                    ready.uses = max(ready.uses, self.uses)
-                self._cond.notify_all()
+                self._used_up(self._ready)
+            elif prefer and scene.family != prefer[0]:
+                # They have seen every ready scene of the family due for them: the same for its scenes.
+                self._used_up([s for s in self._ready if s.family == prefer[0]])
             return self._use(scene)
+
+    def _used_up(self, scenes: Sequence[Scene]):
+        """Count `scenes` used up (call holding the lock): fresh ones are rendered to replace them."""
+        for scene in scenes:
+            scene.uses = max(scene.uses, self.uses)
+        self._cond.notify_all()
 
     def _avoidable(self, avoid: Sequence[tuple]) -> list[tuple]:
         """The newest entries of `avoid` that still leave an image of the pool out of it."""

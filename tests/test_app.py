@@ -29,7 +29,7 @@ from restoration.arena_app import JUDGE_OUTPUTS, JUDGE_VIEW, ArenaApp, Refusal, 
 from restoration.provenance import header_markdown
 from restoration.scene_crops import display_zoom
 from restoration.votes import VoteStore
-from tests.app_support import make_weights_dir
+from tests.app_support import make_two_family_weights, make_weights_dir, write_photos
 
 # Gradio's queue calls pandas in ways pandas 3 deprecates: not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")
@@ -754,39 +754,16 @@ def test_stopping_the_app_removes_its_temporary_files(sig, tiny_weights, small_e
 # ------------------------------------------------------------------------------ model families
 
 
-PHOTO_FIGURES = {"photo-mse": (31.0, 0.90, 0.45, 0.8, 0.7), "photo-crossconv": (30.5, 0.89, 0.60, 1.3, 1.1),
-                 "bicubic": (29.0, 0.85, 0.25, 0.5, 0.4)}  # Y-PSNR, Y-SSIM, sharpness, grid, flat
-
-
 @pytest.fixture
 def two_families(settings, tmp_path):
     """A catalogue with a lesson family and a photo family of tiny U-Nets, an evaluation of the
-    photo family (with the grid and flat figures), and photos to cut the photo family's scenes from
-    (320×96: as small as a photo may be, so the tiny U-Nets render them fast)."""
-    import dataclasses as dc
-
+    photo family (with the grid and flat figures), and photos to cut the photo family's scenes from."""
     from restoration.weights import load_available_restorers
 
-    restorers = [("unet-mse", "MSE U-Net · lesson", False), ("unet-crossconv", "Cross-conv U-Net · lesson", True),
-                 ("photo-mse", "MSE U-Net · photos", False), ("photo-crossconv", "Cross-conv U-Net · photos", True)]
-    folder = make_weights_dir(tmp_path / "weights-families", restorers)
-    catalog = json.loads((folder / "models.json").read_text())
-    for row in catalog["models"]:
-        if row["name"].startswith("photo-"):
-            row["family"] = "photo"
-    (folder / "models.json").write_text(json.dumps(catalog))
-    results = {n: {"psnr_y": p, "ssim_y": s, "sharpness": sh, "grid": g, "flat": f, "psnr_pooled": p - 1, "ssim": s}
-               for n, (p, s, sh, g, f) in PHOTO_FIGURES.items()}
-    (folder / "evaluation-photos.json").write_text(json.dumps({
-        "data": "photos/val", "images": 42, "command": "python -m restoration.evaluate --data photos --json e.json",
-        "degradations": {d: {"results": results} for d in ("lesson", "bicubic", "jpeg75")}}))
-    photos = tmp_path / "photos-val"
-    photos.mkdir()
-    for i in range(3):
-        photo(photos, 320, 96, name=f"photo-{i}.png")
-    models, problems = load_available_restorers(folder)
+    models, problems = load_available_restorers(make_two_family_weights(tmp_path / "weights-families"))
     assert not problems
-    a = ArenaApp(dc.replace(settings, weights_dir=folder, photo_val_dir=photos), models)
+    a = ArenaApp(dataclasses.replace(settings, weights_dir=tmp_path / "weights-families",
+                                     photo_val_dir=write_photos(tmp_path / "photos-val", 3)), models)
     yield a
     a.close()
 

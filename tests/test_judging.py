@@ -469,3 +469,26 @@ def test_a_judge_due_a_family_without_a_ready_scene_gets_another_and_stays_due()
     assert photos == 8
     history.add("j", Scene("p", "lesson", None, None, {}, family="photo"))
     assert history.families("j")[0] == "photo"  # still owed photo pairs
+
+
+def test_a_judge_who_saw_every_scene_of_their_due_family_gets_another_and_fresh_ones_come_behind():
+    renderer = NamedScenes(["p0", "p1", "t0", "t1", "t2"])
+    families = {"photo": SceneFamily(("m",), ("p0", "p1"), share=0.75),
+                "lesson": SceneFamily(("n",), ("t0", "t1", "t2"), share=0.25)}
+    pool = ScenePool(renderer, size=4, uses=6, rng=random.Random(0), families=families).start()
+    try:
+        deadline = time.monotonic() + 10
+        while pool.ready() < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert {s.family for s in pool._ready[:2]} == {"photo", "lesson"}  # filling up: one of each family first
+        with pool._cond:
+            lesson = next(s for s in pool._ready if s.family == "lesson")
+            rendered = len(renderer.rendered)
+            scene = pool.take(timeout=10, avoid=[lesson.key], prefer=["lesson", "photo"])
+            assert scene.family == "photo" and lesson.uses >= pool.uses  # its lesson scene is counted used up
+        deadline = time.monotonic() + 10
+        while len(renderer.rendered) == rendered and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert pool.take(timeout=10, avoid=[lesson.key], prefer=["lesson", "photo"]).family == "lesson"
+    finally:
+        pool.stop()
