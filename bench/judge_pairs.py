@@ -26,19 +26,11 @@ from PIL import Image
 from bench.abuse import REPO, RunningApp
 from bench.voter import VoterClient
 from restoration.cli import parser
-from restoration.judging import RECENT_PAIRS
+from restoration.judging import RECENT_PAIRS, scene_images
 from restoration.scene_crops import is_photo
 from restoration.settings import Settings
 
 JUDGE_OUTPUTS = ("low", "original", "side_a", "side_b", "reveal", "progress", "judged_a", "judged_b")  # not states
-
-
-def source(image_id: str, settings: Settings) -> Path:
-    """The file a scene image id names (judging.scene_images)."""
-    kind, _, rest = image_id.partition("/")
-    folders = {"examples": settings.examples_dir, "photos": settings.photo_val_dir,
-               "tiny-imagenet": Path(settings.val_dir)}
-    return Path(folders[kind]) / rest
 
 
 def wait_for_full_pool(app: RunningApp, timeout: float) -> float | None:
@@ -56,7 +48,7 @@ def main(argv=None):
     p.add_argument("--pairs", type=int, default=40)
     p.add_argument("--pool-timeout", type=float, default=900.0, help="seconds to wait for the scene pool")
     args = p.parse_args(argv)
-    settings = Settings()  # the defaults the app runs with (what the bench checks the images against)
+    images = scene_images(Settings())  # the app's scene images, with its default settings: id → file
     with tempfile.TemporaryDirectory(prefix="judge-pairs-") as work:
         app = RunningApp(REPO, Path(work), ready_timeout=600)
         try:
@@ -74,7 +66,7 @@ def main(argv=None):
                 db.close()
                 with Image.open(out["side_a"]) as a, Image.open(out["side_b"]) as b:
                     sides = max(*a.size, *b.size), min(max(a.size), max(b.size))
-                with Image.open(source(image, settings)) as im:
+                with Image.open(images[image]) as im:
                     from_photo = is_photo(im.size)
                 pairs.append({"family": family, "image": image, "crop": crop, "long_side": sides[1],
                               "from_photo": from_photo})
