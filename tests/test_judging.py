@@ -487,8 +487,9 @@ def test_a_judge_who_saw_every_scene_of_their_due_family_gets_another_and_fresh_
             scene = pool.take(timeout=10, avoid=[lesson.key], prefer=["lesson", "photo"])
             assert scene.family == "photo" and lesson.uses >= pool.uses  # its lesson scene is counted used up
         deadline = time.monotonic() + 10
-        while len(renderer.rendered) == rendered and time.monotonic() < deadline:
+        while pool.ready("lesson") < 1 and time.monotonic() < deadline:  # rendered next: the family has none fresh
             time.sleep(0.01)
+        assert len(renderer.rendered) == rendered + 1
         assert pool.take(timeout=10, avoid=[lesson.key], prefer=["lesson", "photo"]).family == "lesson"
     finally:
         pool.stop()
