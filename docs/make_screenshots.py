@@ -7,10 +7,10 @@ the scene images this machine has (examples, the val photos, Tiny ImageNet val),
 
 The app runs in-process with its default settings, except a throwaway vote store and the fast path
 off (the pictures are the same; it only saves the compile). The script judges as a person would
-not: it votes A, B, tie, both bad in turn, 2.5 s after each pair appears, until it has shown a
-photo pair and a thumbnail pair and cast `--votes` votes; the leaderboard shown counts those votes
-and no others. Each shot is cut to the tab's content and reduced to 256 colours (dithered), to keep
-the PNGs small.
+not: it votes A, B, tie, both bad in turn, 3.2 s after each pair appears (under the cap of 20 votes
+a minute), until it has shown a photo pair and a thumbnail pair and cast `--votes` votes; the
+leaderboard shown counts those votes and no others. Each shot is cut to the tab's content and
+reduced to 256 colours (dithered), to keep the PNGs small.
 """
 
 import socket
@@ -80,7 +80,7 @@ def main(argv=None):
                     page.wait_for_function("""previous => { const i = document.querySelector('#side-a img');
                         return i && i.complete && i.naturalWidth > 0 && i.src !== previous; }""", arg=previous)
                     previous = page.locator("#side-a img").get_attribute("src")
-                    page.wait_for_timeout(2500)  # the pictures drawn; past the 2 s a vote needs
+                    page.wait_for_timeout(3200)  # past the 2 s a vote needs, and under 20 votes a minute
                     width = page.evaluate("document.querySelector('#side-a img').naturalWidth")
                     kind = "photo" if width >= 320 else "thumbnail"
                     if kind not in taken:
