@@ -21,8 +21,8 @@ import torch
 
 import restoration  # noqa: F401  first: one clear line, not a traceback, on Python < 3.11
 from restoration import degrade
-from restoration.arena_app import (JUDGE_LANE_LIMIT, JUDGE_OUTPUTS, JUDGE_VIEW, SWITCH_INTERVAL, ArenaApp, Refusal,
-                                  Update, freeze_heap)
+from restoration.arena_app import (COMMUNITY_NOT_LOADED, JUDGE_LANE_LIMIT, JUDGE_OUTPUTS, JUDGE_VIEW, SWITCH_INTERVAL,
+                                  ArenaApp, Refusal, Update, freeze_heap)
 from restoration.checkpoint import CheckpointError
 from restoration.compare import UNSURE_BELOW
 from restoration.degrade import MODES
@@ -30,10 +30,10 @@ from restoration.inference import choose_engine, restorers_for
 from restoration.provenance import header_markdown, source_label
 from restoration.scene_crops import MAX_ZOOM
 from restoration.settings import Settings, SettingsError
-from restoration.submissions import SUBMIT_HELP, load_submitted_restorers
+from restoration.submissions import DEFAULT_FAMILY, load_submitted_restorers, submit_help
 from restoration.vote_sync import start_vote_sync
 from restoration.votes import ANSWER_LABELS, VoteStore, VoteStoreError, check_path
-from restoration.weights import FAMILIES, load_available_restorers, load_fidelity_classifier
+from restoration.weights import FAMILIES, load_available_restorers, load_fidelity_classifier, space_of
 
 log = logging.getLogger("app")
 
@@ -287,10 +287,12 @@ def build_app(app: ArenaApp) -> gr.Blocks:
             export.click(on(app.export_votes, {"csv": csv_file}), None, csv_file, api_name="export_votes", **board)
 
         with gr.Tab("Submit"):  # community models: restoration/submissions.py, docs/submitting.md
-            gr.Markdown(SUBMIT_HELP)
+            gr.Markdown(submit_help(space_of(s.weights_dir)), elem_id="submit-help")
             with gr.Row():
                 spec = gr.Textbox(label="Hub model repo at a commit", placeholder="owner/name@<40-character commit>")
-                spec_family = gr.Radio([(t, f) for f, t in FAMILIES.items()], value="lesson", label="Trained on")
+                spec_family = gr.Radio([(t, f) for f, t in FAMILIES.items()], value=DEFAULT_FAMILY,
+                                       label="Competes in (scored on its images, judged beside its models)",
+                                       elem_id="submit-family")
             send = gr.Button("Submit", variant="primary")
             outcome, preview = gr.Markdown(elem_id="submission"), gr.Gallery(label="On an example", columns=4)
             send.click(on(app.submit, {"outcome": outcome, "preview": preview}), [spec, spec_family, browser],
@@ -335,13 +337,18 @@ def main():
     sync = start_vote_sync(settings)  # before the store opens the database: it may recover it
     try:
         store = VoteStore(settings.votes_db, pool_size=JUDGE_LANE_LIMIT + 2)
-        community, skipped = load_submitted_restorers(store)  # pending and approved submissions
+        try:
+            community, skipped, later = *load_submitted_restorers(store), False  # pending and approved submissions
+        except VoteStoreError as e:  # loaded once the store answers (ArenaApp.load_community_later)
+            community, skipped, later = [], [f"{COMMUNITY_NOT_LOADED} ({e}); they will be once it answers"], True
         for line in [m.note for m in community] + skipped:
             print(line)
         choice = choose_engine(models, settings)  # the start-up self-check: the engine and precision, measured here
         print(choice.line, flush=True)
         app = ArenaApp(settings, models + community, problems + skipped, store=store, fidelity=fidelity,
                        restorers=restorers_for(models + community, settings, precision=choice.precision))
+        if later:
+            app.load_community_later()
     except (VoteStoreError, OSError) as e:
         if sync:
             sync.close()

@@ -45,8 +45,8 @@ def main(argv=None):
             restorer = Restorer.from_settings(m.model, settings, fast=False)
             diffs = {}
             for name, image in images:
-                _, float_input, _ = prepare(to_tensor(image), "degrade", degradation)
-                _, eight_bit_input, reference = prepare(to_uint8(image), "degrade", degradation)
+                float_input, _, _ = prepare(to_tensor(image), "degrade", degradation)
+                eight_bit_input, _, reference = prepare(to_uint8(image), "degrade", degradation)
                 diffs[name] = float(psnr(restorer(eight_bit_input), reference)[0]
                                     - psnr(quantize(restorer(float_input)), reference)[0])
             largest = max(diffs, key=lambda k: abs(diffs[k]))

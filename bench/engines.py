@@ -54,12 +54,12 @@ def _onnxruntime_runner(model, shape, threads):
 
 
 def calibration_windows(val_dir: Path, side: int, count: int = 8) -> list[torch.Tensor]:
-    """Model inputs (1, 3, side, side) from Tiny ImageNet val images, degraded as in Compare."""
+    """Windows' inputs (1, 3, side / 2, side / 2): Tiny ImageNet val images degraded as in Compare."""
     files = sorted((Path(val_dir) / "val" / "images").glob("*.JPEG"))[:count]
     out = []
     for f in files:
         im = to_tensor(open_image(f).convert("RGB").resize((side, side)))
-        out.append(prepare(im, "degrade")[1][None])
+        out.append(prepare(im, "degrade")[0][None])
     return out
 
 
@@ -172,8 +172,8 @@ def accuracy(restorer: Restorer, reference: Restorer, images: list[torch.Tensor]
     8-bit path (prepare → model → uint8), PSNR averaged over the images."""
     ours, theirs, apart = [], [], 0
     for image in images:
-        _, model_input, truth = prepare(image, "degrade", degradation)
-        a, b = restorer(model_input), reference(model_input)
+        low, _, truth = prepare(image, "degrade", degradation)
+        a, b = restorer(low), reference(low)
         ours.append(float(psnr(a, truth)[0]))
         theirs.append(float(psnr(b, truth)[0]))
         apart = max(apart, int((a.int() - b.int()).abs().max().item()))

@@ -64,7 +64,7 @@ def main(argv=None):
             r.warm_up()
         cells = []
         for side in args.sides:
-            x = torch.randint(0, 256, (3, side, side), dtype=torch.uint8, generator=generator)
+            x = torch.randint(0, 256, (3, side // 2, side // 2), dtype=torch.uint8, generator=generator)  # low-res
             for r in restorers:
                 r(x)  # first run at this size: allocations settle
             seconds, rise = measure(restorers, x, args.repeats)

@@ -80,6 +80,10 @@ SWITCH_INTERVAL = 0.0005
 SAID = {"A": "A is better", "B": "B is better", "tie": "a tie", "both_bad": "both bad"}
 STORE_DOWN = ("The vote store cannot be reached right now (it may be restarting), so nothing was recorded; please "
               "try again in a minute. Compare works meanwhile.")
+# After a vote committed, the next pair may still fail: the judge must not read that the vote was lost.
+VOTE_KEPT = "Your vote was recorded. The next pair could not be prepared ({why}); press “Skip this pair” to try again."
+COMMUNITY_NOT_LOADED = "community models: not loaded yet"  # the start-up line while the store does not answer
+COMMUNITY_RETRY_SECONDS = 15.0
 UNSET = object()
 
 
@@ -271,10 +275,22 @@ class ArenaApp:
         self.lane = CompareLane(settings.concurrency, settings.compare_per_client)
         self.judging = InFlight()  # judges' requests being answered: the scene pool waits for them too
         self.flag_rules = FlagRules()
+        self.arena, self.scenes, self.history = None, None, None
+        self._start_judging()
+        # Each family's leaderboard (self.boards, photos first) shows the witnesses of its own evaluation file.
+        self.evaluations = {f: read_evaluation(Path(settings.weights_dir) / EVALUATIONS[f][0]) for f in FAMILIES}
+        self.files = OutputFiles(settings.output_max_age, served)
+        self._export_lock = threading.Lock()
+        self._adopting = threading.Lock()
+        self._closed = threading.Event()
+
+    def _start_judging(self):
+        """The Judge's arena and scene pool for the judged models (ours and approved community ones);
+        called again when approved models join later (`adopt`), replacing the pool."""
+        settings, previous = self.settings, self.scenes
         # Bicubic is a contender too: the anchor whose rating is pinned (ratings.py).
         contenders = [Contender(ANCHOR, "Bicubic", "torch-bicubic")]
         contenders += [Contender(m.entry.name, m.entry.title, m.revision) for m in judged(self.models)]
-        self.arena, self.scenes = None, None
         # Each family's scenes: its contenders, the images it is judged on (photos or thumbnails) and
         # its share of the pairs (RESTORATION_JUDGE_PHOTO_SHARE); families without images are not judged.
         images = scene_families(self.pool)
@@ -283,8 +299,12 @@ class ArenaApp:
         self.scene_families = {f: SceneFamily(tuple(m.entry.name for m in contending[f]), tuple(images[f]),
                                               CROPS_PER_PHOTO if f == "photo" else 1, share)
                                for f, share in shares.items()}
-        # Each judge's last pairs' crops (not shown again while there are others) and family turn.
-        self.history = JudgeHistory(shares)
+        # Each judge's last pairs' crops (not shown again while there are others) and family turn: kept
+        # when models join, unless the families judged change (a judge's credits are per family).
+        if self.history is None or self.history.shares != shares:
+            self.history = JudgeHistory(shares)
+        # Each family's leaderboard, photos first.
+        self.boards = list(by_family(judged(self.models)))
         if self.scene_families:
             self.arena = Arena(self.store, contenders, min_vote_seconds=settings.min_vote_seconds,
                                limits=Limits.from_settings(settings))
@@ -295,11 +315,48 @@ class ArenaApp:
             self.scenes = ScenePool(renderer, settings.battle_pool, settings.scene_uses, busy=self._people_waiting,
                                     families=self.scene_families, nice=not settings.scene_process,
                                     share=settings.scene_share).start()
-        # Each family's leaderboard, photos first, with the witnesses of its own evaluation file.
-        self.boards = list(by_family(judged(self.models)))
-        self.evaluations = {f: read_evaluation(Path(settings.weights_dir) / EVALUATIONS[f][0]) for f in FAMILIES}
-        self.files = OutputFiles(settings.output_max_age, served)
-        self._export_lock = threading.Lock()
+        if previous is not None:
+            previous.stop()
+
+    def adopt(self, models: list):
+        """Community models loaded after start-up (a submission on this replica, or the store's
+        approved and pending ones once it answers): in Compare at once (its scores, zoom and files;
+        its own panel after a restart), and the approved ones in the Judge, whose pool starts over."""
+        with self._adopting:
+            known = {m.entry.name for m in self.models}
+            models = [m for m in models if m.entry.name not in known]
+            if not models:
+                return
+            self.restorers |= restorers_for(models, self.settings, fast=False)
+            self.titles |= {m.entry.name: m.entry.title for m in models}
+            self.models = [*self.models, *models]
+            self.families = by_family(self.models)
+            if judged(models):
+                self._start_judging()
+
+    def load_community_later(self, interval: float = COMMUNITY_RETRY_SECONDS, load=None):
+        """When the vote store did not answer at start-up: try again every `interval` seconds, in a
+        background thread, until it answers, then adopt the community models it lists (the replica
+        then agrees with the others without a restart)."""
+        from restoration.submissions import load_submitted_restorers
+
+        load = load or (lambda: load_submitted_restorers(self.store))
+
+        def run():
+            while not self._closed.wait(interval):
+                try:
+                    models, problems = load()
+                except VoteStoreError:
+                    continue
+                self.problems = [p for p in self.problems if not p.startswith(COMMUNITY_NOT_LOADED)] + problems
+                self.adopt(models)
+                for line in [m.note for m in models] + problems:
+                    print(line, flush=True)
+                return
+
+        thread = threading.Thread(target=run, name="community models", daemon=True)
+        thread.start()
+        return thread
 
     def _people_waiting(self) -> bool:
         """Whether a Compare or a judge's request is being answered: the scene pool then renders
@@ -314,6 +371,7 @@ class ArenaApp:
 
     def close(self):
         """Stop the background threads, close the vote store and remove every file we wrote."""
+        self._closed.set()
         if self.scenes:
             self.scenes.stop()
         self.store.close()
@@ -538,18 +596,22 @@ class ArenaApp:
                 "warning": result.message}
         b = result.battle
         reveal = (f"**Your last pair** (above: image `{b.image_id}`, degraded by {degrade.title(b.degradation)}): "
-                  f"you said {SAID[answer]}; A was **{b.a.title}**, B was **{b.b.title}**. The next pair is below.")
-        return self._battle_outputs(session, browser, request, reveal, judged_thumbnails(b, shown))
+                  f"you said {SAID[answer]}; A was **{b.a.title}**, B was **{b.b.title}**.")
+        thumbnails = judged_thumbnails(b, shown)
+        try:
+            return self._battle_outputs(session, browser, request, reveal + " The next pair is below.", thumbnails)
+        except Refusal as e:  # the vote is committed: whatever failed, the judge reads that it counts
+            why = "the vote store cannot be reached right now" if isinstance(e.__cause__, VoteStoreError) else str(e)
+            kept = VOTE_KEPT.format(why=why)
+            return {"reveal": f"{reveal} {kept}", "warning": kept, "token": None, "shown": None, "side_a": None,
+                    "side_b": None, "judged_a": thumbnails[0], "judged_b": thumbnails[1]}
 
     def submit(self, spec: str, family: str, browser=None, request=None) -> dict:
         """The Submit tab: what happened (Markdown), and the submission's panels on an example."""
         text, gallery, loaded = submit_from_page(self.store, spec, family, self.client(request, browser).address_key,
                                                  self.settings, self.fidelity, self.models, self.examples)
         if loaded is not None:  # in this replica's Compare now: its scores, zoom and files (its panel after a restart)
-            self.restorers |= restorers_for([loaded], self.settings, fast=False)
-            self.titles[loaded.entry.name] = loaded.entry.title
-            self.models = [*self.models, loaded]
-            self.families = by_family(self.models)
+            self.adopt([loaded])
         return {"outcome": text, "preview": gallery}
 
     # ---------------------------------------------------------------------------- Leaderboard

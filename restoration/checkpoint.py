@@ -13,6 +13,7 @@ folder from the Hugging Face Hub is `restoration.hub`.
 import functools
 import inspect
 import json
+import math
 import struct
 from pathlib import Path
 
@@ -20,9 +21,15 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from restoration import strict_json
+
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 MAX_HEADER_BYTES = 16 << 20  # a safetensors header this large is not one of ours
+MAX_CONFIG_BYTES = 1 << 20  # nor a config.json this large
+MAX_RANK = 8  # dimensions of a tensor
+# The safetensors dtypes we read (its F8 and unsigned wide types are none of ours): bytes per value.
+DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
 
 
 class CheckpointError(ValueError):
@@ -87,15 +94,18 @@ class Pretrained:
         return load_weights(build(cls, config, path), path, map_location)
 
 
-def read_config(folder) -> dict:
-    """config.json as a dict with a string `model_type` (which types exist is `restoration.models`)."""
+def read_config(folder, max_bytes: int = MAX_CONFIG_BYTES) -> dict:
+    """config.json as a dict with a string `model_type` (which types exist is `restoration.models`),
+    read strictly (strict_json: bounded size, depth and numbers)."""
     file = Path(folder) / CONFIG_NAME
     if not file.is_file():
         raise CheckpointError(f"{file}: missing (a checkpoint folder holds {CONFIG_NAME} and {WEIGHTS_NAME})")
+    if file.stat().st_size > max_bytes:
+        raise CheckpointError(f"{file}: {file.stat().st_size:,} bytes (limit {max_bytes:,})")
     try:
-        config = json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{file}: not valid JSON ({e})") from None
+        config = strict_json.loads(file.read_bytes(), "its text", max_bytes, max_depth=4)
+    except strict_json.UntrustedJSON as e:
+        raise CheckpointError(f"{file}: not a model config ({e})") from None
     if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
         raise CheckpointError(f"{file}: not a model config (no model_type)")
     return config
@@ -109,10 +119,12 @@ def build(cls, config: dict, folder):
         raise CheckpointError(f"{Path(folder) / CONFIG_NAME}: does not describe a {cls.__name__} ({e})") from None
 
 
-def read_header(file) -> dict[str, tuple[str, tuple[int, ...]]]:
+def read_header(file, max_bytes: int = MAX_HEADER_BYTES) -> dict[str, tuple[str, tuple[int, ...]]]:
     """{tensor name: (dtype, shape)} from a safetensors file's header, without reading the tensors.
-    Checks what a truncated or foreign file breaks: the header's length and JSON, and that the
-    tensors' byte ranges tile the rest of the file exactly."""
+    The header is untrusted bytes, read strictly (strict_json) and checked entry by entry: an object
+    of name → {dtype, shape, data_offsets} (and text → text `__metadata__`), known dtypes, each
+    tensor's bytes its shape's, the tensors tiling the rest of the file exactly (what a truncated,
+    padded or lying file breaks)."""
     file = Path(file)
     if not file.is_file():
         raise CheckpointError(f"{file}: missing")
@@ -120,25 +132,59 @@ def read_header(file) -> dict[str, tuple[str, tuple[int, ...]]]:
     with open(file, "rb") as f:
         prefix = f.read(8)
         n = struct.unpack("<Q", prefix)[0] if len(prefix) == 8 else -1
-        if not 0 < n <= min(MAX_HEADER_BYTES, size - 8):
-            raise CheckpointError(f"{file}: not a safetensors file (header length {n}, file size {size})")
+        if not 0 < n <= min(max_bytes, size - 8):
+            raise CheckpointError(f"{file}: not a safetensors file (header length {n:,}, file size {size:,}, "
+                                  f"header limit {max_bytes:,})")
         try:
-            header = json.loads(f.read(n))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise CheckpointError(f"{file}: not a safetensors file (header is not JSON: {e})") from None
-    tensors, end = {}, 0
+            header = strict_json.loads(f.read(n), "its header", n, max_depth=3)
+        except strict_json.UntrustedJSON as e:
+            raise CheckpointError(f"{file}: not a safetensors file ({e})") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{file}: not a safetensors file (its header is a {type(header).__name__}, "
+                              "not an object)")
+    tensors, spans = {}, []
     for name, info in header.items():
         if name == "__metadata__":
+            if not isinstance(info, dict) or not all(isinstance(v, str) for v in info.values()):
+                raise CheckpointError(f"{file}: not a safetensors file (its __metadata__ is not text → text)")
             continue
-        try:
-            start, stop = info["data_offsets"]
-            tensors[name] = (info["dtype"], tuple(info["shape"]))
-            end = max(end, stop)
-        except (KeyError, TypeError, ValueError):
-            raise CheckpointError(f"{file}: not a safetensors file (bad entry for {name!r})") from None
+        dtype, shape, (start, stop) = _tensor_entry(file, name, info)
+        tensors[name] = (dtype, shape)
+        spans.append((start, stop, name))
+    end = 0
+    for start, stop, name in sorted(spans):
+        if start != end:
+            raise CheckpointError(f"{file}: not a safetensors file (tensor {strict_json.shorten(name, 80)!r} starts at "
+                                  f"byte {start:,} of the data, not {end:,}: the tensors must tile it)")
+        end = stop
     if 8 + n + end != size:
-        raise CheckpointError(f"{file}: {size} bytes, but its header describes {8 + n + end} (truncated or padded)")
+        raise CheckpointError(f"{file}: {size:,} bytes, but its header describes {8 + n + end:,} (truncated or padded)")
     return tensors
+
+
+def _tensor_entry(file, name: str, info) -> tuple[str, tuple[int, ...], tuple[int, int]]:
+    """(dtype, shape, (start, stop)) of one header entry, or CheckpointError saying what is wrong."""
+    def bad(why: str) -> CheckpointError:
+        return CheckpointError(f"{file}: not a safetensors file (tensor {strict_json.shorten(name, 80)!r}: {why})")
+
+    if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
+        raise bad("not an object of dtype, shape and data_offsets")
+    dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+    if not isinstance(dtype, str) or dtype not in DTYPE_BYTES:
+        raise bad(f"dtype {strict_json.shorten(repr(dtype), 40)} is not one of {', '.join(DTYPE_BYTES)}")
+    if not isinstance(shape, list) or len(shape) > MAX_RANK or not all(_count(d) for d in shape):
+        raise bad(f"shape is not a list of at most {MAX_RANK} sizes")
+    if not isinstance(offsets, list) or len(offsets) != 2 or not all(_count(o) for o in offsets) \
+            or offsets[0] > offsets[1]:
+        raise bad("data_offsets is not [start, stop]")
+    if offsets[1] - offsets[0] != math.prod(shape) * DTYPE_BYTES[dtype]:
+        raise bad(f"{offsets[1] - offsets[0]:,} bytes for a {dtype} tensor of shape {shape}")
+    return dtype, tuple(shape), (offsets[0], offsets[1])
+
+
+def _count(value) -> bool:
+    """A non-negative JSON integer (not a bool, which Python counts as an int)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def check_shapes(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]], file):

@@ -131,7 +131,7 @@ def compare_stream(image: Image.Image, mode: str, models: Sequence, settings: Se
     release_memory()
     for i, m in enumerate(models):
         yield Step(ordered(), (2 * i + 2) / steps, f"{m.entry.title} ({i + 1} of {len(models)})")
-        out, ms = timed(restorers[m.entry.name], model_input)
+        out, ms = timed(restorers[m.entry.name], low)  # the runner cuts its windows on the low-resolution image
         release_memory()  # the model's activations: a 4-megapixel compare stays well under 1.5 GB
         panels[m.entry.name] = Panel(m.entry.name, m.entry.title, out, ms=ms)
         if reference is not None:

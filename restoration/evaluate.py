@@ -10,7 +10,7 @@ the nearest-neighbour and bicubic baselines. PSNR is given two ways on RGB: pool
 every pixel of the set) and the mean of per-image values; and as the super-resolution literature
 reports it: Y-PSNR and Y-SSIM on the BT.601 luma channel with a 2-pixel border shaved, averaged over
 images (what published ×2 figures on photo sets mean). See restoration/metrics.py for SSIM and
-sharpness. Whole images are evaluated (a folder's photos at their own size, cropped to even sides).
+sharpness, and the grain in flat areas (`grid`, `flat`). Whole images are evaluated (a folder's photos at their own size, cropped to even sides).
 
 On Tiny ImageNet it also reports semantic fidelity: the fidelity classifier's top-1 accuracy on each
 method's output, and the share of its top-1 on the originals that this keeps ("kept"). The fidelity
@@ -111,10 +111,10 @@ def evaluate(methods: dict, data, limit=None, batch_size=100, cache_dir=None, va
 
 def model_method(restorer: Restorer):
     """Low-resolution batch → restored batch: one image through the restorer's windows (photos
-    of any size), a batch of same-size small images (Tiny ImageNet) whole."""
+    of any size), a batch of same-size small images (Tiny ImageNet) whole. (The restorer makes the
+    nearest ×2 upscale our U-Nets take; a foreign model takes the low-resolution image itself.)"""
     def run(low):
-        x = upscale_nearest(low)
-        return restorer(x[0])[None] if len(x) == 1 else restorer.whole(x)
+        return restorer(low[0])[None] if len(low) == 1 else restorer.whole(low)
 
     return run
 
@@ -126,16 +126,21 @@ def format_table(results: dict, titles: dict | None = None) -> str:
     results = {n: ({"fidelity_top1": r["judge_top1"]} | r if "judge_top1" in r else r)
                for n, r in results.items()}
     fidelity = any("fidelity_top1" in r for r in results.values())
+    grain = any("grid" in r for r in results.values())
     head = "| method | PSNR pooled (dB) | PSNR mean of images (dB) | SSIM | Y-PSNR (dB) | Y-SSIM | sharpness |"
+    head += " grid | flat |" if grain else ""
     head += " fidelity top-1 | kept |" if fidelity else ""
-    rows = [head + " ms / image |", "|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if fidelity else "") + "---:|"]
+    rows = [head + " ms / image |",
+            "|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if grain else "") + ("---:|---:|" if fidelity else "")
+            + "---:|"]
     for name, r in results.items():
         row = f"| {titles.get(name, name)} |"
         if "psnr_pooled" in r:
             luma = (f" {r['psnr_y']:.3f} | {r['ssim_y']:.4f} |" if "psnr_y" in r else " | |")
             row += f" {r['psnr_pooled']:.3f} | {r['psnr_mean']:.3f} | {r['ssim']:.4f} |{luma} {r['sharpness']:.3f} |"
+            row += (f" {r['grid']:.2f} | {r['flat']:.2f} |" if "grid" in r else " | |") if grain else ""
         else:  # the originals: only the fidelity classifier's figures
-            row += " | | | | | 1.000 |"
+            row += " | | | | | 1.000 |" + (" 1.00 | 1.00 |" if grain else "")
         if fidelity:
             row += f" {r['fidelity_top1']:.2%} | {r['fidelity']:.1%} |" if "fidelity_top1" in r else " | |"
         rows.append(row + (f" {r['ms_per_image']:.2f} |" if "ms_per_image" in r else " |"))
@@ -237,7 +242,8 @@ def main(argv=None):
         print(f"\n×2 super-resolution on {n} images of {record['data']}, low-resolution images made by "
               f"{title(degradation)} (`{degradation}`); whole images, RGB in [0, 1]; Y- = BT.601 luma, 2-pixel border "
               f"shaved (the literature's protocol); sharpness = gradient energy "
-              f"relative to the original" + ("; fidelity top-1 = the fidelity classifier's accuracy on each output, "
+              f"relative to the original; grid, flat = checker and Laplacian energy in the original's flattest "
+              f"30 % relative to the original's there (grain; median over images)" + ("; fidelity top-1 = the fidelity classifier's accuracy on each output, "
                                              "kept = that over its accuracy on the originals" if fidelity_model else "")
               + f"; {torch.get_num_threads()} CPU threads\n")
         print(format_table(results, titles))

@@ -93,6 +93,43 @@ def fetch_pinned(repo_id: str, commit: str, cache_dir=None, timeout: float = PRO
     return Path(paths[0]).parent
 
 
+class TooLarge(CheckpointError):
+    """A download that outgrew its limit; it was cut off there."""
+
+
+class WrongCommit(CheckpointError):
+    """The Hub served a file of another commit than the one asked for."""
+
+
+def stream_file(repo_id: str, filename: str, commit: str, dest: Path, limit: int,
+                timeout: float = PROBE_SECONDS) -> int:
+    """Download one file of `repo_id` at `commit` into `dest`, streamed, and cut off (`TooLarge`)
+    as soon as more than `limit` bytes arrive, whatever the listing or the headers said; the bytes
+    received. No retries: one request, each read waiting at most `timeout` seconds. `HubUnreachable`
+    when the Hub does not answer; huggingface_hub's errors when it answers with an HTTP error."""
+    from huggingface_hub import hf_hub_url
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+    url = hf_hub_url(repo_id, filename, revision=commit)
+    received = 0
+    try:
+        with get_session().stream("GET", url, headers=build_hf_headers(), timeout=timeout,
+                                  follow_redirects=True) as response:
+            hf_raise_for_status(response)
+            served = {r.headers.get("X-Repo-Commit") for r in [*response.history, response]} - {None}
+            if served - {commit}:  # the Hub names the commit it served (before any redirect to its CDN)
+                raise WrongCommit(f"asked for {commit}, the Hub served {sorted(served - {commit})[0]}")
+            with open(dest, "wb") as f:
+                for chunk in response.iter_bytes(1 << 20):
+                    received += len(chunk)
+                    if received > limit:
+                        raise TooLarge(f"{filename}: more than {limit:,} bytes were served (cut off there)")
+                    f.write(chunk)
+    except transport_errors() as e:
+        raise HubUnreachable(f"the Hub at {endpoint()} stopped answering ({type(e).__name__}: {e})") from None
+    return received
+
+
 def download_checkpoint(repo_id: str, revision: str | None, cache_dir=None, timeout: float = PROBE_SECONDS) -> Path:
     """config.json and model.safetensors of a Hub repo at a pinned commit, verified (the safetensors
     header parses and matches the config) before the folder is returned. A pinned commit already in

@@ -1,17 +1,22 @@
 """Running a restoration model on an image of any size: fast, with bounded memory.
 
-`Restorer` wraps one model. Images go through windows of one fixed shape (`window` × `window`
-pixels, a multiple of the model's stride), so compiled code is reused for every image and memory
-depends on the window, not on the image:
+`Restorer` wraps one model and takes the low-resolution image (3, h, w); it returns the restored
+image (3, 2h, 2w). Our U-Nets take the ×2 nearest-neighbour upscale (`NearestInput` makes that
+upscale part of the model the windows run); a foreign model (foreign.py, `takes_low_resolution`)
+takes the low-resolution image itself. Both go through the same windows, cut on the low-resolution
+image: `window` × `window` output pixels (`window // scale` a side on the low-resolution image, a
+multiple of what the model's sides must divide by: half our U-Net's stride, or the size multiple a
+foreign architecture asks for), so compiled code is reused for every image and memory depends on
+the window, not on the image:
 
 - an image under half a window's area runs whole (exactly the model's own output; padding it to a
   window would cost more than compiling saves);
-- an image that fits one window is padded at its bottom and right edges (replicated, as the model
-  itself pads to its stride) and run as one window;
-- a larger image is covered by overlapping windows whose corners sit on the model's stride grid,
+- an image that fits one window is padded at its bottom and right edges (replicated, as the models
+  themselves pad to their multiple) and run as one window;
+- a larger image is covered by overlapping windows whose corners sit on that multiple's grid,
   the last one flush with the image's end; each keeps its output up to the middle of its overlap
-  with the next, so every seam has at least `overlap` pixels of context on both sides. Windows
-  run `batch` at a time (a short last batch is filled up with zeros, so the shape stays put).
+  with the next, so every seam has at least `overlap` output pixels of context on both sides.
+  Windows run `batch` at a time (a short last batch is filled up with zeros, so the shape stays put).
 
 The fast path is the same computation in channels-last memory format, through `torch.compile`
 (inductor) where a C++ compiler is present; otherwise, or if compiling fails, a one-line notice
@@ -46,18 +51,36 @@ import time
 from collections.abc import Callable, Sequence
 
 import torch
+from torch import nn
 
 from restoration import engine
+from restoration.degrade import SCALE, upscale_nearest
 from restoration.images import quantize, to_float
 from restoration.settings import Settings
 
 CHANNELS_LAST = torch.channels_last
 
 
-def model_stride(model) -> int:
-    """The factor the model's input sides must divide by (its encoder's total downsampling)."""
-    encoder = getattr(model, "encoder", None)
-    return int(getattr(encoder, "stride", 1))
+class NearestInput(nn.Module):
+    """One of our U-Nets as a model of the low-resolution image: `restore` upscales its input ×2
+    with nearest neighbour, then restores that (inside the windows, so compiled code includes it).
+    Its sides must divide by half the U-Net's stride (its encoder's total downsampling)."""
+
+    takes_low_resolution, scale, minimum = True, SCALE, 1
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.multiple = -(-int(getattr(getattr(model, "encoder", None), "stride", 1)) // SCALE)
+
+    def restore(self, low):
+        return self.model.restore(upscale_nearest(low))
+
+
+def low_resolution_model(model) -> nn.Module:
+    """`model` as a model of the low-resolution image (with `scale`, `multiple`, `minimum`): a
+    foreign one (foreign.py) as it is, ours through `NearestInput`."""
+    return model if getattr(model, "takes_low_resolution", False) else NearestInput(model)
 
 
 def window_starts(length: int, window: int, overlap: int, stride: int) -> list[int]:
@@ -121,16 +144,21 @@ def compiler_available() -> bool:
 
 
 class Restorer:
-    """One model, ready to restore images (3, H, W) of any size through one window shape."""
+    """One model, ready to restore low-resolution images (3, h, w) of any size through one window
+    shape. `window` and `overlap` are in output pixels; `self.window` and `self.overlap` are what
+    they are on the low-resolution image, where the windows are cut."""
 
     def __init__(self, model, window: int = 320, overlap: int = 32, batch: int = 1, fast: bool = True,
                  notice: Callable[[str], None] = print, precision: str = "fp32", threads: int | None = None):
-        self.model = model.eval()
-        self.stride = model_stride(model)
+        self.model = low_resolution_model(model.eval())
+        self.scale = int(self.model.scale)
+        self.stride = max(1, int(self.model.multiple))  # what a window's sides divide by, on the low-resolution image
         align = lambda n: -(-n // self.stride) * self.stride  # noqa: E731
-        self.window, self.overlap, self.batch = align(max(window, 1)), max(0, overlap), max(1, batch)
+        self.window = align(max(-(-window // self.scale), int(self.model.minimum), 1))
+        self.overlap, self.batch = -(-max(0, overlap) // self.scale), max(1, batch)
         if self.window - 2 * self.overlap < self.stride:
-            raise ValueError(f"window {self.window} is too small for {self.overlap} pixels of context on each side")
+            raise ValueError(f"window {self.window * self.scale} is too small for {self.overlap * self.scale} pixels "
+                             "of context on each side")
         if precision not in engine.PRECISIONS:
             raise ValueError(f"precision must be one of {engine.PRECISIONS}, got {precision!r}")
         self.fast, self.notice = fast, notice
@@ -166,49 +194,52 @@ class Restorer:
         return compiled(x.contiguous(memory_format=CHANNELS_LAST))
 
     @torch.inference_mode()
-    def whole(self, x):
-        """The model on a batch (N, 3, H, W) as it is, no windows: for batches of small images of
-        one size (once warmed up, each new shape compiles once)."""
-        return self._run(x).contiguous()
+    def whole(self, low):
+        """The model on a batch of low-resolution images (N, 3, h, w) as it is, no windows: for
+        batches of small images of one size (once warmed up, each new shape compiles once)."""
+        return self._run(low).contiguous()
 
     @torch.inference_mode()
-    def __call__(self, x, before_window: Callable[[], None] | None = None):
-        """The restored image (3, H, W) of a model input (3, H, W): float in [0, 1], or uint8, and
-        then the output is uint8 too (rounded), a quarter of the memory of a float image. Either
-        way only the windows being run are ever float. `before_window()` runs before each window."""
+    def __call__(self, low, before_window: Callable[[], None] | None = None):
+        """The restored image (3, sh, sw) of a low-resolution image (3, h, w): float in [0, 1], or
+        uint8, and then the output is uint8 too (rounded), a quarter of the memory of a float image.
+        Either way only the windows being run are ever float. `before_window()` runs before each
+        window. Windows are cut on the low-resolution image; where each one's output is kept (its
+        core, up to the middle of its overlap with the next) is reckoned in output pixels."""
         before_window = before_window or (lambda: None)
-        c, h, w = x.shape
-        eight_bit = x.dtype == torch.uint8
+        c, h, w = low.shape
+        eight_bit = low.dtype == torch.uint8
         finish = quantize if eight_bit else torch.Tensor.contiguous
-        s = self.window
-        hp, wp = max(s, -(-h // self.stride) * self.stride), max(s, -(-w // self.stride) * self.stride)
-        if 2 * (h + -h % self.stride) * (w + -w % self.stride) <= s * s:
+        s, k, n = self.window, self.stride, self.scale
+        hp, wp = max(s, -(-h // k) * k), max(s, -(-w // k) * k)
+        if 2 * (h + -h % k) * (w + -w % k) <= s * s:
             before_window()
-            return finish(self._eager(to_float(x[None]))[0])
+            return finish(self._eager(to_float(low[None]))[0])
         if (hp, wp) != (h, w):
-            x = torch.nn.functional.pad(x[None], (0, wp - w, 0, hp - h), mode="replicate")[0]
-        ys, xs = window_starts(hp, s, self.overlap, self.stride), window_starts(wp, s, self.overlap, self.stride)
-        windows = [(y, cy, x0, cx) for y, cy in zip(ys, _cores(ys, s, h)) for x0, cx in zip(xs, _cores(xs, s, w))]
+            low = torch.nn.functional.pad(low[None], (0, wp - w, 0, hp - h), mode="replicate")[0]
+        ys, xs = window_starts(hp, s, self.overlap, k), window_starts(wp, s, self.overlap, k)
+        cores = lambda starts, length: _cores([a * n for a in starts], s * n, length * n)  # noqa: E731
+        windows = [(y, cy, x0, cx) for y, cy in zip(ys, cores(ys, h)) for x0, cx in zip(xs, cores(xs, w))]
         windows = [wd for wd in windows if wd[1][0] < wd[1][1] and wd[3][0] < wd[3][1]]
         if len(windows) == 1 and (hp, wp) == (s, s):
             before_window()
-            return finish(self._run(to_float(x[None]))[0, :, :h, :w])
-        out = torch.empty(c, h, w, dtype=x.dtype, device=x.device)
+            return finish(self._run(to_float(low[None]))[0, :, :h * n, :w * n])
+        out = torch.empty(c, h * n, w * n, dtype=low.dtype, device=low.device)
         for i in range(0, len(windows), self.batch):
             group = windows[i:i + self.batch]
             # Built in the layout the fast path wants; a short last batch is padded with zeros so
             # the shape (and the compiled code) stays the same.
-            buf = torch.empty(self.batch, c, s, s, dtype=torch.float32 if eight_bit else x.dtype, device=x.device,
+            buf = torch.empty(self.batch, c, s, s, dtype=torch.float32 if eight_bit else low.dtype, device=low.device,
                               memory_format=CHANNELS_LAST if self.fast else torch.contiguous_format)
             buf[len(group):] = 0
             for j, (y, _, x0, _) in enumerate(group):
-                buf[j].copy_(x[:, y:y + s, x0:x0 + s])
+                buf[j].copy_(low[:, y:y + s, x0:x0 + s])
             if eight_bit:
                 buf[:len(group)].div_(255)
             before_window()
             result = self._run(buf)
             for j, (y, (y0, y1), x0, (x1a, x1b)) in enumerate(group):
-                core = result[j, :, y0 - y:y1 - y, x1a - x0:x1b - x0]
+                core = result[j, :, y0 - y * n:y1 - y * n, x1a - x0 * n:x1b - x0 * n]
                 out[:, y0:y1, x1a:x1b] = quantize(core) if eight_bit else core
         return out
 

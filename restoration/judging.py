@@ -204,13 +204,13 @@ class BattleRenderer:
         boxes = crop_boxes(image) if crop is not None else []
         box = boxes[crop % len(boxes)] if boxes else center_box(image.size, self.max_side)
         original = image.crop(box)
-        low, model_input, reference = prepare(to_uint8(original), "degrade", degradation)  # 8-bit, as in Compare
+        low, _, reference = prepare(to_uint8(original), "degrade", degradation)  # 8-bit, as in Compare
         outputs = {}
         for name in names or [ANCHOR, *self.models]:
             if name == ANCHOR:
                 out = upscale_bicubic(to_float(low))
             else:
-                out = self.restorers[name](model_input, before_window=self._wait_while_held)
+                out = self.restorers[name](low, before_window=self._wait_while_held)
             outputs[name] = to_pil(out)
         scene = Scene(image_id, degradation, to_pil(low), to_pil(reference), outputs, family=family, crop=box)
         for which in ["low", "original", *outputs]:

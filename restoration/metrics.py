@@ -11,9 +11,18 @@
 - Sharpness: gradient energy, the mean squared difference between neighbouring pixels of the
   luma. As a ratio to the original's it reads: 1.0 = as much fine detail as the original, below
   1 = blurrier. (Blocky nearest-neighbour edges count as detail too: read it beside PSNR.)
+- Grain in flat areas (`grid`, `flat`): where the original is flattest (its pixels whose 7×7 local
+  standard deviation of luma is in the lowest 30 %: sky, walls, out-of-focus backgrounds), the mean
+  squared response of the output's luma to a 2×2 checker kernel (`grid`) or to the 3×3 Laplacian
+  (`flat`), divided by the original's own there. 1.0 = as much fine texture as the original has in
+  its flat areas; a restorer that invents a periodic pattern there scores above what it restores
+  elsewhere. Per image; a set's figure is the median over its images. A denominator below what
+  8-bit rounding alone would give is taken as that rounding noise (a perfectly flat original would
+  otherwise divide by zero).
 """
 
 import math
+import statistics
 
 import torch
 import torch.nn.functional as F
@@ -134,6 +143,56 @@ def gradient_energy(x):
     return dx.pow(2).flatten(1).mean(1) + dy.pow(2).flatten(1).mean(1)
 
 
+FLAT_SHARE = 0.3  # the share of the original's pixels, the flattest, where grain is measured
+FLAT_WINDOW = 7  # the side of the window of the local standard deviation that defines flatness
+CHECKER = torch.tensor([[1.0, -1.0], [-1.0, 1.0]]) / 4
+LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+# Uniform rounding to 1/255 has variance (1/255)² / 12; a kernel's response to such independent
+# noise has that times the sum of its squared weights.
+ROUNDING_VARIANCE = (1 / 255) ** 2 / 12
+
+
+def flat_mask(luma, share: float = FLAT_SHARE, window: int = FLAT_WINDOW):
+    """(N, 1, H, W) booleans: each image's pixels whose `window`² local standard deviation of
+    luma is in its lowest `share`."""
+    pad = window // 2
+    padded = F.pad(luma, (pad, pad, pad, pad), mode="replicate")
+    mean = F.avg_pool2d(padded, window, stride=1)
+    var = (F.avg_pool2d(padded * padded, window, stride=1) - mean * mean).clamp_min(0)
+    flat = var.flatten(1)
+    k = max(1, int(share * flat.shape[1]))
+    # Exactly k pixels each: a perfectly flat region ties, and `var <= threshold` would take all of it.
+    mask = torch.zeros_like(flat, dtype=torch.bool).scatter_(1, flat.topk(k, dim=1, largest=False).indices, True)
+    return mask.view_as(var)
+
+
+def kernel_response(luma, kernel):
+    """The response of `luma` (N, 1, H, W) to `kernel`, taken on a replicate-padded copy so that
+    it is (N, 1, H, W) too and lines up with a mask pixel for pixel."""
+    kh, kw = kernel.shape
+    padded = F.pad(luma, ((kw - 1) // 2, kw // 2, (kh - 1) // 2, kh // 2), mode="replicate")
+    return F.conv2d(padded, kernel.to(luma)[None, None])
+
+
+def _response_energy(luma, kernel, mask):
+    """Mean squared response of `luma` to `kernel` over `mask`, per image (N values)."""
+    response = kernel_response(luma, kernel).pow(2)
+    return (response * mask).flatten(1).sum(1) / mask.flatten(1).sum(1).clamp_min(1)
+
+
+def grain(out, target, kernel) -> torch.Tensor:
+    """The output's energy under `kernel` over the original's flat mask, relative to the
+    original's (N values); see the module's docstring (`grid`: CHECKER, `flat`: LAPLACIAN)."""
+    y_out, y_ref = luma_bt601(out), luma_bt601(target)
+    mask = flat_mask(y_ref)
+    floor = ROUNDING_VARIANCE * kernel.pow(2).sum().item()
+    return _response_energy(y_out, kernel, mask) / _response_energy(y_ref, kernel, mask).clamp_min(floor)
+
+
+def _median(values: list) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
 class QualityMeter:
     """Accumulates, over batches of (output, original), everything the evaluation reports."""
 
@@ -144,6 +203,7 @@ class QualityMeter:
         self.psnrs, self.ssims = [], []
         self.psnrs_y, self.ssims_y = [], []  # the literature's: luma, border shaved
         self.grad_out = self.grad_ref = 0.0
+        self.grids, self.flats = [], []  # per image: grain in the original's flat areas
         self.seconds, self.images = 0.0, 0
 
     def update(self, out, target, seconds: float = 0.0):
@@ -157,6 +217,8 @@ class QualityMeter:
         self.ssims_y += ssim_y(out, target, self.border).tolist()
         self.grad_out += gradient_energy(out).sum().item()
         self.grad_ref += gradient_energy(target).sum().item()
+        self.grids += grain(out, target, CHECKER).tolist()
+        self.flats += grain(out, target, LAPLACIAN).tolist()
         self.seconds += seconds
         self.images += out.shape[0]
 
@@ -170,5 +232,7 @@ class QualityMeter:
             "psnr_y": sum(self.psnrs_y) / n,
             "ssim_y": sum(self.ssims_y) / n,
             "sharpness": self.grad_out / self.grad_ref if self.grad_ref else float("nan"),
+            "grid": _median(self.grids),
+            "flat": _median(self.flats),
             "ms_per_image": 1000 * self.seconds / n,
         }

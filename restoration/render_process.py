@@ -58,11 +58,16 @@ class ModelSpec:
         """(the LoadedModel with its module, its Restorer)."""
         from safetensors.torch import load
 
+        from restoration.foreign import MODEL_TYPE as FOREIGN, ForeignModel
         from restoration.models import MODEL_TYPES
 
         config = dict(self.config)
-        model = MODEL_TYPES[config.pop("model_type")](**config)
-        model.load_state_dict(load(self.weights))
+        kind = config.pop("model_type")
+        if kind == FOREIGN:  # spandrel detects it again from its tensors (foreign.py)
+            model = ForeignModel.from_state_dict(load(self.weights))
+        else:
+            model = MODEL_TYPES[kind](**config)
+            model.load_state_dict(load(self.weights))
         loaded = dataclasses.replace(self.loaded, model=model.eval())
         return loaded, Restorer.from_settings(model, settings, fast=self.fast, precision=self.precision,
                                               notice=log.info)

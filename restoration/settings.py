@@ -110,7 +110,7 @@ class Settings:
     bootstrap_rounds: int = _field(200, min=0, max=100_000)
     # Community models (submissions.py): a client's submissions a day, the pending ones at a time, and
     # the approved ones that are Judge contenders (each adds a model run to every scene of its family).
-    submissions_per_day: int = _field(5, min=0)  # refused ones count: each costs a download
+    submissions_per_day: int = _field(5, min=0)  # downloads: refused ones count, refusals before one do not
     max_pending: int = _field(10, min=0)
     max_approved: int = _field(6, min=0)
 

@@ -1,105 +1,94 @@
-"""Community models: anyone's checkpoint on the Hugging Face Hub, at a pinned commit, checked before
-it runs, scored, shown in Compare at once and ranked by the Judge once a reviewer approves it.
+"""Community models: anyone's ×2 upscaler on the Hugging Face Hub, at a pinned commit, checked before
+it runs, scored, shown in Compare at once and ranked by the Judge once a reviewer approves it: our
+own model types, and the architectures people use (ESRGAN, Real-ESRGAN's compact net, SwinIR, SPAN,
+OmniSR, DAT, PLKSR...) through spandrel (foreign.py), behind our own checks.
 
     python -m restoration.submit owner/name@<40-character commit>      # or the app's Submit tab
     python -m restoration.submit approve NAME --reason "looks fine"
     python -m restoration.submit reject NAME --reason "a copy of unet-mse"
 
-A submission is downloaded at its commit only (config.json and model.safetensors, through
-huggingface_hub, so HF_ENDPOINT is honoured), and refused, with one line naming the rule and the
-value that broke it (`Refused`), unless:
-- the repo holds no file but those two, a README and .gitattributes (no pickles, nothing else read);
-- config.json names a restorer type of our table (models.py) with arguments within `Rules`: channel
-  widths, depth, blocks, parameters, and FLOPs for a 1-megapixel image (what keeps Compare
-  responsive on 2 cores); model.safetensors is under the size limit and its header matches the config;
-- it loads strictly, and on a probe image gives finite outputs in range, the same twice.
-Then it is scored (`quick_evaluation`: evaluate.py's own functions on fixed subsets) and stored in the
-vote store (`votes.submissions`), which every replica reads at start-up (`load_submitted_restorers`).
+A submission names its repo at a commit and the family it competes in (photos by default). The
+repo's listing is checked before anything is downloaded (no pickles, nothing but model.safetensors,
+an optional config.json, a README and .gitattributes, within the size limits); then those two files
+are streamed into a fresh folder, cut off at their limits, and checked (submission_checks.py:
+header, config, build, FLOPs, strict load, probe); a refusal is one line (`Refused`) and removes
+the folder, an accepted one is kept in the cache for the replicas' next start. Then the model is
+scored on its family's quick set (`quick_evaluation`: evaluate.py's own functions on a fixed
+subset) and stored in the vote store (`votes.submissions`), which every replica reads at start-up,
+and again once the store answers if it did not then (`load_submitted_restorers`;
+`arena_app.ArenaApp.load_community_later`).
 
 Lifecycle: pending (in Compare, "community, unreviewed") → approved (a Judge contender and on the
-leaderboard) or rejected (with its reason kept). Caps: submissions per client a day, pending ones at a
-time, approved contenders (Settings.submissions_per_day, max_pending, max_approved).
+leaderboard) or rejected (with its reason kept). Caps: downloads per client a day (an attempt
+refused before any download, e.g. with the Hub unreachable, costs none), pending ones at a time,
+approved contenders (Settings.submissions_per_day, max_pending, max_approved).
 """
 
 import dataclasses
-import inspect
 import json
+import logging
 import re
+import secrets
+import shutil
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
-import torch
 
-from restoration.checkpoint import (
-    CONFIG_NAME,
-    WEIGHTS_NAME,
-    CheckpointError,
-    build,
-    load_weights,
-    read_config,
-    read_header,
-)
+from restoration.checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError
 from restoration.degrade import STANDARD, upscale_bicubic
 from restoration.evaluate import evaluate, format_table, is_tiny_imagenet, load_val, model_method
-from restoration.hub import COMMIT, PROBE_SECONDS, HubUnreachable, endpoint, fetch_pinned, probe, transport_errors
+from restoration.hub import (
+    COMMIT,
+    PROBE_SECONDS,
+    HubUnreachable,
+    TooLarge,
+    WrongCommit,
+    endpoint,
+    probe,
+    stream_file,
+    transport_errors,
+)
 from restoration.inference import Restorer
-from restoration.models import MODEL_TYPES, verify_checkpoint
 from restoration.settings import Settings
-from restoration.votes import VoteStore, submission_attempts, submissions, utc_iso, utc_now
+from restoration.strict_json import one_line, shorten
+from restoration.submission_checks import RULES, Refused, Rules, check_checkpoint, check_files, summary
+from restoration.votes import VoteStore, VoteStoreError, submission_attempts, submissions, utc_iso, utc_now
 from restoration.weights import FAMILIES, LoadedModel, ModelEntry
 
+log = logging.getLogger(__name__)
 PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
-RESTORER_TYPES = ("unet", "autoencoder")  # the table's types that restore images (not the classifiers)
-ALLOWED_FILES = {CONFIG_NAME, WEIGHTS_NAME, "README.md", ".gitattributes"}
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".npy", ".npz", ".joblib")
-DTYPES = {"F32", "F16", "BF16", "I64"}  # I64: BatchNorm's num_batches_tracked
-REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
-MEGAPIXEL = 1 << 20  # a 1024×1024 image
-FLOP_SIDE = 128  # FLOPs are counted on this square and scaled: convolutions cost the same per pixel
+DEFAULT_FAMILY = "photo"  # as the app's Compare
+OWNER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")  # besides the Hub's own rules
 QUICK_VAL_IMAGES = 200  # Tiny ImageNet val: a fixed subset (data.subset, seed 0)
 QUICK_PHOTOS = 4  # photos/val: a fixed subset, whole photos
 DAY = 86_400.0
-
-
-@dataclasses.dataclass(frozen=True)
-class Rules:
-    """What a submitted checkpoint may be. The shipped U-Nets are 2.0-2.4 M parameters and 155-204
-    GFLOPs per megapixel; the limits leave room for twice that, not for a model that would hold
-    Compare's cores for many seconds."""
-    max_width: int = 256  # channels of any level (nfs)
-    max_depth: int = 6  # resolution levels (len(nfs))
-    max_blocks: int = 4  # ResBlocks per encoder stage (nbks)
-    max_params: int = 8_000_000
-    max_gflops: float = 400.0  # per 1-megapixel image
-    max_bytes: int = 40 << 20  # model.safetensors
-    max_config_bytes: int = 16 << 10
-    output_range: tuple[float, float] = (-0.5, 1.5)  # the unclamped output on the probe (RGB in [0, 1])
-
-
-RULES = Rules()
-
-
-class Refused(CheckpointError):
-    """A submission that breaks a rule; `str()` is one line: the rule, then the value that broke it."""
-
-    def __init__(self, rule: str, detail: str):
-        self.rule = rule
-        super().__init__(f"{rule}: {' '.join(detail.split())}")
+CACHE_FOLDER = "restoration-submissions"  # in the Hub cache: checked submissions, one folder per commit
 
 
 # -------------------------------------------------------------------------------------------- names
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
-    """`owner/name@commit` → (repo id, commit). Only a full commit hash is a pin: a tag or a branch
-    can be moved to other weights after the review."""
+    """`owner/name@commit` → (repo id, commit). The repo id must pass huggingface_hub's own
+    validator and be owner/name; only a full commit hash is a pin: a tag or a branch can be moved
+    to other weights after the review. Nothing is asked of the Hub."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if not isinstance(spec, str):
+        raise Refused("repo id", f"{type(spec).__name__} is not owner/name@commit")
     repo_id, _, revision = spec.strip().partition("@")
-    if not REPO_ID.match(repo_id):
-        raise Refused("repo id", f"{repo_id!r} is not owner/name")
-    if not COMMIT.match(revision):
-        raise Refused("pinned commit", f"{revision!r} is not a 40-character commit hash (a tag or branch can move; "
-                                       "pin the commit)")
+    shown = shorten(repr(repo_id), 80)
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        raise Refused("repo id", f"{shown} is not a Hub repo id (huggingface_hub refuses it)") from None
+    if not OWNER_NAME.fullmatch(repo_id):
+        raise Refused("repo id", f"{shown} is not owner/name")
+    if not COMMIT.fullmatch(revision):
+        raise Refused("pinned commit", f"{shorten(repr(revision), 60)} is not a 40-character commit hash (a tag or "
+                                       "branch can move; pin the commit)")
     return repo_id, revision
 
 
@@ -109,144 +98,12 @@ def submission_name(repo_id: str, commit: str) -> str:
     return f"{repo_id.replace('/', '--')}-{commit[:10]}"
 
 
-def community_title(repo_id: str, commit: str, status: str) -> str:
-    return f"{repo_id} @ {commit[:7]} · community" + (", unreviewed" if status == PENDING else "")
-
-
-# -------------------------------------------------------------------------------------------- checks
-
-
-def check_files(files: dict[str, int], rules: Rules = RULES):
-    """`files` (path → size, the repo at the commit) holds our two files and nothing we would not read."""
-    for path in sorted(files):
-        if path.lower().endswith(PICKLE_SUFFIXES):
-            raise Refused("no pickles", f"the repo holds {path} (only {WEIGHTS_NAME} is loaded; pickles can run code)")
-        if path not in ALLOWED_FILES:
-            raise Refused("only our files", f"the repo holds {path} (allowed: {', '.join(sorted(ALLOWED_FILES))})")
-    for name in (CONFIG_NAME, WEIGHTS_NAME):
-        if name not in files:
-            raise Refused("checkpoint files", f"no {name} at this commit")
-    if files[WEIGHTS_NAME] > rules.max_bytes:
-        raise Refused("size", f"{WEIGHTS_NAME} is {files[WEIGHTS_NAME]:,} bytes (limit {rules.max_bytes:,})")
-    if files[CONFIG_NAME] > rules.max_config_bytes:
-        raise Refused("size", f"{CONFIG_NAME} is {files[CONFIG_NAME]:,} bytes (limit {rules.max_config_bytes:,})")
-
-
-def _ints(config: dict, key: str) -> list[int]:
-    value = config.get(key)
-    if not isinstance(value, list | tuple) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        raise Refused("config", f"{key} = {value!r} is not a list of integers")
-    return list(value)
-
-
-def check_config(config: dict, rules: Rules = RULES):
-    """The model's type and size arguments, before anything is built from them (a width of 10⁶ would
-    take the memory before any other check ran)."""
-    kind = config.get("model_type")
-    if kind not in RESTORER_TYPES:
-        known = f"of our table {sorted(MODEL_TYPES)}" if kind not in MODEL_TYPES else "a classifier, not a restorer"
-        raise Refused("model type", f"{kind!r} is not one of {', '.join(RESTORER_TYPES)} ({known})")
-    defaults = inspect.signature(MODEL_TYPES[kind]).parameters  # what an omitted argument is
-    nfs = _ints(config, "nfs") if "nfs" in config else list(defaults["nfs"].default)
-    nbks = _ints(config, "nbks") if "nbks" in config else list(defaults["nbks"].default)
-    if not 2 <= len(nfs) <= rules.max_depth:
-        raise Refused("depth", f"{len(nfs)} levels (nfs = {nfs}; allowed 2 to {rules.max_depth})")
-    if max(nfs) > rules.max_width or min(nfs) < 1:
-        raise Refused("width", f"nfs = {nfs} (each from 1 to {rules.max_width})")
-    if len(nbks) != len(nfs) - 1 or max(nbks) > rules.max_blocks or min(nbks) < 1:
-        raise Refused("blocks", f"nbks = {nbks} (one per level after the first, each from 1 to {rules.max_blocks})")
-
-
-def measure(model) -> dict:
-    """Parameters, and GFLOPs for a 1-megapixel image (torch's FLOP counter on a FLOP_SIDE square,
-    scaled: every layer's cost is per pixel)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    x = torch.zeros(1, 3, FLOP_SIDE, FLOP_SIDE)
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        model.eval()(x)
-    return {"params": sum(p.numel() for p in model.parameters()),
-            "gflops_per_megapixel": round(counter.get_total_flops() * MEGAPIXEL / FLOP_SIDE ** 2 / 1e9, 3)}
-
-
-def check_cost(facts: dict, rules: Rules = RULES):
-    if facts["params"] > rules.max_params:
-        raise Refused("parameters", f"{facts['params']:,} (limit {rules.max_params:,})")
-    if facts["gflops_per_megapixel"] > rules.max_gflops:
-        raise Refused("FLOPs", f"{facts['gflops_per_megapixel']:.0f} GFLOPs for a 1-megapixel image "
-                               f"(limit {rules.max_gflops:.0f})")
-
-
-def probe_image() -> torch.Tensor:
-    """A fixed (1, 3, 40, 56) input: smooth colour plus detail, sides that are no multiple of any
-    stride (the padding path runs too)."""
-    g = torch.Generator().manual_seed(0)
-    smooth = torch.nn.functional.interpolate(torch.rand(1, 3, 5, 7, generator=g), size=(40, 56), mode="bilinear")
-    return (smooth + 0.05 * torch.randn(1, 3, 40, 56, generator=g)).clamp(0, 1)
-
-
-def probe_model(model, rules: Rules = RULES):
-    """The model's unclamped output on the probe: its size, finite, in range, the same twice."""
-    x = probe_image()
-    try:
-        with torch.inference_mode():
-            first, second = model(x), model(x)
-    except RuntimeError as e:
-        raise Refused("probe", f"the model fails on the probe image ({str(e).splitlines()[0][:200]})") from None
-    if first.shape != x.shape:
-        raise Refused("output shape", f"{tuple(first.shape)} for input {tuple(x.shape)}")
-    bad = (~torch.isfinite(first)).sum().item()
-    if bad:
-        raise Refused("finite outputs", f"{bad} of {first.numel()} output values on the probe image are NaN or infinite")
-    lo, hi = first.min().item(), first.max().item()
-    if lo < rules.output_range[0] or hi > rules.output_range[1]:
-        raise Refused("output range", f"[{lo:.3g}, {hi:.3g}] on the probe image (allowed {list(rules.output_range)})")
-    if not torch.equal(first, second):
-        raise Refused("deterministic", f"two runs on the probe image differ by up to {(first - second).abs().max():.3g}")
-
-
-def check_folder(folder, rules: Rules = RULES) -> dict:
-    """A local folder checked as a submission of it would be (its files, then `check_checkpoint`),
-    before it is uploaded: what was measured, or `Refused`."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise Refused("checkpoint files", f"{folder} is not a folder")
-    files = {p.relative_to(folder).as_posix(): p.stat().st_size for p in folder.rglob("*") if p.is_file()}
-    check_files(files, rules)
-    return check_checkpoint(folder, rules)[1]
-
-
-def check_checkpoint(folder, rules: Rules = RULES) -> tuple[torch.nn.Module, dict]:
-    """(the model, what was measured) of a downloaded folder, every check passed in order: config,
-    cost, header, strict load, probe."""
-    folder = Path(folder)
-    local = lambda e: str(e).replace(f"{folder}/", "")  # say config.json, not this server's cache path
-    try:
-        config = read_config(folder)
-    except CheckpointError as e:
-        raise Refused("config", local(e)) from None
-    check_config(config, rules)
-    try:
-        model = build(MODEL_TYPES[config["model_type"]], {k: v for k, v in config.items() if k != "model_type"}, folder)
-        facts = {"model_type": config["model_type"], **measure(model), "bytes": (folder / WEIGHTS_NAME).stat().st_size}
-    except CheckpointError as e:
-        raise Refused("config", local(e)) from None
-    except RuntimeError as e:  # e.g. a mean of two channels: built, but it cannot run on RGB
-        raise Refused("config", f"the model it describes does not run ({str(e).splitlines()[0][:200]})") from None
-    check_cost(facts, rules)
-    try:
-        dtypes = {dtype for dtype, _ in read_header(folder / WEIGHTS_NAME).values()}
-        verify_checkpoint(folder)  # the header's tensors and shapes are the config's model's
-    except CheckpointError as e:
-        raise Refused("header", local(e)) from None
-    if dtypes - DTYPES:
-        raise Refused("header", f"tensor dtypes {sorted(dtypes - DTYPES)} (allowed {sorted(DTYPES)})")
-    try:
-        load_weights(model, folder)
-    except (CheckpointError, RuntimeError) as e:
-        raise Refused("strict load", local(e).splitlines()[0][:300]) from None
-    probe_model(model, rules)
-    return model.eval(), facts
+def community_title(repo_id: str, commit: str, status: str, architecture: str | None = None,
+                    licence: str | None = None) -> str:
+    """"alice/x @ 0123456 · SPAN (Apache-2.0) · community, unreviewed": the repo, the commit, a
+    foreign model's architecture and its code's licence, the review state."""
+    kind = f" · {architecture} ({licence})" if licence else ""
+    return f"{repo_id} @ {commit[:7]}{kind} · community" + (", unreviewed" if status == PENDING else "")
 
 
 # -------------------------------------------------------------------------------------------- the Hub
@@ -255,78 +112,135 @@ def check_checkpoint(folder, rules: Rules = RULES) -> tuple[torch.nn.Module, dic
 def list_files(repo_id: str, commit: str) -> dict[str, int]:
     """path → size of every file of the repo at `commit` (one listing request, nothing downloaded)."""
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
     try:
         tree = HfApi().list_repo_tree(repo_id, revision=commit, recursive=True)
         return {f.path: f.size for f in tree if hasattr(f, "size")}  # RepoFolder has no size
     except RepositoryNotFoundError:
-        raise Refused("repo", f"{repo_id} is not a model repo on {endpoint()}") from None
+        raise Refused("repo", f"{repo_id} is not a model repo on {endpoint()} (or not a public one)") from None
     except RevisionNotFoundError:
         raise Refused("pinned commit", f"{commit} is not a commit of {repo_id}") from None
+    except HfHubHTTPError as e:
+        raise Refused("repo", f"the Hub would not list {repo_id} at {commit[:10]} ({one_line(e, 120)})") from None
     except transport_errors() as e:
         raise HubUnreachable(f"the Hub at {endpoint()} did not answer ({type(e).__name__}: {e})") from None
 
 
-def download(repo_id: str, commit: str, rules: Rules = RULES, cache_dir=None, timeout: float = PROBE_SECONDS) -> Path:
-    """The folder holding config.json and model.safetensors of `repo_id` at `commit`, nothing else
-    fetched. A commit already in the cache needs no request (it cannot change, and its listing was
-    checked when it was submitted); otherwise the repo's files are checked before anything is
-    downloaded, and the Hub must serve that very commit."""
+def cache_folder(repo_id: str, commit: str, cache_dir=None) -> Path:
+    """Where a checked submission's files are kept: in the Hub cache (HF_HUB_CACHE), one folder per
+    repo and commit."""
+    from huggingface_hub import constants
+
+    return Path(cache_dir or constants.HF_HUB_CACHE) / CACHE_FOLDER / repo_id.replace("/", "--") / commit
+
+
+def listed(repo_id: str, commit: str, rules: Rules = RULES, timeout: float = PROBE_SECONDS) -> dict[str, int]:
+    """The repo's files at `commit` (path → listed size), checked (`check_files`) before anything is
+    downloaded: `Refused`, or `HubUnreachable` found with one quick request."""
     from huggingface_hub.errors import HfHubHTTPError
 
-    def check_listing():
-        try:  # one quick request, no retries: a Hub that is down costs start-up seconds, not minutes
-            probe(repo_id, CONFIG_NAME, commit, timeout=timeout)
-        except HfHubHTTPError:
-            pass  # it answered: the listing says what is wrong, naming the rule
-        check_files(list_files(repo_id, commit), rules)
+    try:  # one quick request, no retries: a Hub that is down costs seconds, not minutes
+        probe(repo_id, WEIGHTS_NAME, commit, timeout=timeout)
+    except HfHubHTTPError:
+        pass  # it answered: the listing says what is wrong, naming the rule
+    files = list_files(repo_id, commit)
+    check_files(files, rules)
+    return files
 
-    folder = fetch_pinned(repo_id, commit, cache_dir, timeout, before_download=check_listing)
-    if folder.name != commit:  # the cache keeps files under the commit the Hub said it served
-        raise Refused("pinned commit", f"asked for {commit}, the Hub served {folder.name}")
-    return folder
+
+def download(repo_id: str, commit: str, files: dict[str, int], folder: Path, rules: Rules = RULES,
+             timeout: float = PROBE_SECONDS):
+    """model.safetensors and config.json (when listed) of `repo_id` at `commit` into `folder`,
+    each streamed and cut off at the least of its listed size and its limit: the bytes received
+    must be the listing's."""
+    limits = {WEIGHTS_NAME: rules.max_bytes, CONFIG_NAME: rules.max_config_bytes}
+    for name in [n for n in (CONFIG_NAME, WEIGHTS_NAME) if n in files]:
+        try:
+            received = stream_file(repo_id, name, commit, folder / name, min(files[name], limits[name]), timeout)
+        except TooLarge as e:
+            raise Refused("size", f"{e} (the listing says {files[name]:,}; the limit is {limits[name]:,})") from None
+        except WrongCommit as e:
+            raise Refused("pinned commit", str(e)) from None
+        if received != files[name]:
+            raise Refused("size", f"{name}: {received:,} bytes were served, the listing says {files[name]:,}")
+
+
+@contextmanager
+def fetched(repo_id: str, commit: str, rules: Rules = RULES, cache_dir=None, before_download=None,
+            timeout: float = PROBE_SECONDS):
+    """The folder of a submission's files at `commit`, for the block: the cached one when there (it
+    was checked when it was kept; a commit cannot change), no request made; otherwise the listing is
+    checked, `before_download()` runs (the daily cap), and the files are downloaded into a fresh
+    folder, which is kept in the cache if the block ends without an exception and removed
+    otherwise: a refused download leaves nothing behind."""
+    kept = cache_folder(repo_id, commit, cache_dir)
+    if (kept / WEIGHTS_NAME).is_file():
+        yield kept
+        return
+    files = listed(repo_id, commit, rules, timeout)
+    if before_download is not None:
+        before_download()
+    staging = kept.parent / f".{commit}-{secrets.token_hex(4)}.partial"
+    staging.mkdir(parents=True)
+    try:
+        download(repo_id, commit, files, staging, rules, timeout)
+        yield staging
+        try:
+            staging.rename(kept)
+        except OSError:  # another replica kept the same commit meanwhile: theirs serves
+            pass
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 # -------------------------------------------------------------------------------------------- scoring
 
 
-def quick_evaluation(model, settings: Settings, fidelity=None, val_images: int = QUICK_VAL_IMAGES,
-                     photos: int = QUICK_PHOTOS) -> dict:
+# Each family's quick set: the data its models are for (weights.FAMILIES).
+QUICK_SETS = {"lesson": "tiny-imagenet", "photo": "photos"}
+
+
+def quick_evaluation(model, settings: Settings, family: str | None = None, fidelity=None,
+                     val_images: int = QUICK_VAL_IMAGES, photos: int = QUICK_PHOTOS) -> dict:
     """{dataset: {"images": n, "degradations": {degradation: {"bicubic": summary, "model": summary}}}}:
     evaluate.py's `evaluate` (PSNR, SSIM, luma figures, sharpness; with `fidelity`, the fidelity
-    classifier, semantic fidelity on Tiny ImageNet) on a fixed subset of Tiny ImageNet val and of photos/val, where present, under
-    each standard degradation. The same call scores our models (`reference_evaluation`), so the
-    figures are comparable."""
+    classifier, semantic fidelity on Tiny ImageNet) under each standard degradation, on `family`'s
+    quick set (QUICK_SETS; both without a family), where this server has it: a fixed subset of Tiny
+    ImageNet val, or of photos/val. The same call scores our models (`reference_evaluation`), so the
+    figures are comparable; the model runs through `inference.Restorer`, whatever input it takes."""
     from tqdm.auto import tqdm
 
     restorer = Restorer.from_settings(model, settings, fast=False)
     methods = {"bicubic": upscale_bicubic, "model": model_method(restorer)}
     quiet = tqdm(disable=True)
+    wanted = set(QUICK_SETS.values()) if family is None else {QUICK_SETS[family]}
     record = {}
-    if is_tiny_imagenet(settings.val_dir):
+    if "tiny-imagenet" in wanted and is_tiny_imagenet(settings.val_dir):
         val = load_val(settings.val_dir, val_images)
         record["tiny-imagenet"] = {"images": len(val[0]), "degradations": {
             d: evaluate(methods, settings.val_dir, val_images, val=val, degradation=d, fidelity=fidelity, bar=quiet)
             for d in STANDARD}}
-    if Path(settings.photo_val_dir).is_dir() and photos > 0:
+    if "photos" in wanted and Path(settings.photo_val_dir).is_dir() and photos > 0:
         scores = {d: evaluate(methods, settings.photo_val_dir, photos, degradation=d, bar=quiet) for d in STANDARD}
         record["photos"] = {"images": scores[STANDARD[0]]["model"]["images"], "degradations": scores}
     return record
 
 
 def reference_evaluation(store: VoteStore, models, settings: Settings, fidelity=None, compute: bool = True) -> dict[str, dict]:
-    """name → `quick_evaluation` of each of `models` (ours, to show beside a submission), computed
-    once per model and revision and kept in the vote store for every replica (`compute=False`: only
-    those already kept; a page does not wait minutes for them, `restoration.submit show` computes them)."""
+    """name → `quick_evaluation` of each of `models` (ours, to show beside a submission of their
+    family) on its family's quick set, computed once per model and revision and kept in the vote
+    store for every replica (`compute=False`: only those already kept; a page does not wait minutes
+    for them, `restoration.submit show` computes them)."""
     out = {}
     for m in models:
-        key = f"quick-evaluation:{m.entry.name}@{m.revision}:{settings.val_dir.name}:{Path(settings.photo_val_dir).name}"
+        data = settings.val_dir if m.entry.family == "lesson" else settings.photo_val_dir
+        key = f"quick-evaluation:{m.entry.name}@{m.revision}:{m.entry.family}:{Path(data).name}"
         kept = store.note(key)
         if kept is None and not compute:
             continue
         if kept is None:
-            kept = json.dumps(quick_evaluation(m.model, settings, fidelity))
+            kept = json.dumps(quick_evaluation(m.model, settings, m.entry.family, fidelity))
             store.set_note(key, kept)
         out[m.entry.name] = json.loads(kept)
     return out
@@ -374,11 +288,13 @@ class Submission:
 
     @property
     def title(self) -> str:
-        return community_title(self.repo_id, self.revision, self.status)
+        return community_title(self.repo_id, self.revision, self.status, self.facts.get("architecture"),
+                               self.facts.get("licence"))
 
     def entry(self) -> ModelEntry:
         return ModelEntry(self.name, self.title, folder="", role="restorer", hub_repo=self.repo_id,
-                          revision=self.revision, family=self.family, community=self.status)
+                          revision=self.revision, family=self.family, community=self.status,
+                          architecture=self.facts.get("architecture"), licence=self.facts.get("licence"))
 
     def loaded(self, model) -> LoadedModel:
         return LoadedModel(self.entry(), model, "hub", self.revision,
@@ -389,16 +305,18 @@ def list_submissions(store: VoteStore, *statuses: str) -> list[Submission]:
     return [Submission.from_row(row) for row in store.submission_rows(*statuses)]
 
 
-def _count_attempt(conn, client: str, settings: Settings, now: float):
-    """Count this attempt against the client's daily cap, or refuse it. Refused attempts count too:
-    each one costs a download and a probe (`python -m restoration.submit check FOLDER` costs nothing)."""
+def _attempts_today(conn, client: str, now: float) -> int:
     a = submission_attempts.c
     conn.execute(submission_attempts.delete().where(a.client == client, a.at < now - DAY))
-    today = conn.execute(sa.select(sa.func.count()).where(a.client == client)).scalar()
+    return conn.execute(sa.select(sa.func.count()).where(a.client == client)).scalar()
+
+
+def _check_daily_cap(conn, client: str, settings: Settings, now: float):
+    """Refuse a client whose downloads in the last 24 hours reached the cap."""
+    today = _attempts_today(conn, client, now)
     if today >= settings.submissions_per_day:
-        raise Refused("daily limit", f"{today} submissions from this client in the last 24 hours "
+        raise Refused("daily limit", f"{today} downloads for this client's submissions in the last 24 hours "
                                      f"(limit {settings.submissions_per_day})")
-    conn.execute(submission_attempts.insert().values(client=client, at=now))
 
 
 def _check_queue(conn, name: str, settings: Settings):
@@ -413,29 +331,45 @@ def _check_queue(conn, name: str, settings: Settings):
                                        "try again later")
 
 
-def submit(store: VoteStore, spec: str, settings: Settings, family: str = "lesson", client: str = "",
+def submit(store: VoteStore, spec: str, settings: Settings, family: str = DEFAULT_FAMILY, client: str = "",
            rules: Rules = RULES, fidelity=None, cache_dir=None, now: float | None = None) -> tuple[Submission, LoadedModel]:
     """Check, score and store one submission as pending; (its record, the loaded model). Raises
-    `Refused` (a broken rule), `HubUnreachable`, or `VoteStoreError`; stores nothing then but the
-    attempt (once the spec parses: it counts against the client's daily cap)."""
+    `Refused` (a broken rule, or any unexpected error, logged with its traceback), `HubUnreachable`,
+    or `VoteStoreError`; stores nothing then. Only a download counts against the client's daily cap:
+    an attempt refused before it (a malformed spec, the Hub unreachable, a missing commit, a listing
+    that breaks the rules) costs nothing."""
     now = datetime.now(UTC).timestamp() if now is None else now
     repo_id, commit = parse_spec(spec)
     if family not in FAMILIES:
-        raise Refused("family", f"{family!r} is not one of {', '.join(FAMILIES)}")
+        raise Refused("family", f"{shorten(repr(family), 40)} is not one of {', '.join(FAMILIES)}")
     name = submission_name(repo_id, commit)
-    with store.transaction() as tx:  # before the download: a client over a cap costs nothing
-        tx.lock_keys([f"arena:submit:{client}"])  # two replicas cannot both take a client's last attempt
+    with store.transaction() as tx:  # before the Hub is asked: a client over a cap costs nothing
         _check_queue(tx.conn, name, settings)
-        _count_attempt(tx.conn, client, settings, now)
-    model, facts = check_checkpoint(download(repo_id, commit, rules, cache_dir), rules)
-    evaluation = quick_evaluation(model, settings, fidelity)
-    row = {"name": name, "repo_id": repo_id, "revision": commit, "family": family, "status": PENDING, "reason": "",
-           "client": client, "submitted_at": utc_iso(now), "reviewed_at": None, "facts": json.dumps(facts),
-           "evaluation": json.dumps(evaluation)}
-    with store.transaction() as tx:
-        tx.lock_keys(["arena:submissions"])
-        _check_queue(tx.conn, name, settings)  # again, locked: the queue may have filled during the checks
-        tx.conn.execute(submissions.insert().values(**row))
+        _check_daily_cap(tx.conn, client, settings, now)
+
+    def count_the_download():
+        with store.transaction() as tx:
+            tx.lock_keys([f"arena:submit:{client}"])  # two replicas cannot both take a client's last download
+            _check_daily_cap(tx.conn, client, settings, now)
+            tx.conn.execute(submission_attempts.insert().values(client=client, at=now))
+
+    try:
+        with fetched(repo_id, commit, rules, cache_dir, before_download=count_the_download) as folder:
+            model, facts = check_checkpoint(folder, rules)
+            evaluation = quick_evaluation(model, settings, family, fidelity)
+            row = {"name": name, "repo_id": repo_id, "revision": commit, "family": family, "status": PENDING,
+                   "reason": "", "client": client, "submitted_at": utc_iso(now), "reviewed_at": None,
+                   "facts": json.dumps(facts), "evaluation": json.dumps(evaluation)}
+            with store.transaction() as tx:
+                tx.lock_keys(["arena:submissions"])
+                _check_queue(tx.conn, name, settings)  # again, locked: the queue may have filled during the checks
+                tx.conn.execute(submissions.insert().values(**row))
+    except (Refused, HubUnreachable, VoteStoreError):  # what the rules, the Hub and the store say, one line each
+        raise
+    except Exception as e:  # noqa: BLE001 (any other failure: one line for the submitter, the traceback logged)
+        log.exception("submission %s: unexpected error", shorten(repr(spec), 120))  # the traceback, for the operator
+        raise Refused("unexpected error", f"{type(e).__name__}: {one_line(e, 160)} (logged for the operator)") \
+            from None
     submission = Submission.from_row(row)
     return submission, submission.loaded(model)
 
@@ -463,22 +397,17 @@ def review(store: VoteStore, name: str, status: str, reason: str, settings: Sett
 
 
 def load_submitted_restorers(store: VoteStore, rules: Rules = RULES, cache_dir=None) -> tuple[list[LoadedModel], list[str]]:
-    """The pending and approved submissions, downloaded at their commits (from the cache when there)
+    """The pending and approved submissions, from the cache (or downloaded again at their commits)
     and checked again, as `weights.load_available_restorers` loads ours: the models that load, and a
-    line for each one that does not."""
-    from restoration.votes import VoteStoreError
-
-    try:
-        stored = list_submissions(store, PENDING, APPROVED)
-    except VoteStoreError as e:
-        return [], [f"community models: not loaded ({e})"]
+    line for each one that does not. Raises `VoteStoreError` when the store does not answer (the app
+    then tries again until it does: ArenaApp.load_community_later)."""
     loaded, problems = [], []
-    for s in stored:
+    for s in list_submissions(store, PENDING, APPROVED):
         try:
-            model, _ = check_checkpoint(download(s.repo_id, s.revision, rules, cache_dir), rules)
+            with fetched(s.repo_id, s.revision, rules, cache_dir) as folder:
+                model, _ = check_checkpoint(folder, rules)
         except Exception as e:  # noqa: BLE001 (any failure skips that model, as for ours)
-            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-            problems.append(f"{s.title}: not loaded ({type(e).__name__}: {first})")
+            problems.append(f"{s.title}: not loaded ({type(e).__name__}: {one_line(e, 200)})")
             continue
         loaded.append(s.loaded(model))
     return loaded, problems
@@ -486,19 +415,28 @@ def load_submitted_restorers(store: VoteStore, rules: Rules = RULES, cache_dir=N
 
 def describe(s: Submission) -> str:
     """One line per submission, for the operator."""
-    facts = s.facts
-    cost = (f"{facts['params'] / 1e6:.2f} M params, {facts['gflops_per_megapixel']:.0f} GFLOPs/MP"
-            if facts else "not measured")
+    cost = summary(s.facts) if s.facts else "not measured"
     reason = f" — {s.reason}" if s.reason else ""
     return f"{s.name}  {s.status}  {s.repo_id}@{s.revision}  {s.family}  {cost}  submitted {s.submitted_at}{reason}"
 
 
 # -------------------------------------------------------------------------------------------- the page
 
-SUBMIT_HELP = ("Submit a ×2 super-resolution checkpoint from the Hugging Face Hub, pinned to a commit. It is checked "
-               "and scored here, shown below on an example and in Compare as *community, unreviewed* (in its scores "
-               "and zoom now, in a panel of its own after the next start), and joins the blind Judge once a reviewer "
-               "approves it. How to train one, the rules and the limits: docs/submitting.md in the app's repository.")
+DOC = "docs/submitting.md"
+
+
+def submit_help(space: str | None = None) -> str:
+    """The Submit tab's introduction, its pointer to the doc a link (on the Space's repository when
+    the catalogue names the Space; the doc ships with it)."""
+    from restoration.provenance import HUB_URL
+
+    doc = f"[{DOC}]({HUB_URL}/spaces/{space}/blob/main/{DOC})" if space else f"`{DOC}` in the app's repository"
+    return ("Submit a ×2 super-resolution model from the Hugging Face Hub, pinned to a commit: one of this project's "
+            "U-Nets, or a model of the architectures people use (ESRGAN, Real-ESRGAN compact, SwinIR, SPAN, "
+            "OmniSR, DAT, PLKSR and more, loaded by spandrel) as `model.safetensors`. It is checked and scored here "
+            "on its family's images, shown below on an example and in Compare as *community, unreviewed* (in its "
+            "scores and zoom now, in a panel of its own after the next start), and joins the blind Judge of its "
+            f"family once a reviewer approves it. How to submit, what is checked and why: {doc}.")
 
 
 def submit_from_page(store: VoteStore, spec: str, family: str, client: str, settings: Settings, fidelity,
@@ -509,24 +447,27 @@ def submit_from_page(store: VoteStore, spec: str, family: str, client: str, sett
     from restoration.compare import compare
     from restoration.images import to_pil
     from restoration.uploads import open_upload
-    from restoration.votes import VoteStoreError
 
     try:
-        s, loaded = submit(store, str(spec or ""), settings, family=family, client=client, fidelity=fidelity)
+        s, loaded = submit(store, spec if isinstance(spec, str) else "", settings,
+                           family=family if isinstance(family, str) else "", client=client, fidelity=fidelity)
     except Refused as e:
         return f"**Refused** — {e}", [], None
     except (CheckpointError, VoteStoreError) as e:  # the Hub unreachable, the store down: try again later
-        return f"**Not submitted** — {type(e).__name__}: {str(e).splitlines()[0][:300]}", [], None
+        return f"**Not submitted** — {type(e).__name__}: {one_line(e, 300)}", [], None
     same = [m for m in ours if m.entry.family == family and m.entry.community is None]
     try:
         reference = reference_evaluation(store, same, settings, fidelity, compute=False)
     except VoteStoreError:
         reference = {}
-    text = (f"**Accepted, pending review**: `{s.name}`, {s.title}. {s.facts['params'] / 1e6:.2f} M parameters, "
-            f"{s.facts['gflops_per_megapixel']:.0f} GFLOPs for a 1-megapixel image.\n\n"
+    text = (f"**Accepted, pending review**: `{s.name}`, {s.title}: {summary(s.facts)}. Competes in "
+            f"{FAMILIES[s.family]}.\n\n"
             + evaluation_markdown(s.evaluation, s.title, reference, {m.entry.name: m.entry.title for m in same}))
     gallery = []
-    if examples:
-        panels = compare(open_upload(examples[0], "degrade", settings), "degrade", [*same, loaded], settings)
-        gallery = [(to_pil(p.image), p.caption()) for p in panels]
+    try:
+        if examples:
+            panels = compare(open_upload(examples[0], "degrade", settings), "degrade", [*same, loaded], settings)
+            gallery = [(to_pil(p.image), p.caption()) for p in panels]
+    except Exception:  # noqa: BLE001 (the submission is stored: a failed preview must not say otherwise)
+        log.exception("submission %s: the preview failed", s.name)
     return text, gallery, loaded

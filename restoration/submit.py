@@ -1,31 +1,39 @@
-"""Submit a community model, and review submissions (the rules: restoration/submissions.py,
+"""Submit a community model, and review submissions (the rules: restoration/submission_checks.py,
 docs/submitting.md).
 
-    python -m restoration.submit owner/name@0123456789abcdef0123456789abcdef01234567
-    python -m restoration.submit owner/name@<commit> --family photo
-    python -m restoration.submit check runs/my-unet                    # a local folder, before uploading it
+    python -m restoration.submit owner/name@0123456789abcdef0123456789abcdef01234567   # photos family
+    python -m restoration.submit owner/name@<commit> --family lesson   # competes with the lesson's U-Nets
+    python -m restoration.submit check shipped/my-unet                 # a local folder, before uploading it
     python -m restoration.submit list                                  # every submission, one line each
     python -m restoration.submit show NAME                             # its checks and evaluation beside ours
     python -m restoration.submit approve NAME --reason "sharp, no artefacts on the photos"
     python -m restoration.submit reject NAME --reason "a copy of unet-mse"
 
-The vote store is RESTORATION_VOTES_DB's (the app's), the Hub HF_ENDPOINT's. A refusal prints one line,
-`refused: <rule>: <value>`, and exits with status 1. Apps started afterwards load pending and approved
-submissions; approved ones are Judge contenders.
+`check` takes a folder holding model.safetensors (and config.json for one of our types): a shipped
+one (`python -m train.ship RUN --title TITLE --to FOLDER`), not a training run's folder. The vote
+store is RESTORATION_VOTES_DB's (the app's), the Hub HF_ENDPOINT's. A refusal prints one line,
+`refused: <rule>: <value>`, and exits with status 1; an unexpected error too, its traceback written
+to restoration-submit.log in the temporary folder. Apps started afterwards load pending and
+approved submissions; approved ones are Judge contenders.
 """
 
+import logging
 import sys
+import tempfile
+from pathlib import Path
 
 import torch
 
 from restoration.checkpoint import CheckpointError
 from restoration.cli import parser
 from restoration.settings import Settings
+from restoration.strict_json import one_line
+from restoration.submission_checks import check_folder, summary
 from restoration.submissions import (
     APPROVED,
+    DEFAULT_FAMILY,
     REJECTED,
     Refused,
-    check_folder,
     describe,
     evaluation_markdown,
     list_submissions,
@@ -34,9 +42,10 @@ from restoration.submissions import (
     submit,
 )
 from restoration.votes import VoteStore, VoteStoreError
-from restoration.weights import load_available_restorers, load_fidelity_classifier
+from restoration.weights import FAMILIES, load_available_restorers, load_fidelity_classifier
 
 COMMANDS = ("check", "list", "show", "approve", "reject")
+TRACEBACKS = Path(tempfile.gettempdir()) / "restoration-submit.log"  # where an unexpected error's traceback goes
 
 
 def main(argv=None):
@@ -44,7 +53,8 @@ def main(argv=None):
     p = parser("python -m restoration.submit", __doc__)
     p.add_argument("what", help="owner/name@commit to submit, or one of: " + ", ".join(COMMANDS))
     p.add_argument("name", nargs="?", default=None, help="the submission (show, approve, reject), or a folder (check)")
-    p.add_argument("--family", default="lesson", help="what it restores best: lesson (thumbnails) or photo")
+    p.add_argument("--family", default=DEFAULT_FAMILY, choices=list(FAMILIES),
+                   help="the family it competes in: photo (default) or lesson (Tiny ImageNet thumbnails)")
     p.add_argument("--reason", default="", help="the review's reason, kept with the submission")
     p.add_argument("--client", default="cli", help="whose daily cap a submission counts against")
     args = p.parse_args(argv)
@@ -54,12 +64,17 @@ def main(argv=None):
         store = VoteStore(settings.votes_db, pool_size=2)
     except VoteStoreError as e:
         raise SystemExit(f"Cannot open the vote store: {e}") from None
+    logger = logging.getLogger("restoration")  # its tracebacks go to the log; the terminal gets one line
+    tracebacks, propagated = logging.FileHandler(TRACEBACKS, delay=True), logger.propagate
+    logger.addHandler(tracebacks)
+    logger.propagate = False
     try:
         if args.what in COMMANDS and args.what != "list" and not args.name:
             p.error(f"{args.what} needs the submission's NAME (see: python -m restoration.submit list)")
         if args.what == "check":
-            print(f"{args.name}: passes every check ({check_folder(args.name)}); upload it with train.push and "
-                  "submit its commit")
+            print(f"{args.name}: passes every check: {summary(check_folder(args.name))}. Upload it (python -m "
+                  "train.ship RUN --title TITLE --repo-id you/name, or hf upload you/name FOLDER) and submit "
+                  "its commit: python -m restoration.submit you/name@<commit>")
         elif args.what == "list":
             for s in list_submissions(store):
                 print(describe(s))
@@ -76,9 +91,16 @@ def main(argv=None):
     except Refused as e:
         raise SystemExit(f"refused: {e}") from None
     except (CheckpointError, VoteStoreError) as e:  # e.g. the Hub unreachable: one line too
-        raise SystemExit(f"not submitted: {type(e).__name__}: {e}") from None
+        raise SystemExit(f"not submitted: {type(e).__name__}: {one_line(e, 300)}") from None
+    except Exception as e:  # noqa: BLE001 (a check's unexpected failure: one line; the traceback to the log)
+        logging.getLogger("restoration.submit").exception("unexpected error")
+        raise SystemExit(f"refused: unexpected error: {type(e).__name__}: {one_line(e, 160)} (traceback in "
+                         f"{TRACEBACKS})") from None
     finally:
         store.close()
+        logger.removeHandler(tracebacks)
+        logger.propagate = propagated
+        tracebacks.close()
 
 
 def show(store: VoteStore, name: str, settings: Settings):

@@ -17,7 +17,7 @@ from restoration.hub import COMMIT, HubUnreachable, NotPublished, download_check
 from restoration.models import load_checkpoint
 
 __all__ = ["COMMIT", "FAMILIES", "LoadedModel", "ModelEntry", "by_family", "judged", "load_available_restorers",
-           "load_model", "pin_revisions", "read_catalog"]
+           "load_model", "pin_revisions", "read_catalog", "space_of"]
 
 # A restorer's family: the data it learnt from. The lesson's models reproduce the notebook on Tiny
 # ImageNet's 64×64 thumbnails; the photo family learnt from full-resolution photo patches.
@@ -39,6 +39,8 @@ class ModelEntry:
     base_model: str | None = None  # the catalogue name of the model its weights started from
     family: str = "lesson"  # restorers: a key of FAMILIES
     community: str | None = None  # a submitted model's review state ("pending", "approved"); None: ours
+    architecture: str | None = None  # a community model's: "U-Net", or a foreign one's as spandrel names it ("SPAN")
+    licence: str | None = None  # a foreign architecture's code licence (foreign.LICENCES); the weights' is their card's
 
     def __post_init__(self):
         if self.role == "restorer" and self.family not in FAMILIES:
@@ -68,6 +70,15 @@ def read_catalog(weights_dir) -> list[ModelEntry]:
         raise CheckpointError(f"{file}: missing (it lists the shipped models)") from None
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{file}: not a valid model list ({type(e).__name__}: {e})") from None
+
+
+def space_of(weights_dir) -> str | None:
+    """The Space the catalogue names (models.json's "space": where the app is published), or None."""
+    try:
+        space = json.loads((Path(weights_dir) / "models.json").read_text()).get("space")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return space if isinstance(space, str) else None
 
 
 def by_family(models) -> dict[str, list]:

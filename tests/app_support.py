@@ -3,6 +3,7 @@ out exactly like the shipped `weights/`, one with both model families, and photo
 scenes from. The fixtures built on them are in conftest.py and the tests."""
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,48 @@ def write_photos(folder: Path, n: int, size=(320, 96)) -> Path:
         picture[:, w // 2:] += rng.integers(-40, 40, (h, w - w // 2, 3), dtype=np.int16)
         Image.fromarray(np.clip(picture, 0, 255).astype(np.uint8)).save(folder / f"photo-{i}.png")
     return folder
+
+
+def tiny_spandrel(kind: str, scale: int = 2, seed: int = 0):
+    """A small randomly initialised model of one of spandrel's architectures, as its own class
+    builds it: "compact" (Real-ESRGAN's SRVGGNetCompact, a plain CNN), "span" (SPAN, attention by
+    parameter-free convolutions) or "swinir" (a light SwinIR, a transformer). Its last convolution
+    is scaled down (and SPAN's, which adds no mean back, centred on grey), so that its output stays
+    in range as a trained model's does; spandrel detects its hyper-parameters back from its tensors."""
+    torch.manual_seed(seed)
+    with warnings.catch_warnings():  # SwinIR's torch.meshgrid notice
+        warnings.simplefilter("ignore")
+        model, last, grey = _spandrel_model(kind, scale)
+    conv = model.get_submodule(last)
+    with torch.no_grad():
+        conv.weight.mul_(0.02)
+        conv.bias.fill_(0.5 if grey else 0.0)
+    return model.eval()
+
+
+def _spandrel_model(kind: str, scale: int):
+    from spandrel.architectures.Compact import Compact
+    from spandrel.architectures.SPAN import SPAN
+    from spandrel.architectures.SwinIR import SwinIR
+
+    if kind == "compact":
+        model, last, grey = Compact(num_feat=8, num_conv=2, upscale=scale), "body.6", False
+    elif kind == "span":
+        model, last, grey = SPAN(num_in_ch=3, num_out_ch=3, feature_channels=8, upscale=scale), "upsampler.0", True
+    elif kind == "swinir":
+        model = SwinIR(upscale=scale, img_size=16, window_size=4, depths=[1], embed_dim=8, num_heads=[2], mlp_ratio=2,
+                       upsampler="pixelshuffledirect")
+        last, grey = "upsample.0", False
+    else:
+        raise ValueError(kind)
+    return model, last, grey
+
+
+def safetensors_bytes(model) -> bytes:
+    """A model's state dict as the bytes of a model.safetensors file."""
+    from safetensors.torch import save
+
+    return save({k: v.contiguous() for k, v in model.state_dict().items()})
 
 
 class CountingModel:

@@ -42,6 +42,7 @@ class Repo:
         self.history: list[str] = []  # commits on main, oldest first
         self.messages: dict[str, str] = {}
         self.tags: dict[str, str] = {}  # tag → commit; a tag can be moved (`FakeHub.tag`), a commit cannot
+        self.listed_sizes: dict[str, int] = {}  # path → the size the tree listing says (a lying Hub: `FakeHub.lie`)
 
     def files(self, revision: str = "main"):
         commit = self.resolve(revision)
@@ -87,6 +88,11 @@ class FakeHub(http.server.ThreadingHTTPServer):
     def tag(self, repo_id: str, tag: str, commit: str, kind: str = "model"):
         """Point `tag` at `commit` (made or moved), as `git tag -f` and the Hub's tag API do."""
         self.repo(repo_id, kind).tags[tag] = commit
+
+    def lie(self, repo_id: str, path: str, listed_size: int, kind: str = "model"):
+        """Make the tree listing say `listed_size` for `path`, whatever is served (a hostile Hub, or a
+        mirror gone wrong)."""
+        self.repo(repo_id, kind).listed_sizes[path] = listed_size
 
     def _commit(self, repo: Repo, changes: dict, message: str, commit: str | None = None) -> str:
         files = dict(repo.files())
@@ -201,7 +207,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._json(200, {"id": repo_id, "sha": commit, "siblings": [{"rfilename": p} for p in files]})
         listing = []
         for path, (data, lfs) in sorted(files.items()):
-            entry = {"type": "file", "path": path, "size": len(data),
+            entry = {"type": "file", "path": path, "size": repo.listed_sizes.get(path, len(data)),
                      "oid": hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()}
             if lfs:
                 entry["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}

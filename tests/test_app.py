@@ -878,3 +878,44 @@ def test_freeze_heap_collects_the_garbage_then_puts_what_lives_out_of_the_collec
     finally:
         gc.unfreeze()
     assert any(o is alive for o in gc.get_objects())
+
+
+def test_a_committed_vote_is_never_reported_lost_when_the_next_pair_fails(arena_app, monkeypatch):
+    """The vote commits, then the store fails while the next pair is issued: the judge reads that
+    the vote counts (and how to go on), not "nothing was recorded"."""
+    from restoration.votes import VoteStoreError
+
+    session, token = pair(arena_app, None)
+
+    def down(*args, **kwargs):
+        raise VoteStoreError("the vote store postgresql://… did not answer")
+
+    monkeypatch.setattr(arena_app.arena, "issue", down)
+    out = arena_app.vote("A", session, token)
+    assert "Your vote was recorded" in out["reveal"] and "nothing was recorded" not in out["reveal"]
+    assert "the vote store cannot be reached right now" in out["warning"] and out["token"] is None
+    assert arena_app.store.count() == 1
+    monkeypatch.undo()
+    assert arena_app.next_pair(session, None)["token"]  # "Skip this pair" goes on
+
+
+def test_the_submit_tab_defaults_to_photos_and_links_its_doc(settings, tiny_models, tmp_path):
+    """As Compare, photos first; the doc a link to the Space's copy (the catalogue names the Space)."""
+    import shutil
+
+    from restoration.settings import REPO
+
+    weights = tmp_path / "weights"
+    shutil.copytree(settings.weights_dir, weights)
+    catalog = json.loads((weights / "models.json").read_text())
+    space = json.loads((REPO / "weights" / "models.json").read_text())["space"]
+    (weights / "models.json").write_text(json.dumps({"space": space, **catalog}))
+    a = ArenaApp(dataclasses.replace(settings, weights_dir=weights), tiny_models)
+    try:
+        demo = build_app(a)
+        by_id = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+        assert by_id["submit-family"].value == "photo"
+        link = f"[docs/submitting.md](https://huggingface.co/spaces/{space}/blob/main/docs/submitting.md)"
+        assert link in by_id["submit-help"].value
+    finally:
+        a.close()

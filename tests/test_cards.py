@@ -27,7 +27,8 @@ def test_each_shipped_card_has_the_metadata(entry):
     data = card.data
     if entry.role == "restorer" and entry.family == "photo":  # photos: no Hub dataset; their terms in words
         assert data.license == "other" and data.license_name == "bsds500-imagenet-non-commercial"
-        assert not data.datasets and "Berkeley Segmentation" in card.text and "Kodak24" in card.text
+        assert data.datasets == ["zh-plus/tiny-imagenet"] and "## Data\n" in card.text
+        assert "Berkeley Segmentation" in card.text and "Kodak24" in card.text and "no Hub dataset" in card.text
     else:
         assert data.license == "other" and data.license_name == "tiny-imagenet-non-commercial" and data.license_link
         assert data.datasets == ["zh-plus/tiny-imagenet"]

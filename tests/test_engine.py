@@ -86,9 +86,13 @@ def test_the_self_check_runs_on_a_tiny_model():
 
 
 @pytest.mark.skipif(not engine.bf16_supported(), reason="this CPU has no bf16 instructions")
-def test_the_bf16_path_matches_fp32_within_two_levels_on_a_tiny_model(monkeypatch):
-    """Autocast keeps weights and accumulation in fp32: the 8-bit outputs stay within 2/255 of
-    fp32 eager (windows and a small image run whole), also after the warm-up."""
+def test_the_bf16_path_stays_within_its_measured_levels_of_fp32_on_a_tiny_model(monkeypatch):
+    """Autocast keeps weights and accumulation in fp32: the 8-bit outputs stay close to fp32 eager
+    (windows and a small image run whole), also after the warm-up. The runner feeds a U-Net the ×2
+    nearest upscale of a low-resolution image, as the app does: on its blocky edges autocast moved
+    pixels by up to 4/255 on this model (2/255 on the full-resolution test image fed directly,
+    which no caller does), within the 6/255 bench.speed measured on the shipped models, which is
+    why "auto" never picks bf16 (engine.BF16_MEASURED_LEVELS)."""
     monkeypatch.setenv("RESTORATION_NO_OPENVINO", "1")
     engine.openvino_module.cache_clear()
     try:
@@ -97,10 +101,10 @@ def test_the_bf16_path_matches_fp32_within_two_levels_on_a_tiny_model(monkeypatc
         bf16 = Restorer(model, window=64, overlap=8, precision="bf16")
         bf16.warm_up()
         assert "bf16" in bf16.status
-        image = quantize(engine.check_image(160)[0])
-        for x in [image[:, :150, :130], image[:, :20, :16], image[:, :64, :64]]:  # windows, whole, one window
+        image = quantize(engine.check_image(80)[0])  # low-resolution: the U-Net sees its ×2 upscale
+        for x in [image[:, :75, :65], image[:, :10, :8], image[:, :32, :32]]:  # windows, whole, one window
             apart = (bf16(x).int() - reference(x).int()).abs()
-            assert apart.max().item() <= engine.MAX_LEVELS and apart.float().mean().item() < 0.5
+            assert apart.max().item() <= engine.BF16_MEASURED_LEVELS and apart.float().mean().item() < 0.5
     finally:
         engine.openvino_module.cache_clear()
 
@@ -123,7 +127,7 @@ def test_openvino_f32_falls_back_to_todays_path_without_openvino(monkeypatch):
     r = Restorer(model, window=64, overlap=8, precision="openvino-f32", notice=lambda _: None)
     r.warm_up()
     assert "openvino not installed" in r.status
-    x = torch.rand(3, 100, 90)
+    x = torch.rand(3, 50, 45)
     assert (r(x) - Restorer(model, window=64, overlap=8, fast=False)(x)).abs().max() <= 1e-4
 
 
@@ -132,5 +136,5 @@ def test_openvino_f32_windows_match_fp32_on_a_tiny_model():
     model = image_like_unet()
     r = Restorer(model, window=64, overlap=8, precision="openvino-f32", notice=lambda _: None)
     r.warm_up()
-    x = torch.rand(3, 100, 90)
+    x = torch.rand(3, 50, 45)
     assert (r(x) - Restorer(model, window=64, overlap=8, fast=False)(x)).abs().max() <= 1e-4

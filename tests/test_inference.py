@@ -6,11 +6,12 @@ from restoration.degrade import degrade, downscale, prepare, upscale_nearest
 from restoration.images import quantize, to_float
 from restoration.inference import Restorer, timed, window_starts
 from restoration.unet import UNet
+from tests.app_support import CountingModel
 
 
-def windowed(model, x, window: int, overlap: int):
-    """The eager model on one image (3, H, W) through `Restorer`'s windows (no compile)."""
-    return Restorer(model, window, overlap, fast=False)(x)
+def windowed(model, low, window: int, overlap: int):
+    """The eager model on one low-resolution image (3, h, w) through `Restorer`'s windows (no compile)."""
+    return Restorer(model, window, overlap, fast=False)(low)
 
 
 def a_trained_looking_unet(cross_conv=False):
@@ -24,9 +25,10 @@ def a_trained_looking_unet(cross_conv=False):
     return model.eval()
 
 
-def whole_image(model, x):
+def whole_image(model, low):
+    """Our U-Net on the whole ×2 nearest upscale of `low`, no windows."""
     with torch.inference_mode():
-        return model.restore(x[None])[0]
+        return model.restore(upscale_nearest(low)[None])[0]
 
 
 @pytest.mark.parametrize("length", [64, 65, 100, 160, 333, 1000])
@@ -44,31 +46,43 @@ def test_windows_cover_the_axis_on_the_stride_grid_with_context_at_every_seam(le
 
 def test_tiles_match_the_whole_image():
     model = a_trained_looking_unet()
-    x = torch.rand(3, 160, 144)
-    tiled = windowed(model, x, window=96, overlap=32)
-    assert not torch.allclose(tiled, x, atol=1e-3)
-    assert (whole_image(model, x) - tiled).abs().max().item() < 1e-4
+    low = torch.rand(3, 80, 72)
+    tiled = windowed(model, low, window=96, overlap=32)
+    assert tiled.shape == (3, 160, 144) and not torch.allclose(tiled, upscale_nearest(low), atol=1e-3)
+    assert (whole_image(model, low) - tiled).abs().max().item() < 1e-4
+
+
+def test_windows_are_cut_on_the_low_resolution_image_as_the_upscale_was_cut_before():
+    """Cut on the low-resolution image (half a window a side, on half the stride's grid): a U-Net
+    still sees windows of the size asked for, on its ×2 nearest upscale."""
+    model, low = a_trained_looking_unet(), torch.rand(3, 101, 75)
+    counting = CountingModel(model)
+    r = Restorer(counting, window=48, overlap=8, fast=False)
+    assert (r.window, r.overlap, r.stride, r.scale) == (24, 4, 2, 2)  # the tiny U-Net's stride is 4
+    out = r(low)
+    assert out.shape == (3, 202, 150) and set(counting.calls) == {(48, 48)}  # the U-Net sees 48² upscaled windows
+    assert len(counting.calls) == len(window_starts(102, 24, 4, 2)) * len(window_starts(76, 24, 4, 2))
 
 
 def test_small_images_run_whole_and_odd_sizes_are_covered():
     model = a_trained_looking_unet()
-    small = torch.rand(3, 30, 41)  # under half a window: the model's own output, exactly
+    small = torch.rand(3, 15, 21)  # under half a window: the model's own output, exactly
     assert torch.equal(windowed(model, small, window=64, overlap=8), whole_image(model, small))
-    x = torch.rand(3, 101, 75)  # padded to windows at its bottom and right edges
-    tiled = windowed(model, x, window=48, overlap=8)
-    assert tiled.shape == x.shape and tiled.min() >= 0 and tiled.max() <= 1
-    assert (tiled - whole_image(model, x)).abs().mean().item() < 0.01
+    low = torch.rand(3, 51, 37)  # padded to windows at its bottom and right edges
+    tiled = windowed(model, low, window=48, overlap=8)
+    assert tiled.shape == (3, 102, 74) and tiled.min() >= 0 and tiled.max() <= 1
+    assert (tiled - whole_image(model, low)).abs().mean().item() < 0.01
 
 
 def test_batched_windows_equal_one_at_a_time():
     model = a_trained_looking_unet()
-    x = torch.rand(3, 150, 130)  # 3 × 3 windows: batches of 4 leave a short last batch
+    x = torch.rand(3, 75, 65)  # 3 × 3 windows: batches of 4 leave a short last batch
     one = Restorer(model, window=64, overlap=8, batch=1, fast=False)(x)
     assert (Restorer(model, window=64, overlap=8, batch=4, fast=False)(x) - one).abs().max() < 1e-5
 
 
 
-@pytest.mark.parametrize("shape,window", [((3, 30, 41), 64), ((3, 60, 60), 64), ((3, 150, 130), 64)])
+@pytest.mark.parametrize("shape,window", [((3, 15, 20), 64), ((3, 30, 30), 64), ((3, 75, 65), 64)])
 def test_an_8_bit_image_comes_out_8_bit_as_the_float_output_rounded(shape, window):
     """Whole, one padded window, and many windows: only the windows run are ever float."""
     model = a_trained_looking_unet()
@@ -76,7 +90,7 @@ def test_an_8_bit_image_comes_out_8_bit_as_the_float_output_rounded(shape, windo
     for fast in (False, True):
         restorer = Restorer(model, window=window, overlap=8, fast=fast)
         out = restorer(x)
-        assert out.dtype == torch.uint8 and out.shape == x.shape
+        assert out.dtype == torch.uint8 and out.shape == (3, 2 * shape[1], 2 * shape[2])
         expected = quantize(restorer(to_float(x)))
         assert (out.int() - expected.int()).abs().max() <= 1  # rounding of values a hair apart
         assert (out.int() - expected.int()).abs().float().mean() < 0.01
@@ -85,7 +99,7 @@ def test_an_8_bit_image_comes_out_8_bit_as_the_float_output_rounded(shape, windo
 def test_the_fast_path_equals_the_eager_path(cross_conv):
     """Channels last before warm-up, compiled after (where a compiler works): within 1e-4."""
     model = a_trained_looking_unet(cross_conv)
-    images = [torch.rand(3, 64, 64), torch.rand(3, 100, 90), torch.rand(3, 20, 16)]
+    images = [torch.rand(3, 32, 32), torch.rand(3, 50, 45), torch.rand(3, 10, 8)]
     eager = Restorer(model, window=64, overlap=8, batch=2, fast=False)
     fast = Restorer(model, window=64, overlap=8, batch=2, fast=True)
     assert next(model.parameters()).is_contiguous()  # the caller's model is left as it was
@@ -95,8 +109,9 @@ def test_the_fast_path_equals_the_eager_path(cross_conv):
     assert fast.status.startswith("compiled") if inference.compiler_available() else "unavailable" in fast.status
     for x in images:
         assert (fast(x) - eager(x)).abs().max().item() <= 1e-4
-    batch = torch.rand(3, 3, 32, 32)
+    batch = torch.rand(3, 3, 16, 16)
     assert (fast.whole(batch) - eager.whole(batch)).abs().max().item() <= 1e-4
+    assert fast.whole(batch).shape == (3, 3, 32, 32)
 
 
 def test_without_a_compiler_the_fast_path_stays_eager_with_a_notice(monkeypatch):
@@ -105,7 +120,7 @@ def test_without_a_compiler_the_fast_path_stays_eager_with_a_notice(monkeypatch)
     r = Restorer(a_trained_looking_unet(), window=64, overlap=8, notice=notices.append)
     r.warm_up()
     assert len(notices) == 1 and "no C++ compiler" in notices[0] and "eager" in r.status
-    x = torch.rand(3, 100, 90)
+    x = torch.rand(3, 50, 45)
     assert (r(x) - windowed(r.model, x, window=64, overlap=8)).abs().max() <= 1e-4
 
 
@@ -123,7 +138,7 @@ def test_a_failing_compiler_falls_back_to_eager(monkeypatch):
     r.warm_up()
     assert notices == ["fast path: torch.compile unavailable (RuntimeError: InductorError: cannot build); "
                        "running the model eagerly in channels-last format"]
-    assert r(torch.rand(3, 80, 80)).shape == (3, 80, 80)
+    assert r(torch.rand(3, 40, 40)).shape == (3, 80, 80)
     r.warm_up()
     assert len(notices) == 1  # tried once
 
@@ -181,8 +196,8 @@ def test_before_window_runs_before_every_window_and_a_whole_image():
     model = a_trained_looking_unet()
     calls = []
     r = Restorer(model, window=64, overlap=8, batch=1, fast=False)
-    r(torch.rand(3, 150, 130), before_window=lambda: calls.append(1))
+    r(torch.rand(3, 75, 65), before_window=lambda: calls.append(1))
     assert len(calls) == 9  # 3 × 3 windows
     calls.clear()
-    r(torch.rand(3, 20, 16), before_window=lambda: calls.append(1))
+    r(torch.rand(3, 10, 8), before_window=lambda: calls.append(1))
     assert len(calls) == 1

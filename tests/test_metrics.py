@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from restoration.metrics import QualityMeter, gradient_energy, psnr, psnr_from_mse, ssim
+from restoration.metrics import (CHECKER, LAPLACIAN, QualityMeter, flat_mask, grain, gradient_energy, psnr, psnr_from_mse,
+                                 ssim)
 
 
 def test_psnr_of_a_known_error():
@@ -150,3 +151,50 @@ def test_meter_reports_the_luma_figures():
     summary = meter.summary()
     assert summary["psnr_y"] == pytest.approx(float(psnr_y(out, target).mean()), abs=1e-4)
     assert summary["ssim_y"] == pytest.approx(float(ssim_y(out, target).mean()), abs=1e-4)
+
+
+def _flat_with_detail(size=64, seed=0):
+    """A grey image with a little sensor noise whose left half holds strong random texture: a flat
+    area to measure grain in."""
+    generator = torch.Generator().manual_seed(seed)
+    x = 0.5 + 0.004 * torch.randn(1, 3, size, size, generator=generator)
+    x[..., : size // 2] = torch.rand(1, 3, size, size // 2, generator=generator)
+    return x.clamp(0, 1)
+
+
+def test_a_perfectly_flat_original_divides_by_rounding_noise():
+    original, out = torch.full((1, 3, 32, 32), 0.5), torch.full((1, 3, 32, 32), 0.5)
+    out[..., ::2, ::2] += 1 / 255  # one 8-bit step in a checker: about what rounding noise gives
+    assert 0.5 < grain(out, original, CHECKER).item() < 20
+
+
+def test_a_checker_pattern_in_flat_areas_is_large_grain():
+    original = _flat_with_detail()
+    checker = (torch.arange(64)[:, None] + torch.arange(64)[None, :]) % 2 * 2 - 1  # ±1 in a 2×2 checker
+    grainy = (original + 0.02 * checker).clamp(0, 1)
+    assert grain(grainy, original, CHECKER).item() > 10  # the flat half had only faint noise
+    assert grain(grainy, original, LAPLACIAN).item() > 10
+    assert grain(original, original, CHECKER).item() == pytest.approx(1.0)
+
+
+def test_blur_gives_less_grain_than_the_original():
+    original = _flat_with_detail()
+    blurred = F.avg_pool2d(original, 3, stride=1, padding=1, count_include_pad=False)
+    assert grain(blurred, original, CHECKER).item() < 1
+    assert grain(blurred, original, LAPLACIAN).item() < 1
+
+
+def test_the_flat_mask_takes_the_flattest_share():
+    mask = flat_mask(_flat_with_detail().mean(1, keepdim=True))
+    assert mask.float().mean().item() == pytest.approx(0.3, abs=0.01)
+    assert not mask[..., :, :28].any()  # none in the textured half (away from its edge)
+
+
+def test_a_sets_grain_is_the_median_over_images():
+    originals = torch.cat([_flat_with_detail(seed=i) for i in range(3)])
+    outputs = originals.clone()
+    outputs[0] += 0.05 * torch.randn(3, 64, 64, generator=torch.Generator().manual_seed(2))  # one noisy image
+    meter = QualityMeter()
+    meter.update(outputs.clamp(0, 1), originals)
+    assert meter.summary()["grid"] == pytest.approx(1.0)  # the median ignores the one outlier
+    assert meter.summary()["flat"] == pytest.approx(1.0)

@@ -24,11 +24,7 @@ from restoration.submissions import (
 )
 from restoration.votes import SCHEMA_VERSION, VoteStore
 from tests.app_support import tiny_unet
-
-
-def hub_files(folder, readme: bool = True) -> dict:
-    files = {f.name: f.read_bytes() for f in folder.iterdir() if f.name in (CONFIG_NAME, WEIGHTS_NAME)}
-    return files | ({"README.md": b"# a community U-Net\n"} if readme else {})
+from tests.submission_support import hub_files, refused, refused_after
 
 
 @pytest.fixture
@@ -50,16 +46,6 @@ def store(settings):
     s.close()
 
 
-def refused(store, spec, settings, rule, **kwargs) -> str:
-    """The one-line refusal of `spec`, checked to name `rule`; nothing is stored."""
-    with pytest.raises(Refused) as caught:
-        submit(store, spec, settings, **kwargs)
-    message = str(caught.value)
-    assert caught.value.rule == rule and message.startswith(f"{rule}: ") and "\n" not in message, message
-    assert store.submission_rows() == []
-    return message
-
-
 # -------------------------------------------------------------------------------------------- round trip
 
 
@@ -68,7 +54,7 @@ def test_round_trip_submit_compare_approve_judge_vote(subset, store, good, fake_
     from restoration.arena_app import ArenaApp
 
     commit = fake_hub.seed("alice/sharp-unet", hub_files(good))
-    submission, _ = submit(store, f"alice/sharp-unet@{commit}", subset, client="alice-key")
+    submission, _ = submit(store, f"alice/sharp-unet@{commit}", subset, family="lesson", client="alice-key")
     name = submission_name("alice/sharp-unet", commit)
     assert submission.name == name and submission.status == PENDING
     scored = submission.evaluation["tiny-imagenet"]
@@ -126,7 +112,7 @@ def test_a_submission_that_no_longer_loads_is_skipped_in_one_line(subset, store,
     from tests.conftest import closed_port_url
 
     commit = fake_hub.seed("alice/sharp-unet", hub_files(good))
-    submit(store, f"alice/sharp-unet@{commit}", subset)
+    submit(store, f"alice/sharp-unet@{commit}", subset, family="lesson")
     gone = closed_port_url()  # (closing the fake Hub would leave the client's kept-alive connection serving)
     monkeypatch.setattr(constants, "ENDPOINT", gone)
     monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", gone + "/{repo_id}/resolve/{revision}/{filename}")
@@ -211,8 +197,8 @@ def test_refuses_a_checkpoint_over_the_size_limit(settings, store, good, fake_hu
 
 def test_refuses_a_model_over_the_flop_limit(settings, store, good, fake_hub):
     commit = fake_hub.seed("eve/x", hub_files(good))
-    assert "GFLOPs for a 1-megapixel image (limit 1)" in refused(store, f"eve/x@{commit}", settings, "FLOPs",
-                                                                 rules=Rules(max_gflops=1.0))
+    assert "GFLOPs per output megapixel (limit 1: " in refused(store, f"eve/x@{commit}", settings, "FLOPs",
+                                                              rules=Rules(max_gflops=1.0))
     refused(store, f"eve/x@{commit}", settings, "parameters", rules=Rules(max_params=1000))
 
 
@@ -249,7 +235,7 @@ def test_caps_a_client_a_day_and_the_pending_queue(subset, store, good, fake_hub
     commits = [fake_hub.seed(f"alice/m{i}", hub_files(good)) for i in range(5)]
     submit(store, f"alice/m0@{commits[0]}", quick, client="alice")
     submit(store, f"alice/m1@{commits[1]}", quick, client="alice")
-    assert "2 submissions from this client in the last 24 hours (limit 2)" in refused_after(
+    assert "2 downloads for this client's submissions in the last 24 hours (limit 2)" in refused_after(
         store, f"alice/m2@{commits[2]}", quick, "daily limit", client="alice")
     submit(store, f"alice/m2@{commits[2]}", quick, client="bob")
     assert "3 submissions await review (limit 3)" in refused_after(store, f"alice/m3@{commits[3]}", quick,
@@ -260,24 +246,25 @@ def test_caps_a_client_a_day_and_the_pending_queue(subset, store, good, fake_hub
     submit(store, f"alice/m3@{commits[3]}", quick, client="alice", now=_tomorrow())
 
 
-def test_refused_attempts_count_against_the_daily_cap(subset, store, good, fake_hub):
+def test_downloads_count_against_the_daily_cap_and_refusals_before_them_do_not(subset, store, good, fake_hub,
+                                                                              tmp_path):
+    """A listing that breaks the rules is refused before any download and costs nothing; each
+    download counts, refused or not; a client over the cap is refused before the Hub is asked."""
     quick = dataclasses.replace(subset, submissions_per_day=2, val_dir=subset.val_dir.parent / "none")
-    bad = fake_hub.seed("mallory/x", hub_files(good) | {"pytorch_model.bin": b"\x80\x04."})
-    for _ in range(2):
-        refused_after(store, f"mallory/x@{bad}", quick, "no pickles", client="mallory")
+    pickled = fake_hub.seed("mallory/x", hub_files(good) | {"pytorch_model.bin": b"\x80\x04."})
+    for _ in range(3):
+        refused_after(store, f"mallory/x@{pickled}", quick, "no pickles", client="mallory")
+    nan = tiny_unet(seed=2)
+    with torch.no_grad():
+        nan.to_rgb[0].bias[0] = float("nan")
+    broken = fake_hub.seed("mallory/z", hub_files(nan.save_pretrained(tmp_path / "nan")))
+    for _ in range(2):  # downloaded, then refused: each counts
+        refused_after(store, f"mallory/z@{broken}", quick, "finite outputs", client="mallory")
     good_commit = fake_hub.seed("mallory/y", hub_files(good))
     asked = len(fake_hub.requests)
     refused_after(store, f"mallory/y@{good_commit}", quick, "daily limit", client="mallory")
     assert len(fake_hub.requests) == asked  # over the cap: the Hub is not asked
     submit(store, f"mallory/y@{good_commit}", quick, client="someone-else")
-
-
-def refused_after(store, spec, settings, rule, **kwargs) -> str:
-    before = store.submission_rows()
-    with pytest.raises(Refused) as caught:
-        submit(store, spec, settings, **kwargs)
-    assert caught.value.rule == rule and store.submission_rows() == before
-    return str(caught.value)
 
 
 def _tomorrow() -> float:
@@ -347,8 +334,13 @@ def test_a_copy_of_a_shipped_unet_scores_as_the_evaluation_command_scores_it(sub
     for i, size in enumerate([(96, 80), (72, 64), (64, 90)]):
         Image.effect_noise(size, 30 + 10 * i).convert("RGB").resize(size).save(photos / f"p{i}.png")
     settings = dataclasses.replace(subset, photo_val_dir=photos)
-    commit = fake_hub.seed("bob/copy-of-unet-mse", hub_files(shipped))
-    submission, _ = submit(store, f"bob/copy-of-unet-mse@{commit}", settings, fidelity=load_checkpoint(fidelity).eval())
+    scored = {}  # each family's submission is scored on its family's quick set only
+    for family, dataset in [("lesson", "tiny-imagenet"), ("photo", "photos")]:
+        commit = fake_hub.seed(f"bob/copy-{family}", hub_files(shipped))
+        submission, _ = submit(store, f"bob/copy-{family}@{commit}", settings, family=family,
+                               fidelity=load_checkpoint(fidelity).eval())
+        assert list(submission.evaluation) == [dataset]
+        scored[dataset] = submission.evaluation[dataset]["degradations"]
 
     monkeypatch.setenv("RESTORATION_FAST", "0")
     for dataset, data, extra in [("tiny-imagenet", subset.val_dir, ["--fidelity-classifier", str(fidelity)]), ("photos", photos, [])]:
@@ -356,7 +348,7 @@ def test_a_copy_of_a_shipped_unet_scores_as_the_evaluation_command_scores_it(sub
         evaluate_main(["--data", str(data), "--models", str(shipped), "--limit", "200", "--threads", "1",
                        "--json", str(out), *extra])
         command = json.loads(out.read_text())["degradations"]
-        ours = submission.evaluation[dataset]["degradations"]
+        ours = scored[dataset]
         assert set(ours) == set(command) == {"lesson", "bicubic", "jpeg75"}
         for degradation, results in command.items():
             expected, got = results["results"]["unet-mse"], ours[degradation]["model"]
@@ -445,7 +437,10 @@ def test_a_folder_can_be_checked_before_it_is_uploaded(good, tmp_path, capsys):
     from restoration.submit import main
 
     main(["check", str(good)])
-    assert "passes every check ({'model_type': 'unet'" in capsys.readouterr().out
-    (good / "metrics.jsonl").write_text("{}\n")  # a training run's folder, uploaded as it is
-    with pytest.raises(SystemExit, match=r"^refused: only our files: the repo holds metrics.jsonl"):
+    out = capsys.readouterr().out
+    assert "passes every check: U-Net ×2 (takes the ×2 nearest upscale)" in out
+    assert "python -m train.ship" in out and "train.push" not in out  # the upload command that exists
+    (good / "metrics.jsonl").write_text("{}\n")  # a training run's folder, checked as it is
+    with pytest.raises(SystemExit, match=r"^refused: only our files: .* is a training run's folder \(it holds "
+                                         r"metrics.jsonl\): ship it first, python -m train.ship .* --to FOLDER"):
         main(["check", str(good)])

@@ -13,11 +13,12 @@ import torch
 from safetensors.torch import load_file
 
 from restoration.models import AutoModel
-from restoration.classifier import Classifier
+from restoration.classifier import PRESETS, Classifier
 from restoration.unet import Autoencoder, UNet
 from train import classifier as train_classifier
 from train import superres as train_superres
 from train.loop import epoch_batches, one_cycle, parse_config
+from train.ship import loss_description
 from train.superres import SuperResConfig
 
 REPO = Path(__file__).resolve().parent.parent
@@ -198,11 +199,29 @@ def test_minutes_anneal_within_their_slot(tiny_imagenet, tmp_path):
     with pytest.raises(SystemExit, match="--train-minutes"):
         train_superres.main(common(tiny_imagenet, tmp_path / "x", tmp_path / "cache") + ["--train-minutes", "1"])
     for old, new in (("--schedule", "--minutes"), ("--time-budget", "--resume"), ("--loader", "uint8"),
-                     ("--workers=2", "uint8")):
+                     ("--workers=2", "uint8"), ("--feature-weight", "--features"), ("--feature-stage", "--features")):
         with pytest.raises(SystemExit, match=new):
             parse_config(SuperResConfig, [old, "x"])
     config = parse_config(SuperResConfig, ["--minutes", "3"])
     assert config.minutes == 3 and config.epochs is None  # no epoch cap unless --epochs is given too
+
+
+def test_feature_options_are_checked_and_recorded(tiny_imagenet, tmp_path):
+    """--features picks the classifier stages of the perceptual loss; --grain and --antialias are
+    recorded with the run (the model card describes the loss from them)."""
+    out = tmp_path / "perceptual"
+    classifier = tmp_path / "classifier"
+    Classifier(**PRESETS["compact"]).save_pretrained(classifier)
+    train_superres.main(common(tiny_imagenet, out, tmp_path / "cache") + [
+        "--variant", "perceptual", "--classifier", str(classifier), "--features", "1:1,3:0.1", "--grain", "0.5",
+        "--antialias"])
+    recorded = json.loads((out / "train_config.json").read_text())
+    assert (recorded["features"], recorded["grain"], recorded["antialias"]) == ("1:1,3:0.1", 0.5, True)
+    assert "1 × MSE of the features after stage 1 + 0.1 × MSE of the features after stage 3" in loss_description(recorded)
+    assert "flat" in loss_description(recorded) and "binomial" in loss_description(recorded)
+    for bad in ("3", "1:x", "1:-0.5"):
+        with pytest.raises(SystemExit, match="--features"):
+            parse_config(SuperResConfig, ["--features", bad])
 
 
 def test_degradation_option(tiny_imagenet, tmp_path):

@@ -29,7 +29,8 @@ KIND = {"classifier": "image classifier (Tiny ImageNet, 200 classes)",
         "unet": "×2 super-resolution U-Net", "autoencoder": "×2 super-resolution autoencoder (baseline)"}
 ABSOLUTE_PATH = re.compile(r"(?<![\w.~/:)\]-])/[A-Za-z_][\w.-]*/[\w./-]*")  # /any/absolute/path, not URLs
 TRAINING_HEADINGS = ("## Training", "## Validation during training")
-# The photo family's data (../shared/data/photos, see its README): no Hub dataset, so the card says it in words.
+# The photo family's data (../shared/data/photos, see its README): no Hub dataset holds these photos as trained on,
+# so the card says it in words; its `datasets` names the Tiny ImageNet copy its starting weights learned from.
 PHOTO_LICENSE = {"license": "other", "license_name": "bsds500-imagenet-non-commercial",
                  "license_link": "https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/resources.html"}
 PHOTO_LICENSE_TEXT = ("Trained on photos of the Berkeley Segmentation Data Set 500 (its train and test splits, 399 "
@@ -38,6 +39,13 @@ PHOTO_LICENSE_TEXT = ("Trained on photos of the Berkeley Segmentation Data Set 5
                       "Kodak24 and McMaster18, distributed for research use. The encoder's starting weights and the "
                       "perceptual loss (where used) come from the Tiny ImageNet classifier, itself under Tiny "
                       "ImageNet's non-commercial terms. The same terms apply to these weights (licence `other`).")
+PHOTO_DATA_TEXT = ("The card's `datasets` lists only `zh-plus/tiny-imagenet`, what this model's starting weights (and "
+                   "the loss's classifier) learned from: no Hub dataset holds the photos it was fine-tuned on as they "
+                   "were used (BSDS500's train and test splits less one benchmark picture, and a seeded sample of 450 "
+                   "ImageNet photos, one per class), nor the val sets as chosen on (Kodak24 from cszn/FFDNet's "
+                   "testsets, McMaster18 converted from TIFF to PNG). Their sources: the Berkeley Segmentation Data "
+                   "Set 500 (https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/resources.html), "
+                   "github.com/EliSchwartz/imagenet-sample-images, and github.com/cszn/FFDNet.")
 
 
 def is_photo(entry: ModelEntry) -> bool:
@@ -100,6 +108,9 @@ def eval_results(entry: ModelEntry, evaluation: dict | None) -> list:
                        r.get("psnr_mean")), ("ssim", "SSIM", r.get("ssim")),
                        ("psnr", "Y-PSNR (dB, BT.601 luma, 2-pixel border shaved, mean of images)", r.get("psnr_y")),
                        ("ssim", "Y-SSIM (BT.601 luma, 2-pixel border shaved)", r.get("ssim_y")),
+                       ("sharpness", "sharpness (luma gradient energy / the original's)", r.get("sharpness")),
+                       ("grid", "grid (checker energy in the original's flattest 30 % / the original's)", r.get("grid")),
+                       ("flat", "flat (Laplacian energy in the original's flattest 30 % / the original's)", r.get("flat")),
                        ("accuracy", "fidelity classifier top-1 on the restorations", r.get("fidelity_top1")),
                        ("fidelity", "fidelity classifier top-1 / top-1 on the originals", r.get("fidelity"))]
             out += [EvalResult(**common, **where, metric_type=t, metric_name=n, metric_value=round(float(v), 4))
@@ -127,17 +138,22 @@ def evaluation_section(entry: ModelEntry, evaluation: dict | None) -> list[str]:
             r = results.get(entry.name)
             if not r:
                 continue
-            scored = "fidelity_top1" in r
-            lines += ["", f"Degradation `{degradation}` (whole images, ×2; Y- = BT.601 luma, 2-pixel border shaved):", "",
+            scored, grain = "fidelity_top1" in r, "grid" in r
+            lines += ["", f"Degradation `{degradation}` (whole images, ×2; Y- = BT.601 luma, 2-pixel border shaved"
+                      + ("; grid, flat = checker and Laplacian energy in the original's flattest 30 %, relative to the "
+                         "original's: grain where the photo is smooth" if grain else "") + "):", "",
                       "| | PSNR pooled (dB) | PSNR mean of images (dB) | SSIM | Y-PSNR (dB) | Y-SSIM | sharpness |"
-                      + (" fidelity top-1 | fidelity |" if scored else ""),
-                      "|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if scored else "")]
+                      + (" grid | flat |" if grain else "") + (" fidelity top-1 | fidelity |" if scored else ""),
+                      "|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if grain else "") + ("---:|---:|" if scored else "")]
             for label, key in (("this model", entry.name), ("bicubic", "bicubic"), ("nearest", "nearest")):
                 s = results.get(key)
                 if s:
                     luma = (f"{s['psnr_y']:.3f} | {s['ssim_y']:.4f}" if _finite(s.get("psnr_y")) else "— | —")
                     row = (f"| {label} | {s['psnr_pooled']:.3f} | {s['psnr_mean']:.3f} | {s['ssim']:.4f} | {luma} | "
                            f"{s['sharpness']:.3f} |")
+                    if grain:
+                        row += (f" {s['grid']:.2f} | {s['flat']:.2f} |" if _finite(s.get("grid")) and _finite(s.get("flat"))
+                                else " — | — |")
                     if scored:
                         row += (f" {s['fidelity_top1']:.2%} | {s['fidelity']:.3f} |"
                                 if _finite(s.get("fidelity_top1")) and _finite(s.get("fidelity")) else " — | — |")
@@ -213,7 +229,7 @@ def build_card(folder, entry: ModelEntry, catalog: list[ModelEntry], evaluation:
     base = next((e for e in catalog if e.name == entry.base_model), None) if entry.base_model else None
     extra = {"base_model": base.hub_repo, "base_model_relation": "finetune"} if base and base.hub_repo else {}
     data = ModelCardData(**(PHOTO_LICENSE if photo else LICENSE), library_name="pytorch", pipeline_tag=task, tags=tags,
-                         datasets=None if photo else [DATASET],
+                         datasets=[DATASET],
                          model_name=entry.title, eval_results=eval_results(entry, evaluation) or None, **extra)
     dtypes = sorted({dtype for dtype, _ in read_header(folder / WEIGHTS_NAME).values()} - {"I64"})
     size = (folder / WEIGHTS_NAME).stat().st_size
@@ -236,6 +252,7 @@ def build_card(folder, entry: ModelEntry, catalog: list[ModelEntry], evaluation:
     if training:
         lines += [scrub_paths(training).strip(), ""]
     lines += evaluation_section(entry, evaluation)
+    lines += ["## Data", "", PHOTO_DATA_TEXT, ""] if photo else []
     lines += ["## Data licence", "", PHOTO_LICENSE_TEXT if photo else LICENSE_TEXT, ""]
     text = "\n".join(lines)
     found = ABSOLUTE_PATH.search(text)

@@ -26,10 +26,21 @@ import torch
 from restoration.checkpoint import CONFIG_NAME, WEIGHTS_NAME
 from restoration.cli import parser
 from restoration.hub import upload_model
+from restoration.losses import parse_features
 from restoration.models import load_checkpoint
 from restoration.settings import REPO
 from restoration.weights import ModelEntry, read_catalog
 from train.cards import build_card, normalize_evaluation
+
+
+def loss_description(train_config: dict) -> str:
+    """The perceptual loss a run trained with, in words (runs before --features had one stage)."""
+    spec = train_config.get("features") or f"{train_config.get('feature_stage')}:{train_config.get('feature_weight')}"
+    terms = " + ".join(f"{w:g} × MSE of the features after stage {s}" for s, w in parse_features(spec).items())
+    grain = train_config.get("grain") or 0
+    return (f"MSE + {terms} of `{train_config['classifier']}`"
+            + (" (both images blurred by a 3×3 binomial filter before it)" if train_config.get("antialias") else "")
+            + (f" + {grain:g} × the high-frequency error where the original is flat" if grain else ""))
 
 
 def _read_jsonl(file: Path):
@@ -80,8 +91,7 @@ def training_markdown(run: Path, notes: str | None = None) -> str:
                          f"JPEG on {train_config.get('mix_jpeg')} of the inputs at qualities {train_config.get('mix_quality')}, "
                          f"noise on {train_config.get('mix_noise')}, blur before the downscale on {train_config.get('mix_blur')}.")
     if train_config.get("classifier") and train_config.get("init"):  # fine-tuned: the classifier is the loss only
-        lines.append(f"- Loss: MSE + {train_config.get('feature_weight')} × MSE of `{train_config['classifier']}`'s "
-                     f"features (after stage {train_config.get('feature_stage')}); variant `{train_config.get('variant')}`.")
+        lines.append(f"- Loss: {loss_description(train_config)}; variant `{train_config.get('variant')}`.")
     elif "classifier" in train_config and train_config.get("classifier"):
         lines.append(f"- Encoder initialised from `{train_config['classifier']}`, frozen for "
                      f"{train_config.get('freeze_epochs')} epoch(s); variant `{train_config.get('variant')}`.")

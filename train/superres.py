@@ -24,6 +24,7 @@ validates on whole --val-data images, reporting luma PSNR gains over bicubic:
 """
 
 import dataclasses
+import typing
 from pathlib import Path
 
 import torch
@@ -32,7 +33,7 @@ from restoration.classifier import PRESETS, Classifier
 from restoration.data import BatchAugment
 from restoration.degrade import MixConfig, even_crop, low_res, upscale_bicubic, upscale_nearest
 from restoration.degrade import check as check_degradation
-from restoration.losses import NormalisedMSE, PerceptualLoss
+from restoration.losses import NormalisedMSE, PerceptualLoss, parse_features
 from restoration.metrics import psnr_from_mse, psnr_y
 from restoration.models import load_checkpoint
 from restoration.unet import Autoencoder, UNet
@@ -53,8 +54,18 @@ class SuperResConfig(TrainConfig):
     no_classifier: bool = dataclasses.field(default=False, metadata={
         "flag": True, "help": "crossconv only: train without a classifier (random encoder, MSE loss)"})
     freeze_epochs: int = dataclasses.field(default=1, metadata={"help": "epochs with the encoder frozen"})
-    feature_stage: int = dataclasses.field(default=3, metadata={"help": "perceptual features after this stage"})
-    feature_weight: float = dataclasses.field(default=0.1, metadata={"help": "loss = MSE + this × feature MSE"})
+    features: str = dataclasses.field(default="3:0.1", metadata={
+        "help": "perceptual and crossconv: the classifier stages whose features the loss compares, STAGE:WEIGHT "
+                "pairs (loss = MSE + Σ weight × feature MSE); the lesson's is 3:0.1"})
+    antialias: bool = dataclasses.field(default=False, metadata={
+        "help": "perceptual and crossconv: blur output and original a little (3×3 binomial) before the classifier, so "
+                "its stride-2 convolutions cannot alias a pixel-scale checker into the feature loss"})
+    detail: float = dataclasses.field(default=0.0, metadata={
+        "help": "perceptual and crossconv: weight of the local-detail term (as much gradient energy as the original in "
+                "each 8×8 patch; restoration/losses.py); 0 is the lesson's loss"})
+    grain: float = dataclasses.field(default=0.0, metadata={
+        "help": "perceptual and crossconv: weight of the high-frequency error where the original is flat "
+                "(restoration/losses.py); 0 is the lesson's loss"})
     erase: bool = dataclasses.field(default=True, metadata={"help": "random erasing on training inputs"})
     degradation: str = dataclasses.field(default="mix", metadata={
         "help": "how inputs are made: mix, lesson, bicubic, area, lanczos or jpeg<quality> (see restoration/degrade.py)"})
@@ -74,6 +85,10 @@ class SuperResConfig(TrainConfig):
         "help": "share of training originals blurred a little (target and input alike), as soft as camera photos"})
     init: str | None = dataclasses.field(default=None, metadata={
         "help": "start from this U-Net checkpoint's weights (fine-tuning; same variant and preset)"})
+
+    retired: typing.ClassVar[dict] = TrainConfig.retired | {
+        "--feature-stage": "--feature-stage and --feature-weight are now --features STAGE:WEIGHT (the lesson's: 3:0.1)",
+        "--feature-weight": "--feature-stage and --feature-weight are now --features STAGE:WEIGHT (the lesson's: 3:0.1)"}
 
     def mix_config(self) -> MixConfig:
         lo, hi = (int(q) for q in self.mix_quality.split(","))
@@ -102,6 +117,10 @@ class SuperResConfig(TrainConfig):
         except ValueError:
             raise SystemExit(f"--mix-quality takes lowest,highest in 1-100 (got {self.mix_quality!r}); --mix-weights "
                              f"four non-negative weights, one per kernel (got {self.mix_weights!r})") from None
+        try:
+            parse_features(self.features)
+        except ValueError as e:
+            raise SystemExit(f"--features: {e}") from None
         if self.out is None:
             self.out = f"runs/{'autoencoder' if self.variant == 'autoencoder' else 'unet-' + self.variant}"
         if self.classifier and self.no_classifier:
@@ -183,7 +202,8 @@ def main(argv=None):
     model = model.to(runtime.device, memory_format=memory_format(config))
     use_features = classifier is not None and config.variant in ("perceptual", "crossconv")
     if use_features:
-        loss_fn = PerceptualLoss(classifier, config.feature_stage, config.feature_weight)
+        loss_fn = PerceptualLoss(classifier, parse_features(config.features), config.grain, config.antialias,
+                                 config.detail)
         loss_fn = loss_fn.to(runtime.device, memory_format=memory_format(config))
     else:
         loss_fn = NormalisedMSE().to(runtime.device)
