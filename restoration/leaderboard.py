@@ -24,7 +24,7 @@ import numpy as np
 
 from restoration import degrade
 from restoration.ratings import ANCHOR, MIN_VOTES, Leaderboard, fit_leaderboard
-from restoration.witnesses import EVALUATIONS, EXPLAINED, WITNESSES, Witness, agreement, ranks, witness_scores
+from restoration.witnesses import EVALUATIONS, WITNESSES, Witness, agreement, explained, ranks, witness_scores
 
 HEADERS = ["Rank", "Model", "Rating", "95% interval", "Votes"]  # then the family's witnesses
 NONE = "—"
@@ -220,7 +220,7 @@ def summary_markdown(board: Leaderboard, family: str, degradation: str, per_degr
                 else f"under {degradation_title(degradation)}")
         lines.append(f"{_listed(columns)} (each with its rank in brackets), {over}: "
                      f"`{evaluation.get('command', EVALUATIONS[family][1])}` "
-                     f"on {evaluation.get('images', '?')} images. {EXPLAINED[family]}")
+                     f"on {evaluation.get('images', '?')} images. {explained(family, columns)}")
         lines.append(agreement_line)
     else:
         lines.append(f"No evaluation figures yet: run `{EVALUATIONS[family][1]}` to show "

@@ -36,16 +36,24 @@ WITNESSES = {
 }
 # family → the two witnesses the human ranking is compared with: fidelity to the pixels, and to what people see
 AGREEMENT = {"photo": ("psnr_y", "sharpness"), "lesson": ("psnr_pooled", "fidelity")}
-# What the figures mean, for the leaderboard's summary.
+# What the figures mean, for the leaderboard's summary: each sentence said when a column it explains is shown.
 EXPLAINED = {
-    "photo": ("Y-PSNR and Y-SSIM are measured on the luma (BT.601) with a 2-pixel border shaved; sharpness is the "
-              "output's gradient energy relative to the original's (1.0: as much fine detail; ranked by how near "
-              "it is to 1); grid and flat are the checkerboard and Laplacian energy of the output's luma in the "
-              "original's flattest 30 %, relative to the original's (lower: less grain; ranked lowest first)."),
-    "lesson": ("Semantic fidelity is the share of the originals' top-1 accuracy that an independent fidelity "
-               "classifier (trained apart from every U-Net) keeps on each method's output: how much of what the "
-               "picture shows survives."),
+    "photo": [(("psnr_y", "ssim_y"), "Y-PSNR and Y-SSIM are measured on the luma (BT.601) with a 2-pixel border "
+                                     "shaved."),
+              (("sharpness",), "Sharpness is the output's gradient energy relative to the original's (1.0: as much "
+                               "fine detail; ranked by how near it is to 1)."),
+              (("grid", "flat"), "Grid and flat are the checkerboard and Laplacian energy of the output's luma in the "
+                                 "original's flattest 30 %, relative to the original's (lower: less grain; ranked "
+                                 "lowest first).")],
+    "lesson": [(("fidelity",), "Semantic fidelity is the share of the originals' top-1 accuracy that an independent "
+                               "fidelity classifier (trained apart from every U-Net) keeps on each method's output: "
+                               "how much of what the picture shows survives.")],
 }
+
+
+def explained(family: str, columns) -> str:
+    """What the shown witness `columns` (keys) of a family mean: the sentences of EXPLAINED for them."""
+    return " ".join(text for keys, text in EXPLAINED[family] if set(keys) & set(columns))
 
 
 def read_evaluation(path) -> dict | None:

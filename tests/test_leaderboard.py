@@ -131,7 +131,9 @@ def test_a_family_board_counts_its_own_votes_and_shows_its_own_witnesses(tmp_pat
     assert ranking["headers"][5:] == ["Y-PSNR (dB)", "Y-SSIM", "Sharpness"]  # no grid or flat reported yet
     assert sum(r[4] for r in ranking["data"]) == 2 * 11 and len(matrix["data"]) == 3
     assert all("—" not in cell for r in ranking["data"] for cell in r[5:])
-    _, ranking, _ = board(with_grain=True)
+    assert "Sharpness is" in summary and "Grid and flat" not in summary  # only the columns shown are explained
+    summary, ranking, _ = board(with_grain=True)
+    assert "Grid and flat are" in summary
     assert ranking["headers"][5:] == ["Y-PSNR (dB)", "Y-SSIM", "Sharpness", "Grid", "Flat"]
     by_model = {r[1]: r for r in ranking["data"]}
     assert by_model["photo-mse"][8:] == ["1.00 (1)", "0.90 (3)"]  # lower grain ranks first
