@@ -22,15 +22,15 @@ from gradio.utils import get_upload_folder
 
 import restoration  # noqa: F401  first: one clear line, not a traceback, on Python < 3.11
 from restoration import degrade
-from restoration.arena_app import (COMMUNITY_NOT_LOADED, JUDGE_LANE_LIMIT, JUDGE_OUTPUTS, SWITCH_INTERVAL, ZOOM_LABEL,
-                                  ArenaApp, Refusal, Update, freeze_heap)
+from restoration.arena_app import (COMMUNITY_NOT_LOADED, JUDGE_LANE_LIMIT, JUDGE_OUTPUTS, JUDGE_VIEW, SWITCH_INTERVAL,
+                                   ZOOM_LABEL, ArenaApp, Refusal, Update, freeze_heap)
 from restoration.checkpoint import CheckpointError
 from restoration.compare import UNSURE_BELOW
 from restoration.degrade import MODES
 from restoration.device import DeviceError, resolve
 from restoration.inference import choose_engine, restorers_for
-from restoration.leaderboard import HEADERS as LEADERBOARD_HEADERS
 from restoration.provenance import header_markdown, source_label
+from restoration.scene_crops import MAX_ZOOM
 from restoration.settings import Settings, SettingsError
 from restoration.submissions import DEFAULT_FAMILY, load_submitted_restorers, submit_help
 from restoration.vote_sync import start_vote_sync
@@ -54,8 +54,35 @@ CSS = """
 .panel .image-frame { width: 100%; height: 100%; }
 .panel .image-frame img { width: 100%; height: 100%; object-fit: contain; }
 """
+# The Judge's pictures are shown at their own pixels times an integer zoom (the server sets the
+# class zoom-<n>: arena_app.ArenaApp._pictures), never fitted to their box: a fitted picture is
+# resampled by the browser, which blurs or sharpens the very differences a judge looks for. The
+# box scrolls where a narrow screen cannot hold the picture; the caption sits above the picture.
+JUDGE_CSS = f"""
+.{JUDGE_VIEW} > label[data-testid="block-label"] {{ position: static; max-width: 100%; white-space: nowrap;
+  overflow: hidden; text-overflow: ellipsis; }}
+.{JUDGE_VIEW} .image-container {{ overflow: auto; }}
+.{JUDGE_VIEW} .image-frame {{ width: auto; height: auto; }}
+.{JUDGE_VIEW} img {{ image-rendering: pixelated; width: auto !important; height: auto !important;
+  max-width: none !important; max-height: none !important; object-fit: none !important; }}
+.{JUDGE_VIEW}.fullscreen img {{ zoom: var(--fit-zoom, 1) !important; }}
+""" + "".join(f".{JUDGE_VIEW}.zoom-{z} img {{ zoom: {z}; }}\n" for z in range(1, 2 * MAX_ZOOM + 1))
+# Fullscreen (Gradio's button puts the picture's block over the whole window) shows the picture at
+# the largest integer zoom that fits the window, still without smoothing: set as --fit-zoom when
+# the block goes fullscreen, from the picture's own size.
+JUDGE_HEAD = f"""<script>
+new MutationObserver(changes => {{
+  for (const change of changes) {{
+    const block = change.target;
+    if (!(block instanceof HTMLElement) || !block.classList.contains("{JUDGE_VIEW}")) continue;
+    const img = block.querySelector("img");
+    if (!img || !img.naturalWidth) continue;
+    const fit = Math.floor(Math.min(window.innerWidth / img.naturalWidth, (window.innerHeight - 60) / img.naturalHeight));
+    block.style.setProperty("--fit-zoom", Math.max(1, fit));
+  }}
+}}).observe(document.documentElement, {{attributes: true, attributeFilter: ["class"], subtree: true}});
+</script>"""
 PANEL_HEIGHT = 300
-JUDGE_HEIGHT = 420
 THUMB_HEIGHT = 140  # the pair just judged, above the next one
 
 
@@ -202,7 +229,11 @@ def build_app(app: ArenaApp) -> gr.Blocks:
 
         with gr.Tab("Judge") as judge_tab:
             gr.Markdown("Which restoration of the low-resolution input looks better? The models are hidden until "
-                        "you vote. Look closely (use the fullscreen button), then answer.")
+                        "you vote. Look closely, then answer. Pictures are shown at their own pixels, never smoothed "
+                        "or sharpened by the browser: photo crops 1:1, Tiny ImageNet thumbnails enlarged "
+                        f"{MAX_ZOOM}× with each pixel drawn as a square; the low-resolution input beside them at the "
+                        "same scale (each of its pixels covers 2×2 of theirs). The fullscreen button shows a picture "
+                        "at the largest whole-number zoom that fits your window.", elem_id="judge-help")
             progress_text = gr.Markdown(elem_id="judge-progress")
             # The pair just judged, with its models' names, sits here, above the next pair: the
             # reveal belongs to the pictures it describes.
@@ -212,11 +243,11 @@ def build_app(app: ArenaApp) -> gr.Blocks:
                 judged_a = gr.Image(label="A", elem_id="judged-a", scale=1, **thumb)
                 judged_b = gr.Image(label="B", elem_id="judged-b", scale=1, **thumb)
                 reveal = gr.Markdown(elem_id="reveal")
-            with gr.Row():
-                shown = {"interactive": False, "format": "png", "elem_classes": ["panel"], "height": JUDGE_HEIGHT,
+            with gr.Row(elem_id="judge-pair"):
+                shown = {"interactive": False, "format": "png", "elem_classes": [JUDGE_VIEW], "min_width": 330,
                          "buttons": ["fullscreen"]}
-                low = gr.Image(label="Low-resolution input", **shown)
-                original = gr.Image(label="Original", visible=s.show_original, **shown)
+                low = gr.Image(label="Low-resolution input", elem_id="judge-low", **shown)
+                original = gr.Image(label="Original", visible=s.show_original, elem_id="judge-original", **shown)
                 side_a = gr.Image(label="A", elem_id="side-a", **shown)
                 side_b = gr.Image(label="B", elem_id="side-b", **shown)
             with gr.Row():
@@ -242,15 +273,16 @@ def build_app(app: ArenaApp) -> gr.Blocks:
                                battle_outputs, api_name="vote", **lane)
 
         with gr.Tab("Leaderboard") as board_tab:
+            # One family's board at a time, photos first: its own votes, models and witnesses.
+            board_family = gr.Radio([(FAMILIES[f], f) for f in app.boards], value=app.boards[0],
+                                    label="The leaderboard of the models trained on", elem_id="board-family",
+                                    visible=len(app.boards) > 1)
             which = gr.Radio([("All degradations", "all")] + [(degrade.title(d), d) for d in degrade.STANDARD],
                              value="all", label="Votes on inputs degraded by", elem_id="board-degradation")
-            board_family = gr.Radio([("All models", "all")] + [(FAMILIES[f], f) for f in app.families],
-                                    value="all", label="Models trained on", elem_id="board-family",
-                                    visible=len(app.families) > 1)
             summary = gr.Markdown(elem_id="board-summary")
-            ranking = gr.Dataframe(headers=LEADERBOARD_HEADERS, interactive=False, elem_id="ranking")
-            gr.Markdown("Win rates from the votes (ties count half):")
-            matrix = gr.Dataframe(interactive=False, elem_id="win-rates")
+            ranking = gr.Dataframe(interactive=False, wrap=True, elem_id="ranking")
+            with gr.Accordion("Win rates from the votes (ties count half)", open=False, elem_id="win-rates-toggle"):
+                matrix = gr.Dataframe(interactive=False, wrap=True, elem_id="win-rates")
             with gr.Row():
                 refresh = gr.Button("Refresh", size="sm")
                 export = gr.Button("Export all votes (CSV)", size="sm")
@@ -286,7 +318,8 @@ def launch(demo: gr.Blocks, settings: Settings, **kwargs):
     demo.queue(default_concurrency_limit=settings.concurrency, max_size=256)
     # The largest upload worth receiving: an uncompressed 16-bit RGBA image at the pixel limit.
     max_file_size = settings.max_pixels * 8 + (1 << 20)
-    return demo.launch(css=CSS, max_file_size=max_file_size, run_history=False, **kwargs)
+    return demo.launch(css=CSS + JUDGE_CSS, head=JUDGE_HEAD, max_file_size=max_file_size, run_history=False,
+                       **kwargs)
 
 
 def main():

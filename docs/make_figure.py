@@ -62,7 +62,8 @@ def main(argv=None):
     for i in args.images:
         image = even_crop(val[i][0].float() / 255)
         low, model_input, original = prepare(image, "degrade", args.degradation)
-        row = [model_input, upscale_bicubic(low)] + [r(model_input) for r in restorers] + [original]
+        # A Restorer takes the low-resolution image (it cuts its windows there).
+        row = [model_input, upscale_bicubic(low)] + [r(low) for r in restorers] + [original]
         if photos:  # the middle of the whole restored photo: the windows play no part in what is shown
             h, w = original.shape[-2:]
             top, left = (h - args.crop) // 2 // 2 * 2, (w - args.crop) // 2 // 2 * 2

@@ -5,9 +5,10 @@ user's mistake is a `Refusal` (one line, shown in the page), a warning the "warn
 
 Output names: Compare's panels are "panel-<key>" (input, bicubic, each model, original), then
 "table", "files" (the PNG downloads, written when asked for), "zoom", "left", "right", "compared"
-(the run's files, the zoom's state); the Judge's are JUDGE_OUTPUTS; the Leaderboard's "summary",
-"ranking", "matrix". (Compare's streaming steps are the exception to "only what changes": each
-sends all of its outputs, as plain values where it can, which Gradio handles far more cheaply.)
+(the run's files, the zoom's state); the Judge's are JUDGE_OUTPUTS (its pictures as `Update`s whose
+`elem_classes` say the integer zoom they are shown at: JUDGE_VIEW and "zoom-<n>"); the Leaderboard's
+"summary", "ranking", "matrix". (Compare's streaming steps are the exception to "only what changes":
+each sends all of its outputs, as plain values where it can, which Gradio handles far more cheaply.)
 """
 
 import dataclasses
@@ -50,21 +51,32 @@ from restoration.compare import (
 from restoration.degrade import MODES
 from restoration.images import ImageError
 from restoration.inference import restorers_for, warm_up_in_background
-from restoration.judging import BattleRenderer, RecentImages, ScenePool, scene_images
+from restoration.judging import (
+    BattleRenderer,
+    JudgeHistory,
+    SceneFamily,
+    ScenePool,
+    crop_text,
+    family_shares,
+    scene_families,
+    scene_images,
+)
 from restoration.leaderboard import FlagRules, flag_judges, leaderboard_tables
 from restoration.provenance import provenance_markdown
 from restoration.render_process import RenderProcess
 from restoration.ratings import ANCHOR
+from restoration.scene_crops import CROPS_PER_PHOTO
 from restoration.settings import Settings
 from restoration.submissions import submit_from_page
 from restoration.uploads import list_images, open_upload
 from restoration.votes import ANSWER_LABELS, VoteStore, VoteStoreError
-from restoration.weights import by_family, judged, read_catalog
-from restoration.witnesses import read_evaluation
+from restoration.weights import FAMILIES, by_family, judged, read_catalog
+from restoration.witnesses import EVALUATIONS, read_evaluation
 
 log = logging.getLogger(__name__)
 JUDGE_OUTPUTS = ("session", "token", "low", "original", "side_a", "side_b", "reveal", "progress", "shown",
                  "judged_a", "judged_b")
+JUDGE_VIEW = "judge-view"  # the class of the Judge's pictures: shown at their own pixels times an integer zoom
 JUDGE_LANE_LIMIT = 8  # judge and vote handlers at once: they only write small PNGs and one row
 # How long a thread may keep the interpreter when another asks for it (Python's default: 5 ms). The
 # server's event loop takes it back dozens of times a request (each event, each chunk of a file
@@ -103,6 +115,7 @@ class Update:
     label: object = UNSET
     visible: object = UNSET
     choices: object = UNSET
+    elem_classes: object = UNSET
 
     def properties(self) -> dict:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # not asdict: it copies UNSET
@@ -278,10 +291,10 @@ class ArenaApp:
         self.lane = CompareLane(settings.concurrency, settings.compare_per_client)
         self.judging = InFlight()  # judges' requests being answered: the scene pool waits for them too
         self.flag_rules = FlagRules()
-        self.arena, self.scenes = None, None
-        self.recent = RecentImages()  # each judge's last pairs' images, not shown again while there are others
+        self.arena, self.scenes, self.history = None, None, None
         self._start_judging()
-        self.evaluation = read_evaluation(Path(settings.weights_dir) / "evaluation.json")
+        # Each family's leaderboard (self.boards, photos first) shows the witnesses of its own evaluation file.
+        self.evaluations = {f: read_evaluation(Path(settings.weights_dir) / EVALUATIONS[f][0]) for f in FAMILIES}
         self.files = OutputFiles(settings.output_max_age, served, outputs_in)
         self.last_compare: Stopwatch | None = None  # where the last Compare's time went (bench.speed)
         self._export_lock = threading.Lock()
@@ -295,7 +308,21 @@ class ArenaApp:
         # Bicubic is a contender too: the anchor whose rating is pinned (ratings.py).
         contenders = [Contender(ANCHOR, "Bicubic", "torch-bicubic")]
         contenders += [Contender(m.entry.name, m.entry.title, m.revision) for m in judged(self.models)]
-        if self.pool:
+        # Each family's scenes: its contenders, the images it is judged on (photos or thumbnails) and
+        # its share of the pairs (RESTORATION_JUDGE_PHOTO_SHARE); families without images are not judged.
+        images = scene_families(self.pool)
+        contending = {f: ms for f, ms in by_family(judged(self.models)).items() if images[f]}
+        shares = family_shares(settings.judge_photo_share, list(contending)) if contending else {}
+        self.scene_families = {f: SceneFamily(tuple(m.entry.name for m in contending[f]), tuple(images[f]),
+                                              CROPS_PER_PHOTO if f == "photo" else 1, share)
+                               for f, share in shares.items()}
+        # Each judge's last pairs' crops (not shown again while there are others) and family turn: kept
+        # when models join, unless the families judged change (a judge's credits are per family).
+        if self.history is None or self.history.shares != shares:
+            self.history = JudgeHistory(shares)
+        # Each family's leaderboard, photos first.
+        self.boards = list(by_family(judged(self.models)))
+        if self.scene_families:
             self.arena = Arena(self.store, contenders, min_vote_seconds=settings.min_vote_seconds,
                                limits=Limits.from_settings(settings))
             # In a child process (render_process.py) unless RESTORATION_SCENE_PROCESS=0: the renders
@@ -305,9 +332,8 @@ class ArenaApp:
             renderer = (RenderProcess.of(self.models, self.restorers, self.pool, settings) if in_process
                         else BattleRenderer(self.models, self.pool, settings, restorers=self.restorers))
             self.scenes = ScenePool(renderer, settings.battle_pool, settings.scene_uses, busy=self._people_waiting,
-                                    families={f: [m.entry.name for m in ms]
-                                              for f, ms in by_family(judged(self.models)).items()},
-                                    nice=not in_process, share=settings.scene_share).start()
+                                    families=self.scene_families, nice=not in_process,
+                                    share=settings.scene_share).start()
         if previous is not None:
             previous.stop()
 
@@ -532,24 +558,46 @@ class ArenaApp:
 
     def _battle_outputs(self, session, browser, request, message: str, previous=(HIDDEN, HIDDEN)) -> dict:
         """The Judge's outputs for a new pair, with `message` and the thumbnails of the `previous`
-        pair above it."""
+        pair above it. The pair is of the family due for this judge (`JudgeHistory`), of a crop
+        they have not seen in their last pairs; its pictures are shown at an integer zoom (1: their
+        own pixels), the low-resolution input at twice it, the same scale (`pictures`)."""
         if self.arena is None:
-            raise Refusal("Judging needs at least one scene image.")
+            raise Refusal("Judging needs at least one scene image of a model family that loaded.")
         client = self.client(request, browser)
+        judge = client.judge_key
         try:
-            scene = self.scenes.take(timeout=60, avoid=self.recent.of(client.judge_key))
+            scene = self.scenes.take(timeout=60, avoid=self.history.recent(judge),
+                                     prefer=self.history.families(judge))
         except TimeoutError:
             raise Refusal("The first pairs are still being prepared; please try again in a few seconds.") from None
         a, b = self.arena.draw_pair(scene.outputs)  # within the scene's family, and bicubic
         with store_reachable():
-            battle = self.arena.issue(session, client, (scene.image_id, scene.degradation, a, b))
-        self.recent.add(client.judge_key, scene.image_id)
+            battle = self.arena.issue(session, client, (scene.image_id, scene.degradation, a, b),
+                                      family=scene.family or "", crop=crop_text(scene.crop))
+        self.history.add(judge, scene)
         side_a, side_b = self._serve(scene, a.name), self._serve(scene, b.name)
-        return {"session": session, "token": battle.token, "low": self._serve(scene, "low"),
-                "original": self._serve(scene, "original") if self.settings.show_original else None,
-                "side_a": side_a, "side_b": side_b, "reveal": message, "progress": self._progress_text(session),
-                "shown": {"token": battle.token, "A": side_a, "B": side_b},
-                "judged_a": previous[0], "judged_b": previous[1]}
+        pictures = self._pictures(scene, {"side_a": side_a, "side_b": side_b, "low": self._serve(scene, "low"),
+                                          "original": self._serve(scene, "original")
+                                          if self.settings.show_original else None})
+        return pictures | {"session": session, "token": battle.token, "reveal": message,
+                           "progress": self._progress_text(session),
+                           "shown": {"token": battle.token, "A": side_a, "B": side_b},
+                           "judged_a": previous[0], "judged_b": previous[1]}
+
+    @staticmethod
+    def _pictures(scene, files: dict) -> dict:
+        """The Judge's pictures (files by output name) as `Update`s: the restorations (and the
+        original) at the scene's integer zoom, the low-resolution input at twice it, each labelled
+        with its scale. The browser then never resamples between a picture's pixels and the
+        screen's, beyond repeating each pixel as a square (`image-rendering: pixelated`)."""
+        zoom = scene.zoom()
+        at = lambda z: "its own pixels, 1:1" if z == 1 else f"{z}× (each pixel a square)"  # noqa: E731
+        w, h = scene.low.size
+        labels = {"side_a": f"A · {at(zoom)}", "side_b": f"B · {at(zoom)}", "original": f"Original · {at(zoom)}",
+                  "low": f"Low-resolution input, {w}×{h} · {at(2 * zoom)}"}
+        zooms = {name: 2 * zoom if name == "low" else zoom for name in files}
+        return {name: Update(file, label=labels[name], elem_classes=[JUDGE_VIEW, f"zoom-{zooms[name]}"])
+                for name, file in files.items()}
 
     def _progress_text(self, session) -> str:
         with store_reachable():
@@ -617,17 +665,19 @@ class ArenaApp:
 
     # ---------------------------------------------------------------------------- Leaderboard
 
-    def leaderboard(self, degradation: str = "all", family: str = "all") -> dict:
-        """The summary, ranking table and win-rate matrix (restoration/leaderboard.py), over every
-        degradation or one of them, every model family or one of them (its models and bicubic)."""
+    def leaderboard(self, degradation: str = "all", family: str | None = None) -> dict:
+        """One model family's summary, ranking table and win-rate matrix (restoration/leaderboard.py;
+        default: the first family, photos), over every degradation or one of them: the votes on the
+        family's scenes, its models and bicubic, the witnesses of its own evaluation file."""
         checked(degradation, degrade.STANDARD, "degradation", extra=("all",))
-        checked(family, list(self.families), "model family", extra=("all",))
+        family = checked(family or self.boards[0], self.boards, "model family")
         with store_reachable():
-            rows = self.store.judge_outcomes(self.flag_rules.fast_seconds)
-        members = [m for m in judged(self.models) if family in ("all", m.entry.family)]  # not pending submissions
+            rows = self.store.judge_outcomes(self.flag_rules.fast_seconds, by_family=True)
+        members = [m.entry.name for m in judged(self.models) if m.entry.family == family]  # not pending submissions
         summary, ranking, matrix = leaderboard_tables(
-            rows, [m.entry.name for m in members], degradation, self.flag_rules, self.evaluation,
-            lambda n: self.titles.get(n, n), self.settings.bootstrap_rounds, restrict=family != "all")
+            rows, family, members, degradation, self.flag_rules, self.evaluations[family],
+            lambda n: self.titles.get(n, n), self.settings.bootstrap_rounds,
+            {m.entry.name: m.entry.family for m in self.models})
         return {"summary": summary, "ranking": Update(ranking), "matrix": Update(matrix)}
 
     def export_votes(self) -> dict:

@@ -73,6 +73,8 @@ class Battle:
     b: Contender
     shown_at: float  # Arena clock when the battle was issued (its pictures are ready)
     client: Client = LOCAL
+    family: str = ""  # the scene's model family (weights.FAMILIES); "" for votes from before it was kept
+    crop: str = ""  # the scene's box in the image, "left top right bottom" (judging.crop_text); "" if unknown
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,14 +212,16 @@ class Arena:
         a, b = self.rng.sample(pool, 2)
         return a, b
 
-    def issue(self, session: str, client: Client, drawn: tuple[str, str, Contender, Contender]) -> Battle:
+    def issue(self, session: str, client: Client, drawn: tuple[str, str, Contender, Contender], family: str = "",
+              crop: str = "") -> Battle:
         """Register a battle for `session` (replacing its live one): `drawn` = (image id,
-        degradation, A, B), a scene's image and a pair. Call it once the pictures are ready: the clock for
-        "too fast" starts here. Raises `Refused` when the address asks for pairs too often, and
-        `VoteStoreError` when the store cannot be reached."""
+        degradation, A, B), a scene's image and a pair, with the scene's `family` and `crop` (kept
+        with the vote). Call it once the pictures are ready: the clock for "too fast" starts here.
+        Raises `Refused` when the address asks for pairs too often, and `VoteStoreError` when the
+        store cannot be reached."""
         image_id, degradation, a, b = drawn
         now = self.clock()
-        battle = Battle(secrets.token_urlsafe(16), session, image_id, degradation, a, b, now, client)
+        battle = Battle(secrets.token_urlsafe(16), session, image_id, degradation, a, b, now, client, family, crop)
         cap = self.limits.pairs_per_minute
         with self.store.transaction() as tx:
             # The session's row first, then the address's (the order of `vote`, so no two wait in
@@ -246,7 +250,8 @@ class Arena:
             known = self.contenders.get(name)
             return Contender(name, known.title if known else name, revision)
         return Battle(row.token, row.session, row.image, row.degradation, contender(row.model_a, row.revision_a),
-                      contender(row.model_b, row.revision_b), row.shown_at, Client(row.client, row.judge))
+                      contender(row.model_b, row.revision_b), row.shown_at, Client(row.client, row.judge),
+                      row.family, row.crop)
 
     def vote(self, token, session, answer, client: Client = LOCAL) -> VoteResult:
         """Accept or refuse one vote. Accepted means committed: the result comes back only after
@@ -314,4 +319,5 @@ def _live_pair_row(battle: Battle, expires_at: float) -> dict:
     return {"session": battle.session, "token": battle.token, "image": battle.image_id,
             "degradation": battle.degradation, "model_a": battle.a.name, "revision_a": battle.a.revision,
             "model_b": battle.b.name, "revision_b": battle.b.revision, "shown_at": battle.shown_at,
-            "expires_at": expires_at, "client": battle.client.address_key, "judge": battle.client.judge_key}
+            "expires_at": expires_at, "client": battle.client.address_key, "judge": battle.client.judge_key,
+            "family": battle.family, "crop": battle.crop}

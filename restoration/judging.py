@@ -1,16 +1,17 @@
 """The pictures of blind battles, rendered ahead of the judges.
 
-A *scene* is one of the scene images under one degradation (drawn from
-`degrade.STANDARD`), restored by one family's U-Nets (weights.FAMILIES, drawn in turn) and the
-bicubic anchor: pairs are drawn within a family, and bicubic, in every scene, links the families'
-ratings on one scale. Any pair of
-contenders on a ready scene is a battle that costs nothing more to show. `ScenePool` keeps a few
-scenes ready, rendering replacements in a background thread as scenes are used up, so a judge's
-vote is answered with the next pair at once instead of waiting for two model runs (or behind a
-large Compare request).
-
-Large images are judged on their central `max_side` square: a judge compares details, and
-restoring whole photos for every scene would keep the pool from keeping up on a CPU.
+A *scene* is one cut of a scene image (a crop of a photo, or a whole thumbnail) under one
+degradation (drawn from `degrade.STANDARD`), restored by one family's U-Nets (weights.FAMILIES) and
+the bicubic anchor: pairs are drawn within a family, and bicubic, in every scene, links the
+families' ratings on one scale. Each family is judged on the pictures it was made for
+(`scene_families`): the photo family on crops of photos (`scene_crops.py`: where a photo has both
+detail and smooth areas, several per photo), the lesson family on Tiny ImageNet-sized thumbnails.
+Which family a judge's next pair is of follows the families' shares (`family_shares`, the setting
+`RESTORATION_JUDGE_PHOTO_SHARE`), in turn per judge (`JudgeHistory`). Any pair of contenders on a
+ready scene is a battle that costs nothing more to show. `ScenePool` keeps a few scenes ready (of
+each family in proportion to its share), rendering replacements in a background thread as scenes
+are used up, so a judge's vote is answered with the next pair at once instead of waiting for two
+model runs (or behind a large Compare request).
 
 The pool yields to people: its thread renders nothing while a Compare is running or waiting
 (`busy()`), and a render already under way stops between windows when one arrives (the renderer
@@ -20,10 +21,11 @@ process of their own (`render_process.RenderProcess`), so that they never hold t
 that answers people. Once full, the pool renders replacements at most `share` of the time
 (`RESTORATION_SCENE_SHARE`): renders slow replies down even at the lowest priority.
 
-A judge is not shown the same image again within their last `RECENT_PAIRS` pairs while a ready
-scene shows another (`RecentImages`, `ScenePool.take(avoid=...)`): seeing one picture three times
-in six votes reads as a bug, and teaches the judge that picture rather than the models. When every
-ready scene is one they saw lately, the oldest serves and fresh scenes are rendered behind it.
+A judge is not shown the same crop again within their last `RECENT_PAIRS` pairs while a ready
+scene shows another, nor, where the pool allows, the same image (`JudgeHistory`,
+`ScenePool.take(avoid=...)`): seeing one picture three times in six votes reads as a bug, and
+teaches the judge that picture rather than the models. When every ready scene is one they saw
+lately, the oldest serves and fresh scenes are rendered behind it.
 """
 
 import dataclasses
@@ -37,7 +39,7 @@ import sys
 import threading
 import time
 import zlib
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -47,11 +49,13 @@ from restoration.degrade import STANDARD, prepare, upscale_bicubic
 from restoration.images import to_float, to_pil, to_uint8
 from restoration.inference import Restorer, release_memory, restorers_for
 from restoration.ratings import ANCHOR
+from restoration.scene_crops import crop_boxes, display_zoom, is_photo
 from restoration.settings import Settings
 from restoration.uploads import list_images, open_upload
 
 log = logging.getLogger(__name__)
-RECENT_PAIRS = 10  # a judge's last pairs whose images are not shown to them again (while there are others)
+RECENT_PAIRS = 10  # a judge's last pairs whose crops are not shown to them again (while there are others)
+MAX_OWED = 1.0  # pairs a family due for a judge, but not ready, is owed at most (JudgeHistory)
 YIELD_POLL = 0.02  # seconds between looks at `busy()` while a background render waits for a Compare
 
 
@@ -70,6 +74,34 @@ def scene_images(settings: Settings, seed: int = 0) -> dict[str, Path]:
     return pool
 
 
+def scene_families(pool: Mapping[str, Path]) -> dict[str, list[str]]:
+    """family → the ids of the scene images its scenes are cut from: "photo" the photos (at least
+    `scene_crops.PHOTO_MIN_SIDE` pixels on the long side, wherever they lie: examples or val
+    photos), "lesson" the smaller ones, thumbnails like Tiny ImageNet's. Reads each header only; a
+    file that cannot be read is left out (one log line)."""
+    kinds = {"photo": [], "lesson": []}
+    for image_id, path in pool.items():
+        try:
+            with Image.open(path) as im:
+                size = im.size
+        except Exception as e:  # noqa: BLE001 (Pillow raises many kinds for a bad file; the pool goes on)
+            log.warning("scene images: %s left out: %s", image_id, type(e).__name__)
+            continue
+        kinds["photo" if is_photo(size) else "lesson"].append(image_id)
+    return kinds
+
+
+def family_shares(photo_share: float, families: Sequence[str]) -> dict[str, float]:
+    """Each family's share of the Judge's pairs: the photo family `photo_share`
+    (RESTORATION_JUDGE_PHOTO_SHARE), the others the rest, split evenly; a family alone has every
+    pair. Families whose share is 0 are left out."""
+    others = [f for f in families if f != "photo"]
+    if "photo" not in families or not others:
+        return {f: 1.0 / len(families) for f in families}
+    shares = {"photo": photo_share} | {f: (1 - photo_share) / len(others) for f in others}
+    return {f: share for f, share in shares.items() if share > 0}
+
+
 def lower_priority(nice: int = 19, thread_id: int | None = None):
     """Run the calling thread (or the thread `thread_id`), and the threads the models start from it
     (their OpenMP team is the thread's own, and inherits its priority), at the lowest CPU priority,
@@ -83,12 +115,28 @@ def lower_priority(nice: int = 19, thread_id: int | None = None):
             log.info("scene pool: priority unchanged (%s)", e)
 
 
+
+
 def center_crop(image: Image.Image, max_side: int) -> Image.Image:
-    """The central max_side × max_side (at most) part of an image."""
-    w, h = image.size
+    """The central max_side × max_side (at most) part of an image, with even sides (`center_box`)."""
+    box = center_box(image.size, max_side)
+    return image if box == (0, 0, *image.size) else image.crop(box)
+
+
+def center_box(size: tuple[int, int], max_side: int) -> tuple[int, int, int, int]:
+    """The central box of at most max_side × max_side pixels, with even sides (the ×2 degradation
+    needs them), as (left, top, right, bottom)."""
+    w, h = size
     cw, ch = min(w, max_side), min(h, max_side)
+    cw, ch = cw - cw % 2, ch - ch % 2
     left, top = (w - cw) // 2, (h - ch) // 2
-    return image if (cw, ch) == (w, h) else image.crop((left, top, left + cw, top + ch))
+    return left, top, left + cw, top + ch
+
+
+def crop_text(box: tuple[int, int, int, int] | None) -> str:
+    """A crop box as the vote record keeps it: "left top right bottom" (pixels of the image, PIL's
+    box), "" for none."""
+    return " ".join(map(str, box)) if box else ""
 
 
 @dataclasses.dataclass
@@ -100,7 +148,18 @@ class Scene:
     outputs: dict[str, Image.Image]  # contender name → its restoration
     uses: int = 0
     family: str | None = None  # whose U-Nets were rendered (None: every model's)
+    crop: tuple[int, int, int, int] | None = None  # the box of the image it shows (left, top, right, bottom)
     _png: dict = dataclasses.field(default_factory=dict, repr=False)
+
+    @property
+    def key(self) -> tuple:
+        """What a judge is not shown twice in a row: the image and the crop of it."""
+        return self.image_id, self.crop
+
+    def zoom(self) -> int:
+        """The integer zoom the restorations are shown at (`scene_crops.display_zoom`); the
+        low-resolution input is shown at twice it, the same scale."""
+        return display_zoom(self.original.size)
 
     def png(self, which: str) -> bytes:
         """A picture of the scene ("low", "original" or a contender's name) as PNG bytes with a
@@ -123,8 +182,10 @@ def with_nonce(png: bytes) -> bytes:
     return png[:header_end] + chunk + png[header_end:]
 
 
+
+
 class BattleRenderer:
-    """Renders scenes: degrade an image of the pool, then restore it with every contender."""
+    """Renders scenes: cut a scene image, degrade it, then restore it with every contender."""
 
     def __init__(self, models: Sequence, pool: dict[str, Path], settings: Settings, max_side: int = 512,
                  restorers: Mapping[str, Restorer] | None = None):
@@ -135,9 +196,14 @@ class BattleRenderer:
         self.hold: Callable[[], bool] = lambda: False  # ScenePool sets it: whether people need the cores now
 
     def render(self, image_id: str, degradation: str = "lesson", names: Sequence[str] | None = None,
-               family: str | None = None) -> Scene:
+               family: str | None = None, crop: int | None = None) -> Scene:
+        """The scene of one image: with `crop` k, its k-th crop (`scene_crops.crop_boxes`, counted
+        round if the photo has fewer); without, its central `max_side` square (a thumbnail whole)."""
         s = self.settings
-        original = center_crop(open_upload(self.pool[image_id], "degrade", s), self.max_side)
+        image = open_upload(self.pool[image_id], "degrade", s)
+        boxes = crop_boxes(image) if crop is not None else []
+        box = boxes[crop % len(boxes)] if boxes else center_box(image.size, self.max_side)
+        original = image.crop(box)
         low, _, reference = prepare(to_uint8(original), "degrade", degradation)  # 8-bit, as in Compare
         outputs = {}
         for name in names or [ANCHOR, *self.models]:
@@ -146,7 +212,7 @@ class BattleRenderer:
             else:
                 out = self.restorers[name](low, before_window=self._wait_while_held)
             outputs[name] = to_pil(out)
-        scene = Scene(image_id, degradation, to_pil(low), to_pil(reference), outputs, family=family)
+        scene = Scene(image_id, degradation, to_pil(low), to_pil(reference), outputs, family=family, crop=box)
         for which in ["low", "original", *outputs]:
             scene.png(which)  # encoded here, in the background, rather than in a judge's request
         return scene
@@ -156,49 +222,93 @@ class BattleRenderer:
             time.sleep(YIELD_POLL)
 
 
-class RecentImages:
-    """The images of each judge's last `keep` pairs, oldest first; at most `max_judges` judges are
-    remembered (the least recently seen are forgotten first)."""
+class JudgeHistory:
+    """Per judge: the scenes (image, crop) of their last `keep` pairs, oldest first, and which
+    family's pair is due next; at most `max_judges` judges are remembered (the least recently seen
+    are forgotten first).
 
-    def __init__(self, keep: int = RECENT_PAIRS, max_judges: int = 100_000):
+    Families take turns by their `shares` (a smooth weighted round robin): every pair adds each
+    family's share to its credit and takes 1 from the family served, and the family with the most
+    credit is due. Of any n consecutive pairs of one judge, a family with share s then has s·n
+    within one either way (two families; while it has a ready scene when due: a pair of another
+    family leaves it due, owed at most one pair, so that it does not come in a burst later).
+    Credits start at random, so that judges who only look at one pair see every family too."""
+
+    def __init__(self, shares: Mapping[str, float] | None = None, keep: int = RECENT_PAIRS,
+                 max_judges: int = 100_000, rng: random.Random | None = None):
+        self.shares = dict(shares or {})
         self.keep, self.max_judges = keep, max_judges
-        self._seen: OrderedDict[str, deque] = OrderedDict()
+        self.rng = rng or random.Random()
+        self._judges: OrderedDict[str, tuple[deque, dict]] = OrderedDict()  # judge → (recent keys, credits)
         self._lock = threading.Lock()
 
-    def of(self, judge: str) -> list[str]:
+    def recent(self, judge: str) -> list[tuple]:
+        """The keys (`Scene.key`) of the judge's last pairs, oldest first."""
         with self._lock:
-            return list(self._seen.get(judge, ()))
+            seen, _ = self._judges.get(judge, ((), None))
+            return list(seen)
 
-    def add(self, judge: str, image_id: str):
+    def families(self, judge: str) -> list[str]:
+        """The families, the one due for this judge's next pair first."""
         with self._lock:
-            seen = self._seen.pop(judge, None) or deque(maxlen=self.keep)
-            seen.append(image_id)
-            self._seen[judge] = seen
-            while len(self._seen) > self.max_judges:
-                self._seen.popitem(last=False)
+            credit = self._of(judge)[1]
+        return sorted(self.shares, key=lambda f: -(credit[f] + self.shares[f]))
+
+    def add(self, judge: str, scene: Scene):
+        """The judge was shown `scene`."""
+        with self._lock:
+            seen, credit = self._of(judge)
+            seen.append(scene.key)
+            for f, share in self.shares.items():
+                credit[f] += share
+            if scene.family in credit:
+                credit[scene.family] -= 1
+            for f in credit:
+                credit[f] = max(-MAX_OWED, min(MAX_OWED, credit[f]))
+            self._judges[judge] = seen, credit
+            while len(self._judges) > self.max_judges:
+                self._judges.popitem(last=False)
+
+    def _of(self, judge: str) -> tuple[deque, dict]:
+        """The judge's record, now the most recently seen (call holding the lock)."""
+        record = self._judges.pop(judge, None) or (deque(maxlen=self.keep),
+                                                   {f: self.rng.random() for f in self.shares})
+        self._judges[judge] = record
+        return record
+
+
+@dataclasses.dataclass(frozen=True)
+class SceneFamily:
+    """The scenes of one model family: its models (each scene renders them and bicubic; None: every
+    model), the scene images they are cut from, how many crops of each (1: the image whole, or its
+    centre), and the family's share of the pairs (of the ready scenes too)."""
+    names: tuple[str, ...] | None
+    images: tuple[str, ...]
+    crops: int = 1
+    share: float = 1.0
 
 
 class ScenePool:
-    """`size` ready scenes, refilled by one background thread. `take` picks a ready scene at
-    random; after `uses` pairs a scene is used up, which wakes the thread to render a new one
-    (used-up scenes serve on until it is ready, so `take` waits only just after start). While
-    `busy()` says the models' cores are taken, it waits instead of rendering. It renders images
-    that no ready scene shows, so the ready scenes are of different images. With `families`
-    (family → its model names), each scene renders one family and bicubic, the families in turn."""
+    """`size` ready scenes, refilled by one background thread. `take` picks a ready scene; after
+    `uses` pairs a scene is used up, which wakes the thread to render a new one (used-up scenes
+    serve on until it is ready, so `take` waits only just after start). While `busy()` says the
+    models' cores are taken, it waits instead of rendering. It renders images that no ready scene
+    shows, so the ready scenes are of different images. With `families` (family → `SceneFamily`),
+    each scene renders one family and bicubic, and the ready scenes are of each family in
+    proportion to its share: the family furthest below its share of `size` is rendered next."""
 
     def __init__(self, renderer: BattleRenderer, size: int = 4, uses: int = 6,
                  degradations: Sequence[str] = STANDARD, rng: random.Random | None = None,
-                 busy: Callable[[], bool] = lambda: False, families: Mapping[str, Sequence[str]] | None = None,
+                 busy: Callable[[], bool] = lambda: False, families: Mapping[str, SceneFamily] | None = None,
                  nice: bool = True, share: float = 1.0):
         self.renderer, self.size, self.uses, self.busy = renderer, size, uses, busy
         self.share = share  # of the time, at most, spent rendering replacements (the pool full)
         self.nice = nice  # render at the lowest priority (False: the renderer is another process, niced itself)
-        # (family, the contenders its scenes render): bicubic and the family's models; one entry
-        # (None, None: every model) without families.
-        self.families = [(f, [ANCHOR, *names]) for f, names in families.items()] if families else [(None, None)]
-        self._turn = 0
+        families = families or {None: SceneFamily(None, tuple(renderer.pool))}
+        # Each family's images (a list: an image that fails to render leaves it); families without any are left out.
+        self.families = {f: family for f, family in families.items() if family.images}
+        self.images = {f: list(family.images) for f, family in self.families.items()}
         self.degradations = list(degradations)
-        self.images = list(renderer.pool)
         self.rng = rng or random.SystemRandom()
         self._ready: list[Scene] = []
         self._cond = threading.Condition()
@@ -231,6 +341,7 @@ class ScenePool:
     def _fill(self):
         if self.nice:
             lower_priority()
+        began, said_full = time.monotonic(), False
         while True:
             with self._cond:
                 # While `busy()` (a Compare request has the cores) the pool renders nothing as long
@@ -238,15 +349,19 @@ class ScenePool:
                 # the Compare is not slowed down.
                 while not self._stop and (self._fresh() >= self.size or (self._ready and self.busy())):
                     self._cond.wait(0.5)
-                if self._stop or not self.images:
+                if self._stop or not self.families:
                     return
+                family = self._due()
+                images = self.images[family]
                 shown = {s.image_id for s in self._ready}
-                image_id = self.rng.choice([i for i in self.images if i not in shown] or self.images)
+                image_id = self.rng.choice([i for i in images if i not in shown] or images)
+                names, crops = self.families[family].names, self.families[family].crops
+                names = None if names is None else [ANCHOR, *names]
+                crop = self.rng.randrange(crops) if crops > 1 else None
                 degradation = self.rng.choice(self.degradations)
-                family, names = self._next_family()
             started = time.monotonic()
             try:
-                scene = self.renderer.render(image_id, degradation, names, family)
+                scene = self.renderer.render(image_id, degradation, names, family, crop)
                 release_memory()  # the models' activations, kept by malloc otherwise (inference.py)
             except Exception as e:  # noqa: BLE001 (a bad image in the pool must not stop judging)
                 if self._stop:
@@ -254,13 +369,19 @@ class ScenePool:
                 log.warning("scene images: %s (%s) left out: %s: %s", image_id, degradation, type(e).__name__,
                             str(e).splitlines()[0][:200] if str(e) else "")
                 with self._cond:
-                    if image_id in self.images and len(self.images) > 1:
-                        self.images.remove(image_id)
+                    if image_id in images and len(images) > 1:
+                        images.remove(image_id)
                     self._cond.wait(1.0)  # not a busy loop if every image fails
                 continue
             with self._cond:
                 self._add(scene)
                 self._cond.notify_all()
+                if not said_full and len(self._ready) >= self.size:  # said once (bench.judge_pairs waits for it)
+                    said_full = True
+                    families = Counter(s.family for s in self._ready)
+                    print(f"scene pool: {len(self._ready)} scenes ready ("
+                          + ", ".join(f"{f or 'every model'}: {n}" for f, n in families.items())
+                          + f") in {time.monotonic() - began:.0f} s", flush=True)
                 if len(self._ready) >= self.size and self.share < 1:
                     # A replacement: wait so that rendering takes at most `share` of the time. Renders
                     # slow down the replies to votes even at the lowest priority (likely through the
@@ -268,64 +389,82 @@ class ScenePool:
                     took = time.monotonic() - started
                     self._cond.wait_for(lambda: self._stop, timeout=took * (1 / self.share - 1))
 
+    def _due(self):
+        """The family to render next: one without a fresh scene first (so that, filling up, the pool
+        soon serves every family), then the one furthest below its share of the pool's fresh
+        scenes (call holding the lock)."""
+        fresh = Counter(s.family for s in self._ready if s.uses < self.uses)
+        return max(self.families, key=lambda f: (fresh[f] == 0, self.families[f].share * self.size - fresh[f]))
+
     def _add(self, scene: Scene):
-        """A new scene into the pool; past `size`, the most used of the used-up scenes leaves. One
-        at a time: a pool that dropped every used-up scene at once could shrink to one scene,
-        which every judge would then see again and again."""
+        """A new scene into the pool; past `size`, the most used of the used-up scenes leaves (of
+        the new scene's family if it has one, so the families keep their shares). One at a time: a
+        pool that dropped every used-up scene at once could shrink to one scene, which every judge
+        would then see again and again."""
         self._ready.append(scene)
         used_up = [s for s in self._ready if s.uses >= self.uses]
         if len(self._ready) > self.size and used_up:
-            self._ready.remove(max(used_up, key=lambda s: s.uses))
-
-    def _next_family(self):
-        """(family, the contenders to render) of the next scene, the families in turn (call holding
-        the lock)."""
-        family = self.families[self._turn % len(self.families)]
-        self._turn += 1
-        return family
+            same = [s for s in used_up if s.family == scene.family] or used_up
+            self._ready.remove(max(same, key=lambda s: s.uses))
 
     def _fresh(self) -> int:
         return sum(s.uses < self.uses for s in self._ready)
 
-    def take(self, timeout: float = 120.0, avoid: Sequence[str] = ()) -> Scene:
-        """A ready scene (counting one use), preferably not of an image in `avoid` (a judge's recent
-        images, oldest first). When every ready scene shows one of them, the one the judge saw
-        longest ago serves. Once the judge has seen every ready scene, they are counted used up so
-        that the background thread renders fresh ones behind: a vote is never answered after a
-        render, which would keep
-        every judge behind it waiting on the cores (the vote-reply p95 of `bench.replicas`). When
-        `avoid` covers the whole pool, its oldest entries are let go. Raises TimeoutError if no
-        scene is ready in `timeout`."""
+    def take(self, timeout: float = 120.0, avoid: Sequence[tuple] = (), prefer: Sequence[str] = ()) -> Scene:
+        """A ready scene (counting one use), of the first family in `prefer` that has one the judge
+        has not seen lately: `avoid` are the keys (`Scene.key`: image and crop) of their last pairs,
+        oldest first, and a scene of an image among them is taken only when no other is ready.
+        When every ready scene is among them, the one the judge saw longest ago serves. Once the
+        judge has seen every ready scene (or every one of the family due for them), they are
+        counted used up so that the background thread renders fresh ones behind: a vote is never
+        answered after a render, which would keep every judge behind it waiting on the cores (the
+        vote-reply p95 of `bench.replicas`). When `avoid` covers every image of the pool, its
+        oldest entries are let go. Raises TimeoutError if no scene is ready in `timeout`."""
         with self._cond:
             if not self._cond.wait_for(lambda: self._ready or self._stop, timeout=timeout) or not self._ready:
                 raise TimeoutError("no judge pair is ready yet")
             avoid = self._avoidable(avoid)
-            scene = self._pick(avoid) or self._least_recent(avoid)
-            if {s.image_id for s in self._ready} <= {*avoid, scene.image_id}:
+            scene = self._pick(avoid, prefer) or self._least_recent(avoid)
+            seen = {*avoid, scene.key}
+            if {s.key for s in self._ready} <= seen:
                 # This judge has now seen every ready scene: count them used up, so that fresh ones
                 # are rendered while they look at this pair (they still serve others until replaced).
-                for ready in self._ready:
-                    ready.uses = max(ready.uses, self.uses)
-                self._cond.notify_all()
+                self._used_up(self._ready)
+            elif prefer and scene.family != prefer[0]:
+                # They have seen every ready scene of the family due for them: the same for its scenes.
+                self._used_up([s for s in self._ready if s.family == prefer[0]])
             return self._use(scene)
 
-    def _avoidable(self, avoid: Sequence[str]) -> list[str]:
+    def _used_up(self, scenes: Sequence[Scene]):
+        """Count `scenes` used up (call holding the lock): fresh ones are rendered to replace them."""
+        for scene in scenes:
+            scene.uses = max(scene.uses, self.uses)
+        self._cond.notify_all()
+
+    def _avoidable(self, avoid: Sequence[tuple]) -> list[tuple]:
         """The newest entries of `avoid` that still leave an image of the pool out of it."""
         avoid = list(avoid)
-        while avoid and set(self.images) <= set(avoid):
+        everything = {i for images in self.images.values() for i in images}
+        while avoid and everything <= {image_id for image_id, _ in avoid}:
             avoid.pop(0)
         return avoid
 
-    def _pick(self, avoid: Sequence[str]) -> Scene | None:
-        """A random ready scene not of an image in `avoid`: a fresh one if there is one."""
-        allowed = [s for s in self._ready if s.image_id not in set(avoid)]
-        fresh = [s for s in allowed if s.uses < self.uses]
-        return self.rng.choice(fresh or allowed) if allowed else None  # used-up scenes serve on until replaced
+    def _pick(self, avoid: Sequence[tuple], prefer: Sequence[str]) -> Scene | None:
+        """A random ready scene whose key is not in `avoid`: of the family first in `prefer`, then
+        of an image not in `avoid`, then a fresh one, each as far as there is one."""
+        keys, images = set(avoid), {image_id for image_id, _ in avoid}
+        allowed = [s for s in self._ready if s.key not in keys]
+        if not allowed:
+            return None
+        order = {f: i for i, f in enumerate(prefer)}
+        rank = lambda s: (order.get(s.family, len(order)), s.image_id in images, s.uses >= self.uses)  # noqa: E731
+        best = min(map(rank, allowed))
+        return self.rng.choice([s for s in allowed if rank(s) == best])  # used-up scenes serve on until replaced
 
-    def _least_recent(self, avoid: Sequence[str]) -> Scene:
-        """The ready scene whose image the judge saw longest ago (every one is in `avoid`)."""
-        age = {image_id: i for i, image_id in enumerate(avoid)}  # 0: seen longest ago
-        return min(self._ready, key=lambda s: (age.get(s.image_id, -1), s.uses >= self.uses))
+    def _least_recent(self, avoid: Sequence[tuple]) -> Scene:
+        """The ready scene the judge saw longest ago (every one is in `avoid`)."""
+        age = {key: i for i, key in enumerate(avoid)}  # 0: seen longest ago
+        return min(self._ready, key=lambda s: (age.get(s.key, -1), s.uses >= self.uses))
 
     def _use(self, scene: Scene) -> Scene:
         scene.uses += 1
@@ -333,7 +472,7 @@ class ScenePool:
             self._cond.notify_all()
         return scene
 
-    def ready(self) -> int:
-        """Scenes ready and not used up."""
+    def ready(self, family: str | None = None) -> int:
+        """Scenes ready and not used up (of one family, or of every one)."""
         with self._cond:
-            return self._fresh()
+            return sum(s.uses < self.uses for s in self._ready if family is None or s.family == family)

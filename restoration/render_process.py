@@ -7,7 +7,7 @@ lowest priority (every thread of it, once its first scene is out: at start-up th
 and a judge may be waiting for that scene), and shares nothing with the replica but a pipe and
 one flag (`bench.replicas` with and without it: docs/benchmarks.md):
 
-- the parent sends (image, degradation, contenders, family) and gets back a `judging.Scene`, its
+- the parent sends (image, degradation, contenders, family, crop) and gets back a `judging.Scene`, its
   PNGs already encoded;
 - while it waits, the parent copies `hold()` (people are being answered) into a shared flag, which
   the child reads before every window: a render under way still stops at its next window.
@@ -105,7 +105,7 @@ class RenderProcess:
         self._conn = parent
 
     def render(self, image_id: str, degradation: str = "lesson", names: Sequence[str] | None = None,
-               family: str | None = None) -> Scene:
+               family: str | None = None, crop: int | None = None) -> Scene:
         with self._lock:
             if self._closed.is_set():
                 raise RuntimeError("the scene renderer is closed")
@@ -115,7 +115,7 @@ class RenderProcess:
                                 self._process.exitcode)
                 self._start()
             self._held.value = HOLD if self.hold() else GO
-            self._conn.send((image_id, degradation, names, family))
+            self._conn.send((image_id, degradation, names, family, crop))
             while not self._conn.poll(YIELD_POLL):
                 self._held.value = HOLD if self.hold() else GO
                 if self._closed.is_set() or not self._process.is_alive():

@@ -114,6 +114,9 @@ class Settings:
     export_every: int = _field(100, min=1)  # new votes before the public CSV is written again
     output_max_age: int = _field(3600, min=60)  # seconds our downloads and judge files are kept
     scene_val_images: int = _field(200, min=0)  # val images among the scene images, beside the examples
+    # The share of the Judge's pairs from the photo family (its U-Nets on crops of photos); the rest
+    # are the lesson's (on Tiny ImageNet thumbnails). Per judge, in turn (judging.JudgeHistory).
+    judge_photo_share: float = _field(0.75, min=0.0, max=1.0)
     bootstrap_rounds: int = _field(200, min=0, max=100_000)
     # Community models (submissions.py): a client's submissions a day, the pending ones at a time, and
     # the approved ones that are Judge contenders (each adds a model run to every scene of its family).

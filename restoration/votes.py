@@ -5,7 +5,8 @@
 one schema and one code path in SQLAlchemy Core; the few places where the two differ say so.
 
 What the store holds, so that any replica can decide:
-- `votes`: accepted votes, one committed transaction each, on disk before the judge sees the reveal.
+- `votes`: accepted votes, one committed transaction each, on disk before the judge sees the reveal;
+  each with its scene's model family and crop box, so the votes can be re-analysed per image.
 - `live_pairs`: each session's one live battle (its one-time token, sides, when it was shown, when it
   expires), so a vote is accepted by whichever replica receives it.
 - `pair_issues`: when each address was given a new pair (the pairs-per-minute cap).
@@ -128,6 +129,10 @@ votes = sa.Table(
     sa.Column("degradation", sa.Text, nullable=False, server_default="lesson"),  # how the input was made
     sa.Column("client", sa.Text, nullable=False, server_default=""),  # HMAC of the client's address
     sa.Column("judge", sa.Text, nullable=False, server_default=""),  # HMAC of address + browser id
+    # The scene: its model family (weights.FAMILIES) and its box in the image, "left top right bottom"
+    # (judging.crop_text); "" in votes from before they were kept.
+    sa.Column("family", sa.Text, nullable=False, server_default=""),
+    sa.Column("crop", sa.Text, nullable=False, server_default=""),
     sa.Index("votes_session", "session"),
     sa.Index("votes_client_time", "client", "time"),
     sa.Index("votes_judge_time", "judge", "time"),
@@ -148,6 +153,8 @@ live_pairs = sa.Table(
     sa.Column("expires_at", sa.Float, nullable=False, index=True),
     sa.Column("client", sa.Text, nullable=False),  # the keys of the client it was issued to
     sa.Column("judge", sa.Text, nullable=False),
+    sa.Column("family", sa.Text, nullable=False, server_default=""),  # the scene's, as in `votes`
+    sa.Column("crop", sa.Text, nullable=False, server_default=""),
 )
 
 pair_issues = sa.Table(
@@ -222,7 +229,17 @@ def _migrate_submissions(conn):
     submission_attempts.create(conn, checkfirst=True)
 
 
-MIGRATIONS = {1: _migrate_votes, 2: _migrate_shared_state, 3: _migrate_submissions}
+def _migrate_scenes(conn):
+    """4: the scene's family and crop box, kept with each vote and each live pair. Older votes get ""
+    (their family is still known from their models; their crop was the image's centre)."""
+    for table in (votes, live_pairs):
+        have = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+        for column in ("family", "crop"):
+            if column not in have:
+                conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+
+
+MIGRATIONS = {1: _migrate_votes, 2: _migrate_shared_state, 3: _migrate_submissions, 4: _migrate_scenes}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
@@ -240,10 +257,10 @@ class VoteStore:
     every call takes a pooled connection; `pool_size` should cover the app's concurrent handlers."""
 
     COLUMNS = ("id", "time", "session", "image", "degradation", "model_a", "revision_a", "model_b", "revision_b",
-               "answer", "seconds", "token", "client", "judge")
-    # What a researcher needs to refit the ratings, and nothing that links votes to a judge.
+               "answer", "seconds", "token", "client", "judge", "family", "crop")
+    # What a researcher needs to refit the ratings (per image and crop too), and nothing that links votes to a judge.
     PUBLIC_COLUMNS = ("time", "image", "degradation", "model_a", "revision_a", "model_b", "revision_b", "answer",
-                      "seconds", "counted")
+                      "seconds", "counted", "family", "crop")
 
     def __init__(self, target, pool_size: int = 10, connect_timeout: float = 5.0):
         self.is_postgres = is_database_url(target)
@@ -355,7 +372,8 @@ class VoteStore:
             return tx.insert_vote(vote_row(battle, answer, seconds, time or utc_now()))
 
     def add_many(self, rows: Iterable[tuple]):
-        """Bulk insert (benchmarks, imports): rows in COLUMNS order without the id, one transaction."""
+        """Bulk insert (benchmarks, imports): rows in COLUMNS order without the id, one transaction
+        (the last columns may be left out: they take their defaults)."""
         names = self.COLUMNS[1:]
         with self.transaction() as tx:
             tx.conn.execute(votes.insert(), [dict(zip(names, row)) for row in rows])
@@ -376,13 +394,17 @@ class VoteStore:
         since = utc_iso((now if now is not None else datetime.now(UTC).timestamp()) - seconds)
         return self._scalar(sa.select(sa.func.count()).where(column == key, votes.c.time >= since))
 
-    def judge_outcomes(self, fast_seconds: float, up_to_id: int | None = None) -> list[tuple]:
+    def judge_outcomes(self, fast_seconds: float, up_to_id: int | None = None, by_family: bool = False) -> list[tuple]:
         """(judge, degradation, model_a, model_b, answer, votes, votes faster than `fast_seconds`),
-        over every vote or those up to `up_to_id`: what the leaderboard and the judge flags need,
-        aggregated in SQL so that 100,000 votes never become 100,000 Python objects."""
+        with `by_family` the scene's family after them ("" for older votes), over every vote or
+        those up to `up_to_id`: what the leaderboard and the judge flags need, aggregated in SQL so
+        that 100,000 votes never become 100,000 Python objects."""
         fast = sa.func.sum(sa.case((votes.c.seconds < fast_seconds, 1), else_=0))
         keys = (votes.c.judge, votes.c.degradation, votes.c.model_a, votes.c.model_b, votes.c.answer)
-        query = sa.select(*keys, sa.func.count(), fast).group_by(*keys)
+        if by_family:
+            query = sa.select(*keys, sa.func.count(), fast, votes.c.family).group_by(*keys, votes.c.family)
+        else:
+            query = sa.select(*keys, sa.func.count(), fast).group_by(*keys)
         if up_to_id is not None:
             query = query.where(votes.c.id <= up_to_id)
         return self._rows(query)
@@ -406,30 +428,32 @@ class VoteStore:
     def write_public_csv(self, file, excluded_judges: Iterable[str] = (), up_to_id: int | None = None,
                          families: Mapping[str, str] | None = None, repos: Mapping[str, str] | None = None) -> int:
         """The public export: PUBLIC_COLUMNS, times to the minute, rows sorted by their values
-        (not by arrival, so neighbouring rows say nothing about who voted), and `counted` = 0
-        for votes the leaderboard leaves out; every vote, or those up to `up_to_id`. With
-        `families` (model name → its family), a last column `family`: the family of the vote's
-        U-Net(s) (a pair is one family's models and bicubic). With `repos` (model name → its Hub repo
-        id), columns `repo_a` and `repo_b`: who published each side (a community model's name and
-        revision alone do not say it; empty for bicubic). Returns the number of votes."""
+        (not by arrival, so neighbouring rows say nothing about who voted), `counted` = 0 for votes
+        the leaderboard leaves out, the scene's `family` and `crop` (its box in the image, "left top
+        right bottom"; empty for votes from before it was kept, whose scene was the image's centre);
+        every vote, or those up to `up_to_id`. `families` (model name → its family) gives the family
+        of older votes, from their U-Net(s) (a pair is one family's models and bicubic). With
+        `repos` (model name → its Hub repo id), columns `repo_a` and `repo_b`: who published each
+        side (a community model's name and revision alone do not say it; empty for bicubic).
+        Returns the number of votes."""
         excluded = set(excluded_judges)
+        families = families or {}
         minute = sa.func.substr(votes.c.time, 1, 16)
         c = votes.c
         query = sa.select(minute, c.image, c.degradation, c.model_a, c.revision_a, c.model_b, c.revision_b,
-                          c.answer, c.seconds, c.judge).order_by(minute, c.image, c.degradation, c.model_a,
-                                                                 c.model_b, c.answer, c.seconds)
+                          c.answer, c.seconds, c.judge, c.family, c.crop).order_by(
+            minute, c.image, c.crop, c.degradation, c.model_a, c.model_b, c.answer, c.seconds)
         if up_to_id is not None:
             query = query.where(c.id <= up_to_id)
         with self._reading() as conn, open(file, "w", newline="") as f:
             writer = csv.writer(f)
-            writer.writerow(list(self.PUBLIC_COLUMNS) + (["family"] if families is not None else [])
-                            + (["repo_a", "repo_b"] if repos is not None else []))
+            writer.writerow(list(self.PUBLIC_COLUMNS) + (["repo_a", "repo_b"] if repos is not None else []))
             n = 0
-            for *row, seconds, judge in conn.execute(query):
+            for *row, seconds, judge, family, crop in conn.execute(query):
                 row[0] += "Z"
-                family = [] if families is None else [families.get(row[3]) or families.get(row[5]) or ""]
+                family = family or families.get(row[3]) or families.get(row[5]) or ""
                 repo = [] if repos is None else [repos.get(row[3]) or "", repos.get(row[5]) or ""]
-                writer.writerow([*row, round(seconds, 1), int(judge not in excluded), *family, *repo])
+                writer.writerow([*row, round(seconds, 1), int(judge not in excluded), family, crop, *repo])
                 n += 1
         return n
 
@@ -461,7 +485,8 @@ def vote_row(battle, answer: str, seconds: float, time: str) -> dict:
     return {"time": time, "session": battle.session, "image": battle.image_id, "degradation": battle.degradation,
             "model_a": battle.a.name, "revision_a": battle.a.revision, "model_b": battle.b.name,
             "revision_b": battle.b.revision, "answer": answer, "seconds": round(seconds, 3), "token": battle.token,
-            "client": battle.client.address_key, "judge": battle.client.judge_key}
+            "client": battle.client.address_key, "judge": battle.client.judge_key,
+            "family": battle.family, "crop": battle.crop}
 
 
 class Transaction:

@@ -1,11 +1,14 @@
 """Helpers for the app's tests: a tiny weights folder (three small U-Nets and a models.json) laid
-out exactly like the shipped `weights/`. The fixtures built on it are in conftest.py."""
+out exactly like the shipped `weights/`, one with both model families, and photos to cut photo
+scenes from. The fixtures built on them are in conftest.py and the tests."""
 
 import json
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 from restoration.unet import UNet
 
@@ -35,6 +38,43 @@ def make_weights_dir(folder: Path, restorers=RESTORERS) -> Path:
     rows.append({"name": "classifier", "title": "Tiny ImageNet classifier", "folder": "classifier",
                  "role": "classifier", "hub_repo": "test-org/classifier", "revision": REVISION})
     (folder / "models.json").write_text(json.dumps({"models": rows}, indent=1))
+    return folder
+
+
+TWO_FAMILIES = [("unet-mse", "MSE U-Net · lesson", False), ("unet-crossconv", "Cross-conv U-Net · lesson", True),
+                ("photo-mse", "MSE U-Net · photos", False), ("photo-crossconv", "Cross-conv U-Net · photos", True)]
+PHOTO_FIGURES = {"photo-mse": (31.0, 0.90, 0.45, 0.8, 0.7), "photo-crossconv": (30.5, 0.89, 0.60, 1.3, 1.1),
+                 "bicubic": (29.0, 0.85, 0.25, 0.5, 0.4)}  # Y-PSNR, Y-SSIM, sharpness, grid, flat
+
+
+def make_two_family_weights(folder: Path) -> Path:
+    """A weights folder with a lesson family and a photo family of tiny U-Nets (TWO_FAMILIES), and
+    an evaluation of the photo family (PHOTO_FIGURES, with the grid and flat figures)."""
+    make_weights_dir(folder, TWO_FAMILIES)
+    catalog = json.loads((folder / "models.json").read_text())
+    for row in catalog["models"]:
+        if row["name"].startswith("photo-"):
+            row["family"] = "photo"
+    (folder / "models.json").write_text(json.dumps(catalog))
+    results = {n: {"psnr_y": p, "ssim_y": s, "sharpness": sh, "grid": g, "flat": f, "psnr_pooled": p - 1, "ssim": s}
+               for n, (p, s, sh, g, f) in PHOTO_FIGURES.items()}
+    (folder / "evaluation-photos.json").write_text(json.dumps({
+        "data": "photos/val", "images": 42, "command": "python -m restoration.evaluate --data photos --json e.json",
+        "degradations": {d: {"results": results} for d in ("lesson", "bicubic", "jpeg75")}}))
+    return folder
+
+
+def write_photos(folder: Path, n: int, size=(320, 96)) -> Path:
+    """`n` different photos (a smooth field, then detail on its right part) of `size`: 320×96 is as
+    small as a photo may be (its long side makes it one), so tiny U-Nets render its scenes fast."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    w, h = size
+    for i in range(n):
+        coarse = Image.fromarray((rng.random((h // 16 + 1, w // 16 + 1, 3)) * 255).astype(np.uint8))
+        picture = np.asarray(coarse.resize((w, h), Image.Resampling.BICUBIC)).astype(np.int16)
+        picture[:, w // 2:] += rng.integers(-40, 40, (h, w - w // 2, 3), dtype=np.int16)
+        Image.fromarray(np.clip(picture, 0, 255).astype(np.uint8)).save(folder / f"photo-{i}.png")
     return folder
 
 

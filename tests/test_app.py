@@ -26,10 +26,11 @@ from PIL import Image
 import app as app_module
 from app import build_app, launch, served_copies
 from restoration import degrade
-from restoration.arena_app import JUDGE_OUTPUTS, ArenaApp, Refusal, Update, freeze_heap
+from restoration.arena_app import JUDGE_OUTPUTS, JUDGE_VIEW, ArenaApp, Refusal, Update, freeze_heap
 from restoration.provenance import header_markdown
+from restoration.scene_crops import display_zoom
 from restoration.votes import VoteStore
-from tests.app_support import make_weights_dir
+from tests.app_support import make_two_family_weights, make_weights_dir, write_photos
 
 # Gradio's queue calls pandas in ways pandas 3 deprecates: not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")
@@ -285,11 +286,16 @@ def judged(out) -> dict:
 def test_judge_and_vote_handlers(arena_app):
     first = judged(arena_app.next_pair(None, None))
     session, token = first["session"], first["token"]
-    low, a, b = Image.open(first["low"]), Image.open(first["side_a"]), Image.open(first["side_b"])
+    low, a, b = (Image.open(first[k].value) for k in ("low", "side_a", "side_b"))
     assert session.startswith("s-") and token and low.size[0] * 2 == a.size[0] and a.size == b.size
-    assert first["original"] is None and "**0**" in first["progress"] and first["reveal"] == ""
+    assert first["original"].value is None and "**0**" in first["progress"] and first["reveal"] == ""
     assert first["judged_a"].visible is False and first["judged_b"].visible is False  # nothing judged yet
-    assert first["shown"] == {"token": token, "A": first["side_a"], "B": first["side_b"]}
+    assert first["shown"] == {"token": token, "A": first["side_a"].value, "B": first["side_b"].value}
+    # Shown at an integer zoom (thumbnails: enough for 320 pixels), the input at the same scale.
+    zoom = display_zoom(a.size)
+    assert first["side_a"].elem_classes == first["side_b"].elem_classes == [JUDGE_VIEW, f"zoom-{zoom}"]
+    assert first["low"].elem_classes == [JUDGE_VIEW, f"zoom-{2 * zoom}"] and a.size[0] * zoom >= 320
+    assert first["side_a"].label == f"A · {zoom}× (each pixel a square)" and first["side_b"].label.startswith("B · ")
     assert arena_app.start_judging(session, token) == {}  # one waits: nothing changes
 
     out = judged(arena_app.vote("A is better", session, token, None, first["shown"]))
@@ -299,10 +305,10 @@ def test_judge_and_vote_handlers(arena_app):
     with arena_app.store.engine.connect() as conn:
         battle = tuple(conn.execute(sa.text("SELECT model_a, model_b FROM votes")).one())
     titles = [arena_app.titles.get(n, "Bicubic") for n in battle]
-    assert out["judged_a"].value == first["side_a"]
-    assert out["judged_b"].value == first["side_b"]
+    assert out["judged_a"].value == first["side_a"].value
+    assert out["judged_b"].value == first["side_b"].value
     assert [out["judged_a"].label, out["judged_b"].label] == [f"A: {titles[0]}", f"B: {titles[1]}"]
-    assert out["judged_a"].visible and out["side_a"] != first["side_a"]  # a new pair below
+    assert out["judged_a"].visible and out["side_a"].value != first["side_a"].value  # a new pair below
     assert f"A was **{titles[0]}**, B was **{titles[1]}**" in out["reveal"]
     again = arena_app.vote("B is better", session, token, None, first["shown"])
     assert "already been judged" in again.pop("warning")  # shown as a warning too
@@ -315,8 +321,10 @@ def test_judge_and_vote_handlers(arena_app):
         assert refused["reveal"].startswith("Unknown answer") and "Unknown answer" in refused["warning"]
     assert arena_app.store.count() == 1
     with arena_app.store.engine.connect() as conn:
-        vote = tuple(conn.execute(sa.text("SELECT degradation, client, judge FROM votes")).one())
+        vote = tuple(conn.execute(sa.text("SELECT degradation, client, judge, image, family, crop FROM votes")).one())
     assert vote[0] in degrade.STANDARD and len(vote[1]) == len(vote[2]) == 32  # keys, not addresses
+    with Image.open(arena_app.pool[vote[3]]) as im:  # the scene: its family and its box in the image
+        assert vote[4] == "lesson" and vote[5] == f"0 0 {im.width - im.width % 2} {im.height - im.height % 2}"
 
 
 def test_a_judge_sees_no_image_again_within_their_last_ten_pairs(settings, tiny_models, tmp_path):
@@ -349,7 +357,7 @@ def test_served_pictures_name_no_model(arena_app):
     seen_names, seen_bytes = set(), set()
     for _ in range(6):
         out = arena_app.next_pair("s-same", None)
-        for path in (out["low"], out["side_a"], out["side_b"]):
+        for path in (out["low"].value, out["side_a"].value, out["side_b"].value):
             assert Path(path).name not in seen_names
             seen_names.add(Path(path).name)
             data = Path(path).read_bytes()
@@ -395,7 +403,7 @@ def test_too_fast_votes_keep_the_pair(settings, tiny_models):
 def test_show_original_setting(settings, tiny_models):
     a = ArenaApp(dataclasses.replace(settings, show_original=True), tiny_models)
     pair = a.next_pair(None, None)
-    original, side_a = pair["original"], pair["side_a"]
+    original, side_a = pair["original"].value, pair["side_a"].value
     assert original is not None and Image.open(original).size == Image.open(side_a).size
     a.close()
 
@@ -415,7 +423,8 @@ def test_leaderboard_and_export_handlers(settings, tiny_models, tmp_path):
         assert arena_app.vote(answer, session, token)["reveal"].startswith("**Your last pair**")
     summary, ranking, matrix = arena_app.leaderboard().values()
     rows = ranking.value["data"]
-    assert "**5** valid votes" in summary and sum(r[4] for r in rows) == 10 and "Votes by degradation" in summary
+    assert "**5** valid votes" in summary and sum(r[4] for r in rows) == 10  # each vote counts for both models
+    assert "**5** votes on this family's pairs: 5 valid + 0 left out" in summary and "(together 5)" in summary
     assert {r[1] for r in rows} == {"MSE U-Net", "Perceptual U-Net", "Cross-conv U-Net", "Bicubic"}
     assert matrix.value["headers"][0] == "Model (row) beats (column)" and len(matrix.value["data"]) == 4
     per = [arena_app.leaderboard(d)["summary"] for d in degrade.STANDARD]
@@ -426,11 +435,14 @@ def test_leaderboard_and_export_handlers(settings, tiny_models, tmp_path):
     file = arena_app.export_votes()["csv"]
     text = Path(file).read_text()
     rows = list(csv.DictReader(text.splitlines()))
-    assert len(rows) == 5 and list(rows[0]) == [*VoteStore.PUBLIC_COLUMNS, "family", "repo_a", "repo_b"]
+    assert len(rows) == 5 and list(rows[0]) == [*VoteStore.PUBLIC_COLUMNS, "repo_a", "repo_b"]
     assert session not in text
     assert all(r[f"repo_{s}"] == ("" if r[f"model_{s}"] == "bicubic" else f"test-org/{r[f'model_{s}']}")
                for r in rows for s in "ab")  # who published each side (community models: their repo)
     assert {r["family"] for r in rows} == {"lesson"}  # each vote's family (the tiny catalogue has one)
+    for r in rows:  # and its scene's box in the image, to re-analyse the votes per image and crop
+        with Image.open(arena_app.pool[r["image"]]) as im:
+            assert r["crop"] == f"0 0 {im.width - im.width % 2} {im.height - im.height % 2}"
     session, token = pair(arena_app, session)
     arena_app.vote("A", session, token)
     assert arena_app.export_votes()["csv"] == file  # cached until export_every new votes
@@ -545,7 +557,7 @@ def test_old_outputs_and_their_served_copies_are_removed_while_running_and_all_a
         copy.write_bytes(b"x")
     os.utime(served[0], (0, 0))
     arena_app.files.served = lambda: [str(c) for c in served]
-    fresh = Path(arena_app.next_pair(None, None)["low"])
+    fresh = Path(arena_app.next_pair(None, None)["low"].value)
     arena_app.files.sweep(arena_app.settings.output_max_age)
     assert not old.exists() and fresh.exists() and not served[0].parent.exists() and served[1].exists()
     arena_app.close()
@@ -576,11 +588,12 @@ def test_leaderboard_columns_with_a_synthetic_vote_set(settings, tiny_models, tm
     summary, ranking, _ = a.leaderboard("lesson").values()
     a.close()
     headers = ranking.headers if hasattr(ranking, "headers") else ranking.value["headers"]
-    assert headers[5:] == ["PSNR (dB)", "PSNR rank", "SSIM", "SSIM rank", "Semantic fidelity", "Fidelity rank"]
+    assert headers[5:] == ["PSNR (dB)", "SSIM", "Semantic fidelity"]  # each figure with its rank in brackets
     by_model = {r[1]: r for r in ranking.value["data"]}
-    assert by_model["MSE U-Net"][5:] == ["28.00", 1, "0.8500", 1, "49.0%", 3]
-    assert by_model["Perceptual U-Net"][5:] == ["27.00", 3, "0.8300", 3, "75.0%", 1]
-    assert by_model["Perceptual U-Net"][0] == 1 and by_model["MSE U-Net"][0] > 1  # the human rank
+    assert by_model["MSE U-Net"][5:] == ["28.00 (1)", "0.8500 (1)", "49.0% (3)"]
+    assert by_model["Perceptual U-Net"][5:] == ["27.00 (3)", "0.8300 (3)", "75.0% (1)"]
+    # The human rank: the places its interval allows, the best first.
+    assert by_model["Perceptual U-Net"][0] in ("1", "1–2") and by_model["MSE U-Net"][0][0] in "23"
     assert "on 10000 images" in summary and "side more with semantic fidelity" in summary
 
 
@@ -677,6 +690,7 @@ def test_through_gradio_client(served, tmp_path):
         client.predict(handle_file(str(tmp_path / "text.png")), "degrade", api_name="/compare")
 
     _low, _original, side_a, side_b, _reveal, progress, _judged_a, _judged_b = client.predict(api_name="/judge")
+    side_a, side_b = side_a["value"], side_b["value"]  # updates: the picture and its label and zoom
     assert Image.open(side_a).size == Image.open(side_b).size and "**0**" in progress
     result = client.predict("B is better", api_name="/vote")
     assert "you said B is better" in result[4] and "**1**" in result[5]
@@ -804,22 +818,14 @@ def test_stopping_the_app_removes_its_temporary_files(sig, tiny_weights, small_e
 
 @pytest.fixture
 def two_families(settings, tmp_path):
-    """A catalogue with a lesson family and a photo family of tiny U-Nets."""
-    import dataclasses as dc
-
+    """A catalogue with a lesson family and a photo family of tiny U-Nets, an evaluation of the
+    photo family (with the grid and flat figures), and photos to cut the photo family's scenes from."""
     from restoration.weights import load_available_restorers
 
-    restorers = [("unet-mse", "MSE U-Net · lesson", False), ("unet-crossconv", "Cross-conv U-Net · lesson", True),
-                 ("photo-mse", "MSE U-Net · photos", False), ("photo-crossconv", "Cross-conv U-Net · photos", True)]
-    folder = make_weights_dir(tmp_path / "weights-families", restorers)
-    catalog = json.loads((folder / "models.json").read_text())
-    for row in catalog["models"]:
-        if row["name"].startswith("photo-"):
-            row["family"] = "photo"
-    (folder / "models.json").write_text(json.dumps(catalog))
-    models, problems = load_available_restorers(folder)
+    models, problems = load_available_restorers(make_two_family_weights(tmp_path / "weights-families"))
     assert not problems
-    a = ArenaApp(dc.replace(settings, weights_dir=folder), models)
+    a = ArenaApp(dataclasses.replace(settings, weights_dir=tmp_path / "weights-families",
+                                     photo_val_dir=write_photos(tmp_path / "photos-val", 3)), models)
     yield a
     a.close()
 
@@ -861,25 +867,45 @@ def test_a_catalogue_family_must_be_known(tmp_path):
 
 
 def test_judge_pairs_stay_within_a_family_and_the_leaderboard_splits_by_family(two_families):
+    """Photo pairs are cut from the photos, lesson pairs are thumbnails; each family's board counts
+    its own votes (valid + left out = its votes; by degradation = its valid votes), photos first,
+    with its own witnesses, and no column of rank "1" while the votes are few."""
     app = two_families
     families = {f: {m.entry.name for m in ms} | {"bicubic"} for f, ms in app.families.items()}
-    deadline = time.monotonic() + 60
-    while app.scenes.ready() < 2 and time.monotonic() < deadline:  # a scene of each family (rendered in turn)
+    deadline = time.monotonic() + 120
+    while (app.scenes.ready("photo") < 1 or app.scenes.ready("lesson") < 1) and time.monotonic() < deadline:
         time.sleep(0.02)
     session, token = pair(app, None)
-    seen = set()
+    seen = {"photo": 0, "lesson": 0}
     for _ in range(16):
         battle = app.arena.pending(session)
         shown = {battle.a.name, battle.b.name}
         family = next(f for f, names in families.items() if shown <= names)  # one family (and bicubic)
-        seen.add(family)
+        assert battle.family == family and battle.image_id.startswith("photos/" if family == "photo" else "examples/")
+        with Image.open(app.pool[battle.image_id]) as im:
+            assert max(im.size) >= 320 if family == "photo" else max(im.size) < 320
+        seen[family] += 1
         out = app.vote("A is better", session, token)
         session, token = out["session"], out["token"]
-    assert seen == {"photo", "lesson"}  # the scenes take the families in turn
-    everyone = [row[1] for row in app.leaderboard("all", "all")["ranking"].value["data"]]
-    photos = [row[1] for row in app.leaderboard("all", "photo")["ranking"].value["data"]]
-    assert set(photos) == {"MSE U-Net · photos", "Cross-conv U-Net · photos", "Bicubic"}
-    assert set(photos) < set(everyone)
+    assert seen["photo"] >= 1 and seen["lesson"] >= 1
+    assert app.boards == ["photo", "lesson"]  # photos first
+    boards = {f: app.leaderboard("all", f) for f in app.boards}
+    assert app.leaderboard()["summary"] == boards["photo"]["summary"]  # the photo board by default
+    for f, board in boards.items():
+        valid = int(board["summary"].split("**")[1])
+        assert valid == seen[f] and f"**{seen[f]}** votes on this family's pairs: {seen[f]} valid + 0 left out" in \
+            board["summary"] and f"(together {seen[f]})" in board["summary"]
+        rows = board["ranking"].value["data"]
+        assert sum(r[4] for r in rows) == 2 * seen[f]  # each vote counts for both its models
+        assert [r[0] for r in rows if r[4]] != ["1"] * len([r for r in rows if r[4]])  # few votes: ranges
+    photos = boards["photo"]["ranking"].value
+    assert {row[1] for row in photos["data"]} == {"MSE U-Net · photos", "Cross-conv U-Net · photos", "Bicubic"}
+    assert photos["headers"][5:] == ["Y-PSNR (dB)", "Y-SSIM", "Sharpness", "Grid", "Flat"]
+    mse = next(r for r in photos["data"] if r[1] == "MSE U-Net · photos")
+    assert mse[5:] == ["31.00 (1)", "0.9000 (1)", "0.45 (2)", "0.80 (2)", "0.70 (2)"]  # sharpness: nearest 1
+    assert all("—" not in cell for r in photos["data"] for cell in r[5:])  # every one evaluated
+    assert "Grid and Flat (each with its rank in brackets)" in boards["photo"]["summary"]
+    assert "No evaluation figures yet" in boards["lesson"]["summary"]  # no evaluation.json in this folder
     with pytest.raises(Refusal, match="Unknown model family"):
         app.leaderboard("all", "cartoons")
 

@@ -1,6 +1,8 @@
 """Real-browser runs: Playwright drives Debian's headless Chromium through the app — an example
 restored in both modes, a refused upload that clears the page, votes whose reveal sits with the
-pair it describes, the leaderboard changing.
+pair it describes, the leaderboard changing; and, 1280 pixels wide, photo pairs shown at their own
+pixels (thumbnails at an integer zoom), a leaderboard per family whose counts add up, nothing
+wider than the page.
 
 Skipped when /usr/bin/chromium is missing, unless REQUIRE_BROWSER=1 (CI sets it), which makes a
 missing browser a failure.
@@ -15,6 +17,8 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+
+from tests.app_support import make_two_family_weights, write_photos
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -36,14 +40,10 @@ def chromium_or_skip():
     pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (or set REQUIRE_BROWSER=1 to make this fail)")
 
 
-@pytest.fixture
-def app_url(settings, tiny_models):
+def served(a):
+    """The app `a` served on a free loopback port: yields its URL, then stops it and `a`."""
     from app import build_app, launch
-    from restoration.arena_app import ArenaApp
 
-    from gradio.utils import get_upload_folder
-
-    a = ArenaApp(dataclasses.replace(settings, min_vote_seconds=0.5), tiny_models, outputs_in=get_upload_folder())
     demo = build_app(a)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -54,18 +54,63 @@ def app_url(settings, tiny_models):
     a.close()
 
 
-@pytest.fixture
-def page(app_url, tmp_path):
+def browsing(url, width):
+    """A Chromium page at `url`, `width` pixels wide."""
     executable = chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport={"width": width, "height": 1000})
         page.set_default_timeout(60_000)
-        page.goto(app_url)
+        page.goto(url)
         yield page
         browser.close()
+
+
+@pytest.fixture
+def app_url(settings, tiny_models):
+    from gradio.utils import get_upload_folder
+
+    from restoration.arena_app import ArenaApp
+
+    yield from served(ArenaApp(dataclasses.replace(settings, min_vote_seconds=0.5), tiny_models,
+                               outputs_in=get_upload_folder()))
+
+
+@pytest.fixture
+def page(app_url, tmp_path):
+    yield from browsing(app_url, 1400)
+
+
+@pytest.fixture
+def two_family_app(settings, tmp_path):
+    """Both families (tiny U-Nets), photos to cut the photo family's scenes from, default shares."""
+    import time
+
+    from gradio.utils import get_upload_folder
+
+    from restoration.arena_app import ArenaApp
+    from restoration.leaderboard import FlagRules
+    from restoration.weights import load_available_restorers
+
+    models, problems = load_available_restorers(make_two_family_weights(tmp_path / "weights"))
+    assert not problems
+    a = ArenaApp(dataclasses.replace(settings, weights_dir=tmp_path / "weights", min_vote_seconds=0.5,
+                                     photo_val_dir=write_photos(tmp_path / "photos", 8)), models,
+                 outputs_in=get_upload_folder())
+    a.flag_rules = FlagRules(fast_seconds=0.5)  # the test votes faster than a person: not flagged for that
+    deadline = time.monotonic() + 120
+    while (a.scenes.ready("photo") < 4 or a.scenes.ready("lesson") < 1) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return a
+
+
+@pytest.fixture
+def wide_page(two_family_app):
+    """The two-family app in a Chromium page 1280 pixels wide."""
+    for url in served(two_family_app):
+        yield from browsing(url, 1280)
 
 
 def shots(tmp_path) -> Path:
@@ -180,3 +225,98 @@ def test_votes_reveal_their_pair_above_the_next_and_reach_the_leaderboard(page, 
     votes = db.execute("SELECT session, judge FROM votes ORDER BY id").fetchall()
     db.close()
     assert len(votes) == 2 and votes[0][0] != votes[1][0] and votes[0][1] == votes[1][1]
+
+
+# Each picture of the pair on screen: [id, natural width, natural height, displayed width, displayed height].
+PAIR_SIZES = """() => ['judge-low', 'side-a', 'side-b'].map(id => {
+    const img = document.querySelector('#' + id + ' img'), r = img.getBoundingClientRect();
+    return [id, img.naturalWidth, img.naturalHeight, r.width, r.height]; })"""
+PAIR_LOADED = """previous => { const imgs = ['judge-low', 'side-a', 'side-b'].map(id => document.querySelector('#' + id + ' img'));
+    return imgs.every(i => i && i.complete && i.naturalWidth > 0) && imgs[1].src !== previous; }"""
+
+
+def integer_zoom(natural_w, natural_h, shown_w, shown_h) -> int:
+    """The whole number a picture is enlarged by on screen; fails if it is resampled otherwise."""
+    zoom = round(shown_w / natural_w)
+    assert zoom >= 1 and abs(shown_w - zoom * natural_w) < 0.01 and abs(shown_h - zoom * natural_h) < 0.01, \
+        (natural_w, natural_h, shown_w, shown_h)
+    return zoom
+
+
+def test_photo_pairs_at_their_own_pixels_and_a_board_per_family_whose_counts_add_up(wide_page, two_family_app,
+                                                                                     tmp_path):
+    """20 judged pairs of the photo family: each restoration at least 320 pixels on its long side and
+    shown 1:1 (a thumbnail pair at 4× or 5×, never resampled otherwise), the input at the same
+    scale, fullscreen at a larger whole-number zoom; nothing wider than 1280 pixels; then each
+    family's leaderboard counts exactly the votes on its pairs."""
+    from playwright.sync_api import expect
+
+    page, app = wide_page, two_family_app
+    page.get_by_role("tab", name="Judge").click()
+    expect(page.locator("#judge-help")).to_contain_text("1:1")
+    previous, photo_pairs, thumbnail_pairs, answers = "", 0, 0, ["A", "B", "tie", "both_bad"]
+    while photo_pairs < 20:
+        assert photo_pairs + thumbnail_pairs < 40, "too few photo pairs"
+        page.wait_for_function(PAIR_LOADED, arg=previous)
+        previous = page.locator("#side-a img").get_attribute("src")
+        (_, lw, lh, lsw, lsh), (_, aw, ah, asw, ash), (_, bw, bh, bsw, bsh) = page.evaluate(PAIR_SIZES)
+        zoom = integer_zoom(aw, ah, asw, ash)
+        assert integer_zoom(bw, bh, bsw, bsh) == zoom and (aw, ah) == (bw, bh)
+        assert integer_zoom(lw, lh, lsw, lsh) == 2 * zoom and (2 * lw, 2 * lh) == (aw, ah)  # the same scale
+        if max(aw, ah) >= 320:  # a photo crop: its own pixels
+            assert zoom == 1
+            expect(page.locator("#side-a")).to_contain_text("1:1")
+            if photo_pairs == 0:  # fullscreen: the largest whole-number zoom that fits the window
+                page.locator("#side-a").hover()
+                page.locator("#side-a button[aria-label=Fullscreen]").click()
+                page.wait_for_function("document.querySelector('#side-a').classList.contains('fullscreen')")
+                page.wait_for_timeout(500)
+                (_, _, _, fw, fh), *_ = page.evaluate(PAIR_SIZES.replace("'judge-low', ", ""))
+                assert integer_zoom(aw, ah, fw, fh) == min(1280 // aw, (1000 - 60) // ah) > 1
+                page.screenshot(path=str(shots(tmp_path) / "judge-fullscreen.png"))
+                page.locator("#side-a button[aria-label*=ullscreen]").click()
+                page.wait_for_function("!document.querySelector('#side-a').classList.contains('fullscreen')")
+            photo_pairs += 1
+        else:  # a thumbnail, enlarged 4× or 5× with its pixels as squares
+            assert zoom in (4, 5) and max(aw, ah) * zoom >= 320
+            expect(page.locator("#side-a")).to_contain_text(f"{zoom}×")
+            thumbnail_pairs += 1
+        assert page.evaluate("getComputedStyle(document.querySelector('#side-a img')).imageRendering") == "pixelated"
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+        page.wait_for_timeout(600)  # more than min_vote_seconds
+        page.locator(f"#vote-{answers[(photo_pairs + thumbnail_pairs) % 4]}").click()
+    page.wait_for_function(PAIR_LOADED, arg=previous)
+    assert 0 < thumbnail_pairs <= photo_pairs // 2  # photos in 3 of 4 pairs, within one or two
+    db = sqlite3.connect(app.settings.votes_db)
+    votes = db.execute("SELECT family, image, crop FROM votes").fetchall()
+    db.close()
+    assert sum(f == "photo" for f, _, _ in votes) == photo_pairs and len(votes) == photo_pairs + thumbnail_pairs
+    for family, image, crop in votes:  # each vote keeps its scene: photo crops of photos
+        left, top, right, bottom = map(int, crop.split())
+        assert image.startswith("photos/") == (family == "photo") and (max(right - left, bottom - top) >= 320) == (
+            family == "photo")
+
+    # Each family's board counts the votes on its own pairs, and the counts add up.
+    page.get_by_role("tab", name="Leaderboard").click()
+    for family, title, judged_pairs in (("photo", "Photos", photo_pairs), ("lesson", "Tiny ImageNet", thumbnail_pairs)):
+        if family == "lesson":
+            page.locator("#board-family").get_by_label(re.compile("Tiny ImageNet")).check()
+        summary = page.locator("#board-summary")
+        expect(summary).to_contain_text(f"{judged_pairs} votes on this family's pairs")
+        text = summary.inner_text()
+        valid, left_out = map(int, re.search(r"(\d+) valid \+ (\d+) left out", text).groups())
+        assert valid + left_out == judged_pairs and re.search(r"^(\d+) valid votes", text).group(1) == str(valid)
+        assert valid > 0 and left_out == 0  # its answers vary, at a pace the rules take for a person's
+        by_degradation = re.search(r"Valid votes by degradation: (.*) \(together (\d+)\)", text)
+        assert sum(int(n) for n in re.findall(r": (\d+)", by_degradation.group(1))) == int(by_degradation.group(2)) \
+            == valid
+        votes_column = page.locator("#ranking [role=gridcell][data-col='4']").all_inner_texts()
+        assert sum(int(v) for v in votes_column) == 2 * valid
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+        if family == "photo":
+            headers = page.locator("#ranking thead th").all_inner_texts()
+            assert any("Grid" in h for h in headers) and any("Flat" in h for h in headers)
+            page.locator("#win-rates-toggle").get_by_text("Win rates").click()
+            expect(page.locator("#win-rates")).to_be_visible()
+            assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+            page.screenshot(path=str(shots(tmp_path) / "leaderboard-photos.png"), full_page=True)

@@ -37,6 +37,9 @@ def test_each_shipped_card_has_the_metadata(entry):
     assert data.model_name == entry.title and data.eval_results
     if entry.role == "restorer":
         assert {r.metric_type for r in data.eval_results} >= {"psnr", "ssim"}
+    if entry.role == "restorer" and entry.family == "photo":  # the val figures, grain included (issue 28)
+        assert {r.metric_type for r in data.eval_results} >= {"sharpness", "grid", "flat"}
+        assert {r.dataset_config for r in data.eval_results} >= {"bicubic", "jpeg75"}
     base = {e.name: e.hub_repo for e in CATALOG}.get(entry.base_model)
     assert data.to_dict().get("base_model") == base
     assert (entry.base_model is not None) == (entry.name in ("unet-perceptual", "unet-crossconv")

@@ -12,7 +12,6 @@ import time
 
 import pytest
 import torch
-from PIL import Image
 
 from restoration.checkpoint import CONFIG_NAME, WEIGHTS_NAME
 from restoration.foreign import LICENCES, ForeignModel
@@ -20,7 +19,7 @@ from restoration.inference import Restorer
 from restoration.submission_checks import Rules, check_folder
 from restoration.submissions import APPROVED, QUICK_SETS, load_submitted_restorers, review, submit
 from restoration.votes import VoteStore
-from tests.app_support import safetensors_bytes, tiny_spandrel
+from tests.app_support import safetensors_bytes, tiny_spandrel, write_photos
 from tests.submission_support import refused
 
 KINDS = {  # kind → (architecture as spandrel names it, its code's licence)
@@ -36,11 +35,9 @@ def weights(kind: str, scale: int = 2, seed: int = 0) -> dict:
 
 @pytest.fixture
 def photos(tmp_path):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for i, size in enumerate([(72, 56), (64, 48)]):
-        Image.effect_noise(size, 30 + 10 * i).convert("RGB").save(folder / f"p{i}.png")
-    return folder
+    """Two photos as small as a photo may be (320 pixels on the long side): the photo family's quick
+    set, and its Judge scenes are cut from them (a smaller picture is a thumbnail, the lesson's)."""
+    return write_photos(tmp_path / "photos", 2)
 
 
 @pytest.fixture
@@ -124,9 +121,9 @@ def test_three_architectures_end_to_end(votes_target, arena, fake_hub, tiny_mode
             assert voted == set(names.values()), "not every architecture appeared in a judge's pair"
             counted = {side for _j, _d, a, b, _o, _n, _f in store.judge_outcomes(3.0) for side in (a, b)}
             assert set(names.values()) <= counted
-            ranked = [row[1] for row in app.leaderboard()["ranking"].value["data"]]
-            for kind, title in titles.items():
-                assert title.replace(", unreviewed", "") in ranked  # its architecture and licence on the leaderboard
+            for kind, title in titles.items():  # on its family's leaderboard, with its architecture and licence
+                ranked = [row[1] for row in app.leaderboard(family=families[kind])["ranking"].value["data"]]
+                assert title.replace(", unreviewed", "") in ranked
         finally:
             app.close()
     finally:

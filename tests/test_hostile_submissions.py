@@ -313,8 +313,11 @@ def test_a_replica_adopts_the_models_when_the_sqlite_store_answers_again(setting
 
     app = ArenaApp(settings, tiny_models, store=store)
     try:
+        history = app.history
         app.load_community_later(interval=0.05, load=flaky).join(timeout=60)
         assert len(tries) == 3 and name in app.arena.contenders and name in app.titles
+        # In its family's scenes and on its board; the judges' recent scenes and turns are kept.
+        assert name in app.scene_families["lesson"].names and "lesson" in app.boards and app.history is history
         assert submission_name("alice/span", commit) == name
     finally:
         app.close()

@@ -1,5 +1,6 @@
-"""The scene images, scenes (every contender on one degraded image), and the pool of
-scenes rendered ahead in a background thread."""
+"""The scene images (photos and thumbnails, each family's own), scenes (every contender on one
+degraded crop), the pool of scenes rendered ahead in a background thread, and each judge's
+history (the crops they saw lately, the family due)."""
 
 import dataclasses
 import io
@@ -15,7 +16,20 @@ from PIL import Image
 
 from restoration.degrade import STANDARD, low_res, upscale_bicubic
 from restoration.images import to_float, to_pil, to_tensor, to_uint8
-from restoration.judging import ANCHOR, BattleRenderer, RecentImages, Scene, ScenePool, scene_images, lower_priority
+from restoration.judging import (
+    ANCHOR,
+    BattleRenderer,
+    JudgeHistory,
+    Scene,
+    SceneFamily,
+    ScenePool,
+    crop_text,
+    family_shares,
+    lower_priority,
+    scene_families,
+    scene_images,
+)
+from restoration.scene_crops import crop_boxes
 from tests.app_support import CountingModel
 
 
@@ -33,7 +47,7 @@ def test_a_scene_has_every_contender_on_one_degraded_input(settings, tiny_models
     scenes = {d: renderer.render(image_id, d) for d in STANDARD}
     for d, scene in scenes.items():
         assert (scene.image_id, scene.degradation) == (image_id, d)
-        assert scene.low.size == (48, 40) and scene.original.size == (96, 80)
+        assert scene.low.size == (48, 40) and scene.original.size == (96, 80) and scene.crop == (0, 0, 96, 80)
         assert set(scene.outputs) == {ANCHOR, *(m.entry.name for m in tiny_models)}
         assert all(im.size == (96, 80) for im in scene.outputs.values())
         low = low_res(to_tensor(scene.original), d)
@@ -45,7 +59,7 @@ def test_a_scene_has_every_contender_on_one_degraded_input(settings, tiny_models
     out = scenes["lesson"].outputs
     assert np.asarray(out["unet-mse"]).tolist() != np.asarray(out["unet-crossconv"]).tolist()
     cropped = BattleRenderer(tiny_models, scene_images(settings), settings, max_side=64).render(image_id)
-    assert cropped.original.size == (64, 64) and cropped.low.size == (32, 32)
+    assert cropped.original.size == (64, 64) and cropped.low.size == (32, 32) and cropped.crop == (16, 8, 80, 72)
 
 
 def test_the_pool_renders_ahead_and_replaces_used_scenes(settings, tiny_models):
@@ -129,8 +143,10 @@ def test_scene_images_add_the_val_photos(settings, tmp_path):
     assert all(pool[k].is_file() for k in pool)
 
 
-def test_scenes_take_the_families_in_turn_each_with_bicubic(settings, tiny_models):
-    families = {"photo": ["unet-mse"], "lesson": ["unet-perceptual", "unet-crossconv"]}
+def test_the_pool_keeps_each_familys_share_of_its_scenes_each_with_bicubic(settings, tiny_models):
+    images = list(scene_images(settings))
+    families = {"photo": SceneFamily(("unet-mse",), tuple(images), share=0.75),
+                "lesson": SceneFamily(("unet-perceptual", "unet-crossconv"), tuple(images), share=0.25)}
     pool = ScenePool(BattleRenderer(tiny_models, scene_images(settings), settings), size=4, uses=100,
                      rng=random.Random(0), families=families).start()
     try:
@@ -140,9 +156,9 @@ def test_scenes_take_the_families_in_turn_each_with_bicubic(settings, tiny_model
         scenes = list(pool._ready)
     finally:
         pool.stop()
-    assert {s.family for s in scenes} == {"photo", "lesson"}
+    assert sorted(s.family for s in scenes) == ["lesson", "photo", "photo", "photo"]  # 3 of 4, 1 of 4
     for s in scenes:
-        assert set(s.outputs) == {ANCHOR, *families[s.family]}
+        assert set(s.outputs) == {ANCHOR, *families[s.family].names}
 
 
 class NamedScenes:
@@ -151,9 +167,9 @@ class NamedScenes:
     def __init__(self, images):
         self.pool, self.rendered = {i: None for i in images}, []
 
-    def render(self, image_id, degradation="lesson", names=None, family=None):
+    def render(self, image_id, degradation="lesson", names=None, family=None, crop=None):
         self.rendered.append(image_id)
-        return Scene(image_id, degradation, None, None, {"x": None}, family=family)
+        return Scene(image_id, degradation, None, None, {"x": None}, family=family, crop=crop)
 
 
 class TimedScenes(NamedScenes):
@@ -204,31 +220,36 @@ def test_a_new_scene_replaces_one_used_up_scene_and_the_pool_keeps_its_size():
     assert [s.image_id for s in pool._ready] == ["c", "d", "e", "f"]
 
 
-def test_take_avoids_a_judges_recent_images_while_the_pool_has_others():
+def key(image_id):
+    """A NamedScenes scene's key (no crop)."""
+    return image_id, None
+
+
+def test_take_avoids_a_judges_recent_scenes_while_the_pool_has_others():
     renderer = NamedScenes([f"i{k}" for k in range(10)])
     busy = threading.Event()
     pool = ScenePool(renderer, size=2, uses=6, rng=random.Random(0), busy=busy.is_set).start()
     try:
-        recent = RecentImages(keep=3)
+        history = JudgeHistory(keep=3)
         repeats = 0
         for _ in range(20):
             while pool.ready() < 2:  # the judge looks at the pair while the pool refills
                 time.sleep(0.01)
             with pool._cond:  # the thread cannot change the ready scenes while we look and take
-                ready = {s.image_id for s in pool._ready}
-                scene = pool.take(timeout=10, avoid=recent.of("j"))
-            if ready - set(recent.of("j")):  # a ready scene the judge has not seen lately: that one
-                assert scene.image_id not in recent.of("j")
+                ready = {s.key for s in pool._ready}
+                scene = pool.take(timeout=10, avoid=history.recent("j"))
+            if ready - set(history.recent("j")):  # a ready scene the judge has not seen lately: that one
+                assert scene.key not in history.recent("j")
             else:  # every ready scene seen lately: the one seen longest ago, nothing rendered first
-                assert scene.image_id == next(i for i in recent.of("j") if i in ready)
+                assert scene.key == next(k for k in history.recent("j") if k in ready)
                 repeats += 1
-            recent.add("j", scene.image_id)
+            history.add("j", scene)
         assert repeats < 20
-        assert recent.of("j") == recent.of("j")[-3:] and recent.of("other") == []
+        assert len(history.recent("j")) == 3 and history.recent("other") == []
         # Avoiding the whole pool lets the oldest go: i0 is the image seen longest ago.
         with pool._cond:
             ready = sorted({s.image_id for s in pool._ready})
-        everything = [i for i in renderer.pool if i not in ready] + ready
+        everything = [key(i) for i in renderer.pool if i not in ready] + [key(i) for i in ready]
         assert pool.take(timeout=10, avoid=everything).image_id == ready[0]
         # While a Compare has the cores nothing is rendered: the scene seen longest ago serves.
         busy.set()
@@ -236,7 +257,7 @@ def test_take_avoids_a_judges_recent_images_while_the_pool_has_others():
         with pool._cond:
             ready = sorted({s.image_id for s in pool._ready})
         unseen = next(i for i in renderer.pool if i not in ready)  # not ready: it would need a render
-        avoid = [i for i in renderer.pool if i != unseen and i not in ready] + ready  # ready[0]: oldest of those
+        avoid = [key(i) for i in renderer.pool if i != unseen and i not in ready] + [key(i) for i in ready]
         rendered = len(renderer.rendered)
         assert pool.take(timeout=10, avoid=avoid).image_id == ready[0] and len(renderer.rendered) == rendered
         busy.clear()  # a vote is never answered after a render: still the scene seen longest ago
@@ -245,14 +266,15 @@ def test_take_avoids_a_judges_recent_images_while_the_pool_has_others():
         pool.stop()
 
 
-def test_recent_images_keep_the_last_pairs_of_a_bounded_number_of_judges():
-    recent = RecentImages(keep=2, max_judges=2)
+def test_a_judges_history_keeps_the_last_pairs_of_a_bounded_number_of_judges():
+    history = JudgeHistory(keep=2, max_judges=2)
+    scene = lambda image_id, crop=None: Scene(image_id, "lesson", None, None, {}, crop=crop)  # noqa: E731
     for judge, image in [("a", "x"), ("a", "y"), ("a", "z"), ("b", "x"), ("c", "x")]:
-        recent.add(judge, image)
-    assert recent.of("a") == [] and recent.of("b") == ["x"] and recent.of("c") == ["x"]  # a: least recent
-    recent.add("b", "y")
-    recent.add("b", "z")
-    assert recent.of("b") == ["y", "z"]
+        history.add(judge, scene(image))
+    assert history.recent("a") == [] and history.recent("b") == [key("x")]  # a: the least recently seen
+    history.add("b", scene("y", (0, 0, 8, 8)))
+    history.add("b", scene("y", (8, 0, 16, 8)))  # another crop of the same image: another scene
+    assert history.recent("b") == [("y", (0, 0, 8, 8)), ("y", (8, 0, 16, 8))]
 
 
 def test_a_judge_who_has_seen_every_ready_scene_gets_one_at_once_and_fresh_ones_rendered_behind():
@@ -264,17 +286,17 @@ def test_a_judge_who_has_seen_every_ready_scene_gets_one_at_once_and_fresh_ones_
             time.sleep(0.01)
         with pool._cond:
             scenes = list(pool._ready)
-        seen = [s.image_id for s in scenes]
+        seen = [s.key for s in scenes]
         rendered = len(renderer.rendered)
         with pool._cond:  # holding the lock, the thread cannot render: `take` must not either
-            assert pool.take(timeout=10, avoid=seen).image_id == seen[0]  # the one seen longest ago
+            assert pool.take(timeout=10, avoid=seen).key == seen[0]  # the one seen longest ago
             assert len(renderer.rendered) == rendered
         assert all(s.uses >= pool.uses for s in scenes)  # the scenes the judge had seen are retired
         deadline = time.monotonic() + 10
         while len(renderer.rendered) < rendered + 2 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert len(renderer.rendered) >= rendered + 2  # fresh ones rendered behind, without a take
-        assert pool.take(timeout=10, avoid=seen).image_id not in seen
+        assert pool.take(timeout=10, avoid=seen).key not in seen
     finally:
         pool.stop()
 
@@ -314,7 +336,7 @@ class WindowedScenes(NamedScenes):
         self.hold, self.windows = None, []
         self.in_first, self.go_on = threading.Event(), threading.Event()
 
-    def render(self, image_id, degradation="lesson", names=None, family=None):
+    def render(self, image_id, degradation="lesson", names=None, family=None, crop=None):
         for i in range(3):
             while self.hold():
                 time.sleep(0.01)
@@ -322,7 +344,7 @@ class WindowedScenes(NamedScenes):
             if len(self.windows) == 1:
                 self.in_first.set()
                 self.go_on.wait(10)
-        return super().render(image_id, degradation, names, family)
+        return super().render(image_id, degradation, names, family, crop)
 
 
 def test_a_render_under_way_stops_at_the_next_window_while_a_compare_runs_or_waits():
@@ -366,5 +388,108 @@ def test_the_first_scene_is_rendered_while_people_are_busy():
     pool = ScenePool(renderer, size=1, uses=6, rng=random.Random(0), busy=lambda: True).start()
     try:
         assert pool.take(timeout=10).image_id in ("a", "b") and len(renderer.windows) >= 3
+    finally:
+        pool.stop()
+
+
+def test_each_family_is_judged_on_its_own_images(settings, tmp_path):
+    """Photos (at least 320 pixels on the long side, examples or val photos) for the photo
+    family; thumbnails for the lesson's. Which family has which share follows the setting."""
+    photos = tmp_path / "photos-val"
+    (photos / "kodak").mkdir(parents=True)
+    Image.new("RGB", (500, 300), "gray").save(photos / "kodak" / "wide.png")
+    Image.new("RGB", (200, 150), "gray").save(photos / "small.png")  # a val "photo" too small to crop: a thumbnail
+    (photos / "broken.png").write_text("not an image")
+    pool = scene_images(dataclasses.replace(settings, photo_val_dir=photos))
+    kinds = scene_families(pool)
+    assert kinds["photo"] == ["photos/kodak/wide.png"]
+    assert set(kinds["lesson"]) == {*(f"examples/{p.name}" for p in settings.examples_dir.iterdir()),
+                                    "photos/small.png"}
+    assert family_shares(0.75, ["photo", "lesson"]) == {"photo": 0.75, "lesson": 0.25}
+    assert family_shares(0.75, ["lesson"]) == {"lesson": 1.0} and family_shares(0.3, ["photo"]) == {"photo": 1.0}
+    assert family_shares(1.0, ["photo", "lesson"]) == {"photo": 1.0}  # a share of 0: not judged
+
+
+def test_a_photo_scene_is_one_of_its_crops_and_a_thumbnail_is_whole(settings, tiny_models, tmp_path):
+    rng = np.random.default_rng(0)
+    photo = np.full((400, 520, 3), 120, np.uint8)
+    photo[:, 260:] = rng.integers(0, 255, (400, 260, 3))  # smooth on the left, detail on the right
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    images = scene_images(settings) | {"photos/photo.png": tmp_path / "photo.png"}
+    renderer = BattleRenderer(tiny_models, images, settings)
+    boxes = crop_boxes(Image.fromarray(photo))
+    assert len(boxes) >= 2
+    for k in range(len(boxes) + 1):  # the k-th crop, counted round past the last (bicubic alone: cheap)
+        scene = renderer.render("photos/photo.png", "lesson", [ANCHOR], "photo", crop=k)
+        assert scene.crop == boxes[k % len(boxes)] and scene.family == "photo"
+        assert np.array_equal(np.asarray(scene.original), photo[boxes[k % len(boxes)][1]:boxes[k % len(boxes)][3],
+                                                                boxes[k % len(boxes)][0]:boxes[k % len(boxes)][2]])
+        assert scene.original.size == (320, 320) and scene.low.size == (160, 160) and scene.zoom() == 1
+        assert scene.outputs[ANCHOR].size == (320, 320)
+    thumbnail = renderer.render("examples/noise.png", "lesson", [ANCHOR, "unet-mse"], "lesson")
+    assert thumbnail.crop == (0, 0, 96, 80) and thumbnail.zoom() == 4  # 96 px: shown 4× (384)
+    assert crop_text(scene.crop) == " ".join(map(str, scene.crop)) and crop_text(None) == ""
+
+
+def test_a_judges_pairs_follow_the_family_shares_and_never_repeat_a_crop_within_ten_pairs():
+    """40 pairs of one judge from a pool of 12 scenes (photos cut 4 ways, thumbnails whole): 30 of
+    them photo pairs (3 of 4, within one), and no scene (image and crop) twice in any 10 in a row."""
+    renderer = NamedScenes([f"p{k}" for k in range(8)] + [f"t{k}" for k in range(20)])
+    families = {"photo": SceneFamily(("m",), tuple(f"p{k}" for k in range(8)), crops=4, share=0.75),
+                "lesson": SceneFamily(("n",), tuple(f"t{k}" for k in range(20)), share=0.25)}
+    pool = ScenePool(renderer, size=12, uses=6, rng=random.Random(0), families=families).start()
+    history = JudgeHistory({"photo": 0.75, "lesson": 0.25}, rng=random.Random(1))
+    try:
+        shown = []
+        for _ in range(40):
+            deadline = time.monotonic() + 10
+            while pool.ready() < 12 and time.monotonic() < deadline:  # the judge looks; the pool refills
+                time.sleep(0.005)
+            scene = pool.take(timeout=10, avoid=history.recent("j"), prefer=history.families("j"))
+            history.add("j", scene)
+            shown.append(scene)
+    finally:
+        pool.stop()
+    assert 29 <= sum(s.family == "photo" for s in shown) <= 31
+    for i in range(len(shown)):
+        window = [s.key for s in shown[i:i + 10]]
+        assert len(set(window)) == len(window), window
+    assert len({s.crop for s in shown if s.family == "photo"}) > 1  # crops of the photos were drawn
+    assert all(s.crop is None for s in shown if s.family == "lesson")
+
+
+def test_a_judge_due_a_family_without_a_ready_scene_gets_another_and_stays_due():
+    history = JudgeHistory({"photo": 0.75, "lesson": 0.25}, rng=random.Random(0))
+    lesson = Scene("t", "lesson", None, None, {}, family="lesson")
+    photos = 0
+    for _ in range(8):
+        due = history.families("j")[0]
+        photos += due == "photo"
+        history.add("j", lesson)  # only thumbnails ready: the photo family stays due, credit kept
+    assert photos == 8
+    history.add("j", Scene("p", "lesson", None, None, {}, family="photo"))
+    assert history.families("j")[0] == "photo"  # still owed photo pairs
+
+
+def test_a_judge_who_saw_every_scene_of_their_due_family_gets_another_and_fresh_ones_come_behind():
+    renderer = NamedScenes(["p0", "p1", "t0", "t1", "t2"])
+    families = {"photo": SceneFamily(("m",), ("p0", "p1"), share=0.75),
+                "lesson": SceneFamily(("n",), ("t0", "t1", "t2"), share=0.25)}
+    pool = ScenePool(renderer, size=4, uses=6, rng=random.Random(0), families=families).start()
+    try:
+        deadline = time.monotonic() + 10
+        while pool.ready() < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert {s.family for s in pool._ready[:2]} == {"photo", "lesson"}  # filling up: one of each family first
+        with pool._cond:
+            lesson = next(s for s in pool._ready if s.family == "lesson")
+            rendered = len(renderer.rendered)
+            scene = pool.take(timeout=10, avoid=[lesson.key], prefer=["lesson", "photo"])
+            assert scene.family == "photo" and lesson.uses >= pool.uses  # its lesson scene is counted used up
+        deadline = time.monotonic() + 10
+        while pool.ready("lesson") < 1 and time.monotonic() < deadline:  # rendered next: the family has none fresh
+            time.sleep(0.01)
+        assert len(renderer.rendered) == rendered + 1
+        assert pool.take(timeout=10, avoid=[lesson.key], prefer=["lesson", "photo"]).family == "lesson"
     finally:
         pool.stop()

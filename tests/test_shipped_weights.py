@@ -101,3 +101,20 @@ def test_bf16_keeps_the_picture_of_the_perceptual_lesson_u_net():
     images = engine.check_images(list_images(REPO / "examples"))
     check = engine.check_precision([low_resolution_model(model)], images, "bf16", side=64)
     assert check.agreement.eligible, check.agreement
+
+
+@pytest.mark.parametrize("family", ["photo", "lesson"])
+def test_each_familys_board_shows_every_shipped_model_with_its_witnesses(family):
+    """The leaderboard of a family reads its own evaluation file: no "—" beside a shipped model (or
+    bicubic), every witness the file reports shown (the photo family's grid and flat once there)."""
+    from restoration.leaderboard import FlagRules, leaderboard_tables
+    from restoration.witnesses import EVALUATIONS, WITNESSES, read_evaluation
+
+    members = [e.name for e in ENTRIES if e.role == "restorer" and e.family == family]
+    evaluation = read_evaluation(WEIGHTS / EVALUATIONS[family][0])
+    for degradation in ("all", "lesson", "bicubic", "jpeg75"):
+        _, ranking, _ = leaderboard_tables([], family, members, degradation, FlagRules(), evaluation, str, 0)
+        reported = {k for r in evaluation["degradations"][degradation if degradation != "all" else "lesson"][
+            "results"].values() for k in r} & set(WITNESSES[family])
+        assert len(ranking["headers"]) == 5 + len(reported) and {r[1] for r in ranking["data"]} == {*members, "bicubic"}
+        assert all("—" not in cell for r in ranking["data"] for cell in r[5:]), ranking["data"]

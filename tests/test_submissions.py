@@ -22,7 +22,7 @@ from restoration.submissions import (
     submission_name,
     submit,
 )
-from restoration.votes import VoteStore
+from restoration.votes import SCHEMA_VERSION, VoteStore
 from tests.app_support import tiny_unet
 from tests.submission_support import hub_files, refused, refused_after
 
@@ -371,7 +371,7 @@ def test_the_lifecycle_in_either_store(votes_target, subset, good, fake_hub):
         [s] = list_submissions(store)
         assert (s.name, s.repo_id, s.revision, s.status, s.reason) == (name, "alice/x", commit, REJECTED, "blurry")
         assert s.facts["model_type"] == "unet" and s.reviewed_at is not None
-        assert store.schema_version() == 3
+        assert store.schema_version() == SCHEMA_VERSION
     finally:
         store.close()
 

@@ -2,6 +2,7 @@
 old SQLite databases, the exports, errors, and a server that goes away and comes back."""
 
 import csv
+import dataclasses
 import sqlite3
 import subprocess
 import sys
@@ -86,7 +87,9 @@ def test_a_sqlite_file_of_todays_schema_opens_with_every_vote(tmp_path):
     db.close()
     store = VoteStore(path)
     assert store.schema_version() == SCHEMA_VERSION and store.count() == 999
-    assert rows(store, "SELECT * FROM votes ORDER BY id") == before  # every vote, every column, as it was
+    after = rows(store, "SELECT * FROM votes ORDER BY id")
+    assert [r[:len(before[0])] for r in after] == before  # every vote, every column, as it was
+    assert {r[len(before[0]):] for r in after} == {("", "")}  # no scene family or crop kept then
     assert store.add(battle(), "B", 3.0) == 1001
     store.close()
     VoteStore(path).close()  # opening again changes nothing
@@ -142,10 +145,16 @@ def test_public_export_cannot_link_votes_to_a_judge(store, tmp_path):
     assert {r["seconds"] for r in public} == {"3.5"} and sorted(r["counted"] for r in public) == ["0", "1", "1"]
     assert {r["degradation"] for r in public} == {"bicubic"} and public[0]["revision_b"] == "0123456789abcdef"
     assert store.write_public_csv(tmp_path / "first-two.csv", up_to_id=2) == 2
+    assert {(r["family"], r["crop"]) for r in public} == {("", "")}  # votes that kept no scene, no family given
     store.write_public_csv(tmp_path / "families.csv", families={"m1": "photo"})
     with_family = list(csv.DictReader((tmp_path / "families.csv").read_text().splitlines()))
-    assert list(with_family[0]) == [*VoteStore.PUBLIC_COLUMNS, "family"]
+    assert list(with_family[0]) == list(VoteStore.PUBLIC_COLUMNS)
     assert {r["family"] for r in with_family} == {"photo"}  # m1 is in every pair; m2 has no family given
+    # A vote keeps its scene's family and crop box: the export has them, to re-analyse per image and crop.
+    store.add(dataclasses.replace(battle("t9", session="s-9"), family="lesson", crop="32 0 352 320"), "B", 4.0)
+    store.write_public_csv(tmp_path / "scenes.csv", families={"m1": "photo"})
+    scenes = list(csv.DictReader((tmp_path / "scenes.csv").read_text().splitlines()))
+    assert sorted((r["family"], r["crop"]) for r in scenes) == [("lesson", "32 0 352 320")] + [("photo", "")] * 3
 
 
 def test_the_export_cut_is_shared_and_moves_every_n_votes(votes_target):

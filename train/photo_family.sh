@@ -14,9 +14,9 @@
 # (default: half of it). Every run resumes where it stopped when the script is run again.
 #
 # Data: ../shared/data/photos (its README gives the sources and terms): train/ for training only,
-# val/ (Kodak24, McMaster18) for every choice and the reported figures. The MSE U-Net starts from the
-# first generation's (weights/photo-mse), the cross-conv U-Net from its own (weights/photo-crossconv:
-# the MSE weights do not fit its cross-conv skips). The perceptual and cross-conv losses compare the
+# val/ (Kodak24, McMaster18) for every choice and the reported figures. Each generation continues the
+# shipped one: the MSE U-Net from weights/photo-mse, the cross-conv U-Net from weights/photo-crossconv
+# (the MSE weights do not fit its cross-conv skips). The perceptual and cross-conv losses compare the
 # lesson classifier's features (weights/classifier), as the lesson does, after its first three
 # stages, on a lightly blurred copy, with a grain term (no high-frequency error where the original is
 # flat) and a detail term (as much local gradient energy as the original); docs/results.md has the
