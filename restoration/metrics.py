@@ -99,9 +99,9 @@ BLUR_BLOCK = 16  # outputs per block of the blur's matrix products (small blocks
 
 def _blur(z, taps: tuple[float, ...]):
     """A separable valid blur of z (rows, maps, width) by `taps` along both rows and width, as
-    small banded matrix products, which took 0.9 of the CPU time of oneDNN's depthwise
-    convolution (11×1, then 1×11) on a 1024² image's maps (`python -m bench.delivery`, one
-    thread, docs/speed.md)."""
+    small banded matrix products: as fast as oneDNN's depthwise convolution (11×1, then 1×11) on
+    a 1024² image's maps, or a little faster on a busy machine (`python -m bench.delivery`,
+    docs/speed.md), and the same values within 1e-7."""
     size, (rows_in, maps, width_in) = len(taps), z.shape
     rows, width = rows_in - size + 1, width_in - size + 1
     flat = z.reshape(rows_in, maps * width_in)
