@@ -18,14 +18,16 @@ import time
 
 import gradio as gr
 import torch
+from gradio.utils import get_upload_folder
 
 import restoration  # noqa: F401  first: one clear line, not a traceback, on Python < 3.11
 from restoration import degrade
 from restoration.arena_app import (COMMUNITY_NOT_LOADED, JUDGE_LANE_LIMIT, JUDGE_OUTPUTS, JUDGE_VIEW, SWITCH_INTERVAL,
-                                  ArenaApp, Refusal, Update, freeze_heap)
+                                   ZOOM_LABEL, ArenaApp, Refusal, Update, freeze_heap)
 from restoration.checkpoint import CheckpointError
 from restoration.compare import UNSURE_BELOW
 from restoration.degrade import MODES
+from restoration.device import DeviceError, resolve
 from restoration.inference import choose_engine, restorers_for
 from restoration.provenance import header_markdown, source_label
 from restoration.scene_crops import MAX_ZOOM
@@ -176,7 +178,8 @@ def build_app(app: ArenaApp) -> gr.Blocks:
                                                     "with its probability; marked unsure under "
                                                     f"{UNSURE_BELOW:.0%}. Meaningless for photos unlike those.")
                     run = gr.Button("Restore", variant="primary", elem_id="run")
-                    gr.Markdown(f"Large images are restored in overlapping {s.tile_size}-pixel tiles; the limit "
+                    window = next(iter(app.restorers.values())).window
+                    gr.Markdown(f"Large images are restored in overlapping {window}-pixel tiles; the limit "
                                 f"is {s.max_pixels / 1e6:.1f} megapixels of output. Panels appear as each is ready.")
                     if app.examples:
                         gr.Examples([[str(p)] for p in app.examples], inputs=[upload], examples_per_page=12,
@@ -195,26 +198,34 @@ def build_app(app: ArenaApp) -> gr.Blocks:
                                                        elem_id=f"panel-{key}", buttons=["download", "fullscreen"],
                                                        visible=key in shown)
                     table = gr.Markdown(elem_id="scores")
-            with gr.Row():
-                left = gr.Dropdown(label="Zoom: left", choices=[], scale=1)
-                right = gr.Dropdown(label="Zoom: right", choices=[], scale=1)
-            slider = gr.ImageSlider(label="Zoom", format="png", type="pil", interactive=False, max_height=900,
-                                    elem_classes=["panel"])
-            files = gr.File(label="Download every output (PNG)", file_count="multiple", interactive=False)
+            # The zoom and the PNG downloads are made when asked for: a Compare sends neither (two
+            # more full-size pictures, and a second encoding of every panel, that most people never open).
+            with gr.Row(equal_height=True):
+                left = gr.Dropdown(label="Zoom: left", choices=[], scale=2)
+                right = gr.Dropdown(label="Zoom: right", choices=[], scale=2)
+                zoom_in = gr.Button("Zoom in", scale=1, elem_id="zoom-in")
+            slider = gr.ImageSlider(label=ZOOM_LABEL, format="png", type="pil", interactive=False, max_height=900,
+                                    elem_classes=["panel"], elem_id="zoom")
+            make_downloads = gr.Button("Download every output (PNG)", size="sm", elem_id="downloads")
+            files = gr.File(label="Every output, lossless PNG", file_count="multiple", interactive=False)
             compared = gr.State(None)
             named = {f"panel-{k}": by_key[k] for k in app.panel_keys} | {
                 "table": table, "files": files, "zoom": slider, "left": left, "right": right, "compared": compared}
+            # Compare itself sets neither the downloads nor the zoom (the click's first event clears them).
+            streamed = [c for k, c in named.items() if k not in ("files", "zoom")]
             # The page is cleared first, outside the queue, so that nothing of the last image stays
             # on screen while the new one streams in or beside a refusal.
             upload.change(on(app.suggest_family, {"family": family}), upload, family, api_visibility="private",
                           queue=False)
             run.click(on(app.cleared, named), family, list(named.values()), queue=False, show_progress="hidden",
                       api_visibility="private").then(
-                on(app.compare, named), [upload, mode, degradation, show_classes, family], list(named.values()),
+                on(app.compare, named), [upload, mode, degradation, show_classes, family], streamed,
                 api_name="compare", preprocess=False, concurrency_id="compare",
                 concurrency_limit=s.concurrency + COMPARE_WAITING_ROOM, show_progress_on=table)
+            zoom_in.click(on(app.zoom, named), [compared, left, right], slider, api_name="zoom")  # first: its name
             for dropdown in (left, right):
                 dropdown.input(on(app.zoom, named), [compared, left, right], slider, api_visibility="private")
+            make_downloads.click(on(app.downloads, named), compared, files, api_name="downloads")
 
         with gr.Tab("Judge") as judge_tab:
             gr.Markdown("Which restoration of the low-resolution input looks better? The models are hidden until "
@@ -315,10 +326,12 @@ def main():
     started = time.perf_counter()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     log.setLevel(logging.INFO)  # our one-line refusals; not every HTTP request of the libraries
+    logging.getLogger("restoration.arena_app").setLevel(logging.INFO)  # where each Compare's time went
     try:
         settings = Settings.from_env()
         check_path(settings.votes_db)  # before the models load: a bad path fails in a second
-    except (SettingsError, VoteStoreError) as e:
+        device = resolve(settings.device)  # likewise a GPU asked for that is not there
+    except (SettingsError, VoteStoreError, DeviceError) as e:
         raise SystemExit(f"Cannot start: {e}") from None
     torch.set_num_threads(settings.threads)
     sys.setswitchinterval(SWITCH_INTERVAL)  # the event loop gets the interpreter back sooner (arena_app.py)
@@ -343,10 +356,13 @@ def main():
             community, skipped, later = [], [f"{COMMUNITY_NOT_LOADED} ({e}); they will be once it answers"], True
         for line in [m.note for m in community] + skipped:
             print(line)
-        choice = choose_engine(models, settings)  # the start-up self-check: the engine and precision, measured here
+        choice = choose_engine(models, settings, device)  # the start-up check: the precision, measured here
         print(choice.line, flush=True)
         app = ArenaApp(settings, models + community, problems + skipped, store=store, fidelity=fidelity,
-                       restorers=restorers_for(models + community, settings, precision=choice.precision))
+                       # The check covered the shipped models only: community ones run in fp32 (docs/speed.md).
+                       restorers=restorers_for(models, settings, precision=choice.precision, device=choice.device)
+                       | restorers_for(community, settings, device=choice.device),
+                       outputs_in=get_upload_folder())  # Gradio serves our files from there as they are
         if later:
             app.load_community_later()
     except (VoteStoreError, OSError) as e:

@@ -107,7 +107,7 @@ def main(argv=None):
     restorers = restorers_for(models, settings)
     warm = sum(r.warm_up() for r in restorers.values())
     print(f"{len(models)} models ({', '.join(m.entry.title for m in models)}), {args.threads} threads, "
-          f"mode {args.mode}, {settings.tile_size}-pixel windows, fast path {'on' if settings.fast else 'off'} "
+          f"mode {args.mode}, {next(iter(restorers.values())).window}-pixel windows, fast path {'on' if settings.fast else 'off'} "
           f"(warm-up {warm:.0f} s)\n")
     print("| image | request → all panels (s), median of {} | per panel (ms): {} |".format(
         args.repeats, " · ".join(["bicubic", *[m.entry.title for m in models]])))

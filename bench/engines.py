@@ -4,7 +4,7 @@ warm-up, memory, and the accuracy cost against fp32 eager (bench/speed.py prints
 
 Candidates (each one only where its package is installed; the others are skipped with a line):
 - "fp32 compiled": today's path (channels-last + torch.compile);
-- "bf16 autocast": what RESTORATION_ENGINE=bf16 runs (engine.py);
+- "bf16 autocast": what ships where the CPU has bfloat16 instructions and it passes the bar (engine.py);
 - "openvino f32" / "openvino bf16": the `openvino` package (f32: what "auto" ships where installed) (pip, no compiler), the window shape
   converted with `ov.convert_model`, inference precision hint f32 / bf16;
 - "onnxruntime fp32": `onnxruntime` (and `onnx` for the export);
@@ -24,6 +24,7 @@ import torch
 from bench.memory import memory
 from restoration import engine
 from restoration.degrade import STANDARD, prepare
+from restoration.eligibility import Agreement, agreement
 from restoration.images import open_image, to_tensor
 from restoration.inference import Restorer, release_memory
 from restoration.judging import center_crop
@@ -167,18 +168,26 @@ def accuracy_sets(settings, tiny: int, photos: int, photo_side: int) -> dict[str
     return {"tiny-imagenet val": [load(p) for p in val], "photos/val": [crop(p) for p in photo_files]}
 
 
+def same_windows(model, settings, restorer: Restorer) -> Restorer:
+    """fp32 eager on `restorer`'s windows: what a candidate is compared with, so that only its
+    precision differs. (Another window size changes the picture by itself, at the bottom and right
+    edges of an image that is padded to fill one window: docs/speed.md.)"""
+    return Restorer(model, window=restorer.window * restorer.scale, overlap=settings.tile_overlap,
+                    batch=settings.tile_batch, fast=False)
+
+
 def accuracy(restorer: Restorer, reference: Restorer, images: list[torch.Tensor], degradation: str):
-    """(PSNR of `restorer`, PSNR of `reference`, max |Δ| in levels) over `images` through the app's
-    8-bit path (prepare → model → uint8), PSNR averaged over the images."""
-    ours, theirs, apart = [], [], 0
+    """(`restorer`'s agreement with `reference` (eligibility.py), the reference's mean PSNR) over
+    `images` through the app's 8-bit path (prepare → model → uint8)."""
+    outputs, references, truths = [], [], []
     for image in images:
         low, _, truth = prepare(image, "degrade", degradation)
-        a, b = restorer(low), reference(low)
-        ours.append(float(psnr(a, truth)[0]))
-        theirs.append(float(psnr(b, truth)[0]))
-        apart = max(apart, int((a.int() - b.int()).abs().max().item()))
+        outputs.append(restorer(low))
+        references.append(reference(low))
+        truths.append(truth)
     release_memory()
-    return statistics.mean(ours), statistics.mean(theirs), apart
+    found: Agreement = agreement(outputs, references, truths)
+    return found, statistics.mean(float(psnr(r, t)[0]) for r, t in zip(references, truths))
 
 
 def rss_mb() -> float:

@@ -2,12 +2,17 @@
 
     python -m bench.tiles                                   # windows 544, 384, 320 at 512² – 2048²
     python -m bench.tiles --tiles 320 288 --sides 1024 2048
+    python -m bench.tiles --precision bf16 --tiles 576 320 --sides 512 1024 2048 --threads 1
 
 For each window size, one `inference.Restorer` per shipped U-Net, on the fast path and warmed up
-(compiled once per size); then, for each image side, the three models run on one 8-bit image (as
-Compare runs them), `--repeats` times: the median seconds for all three, and how far the
+(compiled once per size); then, for each image side, every model runs on one 8-bit image (as
+Compare runs them), `--repeats` times: the median seconds for all of them (and the CPU seconds
+this process used: on a busy machine, what other processes disturb least), and how far the
 process's resident memory rose above where it stood before (VmHWM, reset before each run through
-/proc/self/clear_refs): the models' activations, which grow with the window, not with the image.
+/proc/self/clear_refs): the models' activations, which grow with the window, not with the image;
+and the pixels the windows run, ÷ the image's (the overlaps' cost, the same for every model).
+`--precision` runs the fast path in that precision (bf16: where the CPU has it; CPU time on one
+thread, `--threads 1`, is what a busy machine disturbs least).
 
 Smaller windows repeat more context at the seams (`overlap` pixels each side) but keep the
 activations in the caches: on 2 CPU cores 320 came out as fast as 544, or faster, at every side
@@ -21,25 +26,38 @@ import time
 import torch
 
 from bench.memory import memory, reset_peak
+from restoration import engine
 from restoration.cli import parser
-from restoration.inference import Restorer, release_memory
+from restoration.inference import Restorer, release_memory, window_starts
 from restoration.settings import Settings
 from restoration.weights import load_available_restorers
 
 
-def measure(restorers, x, repeats: int) -> tuple[float, float]:
-    """(median seconds to run every restorer on x, the largest rise in resident memory in MB)."""
-    seconds, rise = [], 0.0
+def measure(restorers, x, repeats: int) -> tuple[float, float, float]:
+    """(median seconds to run every restorer on x, their median CPU seconds (this process's), the
+    largest rise in resident memory in MB)."""
+    seconds, cpu, rise = [], [], 0.0
     for _ in range(repeats):
         release_memory()
         base = memory()["VmRSS"]
         reset_peak()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for r in restorers:
             r(x)
         seconds.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
         rise = max(rise, memory()["VmHWM"] - base)
-    return statistics.median(seconds), rise
+    return statistics.median(seconds), statistics.median(cpu), rise
+
+
+def window_pixels(r: Restorer, side: int) -> float:
+    """The pixels `r`'s windows cover on a side² output (an image under half a window runs whole:
+    its own), ÷ side²."""
+    low = side // r.scale
+    if 2 * low * low <= r.window * r.window:
+        return 1.0
+    starts = window_starts(max(low, r.window), r.window, r.overlap, r.stride)
+    return len(starts) ** 2 * r.window**2 / low**2
 
 
 def main(argv=None):
@@ -50,16 +68,19 @@ def main(argv=None):
     p.add_argument("--overlap", type=int, default=settings.tile_overlap)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=settings.threads)
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="the fast path's precision")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     models, _ = load_available_restorers(settings.weights_dir)
-    print(f"bench.tiles: {args.threads} torch threads, load average {os.getloadavg()[0]:.1f}, overlap {args.overlap}, "
-          f"models: {', '.join(m.entry.name for m in models)} (fast path, warmed up; 8-bit images)\n")
-    print("| window | " + " | ".join(f"{s}²: s · MB" for s in args.sides) + " |")
+    print(f"bench.tiles: CPU {engine.cpu_summary()}; {args.threads} torch threads, load average "
+          f"{os.getloadavg()[0]:.1f}, overlap {args.overlap}, "
+          f"models: {', '.join(m.entry.name for m in models)} (fast path in {args.precision}, warmed up; 8-bit "
+          "images)\n")
+    print("| window | " + " | ".join(f"{s}²: s (CPU s) · MB · pixels run" for s in args.sides) + " |")
     print("|---:|" + "---:|" * len(args.sides))
     generator = torch.Generator().manual_seed(0)
     for tile in args.tiles:
-        restorers = [Restorer(m.model, window=tile, overlap=args.overlap) for m in models]
+        restorers = [Restorer(m.model, window=tile, overlap=args.overlap, precision=args.precision) for m in models]
         for r in restorers:
             r.warm_up()
         cells = []
@@ -67,8 +88,8 @@ def main(argv=None):
             x = torch.randint(0, 256, (3, side // 2, side // 2), dtype=torch.uint8, generator=generator)  # low-res
             for r in restorers:
                 r(x)  # first run at this size: allocations settle
-            seconds, rise = measure(restorers, x, args.repeats)
-            cells.append(f"{seconds:.2f} · +{rise:.0f}")
+            seconds, cpu, rise = measure(restorers, x, args.repeats)
+            cells.append(f"{seconds:.2f} ({cpu:.2f}) · +{rise:.0f} · {window_pixels(restorers[0], side):.2f}×")
         print(f"| {tile} | " + " | ".join(cells) + " |", flush=True)
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
 

@@ -6,13 +6,16 @@ HTTP connection, the pictures of each reply downloaded as a browser would.
 one process that is most of a core, and its GIL queue shows up in the measured reply times as if
 the app were slow. A person's browser costs the server the same requests and the benchmark's
 machine almost nothing, so the voters speak the protocol themselves (`/gradio_api/queue/join`,
-then the session's event stream until the call completes).
+then the session's event stream until the call completes). `stream` gives each step of a
+streaming handler as it comes (bench.speed times a Compare with it: first panel, all panels).
 """
 
 import json
 import uuid
+from pathlib import Path
 
 import httpx
+from gradio_client.utils import apply_diff
 
 
 class VoterClient:
@@ -46,24 +49,48 @@ class VoterClient:
                 "event_data": None, "trigger_id": None, "session_hash": self.session}).raise_for_status()
 
     def predict(self, *inputs, api_name: str):
+        """The call's final outputs (its files downloaded)."""
+        for outputs, _done in self.stream(*inputs, api_name=api_name):
+            pass
+        return outputs
+
+    def stream(self, *inputs, api_name: str):
+        """(outputs so far, whether this is the last) for each step the call sends, as it comes,
+        the files among them downloaded first (a page shows a picture once it has it). A streaming
+        handler's later steps come as diffs of the one before: applied here, as the page does."""
         fn, state_inputs, state_outputs = self.endpoints[api_name]
         given = iter(inputs)
         data = [None if state else next(given, None) for state in state_inputs]
         event = self.http.post("gradio_api/queue/join", json={
             "data": data, "event_data": None, "fn_index": fn, "trigger_id": None,
             "session_hash": self.session}).raise_for_status().json()["event_id"]
+        pending = None  # the outputs so far, to which each step's diffs apply
         with self.http.stream("GET", "gradio_api/queue/data", params={"session_hash": self.session}) as stream:
             for line in stream.iter_lines():
                 if not line.startswith("data:"):
                     continue
                 message = json.loads(line[5:])
-                if message.get("event_id") != event or message.get("msg") != "process_completed":
+                kind = message.get("msg")
+                if message.get("event_id") != event or kind not in ("process_generating", "process_completed"):
                     continue
                 output = message.get("output") or {}
                 if not message.get("success"):
                     raise RuntimeError(output.get("error") or "the call failed")
-                return tuple(self._fetch(x) for x, state in zip(output["data"], state_outputs) if not state)
+                if kind == "process_generating":
+                    pending = (list(output["data"]) if pending is None
+                               else [apply_diff(old, diff) for old, diff in zip(pending, output["data"])])
+                values = pending if kind == "process_generating" else output["data"]
+                yield (tuple(self._fetch(x) for x, state in zip(values, state_outputs) if not state),
+                       kind == "process_completed")
+                if kind == "process_completed":
+                    return
         raise RuntimeError("the event stream ended before the call completed")
+
+    def upload(self, path) -> dict:
+        """A local file sent as the page sends an upload: the file payload an image input takes."""
+        with open(path, "rb") as f:
+            paths = self.http.post("gradio_api/upload", files={"files": (Path(path).name, f)}).raise_for_status().json()
+        return {"path": paths[0], "orig_name": Path(path).name, "meta": {"_type": "gradio.FileData"}}
 
     def _fetch(self, value):
         """A file output's bytes downloaded (as the page does), its path returned; else the value.

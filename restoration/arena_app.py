@@ -4,14 +4,17 @@ what changes; a value that is more than a value (a label, visibility, choices) i
 user's mistake is a `Refusal` (one line, shown in the page), a warning the "warning" entry.
 
 Output names: Compare's panels are "panel-<key>" (input, bicubic, each model, original), then
-"table", "files", "zoom", "left", "right", "compared" (the run's files, the zoom's state); the
-Judge's are JUDGE_OUTPUTS (its pictures as `Update`s whose `elem_classes` say the integer zoom
-they are shown at: JUDGE_VIEW and "zoom-<n>"); the Leaderboard's "summary", "ranking", "matrix".
+"table", "files" (the PNG downloads, written when asked for), "zoom", "left", "right", "compared"
+(the run's files, the zoom's state); the Judge's are JUDGE_OUTPUTS (its pictures as `Update`s whose
+`elem_classes` say the integer zoom they are shown at: JUDGE_VIEW and "zoom-<n>"); the Leaderboard's
+"summary", "ranking", "matrix". (Compare's streaming steps are the exception to "only what changes":
+each sends all of its outputs, as plain values where it can, which Gradio handles far more cheaply.)
 """
 
 import dataclasses
 import gc
 import html
+import logging
 import math
 import secrets
 import shutil
@@ -36,8 +39,10 @@ from restoration.battles import (
 )
 from restoration.checkpoint import CheckpointError
 from restoration.compare import (
+    Stopwatch,
     compare_stream,
     family_for_image,
+    png_downloads,
     save_panels,
     score_table,
     slider_files,
@@ -68,6 +73,7 @@ from restoration.votes import ANSWER_LABELS, VoteStore, VoteStoreError
 from restoration.weights import FAMILIES, by_family, judged, read_catalog
 from restoration.witnesses import EVALUATIONS, read_evaluation
 
+log = logging.getLogger(__name__)
 JUDGE_OUTPUTS = ("session", "token", "low", "original", "side_a", "side_b", "reveal", "progress", "shown",
                  "judged_a", "judged_b")
 JUDGE_VIEW = "judge-view"  # the class of the Judge's pictures: shown at their own pixels times an integer zoom
@@ -117,6 +123,7 @@ class Update:
 
 
 HIDDEN = Update(None, visible=False)
+ZOOM_LABEL = "Zoom: choose two panels above"
 
 
 @contextmanager
@@ -214,16 +221,22 @@ class OutputFiles:
     """The files the app writes for the page (Compare's panels, judges' pictures, the CSV export),
     in one temporary folder, plus the copies Gradio makes of them to serve them (`served`, from
     app.py): one thread removes every one older than `max_age` seconds while the app runs, and
-    `close` removes them all."""
+    `close` removes them all. In the app the folder is inside Gradio's own cache folder (`parent`):
+    Gradio then serves our files as they are, instead of hashing and copying every file of every
+    streamed step into its cache (a 1024² Compare re-sent each panel at each of its eight steps)."""
 
-    def __init__(self, max_age: float, served=lambda: ()):
-        self.root, self.max_age, self.served = Path(tempfile.mkdtemp(prefix="restoration-app-")), max_age, served
+    def __init__(self, max_age: float, served=lambda: (), parent: str | Path | None = None):
+        if parent is not None:
+            Path(parent).mkdir(parents=True, exist_ok=True)
+        self.root = Path(tempfile.mkdtemp(prefix="restoration-app-", dir=parent))
+        self.max_age, self.served = max_age, served
         self._closed = threading.Event()
         threading.Thread(target=self._sweep_while_open, name="output-sweeper", daemon=True).start()
 
     def folder(self, name: str | None = None) -> Path:
-        """A folder for one Compare run (a fresh name), or the named one ("judge", "export")."""
-        folder = self.root / (name or f"run-{time.time_ns()}")
+        """A folder for one Compare run (a fresh name nobody can guess: the files are served by
+        their path), or the named one ("judge", "export")."""
+        folder = self.root / (name or f"run-{secrets.token_hex(8)}")
         folder.mkdir(exist_ok=True)
         return folder
 
@@ -252,7 +265,7 @@ class ArenaApp:
     """The app's state and its event handlers, as plain methods (tests call them directly)."""
 
     def __init__(self, settings: Settings, models: list, problems: list[str] = (), store: VoteStore | None = None,
-                 restorers: dict | None = None, fidelity=None, served=lambda: ()):
+                 restorers: dict | None = None, fidelity=None, served=lambda: (), outputs_in: str | Path | None = None):
         if not models:
             raise ValueError("the app needs at least one restorer")
         self.settings = settings
@@ -271,6 +284,9 @@ class ArenaApp:
         # One Restorer per model (the fast path when settings.fast), shared by Compare and the judge's
         # scenes; `warm_up` compiles them.
         self.restorers = restorers if restorers is not None else restorers_for(self.models, settings)
+        # Where they run (device.py): the GPU where there is one; community models adopted later run there too.
+        self.on_gpu = any(getattr(r, "device", None) is not None and r.device.type == "cuda"
+                          for r in self.restorers.values())
         self.secret = load_secret(settings.arena_secret, settings.votes_db)
         self.lane = CompareLane(settings.concurrency, settings.compare_per_client)
         self.judging = InFlight()  # judges' requests being answered: the scene pool waits for them too
@@ -279,7 +295,8 @@ class ArenaApp:
         self._start_judging()
         # Each family's leaderboard (self.boards, photos first) shows the witnesses of its own evaluation file.
         self.evaluations = {f: read_evaluation(Path(settings.weights_dir) / EVALUATIONS[f][0]) for f in FAMILIES}
-        self.files = OutputFiles(settings.output_max_age, served)
+        self.files = OutputFiles(settings.output_max_age, served, outputs_in)
+        self.last_compare: Stopwatch | None = None  # where the last Compare's time went (bench.speed)
         self._export_lock = threading.Lock()
         self._adopting = threading.Lock()
         self._closed = threading.Event()
@@ -309,11 +326,13 @@ class ArenaApp:
             self.arena = Arena(self.store, contenders, min_vote_seconds=settings.min_vote_seconds,
                                limits=Limits.from_settings(settings))
             # In a child process (render_process.py) unless RESTORATION_SCENE_PROCESS=0: the renders
-            # then never hold the interpreter that answers people.
-            renderer = (RenderProcess.of(self.models, self.restorers, self.pool, settings) if settings.scene_process
+            # then never hold the interpreter that answers people. On a GPU, in a thread: the card
+            # does the work, and the renders share the models (and the card's memory) with Compare.
+            in_process = settings.scene_process and not self.on_gpu
+            renderer = (RenderProcess.of(self.models, self.restorers, self.pool, settings) if in_process
                         else BattleRenderer(self.models, self.pool, settings, restorers=self.restorers))
             self.scenes = ScenePool(renderer, settings.battle_pool, settings.scene_uses, busy=self._people_waiting,
-                                    families=self.scene_families, nice=not settings.scene_process,
+                                    families=self.scene_families, nice=not in_process,
                                     share=settings.scene_share).start()
         if previous is not None:
             previous.stop()
@@ -327,7 +346,10 @@ class ArenaApp:
             models = [m for m in models if m.entry.name not in known]
             if not models:
                 return
-            self.restorers |= restorers_for(models, self.settings, fast=False)
+            # In fp32 (the start-up check covered the shipped models only): eager on the CPU (nothing
+            # warms a late one up), on the GPU where the others run.
+            self.restorers |= restorers_for(models, self.settings, fast=self.on_gpu,
+                                            device="cuda" if self.on_gpu else None)
             self.titles |= {m.entry.name: m.entry.title for m in models}
             self.models = [*self.models, *models]
             self.families = by_family(self.models)
@@ -410,7 +432,9 @@ class ArenaApp:
                 family: str | None = None, request=None, progress=None):
         """Restore one image with every model of a family (default: the first in `FAMILIES`),
         streaming: yields the panels and the score table each time a panel or a score is ready (the
-        other family's panels hidden), then the files, the zoom and its choices at the end."""
+        other family's panels hidden), then the zoom's choices at the end (the zoom itself and the
+        PNG downloads come when asked for: `zoom`, `downloads`). Where the time went is logged in
+        one line and kept in `last_compare`."""
         progress = progress or (lambda fraction, desc=None: None)
         checked(mode, MODES, "mode")
         path, name = upload_path(upload)
@@ -419,40 +443,55 @@ class ArenaApp:
         models = self.families[family]
         with self.lane.admit(self.client(request).address_key):
             progress(0, desc="Opening the image")
+            clock = Stopwatch()
             try:
-                stream = compare_stream(open_upload(path, mode, self.settings), mode, models, self.settings,
-                                        self.restorers, degradation)
+                with clock("open"):
+                    image = open_upload(path, mode, self.settings)
+                stream = compare_stream(image, mode, models, self.settings, self.restorers, degradation, clock)
+                del image  # compare_stream holds the only reference now: freed once degraded
                 step = next(stream)
             except (ImageError, ValueError) as e:
                 raise Refusal(str(e)) from None
             folder, stem = self.files.folder(), Path(name).stem[:60] or "image"
             files: dict[str, str] = {}
             seen: dict[str, str] = {}  # what the fidelity classifier sees in each panel
+            # Every step sends every output, each panel as a plain value (its file) unless its
+            # caption or visibility changes (or it is the last step): Gradio rebuilds a component's
+            # whole configuration for each property update, and for each output a step leaves out
+            # (about 5 ms of CPU each: 0.58 s of CPU a Compare when every step sent 13 of them,
+            # 0.18 s so), but not for a plain value.
+            shown: dict[str, Update] = {}
             try:
                 while True:
                     progress(step.fraction, desc=step.text)
                     new = [p for p in step.panels if p.key not in files]  # each panel is encoded once
-                    files |= {k: str(f) for k, f in save_panels(new, folder, stem).items()}
+                    files |= {k: str(f) for k, f in save_panels(new, folder, stem, clock).items()}
                     if show_classes and self.fidelity is not None:
                         seen |= {p.key: what_the_classifier_sees(self.fidelity, p) for p in new}
                     by_key = {p.key: p for p in step.panels}
-                    out = {f"panel-{k}": self._panel(k, by_key.get(k), files.get(k), mode, family)
-                           for k in self.panel_keys}
+                    out = {}
+                    for k in self.panel_keys:
+                        panel = self._panel(k, by_key.get(k), files.get(k), mode, family)
+                        # The last step sends every panel whole: an API client's result has every caption.
+                        out[f"panel-{k}"] = panel if step.done or _restyled(panel, shown.get(k)) else panel.value
+                        shown[k] = panel
                     out["table"] = score_table(step.panels, mode, seen) + (
                         "" if step.done else f"\n\n*{html.escape(step.text)}…*")
-                    out["files"] = list(files.values())
                     if not step.done:
-                        yield out
+                        yield out | {"compared": None, "left": None, "right": None}
                         step = next(stream)
                         continue
                     choices = [(p.title, p.key) for p in step.panels]
                     left, right = "bicubic", models[0].entry.name
                     state = {"files": files, "titles": {p.key: p.title for p in step.panels}}
-                    yield out | {"zoom": self.zoom(state, left, right)["zoom"], "compared": state,
-                                 "left": Update(left, choices=choices), "right": Update(right, choices=choices)}
+                    self.last_compare = clock
+                    w, h = step.panels[-1].size
+                    log.info("compare %d×%d, %s, %s, %s: %s", w, h, mode, degradation, family, clock.line())
+                    yield out | {"compared": state, "left": Update(left, choices=choices),
+                                 "right": Update(right, choices=choices)}
                     return
-            except Exception:
-                yield self.cleared(family)  # a run that fails half-way leaves none of its panels beside the error
+            except Exception:  # a run that fails half-way leaves none of its panels beside the error
+                yield {k: v for k, v in self.cleared(family).items() if k not in ("files", "zoom")}  # not its outputs
                 raise
 
     def cleared(self, family: str | None = None) -> dict:
@@ -461,7 +500,7 @@ class ArenaApp:
         refusal leaves nothing of the previous image on screen) and when a run fails half-way."""
         out = {f"panel-{k}": Update(None, label=self.titles[k], visible=self._shown(k, family))
                for k in self.panel_keys}
-        return out | {"table": "", "files": None, "zoom": Update(None, label="Zoom"), "compared": None,
+        return out | {"table": "", "files": None, "zoom": Update(None, label=ZOOM_LABEL), "compared": None,
                       "left": Update(None, choices=[]), "right": Update(None, choices=[])}
 
     def _shown(self, key: str, family: str | None) -> bool:
@@ -479,7 +518,8 @@ class ArenaApp:
         return Update(None, label=f"{self.titles[key]} (restoring…)", visible=True)
 
     def zoom(self, state, left: str, right: str) -> dict:
-        """The two chosen panels at full resolution in the before/after slider."""
+        """The two chosen panels at full resolution in the before/after slider (when asked for: a
+        Compare sends no zoom, which would be two more full-size pictures to download)."""
         if not state or left not in state["files"] or right not in state["files"]:
             return {"zoom": Update(None)}
         try:
@@ -487,6 +527,15 @@ class ArenaApp:
         except OSError:  # removed by the sweep of old outputs
             raise Refusal("These panels are no longer kept on the server; please run the comparison again.") from None
         return {"zoom": Update(tuple(map(str, pair)), label=f"{state['titles'][left]}  ◀ ▶  {state['titles'][right]}")}
+
+    def downloads(self, state) -> dict:
+        """Every panel of the last Compare as a lossless PNG, written now (the first time: then kept)."""
+        if not state or not state.get("files"):
+            raise Refusal("Run a comparison first: its panels are what you can download.")
+        try:
+            return {"files": [str(f) for f in png_downloads(state["files"].values())]}
+        except OSError:  # removed by the sweep of old outputs
+            raise Refusal("These panels are no longer kept on the server; please run the comparison again.") from None
 
     def suggest_family(self, upload) -> dict:
         """The family to compare an image with: the lesson's for Tiny ImageNet-sized thumbnails,
@@ -648,6 +697,11 @@ class ArenaApp:
                                             repos={m.entry.name: m.entry.hub_repo or "" for m in self.models})
                 partial.replace(file)
             return {"csv": str(file)}
+
+
+def _restyled(panel: Update, before: Update | None) -> bool:
+    """Whether a panel's caption or visibility differs from what the page shows (`before`)."""
+    return before is None or (panel.label, panel.visible) != (before.label, before.visible)
 
 
 def judged_thumbnails(battle, shown) -> tuple[Update, Update]:

@@ -18,7 +18,8 @@ the window, not on the image:
   with the next, so every seam has at least `overlap` output pixels of context on both sides.
   Windows run `batch` at a time (a short last batch is filled up with zeros, so the shape stays put).
 
-The fast path is the same computation in channels-last memory format, through `torch.compile`
+The fast path is the same computation on a copy of the model in channels-last memory format (in
+fp32 with its batch norms folded into the convolutions: engine.fast_copy), through `torch.compile`
 (inductor) where a C++ compiler is present; otherwise, or if compiling fails, a one-line notice
 and the channels-last eager model. `fast=False` runs the plain eager model on the same windows:
 outputs agree within float rounding (1e-4, tested). `warm_up` compiles the window shape ahead of
@@ -27,9 +28,13 @@ at once.
 
 `precision` (chosen at start-up by engine.py): "fp32" is the above; "openvino-f32" converts the
 window shape to OpenVINO in float32 in the warm-up instead of compiling (and compiles after all if
-that fails or is not faster); "bf16" runs the fast path's model under CPU autocast to bfloat16, no
-compile, and its warm-up tries OpenVINO bf16. A converted path is kept only if it is faster and no
-pixel of a test window moves more than 2/255 against fp32.
+that fails or is not faster); "bf16" (and on CUDA "fp16") runs the fast path's model under
+autocast, no compile (on the CPU its warm-up tries OpenVINO bf16, kept only if faster and no pixel
+of a test window moves more than 2/255 against fp32).
+
+`device` (device.py): on CUDA the fast path's model lives on the GPU, an image goes there and its
+output comes back (`_on_device`; inside `spaces.GPU` on ZeroGPU), nothing is compiled, and the
+window is the largest the card's memory allows (images up to half its area run whole).
 
 `before_window`, when given to a call, runs before each window (or whole image): the scene pool
 passes a function that waits while a Compare is running or waiting, so a person's request never
@@ -39,9 +44,9 @@ An 8-bit image (uint8) goes in and comes out as 8 bits, and only the windows bei
 float: a 4-megapixel image is 12 MB instead of 48, the app's panels stay small.
 """
 
-import copy
 import ctypes
 import ctypes.util
+import functools
 import logging
 import math
 import os
@@ -55,8 +60,10 @@ from torch import nn
 
 from restoration import engine
 from restoration.degrade import SCALE, upscale_nearest
+from restoration.device import describe, gpu_function, window_side
 from restoration.images import quantize, to_float
 from restoration.settings import Settings
+from restoration.uploads import list_images
 
 CHANNELS_LAST = torch.channels_last
 
@@ -143,40 +150,73 @@ def compiler_available() -> bool:
     return any(shutil.which(c) for c in filter(None, (os.environ.get("CXX"), "g++", "c++", "clang++")))
 
 
+def _device_of(model) -> torch.device:
+    """Where a model's weights are (the CPU for a model without any, or one that is not a module)."""
+    parameters = getattr(model, "parameters", None)
+    first = next(parameters(), None) if callable(parameters) else None
+    return first.device if first is not None else torch.device("cpu")
+
+
+def _on_device(call):
+    """A Restorer's call run where its fast path lives: on the CPU as it is; on a GPU the image is
+    moved there and the output back to the input's device, inside `spaces.GPU` on ZeroGPU."""
+    @functools.wraps(call)
+    def run(self, x, *args, **kwargs):
+        if self.device.type == "cpu":
+            return call(self, x, *args, **kwargs)
+        return self._gpu(lambda: call(self, x.to(self.device), *args, **kwargs).to(x.device))
+    return run
+
+
+def _call(thunk):
+    """`thunk()`: what `gpu_function` decorates, so that on ZeroGPU a GPU is attached for each call."""
+    return thunk()
+
+
 class Restorer:
     """One model, ready to restore low-resolution images (3, h, w) of any size through one window
     shape. `window` and `overlap` are in output pixels; `self.window` and `self.overlap` are what
     they are on the low-resolution image, where the windows are cut."""
 
     def __init__(self, model, window: int = 320, overlap: int = 32, batch: int = 1, fast: bool = True,
-                 notice: Callable[[str], None] = print, precision: str = "fp32", threads: int | None = None):
+                 notice: Callable[[str], None] = print, precision: str = "fp32", threads: int | None = None,
+                 device: torch.device | str | None = None):
         self.model = low_resolution_model(model.eval())
         self.scale = int(self.model.scale)
         self.stride = max(1, int(self.model.multiple))  # what a window's sides divide by, on the low-resolution image
+        self.device = torch.device(device) if fast and device is not None else _device_of(self.model)
+        if precision not in engine.PRECISIONS:
+            raise ValueError(f"precision must be one of {engine.PRECISIONS}, got {precision!r}")
+        if precision == "fp16" and self.device.type != "cuda":
+            raise ValueError("precision fp16 runs on a CUDA device only")
+        self.fast, self.notice = fast, notice
+        self.precision = precision if fast else "fp32"  # the reference path stays fp32
         align = lambda n: -(-n // self.stride) * self.stride  # noqa: E731
         self.window = align(max(-(-window // self.scale), int(self.model.minimum), 1))
+        self._fast_model = None
+        if fast:
+            # A copy (batch norms folded, channels last, on the device), so the caller's model stays
+            # the eager reference.
+            self._fast_model = engine.fast_copy(self.model, self.device, self.precision)
+            self.window = window_side(self._fast_model, self.device, self.stride, self.window,
+                                      precision_context=lambda: engine.autocast(self.precision, self.device.type))
         self.overlap, self.batch = -(-max(0, overlap) // self.scale), max(1, batch)
         if self.window - 2 * self.overlap < self.stride:
             raise ValueError(f"window {self.window * self.scale} is too small for {self.overlap * self.scale} pixels "
                              "of context on each side")
-        if precision not in engine.PRECISIONS:
-            raise ValueError(f"precision must be one of {engine.PRECISIONS}, got {precision!r}")
-        self.fast, self.notice = fast, notice
-        self.precision = precision if fast else "fp32"  # the reference path stays fp32
         self.threads = threads or torch.get_num_threads()
-        self.status = ("eager" if not fast else "bf16 channels-last eager (autocast)" if self.precision == "bf16"
-                       else "channels-last eager (not warmed up yet)")
+        self.status = ("eager" if not fast else f"{self.precision} autocast on {describe(self.device)}"
+                       if self.device.type == "cuda" else "bf16 channels-last eager (autocast)"
+                       if self.precision == "bf16" else "channels-last eager (not warmed up yet)")
         self._lock = threading.Lock()
         self._compiled, self._tried = None, False
-        self._fast_model = None
-        if fast:
-            # A copy, so the caller's model keeps its memory format (and stays the eager reference).
-            self._fast_model = copy.deepcopy(self.model).to(memory_format=CHANNELS_LAST)
+        self._gpu = gpu_function(_call) if self.device.type == "cuda" else _call
 
     @classmethod
-    def from_settings(cls, model, settings, fast: bool | None = None, **kwargs):
-        return cls(model, window=settings.tile_size, overlap=settings.tile_overlap, batch=settings.tile_batch,
-                   fast=settings.fast if fast is None else fast, threads=settings.threads, **kwargs)
+    def from_settings(cls, model, settings, fast: bool | None = None, precision: str = "fp32", **kwargs):
+        fast = settings.fast if fast is None else fast
+        return cls(model, window=settings.window(precision if fast else "fp32"), overlap=settings.tile_overlap,
+                   batch=settings.tile_batch, fast=fast, threads=settings.threads, precision=precision, **kwargs)
 
     # ------------------------------------------------------------------------------- running
 
@@ -194,12 +234,14 @@ class Restorer:
         return compiled(x.contiguous(memory_format=CHANNELS_LAST))
 
     @torch.inference_mode()
+    @_on_device
     def whole(self, low):
         """The model on a batch of low-resolution images (N, 3, h, w) as it is, no windows: for
         batches of small images of one size (once warmed up, each new shape compiles once)."""
         return self._run(low).contiguous()
 
     @torch.inference_mode()
+    @_on_device
     def __call__(self, low, before_window: Callable[[], None] | None = None):
         """The restored image (3, sh, sw) of a low-resolution image (3, h, w): float in [0, 1], or
         uint8, and then the output is uint8 too (rounded), a quarter of the memory of a float image.
@@ -249,7 +291,7 @@ class Restorer:
         """Compile the fast path for the shapes it uses (one window; `batch` windows); seconds
         taken. Without a C++ compiler, or if compiling fails, the fast path stays eager (channels
         last) and a one-line notice says why. Safe to call from a background thread."""
-        if not self.fast:
+        if not self.fast or self.device.type == "cuda":  # on a GPU autocast eager is the fast path
             return 0.0
         t0 = time.perf_counter()
         with self._lock:
@@ -270,7 +312,7 @@ class Restorer:
                 compiled = torch.compile(self._fast_model.restore, dynamic=False)
                 with torch.inference_mode():
                     for n in sorted({1, self.batch}):
-                        x = torch.rand(n, 3, self.window, self.window, device=next(self.model.parameters()).device)
+                        x = torch.rand(n, 3, self.window, self.window, device=self.device)
                         compiled(x.contiguous(memory_format=CHANNELS_LAST))
             except Exception as e:  # noqa: BLE001 (any failure of the compiler stack means: stay eager)
                 self._give_up(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:200])
@@ -289,7 +331,8 @@ class Restorer:
         say = (lambda why: f"bf16 channels-last eager (autocast; {why})") if hint == "bf16" else (lambda why: why)
         gain = 1.0 if hint == "bf16" else engine.GAIN_OVER_FP32_EAGER
         if engine.openvino_module() is None:
-            self.status = say("openvino not installed")
+            if hint == "f32":  # chosen only where openvino is installed; bf16 just runs on without it
+                self.status = say("openvino not installed")
             return False
         try:
             runners = {n: engine.openvino_runner(self._fast_model, (n, 3, self.window, self.window), self.threads,
@@ -341,16 +384,20 @@ def timed(fn, *args, **kwargs):
     return result, (time.perf_counter() - t0) * 1000
 
 
-def restorers_for(models: Sequence, settings: Settings, fast: bool | None = None,
-                  precision: str = "fp32") -> dict[str, Restorer]:
+def restorers_for(models: Sequence, settings: Settings, fast: bool | None = None, precision: str = "fp32",
+                  device: torch.device | str | None = None) -> dict[str, Restorer]:
     """name → `Restorer` for each `weights.LoadedModel`, set up as `settings` say, in `precision`
-    (engine.choose's pick; "fp32" is today's path)."""
-    return {m.entry.name: Restorer.from_settings(m.model, settings, fast=fast, precision=precision) for m in models}
+    on `device` (engine.choose's pick: `Choice.precision`, `Choice.device`)."""
+    return {m.entry.name: Restorer.from_settings(m.model, settings, fast=fast, precision=precision, device=device)
+            for m in models}
 
 
-def choose_engine(models: Sequence, settings: Settings) -> "engine.Choice":
-    """The start-up self-check (engine.py) on the first model, as `settings` allow."""
-    first = models[0].model if models else None
+def choose_engine(models: Sequence, settings: Settings, device: torch.device = torch.device("cpu")) -> "engine.Choice":
+    """The start-up check (engine.py) on every one of `models` (the app passes the shipped ones:
+    community models run in fp32), on `device` (device.resolve), as `settings` allow; its accuracy
+    images are crops of the examples (engine.check_images)."""
     if not settings.fast:
-        return engine.Choice("fp32", "engine: fp32 eager (RESTORATION_FAST is off)")
-    return engine.choose(first, settings.engine, settings.simulate_no_bf16, side=settings.tile_size)
+        return engine.Choice("fp32", f"engine: fp32 eager on {describe(device)} (RESTORATION_FAST is off)", device)
+    images = engine.check_images(list_images(settings.examples_dir))
+    return engine.choose([low_resolution_model(m.model) for m in models], images, settings.engine, device,
+                         settings.simulate_no_bf16, where=describe(device))

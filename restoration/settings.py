@@ -24,6 +24,15 @@ TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 RENAMED = {"RESTORATION_JUDGE_VAL_POOL": "RESTORATION_SCENE_VAL_IMAGES"}
 
 
+# The window each precision runs best in on the CPU, when RESTORATION_TILE_SIZE is unset (a GPU's is
+# as large as its memory allows: device.py). fp32 (compiled): 320, on 2 cores as fast as 544 or
+# faster from 512² to 2048² (1024² aside, +9%), with half the activation memory (bench/tiles.py).
+# bf16: 576, whose 32-pixel overlaps cost 1.27× the pixels at 512², 1024² and 2048² alike (320's:
+# 1.56×); on one thread the six models' 1024² passes took 0.89× the CPU time of 320's (bench.tiles,
+# docs/speed.md).
+WINDOWS = {"fp32": 320, "openvino-f32": 320, "bf16": 576, "fp16": 320}
+
+
 class SettingsError(ValueError):
     """A setting's value is unusable; the message is one line for the person starting the app."""
 
@@ -55,20 +64,21 @@ class Settings:
     val_dir: Path = REPO.parent / "shared" / "data" / "tiny-imagenet-200"
     photo_val_dir: Path = REPO.parent / "shared" / "data" / "photos" / "val"  # the judge's photos, when present
     max_pixels: int = _field(1 << 22, min=4)  # outputs above this are refused (4.2 megapixels)
-    # The models see windows of tile_size² pixels (rounded up to the model's stride; one shape, so
-    # compiled code is reused), tile_batch at a time, with ≥ tile_overlap pixels of context at
-    # every seam. Images under half a window run whole. See restoration/inference.py. 320: on 2 CPU
-    # cores as fast as 544 or faster from 512² to 2048² (1024² aside, +9%), with half the activation
-    # memory (bench/tiles.py).
-    tile_size: int = _field(320, min=16)
+    # The models see windows of tile_size² output pixels (cut on the low-resolution image, half
+    # that a side, rounded up to what the model's sides divide by; one shape, so compiled code is
+    # reused), tile_batch at a time, with ≥ tile_overlap output pixels of context at every seam. Images under half a window run whole. See restoration/inference.py. Unset: the
+    # precision's own (`window`, WINDOWS).
+    tile_size: int | None = _field(None, min=16)
     tile_overlap: int = _field(32, min=0, max=1024)
     tile_batch: int = _field(1, min=1, max=64)  # 1: compiled batches of 4 windows ran slower on 2 CPU cores
-    fast: bool = True  # channels-last + torch.compile (warmed up in the background at start-up)
-    # "auto": OpenVINO f32 windows where openvino is installed and measured faster, else today's path;
-    # "fp32": today's path (channels-last + torch.compile); "bf16": autocast (fails the 2/255 pixel bar,
-    # see engine.py). engine.py's start-up self-check says in one line what runs and why.
-    engine: str = _field("auto", choices=("auto", "fp32", "bf16"))
-    simulate_no_bf16: bool = False  # act as a CPU without bf16/int8 instructions (the self-check then keeps fp32)
+    fast: bool = True  # channels-last, batch norms folded; compiled or in a lower precision (engine.py)
+    # "auto": the fastest path that passes the eligibility bar (eligibility.py) at the start-up check:
+    # bf16 where the CPU has bfloat16 instructions, fp16 or bf16 on a GPU, else fp32 (compiled);
+    # "fp32" forces fp32; "bf16" / "fp16" force that precision where the hardware has it (fp16: CUDA only).
+    # engine.py's start-up check says in one line what runs and why.
+    engine: str = _field("auto", choices=("auto", "fp32", "bf16", "fp16"))
+    simulate_no_bf16: bool = False  # act as a CPU without bfloat16 instructions (the check then keeps fp32)
+    device: str = _field("auto", choices=("auto", "cpu", "cuda"))  # auto: CUDA where torch sees a GPU (device.py)
     threads: int = _field(factory=usable_cpus, min=1, max=1024)  # CPUs this process may use (cpus.py)
     concurrency: int = _field(1, min=1, max=64)  # Compare requests that run models at the same time
     compare_per_client: int = _field(2, min=1, max=64)  # a client's Compare requests running or waiting
@@ -117,9 +127,9 @@ class Settings:
     def __post_init__(self):
         for f in dataclasses.fields(self):
             _check(f, getattr(self, f.name))
-        if 2 * self.tile_overlap >= self.tile_size:
+        if 2 * self.tile_overlap >= (smallest := self.tile_size or min(WINDOWS.values())):
             raise SettingsError(f"{env_name('tile_overlap')}={self.tile_overlap}: must be under half of "
-                                f"{env_name('tile_size')} ({self.tile_size}): a window needs context on both sides")
+                                f"{env_name('tile_size')} ({smallest}): a window needs context on both sides")
         self._check_votes_db()
 
     def _check_votes_db(self):
@@ -133,6 +143,10 @@ class Settings:
             raise SettingsError(f"{env_name('arena_secret')} must be set when {name} is a PostgreSQL URL: every "
                                 "replica must key clients with the same secret")
 
+    def window(self, precision: str = "fp32") -> int:
+        """The side of the models' windows on the CPU: RESTORATION_TILE_SIZE, else the precision's own."""
+        return self.tile_size or WINDOWS.get(precision, WINDOWS["fp32"])
+
     @classmethod
     def from_env(cls, environ=None, **overrides):
         """Settings from `environ` (default `os.environ`): every field's variable that is set and
@@ -145,6 +159,13 @@ class Settings:
             if raw is not None and raw.strip() != "":
                 values[f.name] = _parse(f, raw.strip())
         return cls(**(values | overrides))
+
+
+def zero_gpu(environ=None) -> bool:
+    """Whether the platform says this is a ZeroGPU Space (SPACES_ZERO_GPU, set by Hugging Face):
+    GPU work must then run inside `spaces.GPU` calls (device.py)."""
+    environ = os.environ if environ is None else environ
+    return environ.get("SPACES_ZERO_GPU", "").strip().lower() not in ("", *FALSE)
 
 
 def _renamed(environ) -> dict:

@@ -47,9 +47,9 @@ MAX_LINE = 300  # a refusal is one line of at most this many characters, whateve
 @dataclasses.dataclass(frozen=True)
 class Rules:
     """What a submitted checkpoint may be. The FLOPs limit keeps Compare interactive on the 2 cores
-    of a Space: the shipped U-Nets cost 163-214 GFLOPs per output megapixel, and the MSE U-Net took
-    1.40 s for a megapixel on the fast path there (116 GFLOP/s, docs/speed.md); at the limit a model
-    takes about 3.5 s a megapixel at that rate, a transformer more (attention runs slower per FLOP)."""
+    of a Space: the shipped U-Nets cost 163-214 GFLOPs per output megapixel, and the MSE U-Net
+    restores a megapixel in under 2 s in fp32 on 2 cores (docs/speed.md); at the limit a model
+    takes about 2.5 times as long, a transformer more (attention runs slower per FLOP)."""
     scale: int = 2
     max_width: int = 256  # ours: channels of any level (nfs)
     max_depth: int = 6  # ours: resolution levels (len(nfs))

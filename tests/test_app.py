@@ -19,13 +19,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from gradio.utils import get_upload_folder
 from gradio_client import Client, handle_file
 from PIL import Image
 
 import app as app_module
-from app import build_app, launch
+from app import build_app, launch, served_copies
 from restoration import degrade
-from restoration.arena_app import JUDGE_OUTPUTS, JUDGE_VIEW, ArenaApp, Refusal, freeze_heap
+from restoration.arena_app import JUDGE_OUTPUTS, JUDGE_VIEW, ArenaApp, Refusal, Update, freeze_heap
 from restoration.provenance import header_markdown
 from restoration.scene_crops import display_zoom
 from restoration.votes import VoteStore
@@ -68,38 +69,63 @@ def last(outputs):
     return final
 
 
+def page(steps) -> dict:
+    """What the page shows once a streaming handler's steps have come: an `Update` replaces an
+    output, a plain value only its value (Compare sends unchanged panels as plain values)."""
+    shown = {}
+    for step in steps:
+        for k, v in step.items():
+            before = shown.get(k)
+            shown[k] = (dataclasses.replace(before, value=v) if isinstance(before, Update) and not isinstance(v, Update)
+                        else v)
+    return shown
+
+
 def panels(arena_app, out) -> list:
     """Compare's panels, in `panel_keys` order."""
     return [out[f"panel-{k}"] for k in arena_app.panel_keys]
 
 
 def test_compare_handler_gives_every_panel(arena_app, tmp_path):
-    out = last(arena_app.compare({"path": str(photo(tmp_path)), "orig_name": "my photo.png"}, "degrade"))
-    images, table, files = panels(arena_app, out), out["table"], out["files"]
+    out = page(arena_app.compare({"path": str(photo(tmp_path)), "orig_name": "my photo.png"}, "degrade"))
+    images, table = panels(arena_app, out), out["table"]
     assert arena_app.panel_keys == ["input", "bicubic", "unet-mse", "unet-perceptual", "unet-crossconv", "original"]
     assert all(img.visible for img in images)
     assert images[2].label.startswith("MSE U-Net · ") and images[2].label.endswith(" dB")  # one figure
     assert images[-1].label == "Original" and "| 0." in table  # the rest (SSIM, ...) is in the table
     assert "| Bicubic |" in table and "| Cross-conv U-Net |" in table
-    assert [f.rsplit("/", 1)[1] for f in files][:2] == ["my photo-input.png", "my photo-bicubic.png"]
-    assert all(Image.open(f).format == "PNG" for f in files)
-    assert out["zoom"].label == "Bicubic  ◀ ▶  MSE U-Net"
+    assert all(Image.open(img.value).format == "WEBP" for img in images)  # lossless: test_compare.py
+    assert "zoom" not in out and "files" not in out  # the zoom and the PNG downloads come when asked for
     left, right = out["left"], out["right"]
     assert left.value == "bicubic" and right.value == "unet-mse" and ("Original", "original") in left.choices
     assert set(out["compared"]["files"]) == set(arena_app.panel_keys)
+    assert "degrade" in arena_app.last_compare.ms and "encode: original" in arena_app.last_compare.ms
+    files = arena_app.downloads(out["compared"])["files"]
+    assert [f.rsplit("/", 1)[1] for f in files][:2] == ["my photo-input.png", "my photo-bicubic.png"]
+    assert all(Image.open(f).format == "PNG" for f in files) and len(files) == len(arena_app.panel_keys)
+    with pytest.raises(Refusal, match="Run a comparison first"):
+        arena_app.downloads(None)
 
 
 def test_compare_streams_panels_as_they_are_ready(arena_app, tmp_path):
     n = len(arena_app.panel_keys)
     steps = list(arena_app.compare(str(photo(tmp_path)), "degrade", "jpeg75"))
-    first = panels(arena_app, steps[0])
+    first = panels(arena_app, steps[0])  # every panel, with its caption
     assert first[0].value and first[1].value and first[-1].value  # input, bicubic, original at once
     assert all(img.value is None and "restoring" in img.label for img in first[2:-1])
-    assert "*Scoring" in steps[0]["table"] and "zoom" not in steps[0]  # the zoom comes at the end
-    shown = [sum(img.value is not None for img in panels(arena_app, step)) for step in steps]
+    assert "*Scoring" in steps[0]["table"] and "zoom" not in steps[0]
+    so_far = [page(steps[:i + 1]) for i in range(len(steps))]
+    shown = [sum(img.value is not None for img in panels(arena_app, out)) for out in so_far]
     assert shown == sorted(shown) and shown[-1] == n and len(steps) >= 2 + len(arena_app.models)
-    files = [step["files"] for step in steps]
-    assert all(a == b[:len(a)] for a, b in zip(files, files[1:]))  # each panel is written once, then kept
+    files = [{k: img.value for k, img in zip(arena_app.panel_keys, panels(arena_app, out)) if img.value}
+             for out in so_far]
+    # Only a caption or visibility that changes is an Update; a panel the page already shows as it is
+    # comes as its plain value (what Gradio handles cheaply), and every step sends every output.
+    assert all(set(step) == set(steps[0]) for step in steps)
+    updates = sum(isinstance(v, Update) for step in steps[1:-1] for k, v in step.items() if k.startswith("panel-"))
+    assert updates <= 2 * (len(arena_app.models) + 1)
+    assert all(isinstance(steps[-1][f"panel-{k}"], Update) for k in arena_app.panel_keys)  # the last step: whole
+    assert all(a == {k: b[k] for k in a} for a, b in zip(files, files[1:]))  # each panel is written once, then kept
     assert "…" not in steps[-1]["table"] and "| Cross-conv U-Net | " in steps[-1]["table"]
 
 
@@ -113,9 +139,9 @@ def test_compare_degradation_choice_and_what_the_classifier_sees(settings, tiny_
     a = ArenaApp(settings, tiny_models, fidelity=fidelity)
     try:
         n = len(a.panel_keys)
-        lesson = last(a.compare(str(photo(tmp_path)), "degrade", "lesson"))
-        jpeg = last(a.compare(str(photo(tmp_path)), "degrade", "jpeg75", True))
-        inputs = [Image.open(out["files"][0]) for out in (lesson, jpeg)]  # the files: the input comes first
+        lesson = page(a.compare(str(photo(tmp_path)), "degrade", "lesson"))
+        jpeg = page(a.compare(str(photo(tmp_path)), "degrade", "jpeg75", True))
+        inputs = [Image.open(out["panel-input"].value) for out in (lesson, jpeg)]
         assert inputs[0].tobytes() != inputs[1].tobytes()
         assert "Tiny ImageNet class" not in lesson["table"] and "“thing" not in lesson["table"]  # off unless asked
         header, _rule, *rows = jpeg["table"].splitlines()
@@ -141,7 +167,8 @@ def test_compare_clears_the_page_first_and_after_a_failure(arena_app, tmp_path, 
     [run] = [d for d in demo.config["dependencies"] if d.get("api_name") == "compare"]
     [clear] = [d for d in demo.config["dependencies"] if d["id"] == run["trigger_after"]]
     assert run["targets"] == [(None, "then")] and clear["targets"][0][1] == "click"  # Restore: clear, then run
-    assert clear["outputs"] == run["outputs"] and not clear["queue"]
+    assert set(run["outputs"]) < set(clear["outputs"]) and len(clear["outputs"]) - len(run["outputs"]) == 2
+    assert not clear["queue"]  # the downloads and the zoom: cleared, and set only when asked for
 
     import restoration.arena_app as arena_module
     import restoration.compare as compare_module
@@ -157,6 +184,7 @@ def test_compare_clears_the_page_first_and_after_a_failure(arena_app, tmp_path, 
         for out in steps:
             shown = out
     assert all(img.value is None for img in panels(arena_app, shown)) and shown["table"] == ""
+    assert "files" not in shown and "zoom" not in shown  # not outputs of the Compare event: the click clears them
 
 
 def test_compare_serves_while_the_warm_up_runs(arena_app, tmp_path, monkeypatch):
@@ -171,7 +199,7 @@ def test_compare_serves_while_the_warm_up_runs(arena_app, tmp_path, monkeypatch)
     for r in arena_app.restorers.values():
         r.notice = notices.append
     thread = arena_app.warm_up(done.append)
-    out = last(arena_app.compare(str(photo(tmp_path)), "degrade"))  # while the warm-up waits
+    out = page(arena_app.compare(str(photo(tmp_path)), "degrade"))  # while the warm-up waits
     assert thread.is_alive() and not done and out["compared"]["files"]
     release.set()
     thread.join(30)
@@ -180,19 +208,19 @@ def test_compare_serves_while_the_warm_up_runs(arena_app, tmp_path, monkeypatch)
 
 
 def test_upscale_mode_hides_the_original(arena_app, tmp_path):
-    out = last(arena_app.compare(str(photo(tmp_path, 30, 20)), "upscale"))
+    out = page(arena_app.compare(str(photo(tmp_path, 30, 20)), "upscale"))
     images = panels(arena_app, out)
     assert images[-1].visible is False and all(img.visible for img in images[:-1])
-    assert Image.open(out["files"][-1]).size == (60, 40)
+    assert Image.open(out["panel-unet-crossconv"].value).size == (60, 40)
     assert "PSNR" not in out["table"]
 
 
 def test_zoom_handler(arena_app, tmp_path):
-    state = last(arena_app.compare(str(photo(tmp_path)), "degrade"))["compared"]
+    state = page(arena_app.compare(str(photo(tmp_path)), "degrade"))["compared"]
     slider = arena_app.zoom(state, "input", "unet-crossconv")["zoom"]
     assert "Low-resolution input" in slider.label and "Cross-conv U-Net" in slider.label
     left, right = slider.value  # files: the input enlarged once, the panel itself
-    assert right == state["files"]["unet-crossconv"] and left.endswith("-input-enlarged.png")
+    assert right == state["files"]["unet-crossconv"] and left.endswith("-input-enlarged.webp")
     assert Image.open(left).size == Image.open(right).size
     assert arena_app.zoom(state, "bicubic", "original")["zoom"].value == (
         state["files"]["bicubic"], state["files"]["original"])
@@ -219,12 +247,12 @@ def test_bad_uploads_give_clear_errors_and_the_app_goes_on(arena_app, tmp_path):
     bomb(tmp_path / "huge.png", side=3000)  # 9 megapixels: over our limit, under Pillow's
     for name, message in cases.items():
         with pytest.raises(Refusal, match=message):
-            last(arena_app.compare(str(tmp_path / name), "degrade"))
+            page(arena_app.compare(str(tmp_path / name), "degrade"))
     with pytest.raises(Refusal, match="Upload an image"):
-        last(arena_app.compare(None, "degrade"))
+        page(arena_app.compare(None, "degrade"))
     with pytest.raises(Refusal, match="Unknown degradation .*sharpen"):
-        last(arena_app.compare(str(photo(tmp_path)), "degrade", "sharpen"))
-    assert len(last(arena_app.compare(str(photo(tmp_path)), "degrade"))) == len(arena_app.panel_keys) + 6
+        page(arena_app.compare(str(photo(tmp_path)), "degrade", "sharpen"))
+    assert len(page(arena_app.compare(str(photo(tmp_path)), "degrade"))) == len(arena_app.panel_keys) + 4
 
 
 def test_odd_but_valid_images_work(arena_app, tmp_path):
@@ -238,8 +266,8 @@ def test_odd_but_valid_images_work(arena_app, tmp_path):
     exif[0x0112] = 8
     img.save(tmp_path / "turned.jpg", exif=exif)
     for name in ["deep.png", "alpha.png", "print.jpg", "anim.gif"]:
-        assert last(arena_app.compare(str(tmp_path / name), "degrade"))["compared"]["files"]
-    files = last(arena_app.compare(str(tmp_path / "turned.jpg"), "degrade"))["compared"]["files"]
+        assert page(arena_app.compare(str(tmp_path / name), "degrade"))["compared"]["files"]
+    files = page(arena_app.compare(str(tmp_path / "turned.jpg"), "degrade"))["compared"]["files"]
     assert Image.open(files["original"]).size == (16, 24)
 
 
@@ -465,7 +493,7 @@ def test_a_store_that_goes_down_gives_judges_a_message_and_compare_serves_on(pos
                 with pytest.raises(Refusal, match="vote store cannot be reached") as e:
                     handler()
                 assert "nothing was recorded" in str(e.value)
-            out = last(app.compare({"path": str(photo(tmp_path)), "orig_name": "p.png"}, "degrade"))
+            out = page(app.compare({"path": str(photo(tmp_path)), "orig_name": "p.png"}, "degrade"))
             assert all(img.visible for img in panels(app, out))  # Compare needs no database
         finally:
             postgres.start()
@@ -499,15 +527,15 @@ def test_flagged_judges_are_left_out_of_the_leaderboard(settings, tiny_models):
 
 def test_compare_checks_the_mode_and_caps_requests_per_client(arena_app, tmp_path):
     with pytest.raises(Refusal, match="Unknown mode .*sideways.*choose one of degrade, upscale"):
-        last(arena_app.compare(str(photo(tmp_path)), "sideways"))
+        page(arena_app.compare(str(photo(tmp_path)), "sideways"))
     key = arena_app.client(None).address_key
     arena_app.lane._held[key] = arena_app.settings.compare_per_client  # two already running or waiting
     with pytest.raises(Refusal, match="limit is 2 per client"):
-        last(arena_app.compare(str(photo(tmp_path)), "degrade"))
+        page(arena_app.compare(str(photo(tmp_path)), "degrade"))
     other = ArenaApp.client(arena_app, None, "b-x")  # the same address: the cap is the address's
     assert other.address_key == key
     del arena_app.lane._held[key]
-    assert len(last(arena_app.compare(str(photo(tmp_path)), "degrade"))) == len(arena_app.panel_keys) + 6
+    assert len(page(arena_app.compare(str(photo(tmp_path)), "degrade"))) == len(arena_app.panel_keys) + 4
 
 
 def test_the_compare_lane_is_held_until_the_last_panel(arena_app, tmp_path):
@@ -608,8 +636,9 @@ def free_port() -> int:
 
 @pytest.fixture
 def served(settings, tiny_models):
-    a = ArenaApp(settings, tiny_models)
+    a = ArenaApp(settings, tiny_models, outputs_in=get_upload_folder())  # as app.main makes it
     demo = build_app(a)
+    a.files.served = lambda: served_copies(demo)
     port = free_port()
     launch(demo, settings, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
     client = Client(f"http://127.0.0.1:{port}/", verbose=False, analytics_enabled=False)
@@ -647,11 +676,14 @@ def test_through_gradio_client(served, tmp_path):
     out = client.predict(handle_file(str(photo(tmp_path))), "degrade", api_name="/compare")
     n = len(a.panel_keys)
     panels = out[:n]  # each an update: the image and its caption with the scores
-    assert all(Image.open(p["value"]).format == "PNG" for p in panels)  # lossless panels
+    assert all(Image.open(p["value"]).format == "WEBP" for p in panels)  # lossless panels
     assert panels[2]["label"].startswith("MSE U-Net · ") and panels[2]["label"].endswith(" dB")
-    assert "| MSE U-Net |" in out[n] and len(out[n + 1]) == n
-    left, right = out[n + 2]["value"]  # the zoom slider, at full resolution
+    assert "| MSE U-Net |" in out[n]
+    zoom = client.predict("input", "unet-mse", api_name="/zoom")  # the zoom slider, when asked, at full resolution
+    left, right = zoom["value"] if isinstance(zoom, dict) else zoom
     assert Image.open(left).size == Image.open(right).size == Image.open(panels[-1]["value"]).size
+    files = client.predict(api_name="/downloads")
+    assert len(files) == n and all(Image.open(f).format == "PNG" for f in files)
 
     with pytest.raises(Exception, match="not an image"):
         (tmp_path / "text.png").write_text("hello")
@@ -679,6 +711,36 @@ def test_through_gradio_client(served, tmp_path):
     assert matrix["value"]["headers"][0] == "Model (row) beats (column)"
     csv_file = client.predict(api_name="/export_votes")
     assert len(list(csv.DictReader(Path(csv_file).read_text().splitlines()))) == 2
+
+
+def test_the_benchmark_client_streams_a_compare_as_the_page_does(served, tmp_path):
+    """bench/voter.py follows a streaming call step by step (diffs applied, new files downloaded):
+    what bench.speed times as the first panel and every panel through the API."""
+    from bench.speed import api_compare
+    from bench.voter import VoterClient
+
+    a, client = served
+    voter = VoterClient(client.src)
+    try:
+        upload = voter.upload(photo(tmp_path))
+        steps = list(voter.stream(upload, "degrade", "lesson", False, None, api_name="/compare"))
+        n = len(a.panel_keys)
+        shown = [sum(isinstance(o, str) and o.endswith(".webp") for o in out[:n]) for out, _ in steps]
+        assert shown == sorted(shown) and shown[0] >= 2 and shown[-1] == n
+        assert [done for _, done in steps] == [False] * (len(steps) - 1) + [True]
+        first, last, files = api_compare(voter, photo(tmp_path, name="again.png"))
+        assert 0 < first <= last and files == n
+    finally:
+        voter.close()
+
+
+def test_gradio_serves_our_panel_files_as_they_are(served, tmp_path):
+    """Our files are written inside Gradio's cache folder, so Gradio serves them where they are:
+    no hash and copy of every panel at every streamed step of a Compare."""
+    a, client = served
+    client.predict(handle_file(str(photo(tmp_path, name="as-they-are.png"))), "degrade", api_name="/compare")
+    panels = [f for f in a.files.served() if "as-they-are-" in f]
+    assert len(panels) == len(a.panel_keys) and all(Path(f).is_relative_to(a.outputs) for f in panels)
 
 
 def test_the_tests_keep_gradios_files_in_their_own_temp_folder(served, tmp_path):
@@ -741,13 +803,13 @@ def test_stopping_the_app_removes_its_temporary_files(sig, tiny_weights, small_e
                 break
             except Exception:  # noqa: BLE001 (not up yet)
                 time.sleep(0.5)
-        assert list(tmp.glob("restoration-app-*/judge/*.png"))  # it served a pair: there were files
+        assert list(tmp.glob("gradio/restoration-app-*/judge/*.png"))  # it served a pair: there were files
         proc.send_signal(sig)
         output = proc.communicate(timeout=30)[0]
     finally:
         proc.kill()
     assert proc.returncode == 0, output
-    assert not list(tmp.glob("restoration-app-*")) and "Traceback" not in output
+    assert not list(tmp.rglob("restoration-app-*")) and "Traceback" not in output
     assert [p for p in tmp.rglob("*") if p.is_file()] == []  # nor in Gradio's cache
 
 
@@ -772,14 +834,14 @@ def test_compare_shows_one_family_photos_by_default(two_families, tmp_path):
     app = two_families
     assert list(app.families) == ["photo", "lesson"] and app.default_family == "photo"
     shown = lambda out: [k for k in app.panel_keys if out[f"panel-{k}"].visible]  # noqa: E731
-    default = last(app.compare(str(photo(tmp_path)), "degrade"))
+    default = page(app.compare(str(photo(tmp_path)), "degrade"))
     assert shown(default) == ["input", "bicubic", "photo-mse", "photo-crossconv", "original"]
     assert "| MSE U-Net · photos |" in default["table"] and "lesson" not in default["table"]
-    lesson = last(app.compare(str(photo(tmp_path)), "degrade", "lesson", False, "lesson"))
+    lesson = page(app.compare(str(photo(tmp_path)), "degrade", "lesson", False, "lesson"))
     assert shown(lesson) == ["input", "bicubic", "unet-mse", "unet-crossconv", "original"]
     assert lesson["right"].value == "unet-mse"  # the zoom's right side: the family's first model
     with pytest.raises(Refusal, match="Unknown model family"):
-        last(app.compare(str(photo(tmp_path)), "degrade", "lesson", False, "cartoons"))
+        page(app.compare(str(photo(tmp_path)), "degrade", "lesson", False, "cartoons"))
 
 
 def test_thumbnails_suggest_the_lesson_family(two_families, tmp_path):

@@ -70,9 +70,12 @@ def browsing(url, width):
 
 @pytest.fixture
 def app_url(settings, tiny_models):
+    from gradio.utils import get_upload_folder
+
     from restoration.arena_app import ArenaApp
 
-    yield from served(ArenaApp(dataclasses.replace(settings, min_vote_seconds=0.5), tiny_models))
+    yield from served(ArenaApp(dataclasses.replace(settings, min_vote_seconds=0.5), tiny_models,
+                               outputs_in=get_upload_folder()))
 
 
 @pytest.fixture
@@ -85,6 +88,8 @@ def two_family_app(settings, tmp_path):
     """Both families (tiny U-Nets), photos to cut the photo family's scenes from, default shares."""
     import time
 
+    from gradio.utils import get_upload_folder
+
     from restoration.arena_app import ArenaApp
     from restoration.leaderboard import FlagRules
     from restoration.weights import load_available_restorers
@@ -92,7 +97,8 @@ def two_family_app(settings, tmp_path):
     models, problems = load_available_restorers(make_two_family_weights(tmp_path / "weights"))
     assert not problems
     a = ArenaApp(dataclasses.replace(settings, weights_dir=tmp_path / "weights", min_vote_seconds=0.5,
-                                     photo_val_dir=write_photos(tmp_path / "photos", 8)), models)
+                                     photo_val_dir=write_photos(tmp_path / "photos", 8)), models,
+                 outputs_in=get_upload_folder())
     a.flag_rules = FlagRules(fast_seconds=0.5)  # the test votes faster than a person: not flagged for that
     deadline = time.monotonic() + 120
     while (a.scenes.ready("photo") < 4 or a.scenes.ready("lesson") < 1) and time.monotonic() < deadline:
@@ -134,6 +140,13 @@ def test_an_example_in_both_modes_then_a_refused_upload_clears_the_page(page, sm
         tops = {round(box(page, f"#panel-{k} img")["y"]) for k in row}
         assert len(tops) == 1, row  # the panels of a row align (the inputs and the original; a family's models)
     expect(page.locator("#scores")).not_to_contain_text("Tiny ImageNet class")  # the classifier is off
+    # The zoom and the PNG downloads are made when asked for, not with every Compare.
+    expect(page.locator("#zoom img")).to_have_count(0)
+    expect(page.get_by_role("cell", name="noise-input.png")).to_have_count(0)
+    page.locator("#zoom-in").click()
+    expect(page.locator("#zoom img").first).to_be_visible()
+    page.locator("#downloads").click()
+    expect(page.get_by_role("cell", name="noise-input.png")).to_be_visible()
     page.screenshot(path=str(shots(tmp_path) / "compare.png"), full_page=True)
 
     # The same example in Upscale mode: no original, no scores, the time as the figure.

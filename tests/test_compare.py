@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from restoration.compare import compare, compare_stream, save_panels, slider_files
+from restoration.compare import Stopwatch, compare, compare_stream, png_downloads, save_panels, slider_files
 from restoration.degrade import downscale, even_crop, low_res, prepare, upscale_bicubic
 from restoration.images import ImageError, quantize, to_float, to_pil, to_tensor, to_uint8
 from restoration.inference import Restorer
@@ -112,22 +112,44 @@ def test_compare_refuses_outputs_over_the_limit_itself(settings, tiny_models):
         compare(photo(20, 20), "upscale", tiny_models, small)
 
 
-def test_panels_are_saved_losslessly(settings, tiny_models, tmp_path):
+def test_panels_are_saved_losslessly_and_the_png_downloads_written_once_when_asked(settings, tiny_models, tmp_path):
+    clock = Stopwatch()
     panels = compare(photo(40, 30), "degrade", tiny_models[:1], settings)
-    files = save_panels(panels, tmp_path, "photo")
-    assert sorted(f.name for f in files.values()) == sorted(f"photo-{p.key}.png" for p in panels)
+    files = save_panels(panels, tmp_path, "photo", clock)
+    assert sorted(f.name for f in files.values()) == sorted(f"photo-{p.key}.webp" for p in panels)
+    assert list(clock.ms) == [f"encode: {p.key}" for p in panels] and "encode: input" in clock.line()
     for p in panels:
-        assert np.array_equal(np.asarray(Image.open(files[p.key])), np.asarray(to_pil(p.image)))
+        with Image.open(files[p.key]) as im:
+            assert im.format == "WEBP" and np.array_equal(np.asarray(im.convert("RGB")), np.asarray(to_pil(p.image)))
+    assert not list(tmp_path.glob("*.png"))  # no download written until asked for
+    pngs = png_downloads(files.values())
+    assert [f.name for f in pngs] == [f"photo-{p.key}.png" for p in panels]
+    for p, f in zip(panels, pngs):
+        with Image.open(f) as im:
+            assert im.format == "PNG" and np.array_equal(np.asarray(im), np.asarray(to_pil(p.image)))
+    written = [f.stat().st_mtime_ns for f in pngs]
+    assert png_downloads(files.values()) == pngs and [f.stat().st_mtime_ns for f in pngs] == written  # once
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_the_stopwatch_keeps_every_step_of_a_compare(settings, tiny_models):
+    clock = Stopwatch()
+    list(compare_stream(photo(40, 30), "degrade", tiny_models, settings, clock=clock))
+    titles = [m.entry.title for m in tiny_models]
+    assert list(clock.ms)[:2] == ["degrade", "bicubic"] and all(t in clock.ms for t in titles)
+    assert all(f"scores: {t}" in clock.ms for t in [*titles, "Bicubic", "Low-resolution input"])
+    assert all(ms >= 0 for ms in clock.ms.values()) and clock.line().endswith("(ms)")
 
 
 def test_slider_files_enlarge_the_smaller_image_without_smoothing(tmp_path):
-    Image.new("RGB", (10, 8), (10, 20, 30)).save(tmp_path / "low.png")
-    Image.new("RGB", (20, 16)).save(tmp_path / "big.png")
-    a, b = slider_files(tmp_path / "low.png", tmp_path / "big.png")
-    assert a == tmp_path / "low-enlarged.png" and b == tmp_path / "big.png"
-    with Image.open(a) as enlarged:
-        assert enlarged.size == (20, 16) and enlarged.getpixel((19, 15)) == (10, 20, 30)
-    assert slider_files(tmp_path / "big.png", tmp_path / "big.png") == (tmp_path / "big.png",) * 2
+    for suffix in (".png", ".webp"):
+        Image.new("RGB", (10, 8), (10, 20, 30)).save(tmp_path / f"low{suffix}", lossless=True)
+        Image.new("RGB", (20, 16)).save(tmp_path / f"big{suffix}", lossless=True)
+        a, b = slider_files(tmp_path / f"low{suffix}", tmp_path / f"big{suffix}")
+        assert a == tmp_path / f"low-enlarged{suffix}" and b == tmp_path / f"big{suffix}"
+        with Image.open(a) as enlarged:
+            assert enlarged.size == (20, 16) and enlarged.convert("RGB").getpixel((19, 15)) == (10, 20, 30)
+        assert slider_files(tmp_path / f"big{suffix}", tmp_path / f"big{suffix}") == (tmp_path / f"big{suffix}",) * 2
 
 
 def test_upscale_captions_give_the_time_and_the_classifier_says_when_it_is_unsure(monkeypatch):
@@ -145,3 +167,10 @@ def test_upscale_captions_give_the_time_and_the_classifier_says_when_it_is_unsur
     assert table.splitlines()[0].endswith("| Tiny ImageNet class (fidelity classifier) |")
     assert table.splitlines()[-1] == "| MSE U-Net | 8×8 | 12 | “school bus” 71% |"
     assert "fidelity classifier" not in score_table([panel], "upscale")
+
+
+def test_the_stopwatch_line_reads_back():
+    clock = Stopwatch()
+    clock.ms = {"degrade": 41.2, "MSE U-Net · photos": 812.0, "scores: MSE U-Net · photos": 64.4}
+    assert Stopwatch.parse(clock.line()) == {"degrade": 41.0, "MSE U-Net · photos": 812.0,
+                                             "scores: MSE U-Net · photos": 64.0}
