@@ -5,7 +5,7 @@ and see the human ranking beside PSNR.
 
 The same file is the `app_file` of the Hugging Face Space. Settings come from environment
 variables (restoration/settings.py); models are loaded once, in `main`, never at import. This file
-only wires the page to `restoration.arena_app.ArenaApp`, whose handlers return their outputs by
+only wires the page to `restoration.arena.app_state.ArenaApp`, whose handlers return their outputs by
 name (`on` turns them into Gradio's {component: value}).
 """
 
@@ -21,21 +21,21 @@ import torch
 from gradio.utils import get_upload_folder
 
 import restoration  # noqa: F401  first: one clear line, not a traceback, on Python < 3.11
-from restoration import degrade
-from restoration.arena_app import (COMMUNITY_NOT_LOADED, JUDGE_LANE_LIMIT, JUDGE_OUTPUTS, JUDGE_VIEW, SWITCH_INTERVAL,
+from restoration.data import degrade
+from restoration.arena.app_state import (COMMUNITY_NOT_LOADED, JUDGE_LANE_LIMIT, JUDGE_OUTPUTS, JUDGE_VIEW, SWITCH_INTERVAL,
                                    ZOOM_LABEL, ArenaApp, Refusal, Update, freeze_heap)
-from restoration.checkpoint import CheckpointError
-from restoration.compare import UNSURE_BELOW
-from restoration.degrade import MODES
-from restoration.device import DeviceError, resolve
-from restoration.inference import choose_engine, restorers_for
-from restoration.provenance import header_markdown, source_label
-from restoration.scene_crops import MAX_ZOOM
+from restoration.models.checkpoint import CheckpointError
+from restoration.inference.compare import UNSURE_BELOW
+from restoration.data.degrade import MODES
+from restoration.inference.device import DeviceError, resolve
+from restoration.inference.runner import choose_engine, restorers_for
+from restoration.hub.provenance import header_markdown, source_label
+from restoration.arena.scene_crops import MAX_ZOOM
 from restoration.settings import Settings, SettingsError
-from restoration.submissions import DEFAULT_FAMILY, load_submitted_restorers, submit_help
-from restoration.vote_sync import start_vote_sync
-from restoration.votes import ANSWER_LABELS, VoteStore, VoteStoreError, check_path
-from restoration.weights import FAMILIES, load_available_restorers, load_fidelity_classifier, space_of
+from restoration.arena.submissions import DEFAULT_FAMILY, load_submitted_restorers, submit_help
+from restoration.arena.vote_sync import start_vote_sync
+from restoration.arena.store import ANSWER_LABELS, VoteStore, VoteStoreError, check_path
+from restoration.hub.catalogue import FAMILIES, load_available_restorers, load_fidelity_classifier, space_of
 
 log = logging.getLogger("app")
 
@@ -55,7 +55,7 @@ CSS = """
 .panel .image-frame img { width: 100%; height: 100%; object-fit: contain; }
 """
 # The Judge's pictures are shown at their own pixels times an integer zoom (the server sets the
-# class zoom-<n>: arena_app.ArenaApp._pictures), never fitted to their box: a fitted picture is
+# class zoom-<n>: app_state.ArenaApp._pictures), never fitted to their box: a fitted picture is
 # resampled by the browser, which blurs or sharpens the very differences a judge looks for. The
 # box scrolls where a narrow screen cannot hold the picture; the caption sits above the picture.
 JUDGE_CSS = f"""
@@ -297,7 +297,7 @@ def build_app(app: ArenaApp) -> gr.Blocks:
                              **board)
             export.click(on(app.export_votes, {"csv": csv_file}), None, csv_file, api_name="export_votes", **board)
 
-        with gr.Tab("Submit"):  # community models: restoration/submissions.py, docs/submitting.md
+        with gr.Tab("Submit"):  # community models: restoration/arena/submissions.py, docs/submitting.md
             gr.Markdown(submit_help(space_of(s.weights_dir)), elem_id="submit-help")
             with gr.Row():
                 spec = gr.Textbox(label="Hub model repo at a commit", placeholder="owner/name@<40-character commit>")
@@ -326,7 +326,7 @@ def main():
     started = time.perf_counter()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     log.setLevel(logging.INFO)  # our one-line refusals; not every HTTP request of the libraries
-    logging.getLogger("restoration.arena_app").setLevel(logging.INFO)  # where each Compare's time went
+    logging.getLogger("restoration.arena.app_state").setLevel(logging.INFO)  # where each Compare's time went
     try:
         settings = Settings.from_env()
         check_path(settings.votes_db)  # before the models load: a bad path fails in a second
@@ -334,7 +334,7 @@ def main():
     except (SettingsError, VoteStoreError, DeviceError) as e:
         raise SystemExit(f"Cannot start: {e}") from None
     torch.set_num_threads(settings.threads)
-    sys.setswitchinterval(SWITCH_INTERVAL)  # the event loop gets the interpreter back sooner (arena_app.py)
+    sys.setswitchinterval(SWITCH_INTERVAL)  # the event loop gets the interpreter back sooner (app_state.py)
     try:
         models, problems = load_available_restorers(settings.weights_dir, settings.model_source)
     except CheckpointError as e:

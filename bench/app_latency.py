@@ -22,21 +22,21 @@ import torch
 from PIL import Image
 
 from restoration.cli import parser
-from restoration.compare import compare, save_panels
-from restoration.inference import restorers_for
-from restoration.leaderboard import FlagRules, counted_outcomes, flag_judges
-from restoration.ratings import fit_leaderboard
+from restoration.inference.compare import compare, save_panels
+from restoration.inference.runner import restorers_for
+from restoration.arena.leaderboard import FlagRules, counted_outcomes, flag_judges
+from restoration.arena.ratings import fit_leaderboard
 from restoration.settings import Settings
-from restoration.uploads import open_upload
-from restoration.votes import ANSWERS, VoteStore
-from restoration.weights import LoadedModel, ModelEntry, load_available_restorers
+from restoration.data.uploads import open_upload
+from restoration.arena.store import ANSWERS, VoteStore
+from restoration.hub.catalogue import LoadedModel, ModelEntry, load_available_restorers
 
 
 def random_models(preset: str) -> list[LoadedModel]:
     """The three restorers at their real size with random weights (timing does not depend on the
     weights)."""
-    from restoration.classifier import PRESETS
-    from restoration.unet import UNet
+    from restoration.models.classifier import PRESETS
+    from restoration.models.unet import UNet
 
     out = []
     for name, title, cross in [("unet-mse", "MSE U-Net", False), ("unet-perceptual", "Perceptual U-Net", False),

@@ -12,8 +12,9 @@ import warnings
 
 import torch
 
-from restoration.foreign import ForeignModel
-from restoration.submission_checks import RULES, gflops_per_megapixel
+from restoration.arena.submission_checks import RULES, gflops_per_megapixel
+from restoration.cli import parser
+from restoration.models.foreign import ForeignModel
 
 
 def sizes() -> dict:
@@ -38,7 +39,8 @@ def sizes() -> dict:
     }
 
 
-def main():
+def main(argv=None):
+    parser("python -m bench.foreign_costs", __doc__).parse_args(argv)  # no options: --help, and a clear refusal
     print(f"Limits: {RULES.max_params / 1e6:.0f} M values, {RULES.max_gflops:.0f} GFLOPs per output megapixel.\n")
     print("| model | architecture | values | GFLOPs per output megapixel | within the limits |")
     print("|---|---|---:|---:|---|")

@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path
 
 from restoration.settings import REPO
-from restoration.weights import read_catalog
+from restoration.hub.catalogue import read_catalog
 
 
 def closed_port() -> int:

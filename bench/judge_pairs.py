@@ -26,8 +26,8 @@ from PIL import Image
 from bench.abuse import REPO, RunningApp
 from bench.voter import VoterClient
 from restoration.cli import parser
-from restoration.judging import RECENT_PAIRS, scene_images
-from restoration.scene_crops import is_photo
+from restoration.arena.scenes import RECENT_PAIRS, scene_images
+from restoration.arena.scene_crops import is_photo
 from restoration.settings import Settings
 
 JUDGE_OUTPUTS = ("low", "original", "side_a", "side_b", "reveal", "progress", "judged_a", "judged_b")  # not states

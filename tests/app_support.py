@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from restoration.unet import UNet
+from restoration.models.unet import UNet
 
 TINY = {"nfs": (8, 16, 32), "nbks": (1, 1)}
 RESTORERS = [("unet-mse", "MSE U-Net", False), ("unet-perceptual", "Perceptual U-Net", False),
@@ -59,7 +59,7 @@ def make_two_family_weights(folder: Path) -> Path:
     results = {n: {"psnr_y": p, "ssim_y": s, "sharpness": sh, "grid": g, "flat": f, "psnr_pooled": p - 1, "ssim": s}
                for n, (p, s, sh, g, f) in PHOTO_FIGURES.items()}
     (folder / "evaluation-photos.json").write_text(json.dumps({
-        "data": "photos/val", "images": 42, "command": "python -m restoration.evaluate --data photos --json e.json",
+        "data": "photos/val", "images": 42, "command": "python -m restoration.inference.evaluate --data photos --json e.json",
         "degradations": {d: {"results": results} for d in ("lesson", "bicubic", "jpeg75")}}))
     return folder
 

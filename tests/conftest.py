@@ -105,7 +105,7 @@ def settings(tiny_weights, small_examples, tmp_path) -> Settings:
 
 @pytest.fixture(scope="session")
 def tiny_models(tiny_weights):
-    from restoration.weights import load_available_restorers
+    from restoration.hub.catalogue import load_available_restorers
 
     models, problems = load_available_restorers(tiny_weights)
     assert not problems

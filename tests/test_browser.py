@@ -72,7 +72,7 @@ def browsing(url, width):
 def app_url(settings, tiny_models):
     from gradio.utils import get_upload_folder
 
-    from restoration.arena_app import ArenaApp
+    from restoration.arena.app_state import ArenaApp
 
     yield from served(ArenaApp(dataclasses.replace(settings, min_vote_seconds=0.5), tiny_models,
                                outputs_in=get_upload_folder()))
@@ -90,9 +90,9 @@ def two_family_app(settings, tmp_path):
 
     from gradio.utils import get_upload_folder
 
-    from restoration.arena_app import ArenaApp
-    from restoration.leaderboard import FlagRules
-    from restoration.weights import load_available_restorers
+    from restoration.arena.app_state import ArenaApp
+    from restoration.arena.leaderboard import FlagRules
+    from restoration.hub.catalogue import load_available_restorers
 
     models, problems = load_available_restorers(make_two_family_weights(tmp_path / "weights"))
     assert not problems

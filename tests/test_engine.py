@@ -1,17 +1,17 @@
-"""The start-up choice of precision (restoration/engine.py), the eligibility bar it applies
-(restoration/eligibility.py) and the fast path's copy of a model (batch norms folded)."""
+"""The start-up choice of precision (restoration/inference/engine.py), the eligibility bar it applies
+(restoration/inference/eligibility.py) and the fast path's copy of a model (batch norms folded)."""
 
 import pytest
 import torch
 
-from restoration import engine
-from restoration.eligibility import Agreement, agreement, level_histogram, percentile_level
-from restoration.images import quantize
-from restoration.inference import NearestInput, Restorer
+from restoration.inference import engine
+from restoration.inference.eligibility import Agreement, agreement, level_histogram, percentile_level
+from restoration.data.images import quantize
+from restoration.inference.runner import NearestInput, Restorer
 from restoration.settings import REPO, Settings, SettingsError
-from restoration.unet import UNet
-from restoration.uploads import list_images
-from tests.test_inference import a_trained_looking_unet
+from restoration.models.unet import UNet
+from restoration.data.uploads import list_images
+from tests.test_runner import a_trained_looking_unet
 
 CPU = torch.device("cpu")
 SAME = Agreement(0.004, -0.0001, 1, 3)

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from restoration.classifier import Classifier
-from restoration.data import TinyImageNet
-from restoration.degrade import downscale, upscale_bicubic, upscale_nearest
-from restoration.evaluate import evaluate, format_table, main
+from restoration.models.classifier import Classifier
+from restoration.data.datasets import TinyImageNet
+from restoration.data.degrade import downscale, upscale_bicubic, upscale_nearest
+from restoration.inference.evaluate import evaluate, format_table, main
 from restoration.settings import REPO
-from restoration.unet import UNet
+from restoration.models.unet import UNet
 
 
 def numpy_psnrs(images, upscale):
@@ -45,7 +45,7 @@ def test_an_untrained_unet_scores_exactly_the_nearest_baseline(tiny_imagenet, tm
         r = degradation["results"]
         assert set(r) == {"nearest", "bicubic", "identity"}
         assert r["identity"]["psnr_pooled"] == pytest.approx(r["nearest"]["psnr_pooled"], abs=1e-4)
-    assert "python -m restoration.evaluate" in record["command"]
+    assert "python -m restoration.inference.evaluate" in record["command"]
     assert str(tmp_path) not in json.dumps({k: v for k, v in record.items() if k != "command"})  # no machine paths
 
 

@@ -13,12 +13,12 @@ import time
 import pytest
 import torch
 
-from restoration.checkpoint import CONFIG_NAME, WEIGHTS_NAME
-from restoration.foreign import LICENCES, ForeignModel
-from restoration.inference import Restorer
-from restoration.submission_checks import Rules, check_folder
-from restoration.submissions import APPROVED, QUICK_SETS, load_submitted_restorers, review, submit
-from restoration.votes import VoteStore
+from restoration.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME
+from restoration.models.foreign import LICENCES, ForeignModel
+from restoration.inference.runner import Restorer
+from restoration.arena.submission_checks import Rules, check_folder
+from restoration.arena.submissions import APPROVED, QUICK_SETS, load_submitted_restorers, review, submit
+from restoration.arena.store import VoteStore
 from tests.app_support import safetensors_bytes, tiny_spandrel, write_photos
 from tests.submission_support import refused
 
@@ -59,7 +59,7 @@ def store(settings):
 def test_three_architectures_end_to_end(votes_target, arena, fake_hub, tiny_models, small_examples):
     """Submitted, detected, checked, scored (its family's set), in its family's Compare; approved,
     judged in its family's pairs, counted on the leaderboard: SQLite and PostgreSQL alike."""
-    from restoration.arena_app import ArenaApp
+    from restoration.arena.app_state import ArenaApp
 
     families = {"compact": "lesson", "span": "photo", "swinir": "photo"}
     store = VoteStore(votes_target)
@@ -214,7 +214,7 @@ def test_every_architecture_of_the_main_package_has_a_licence():
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_check_accepts_a_folder_of_each_architecture_naming_it_and_its_scale(kind, tmp_path, settings, monkeypatch,
                                                                               capsys):
-    from restoration.submit import main
+    from restoration.arena.submit import main
 
     monkeypatch.setenv("RESTORATION_VOTES_DB", str(tmp_path / "v.db"))
     folder = tmp_path / kind
@@ -233,7 +233,7 @@ def test_check_accepts_a_folder_of_each_architecture_naming_it_and_its_scale(kin
     ({WEIGHTS_NAME: b"\x80\x04\x95" + b"\x00" * 64}, "refused: header: model.safetensors: not a safetensors file"),
 ])
 def test_check_refuses_a_x4_folder_and_a_pickle_in_one_line(files, message, tmp_path, monkeypatch, capsys):
-    from restoration.submit import main
+    from restoration.arena.submit import main
 
     monkeypatch.setenv("RESTORATION_VOTES_DB", str(tmp_path / "v.db"))
     folder = tmp_path / "folder"
@@ -278,8 +278,8 @@ def check_and_load(kind: str, tmp_path) -> ForeignModel:
 
 def test_the_scene_renderers_child_rebuilds_a_foreign_model_from_its_tensors(settings, tmp_path):
     """render_process.ModelSpec sends safetensors bytes: spandrel detects the model again there."""
-    from restoration.render_process import ModelSpec
-    from restoration.weights import LoadedModel, ModelEntry
+    from restoration.arena.render_process import ModelSpec
+    from restoration.hub.catalogue import LoadedModel, ModelEntry
 
     model = check_and_load("span", tmp_path)
     loaded = LoadedModel(ModelEntry("span", "SPAN", ""), model, "hub", "0" * 40, "")

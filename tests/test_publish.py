@@ -11,11 +11,11 @@ import torch
 import yaml
 
 import app as app_module
-from restoration.hub import GITATTRIBUTES, download_checkpoint, space_files
-from restoration.models import load_checkpoint
-from restoration.provenance import source_label
+from restoration.hub.transfer import GITATTRIBUTES, download_checkpoint, space_files
+from restoration.models.auto import load_checkpoint
+from restoration.hub.provenance import source_label
 from restoration.settings import REPO
-from restoration.weights import read_catalog
+from restoration.hub.catalogue import read_catalog
 from train import publish
 
 # huggingface_hub's LFS upload hands httpx2 raw bytes as `data=`: the client's to change, not ours.
@@ -105,7 +105,7 @@ def test_republishing_moves_the_pins(root, fake_hub):
 def test_the_space_upload(fake_hub, tmp_path):
     space = f"{OWNER}/arena"
     files = space_files(REPO)
-    assert "app.py" in files and "restoration/hub.py" in files and "weights/unet-mse/model.safetensors" in files
+    assert "app.py" in files and "restoration/hub/transfer.py" in files and "weights/unet-mse/model.safetensors" in files
     assert "pre-requirements.txt" in files and ".gitattributes" in files
     linked = re.findall(r"\]\(((?:docs/|CHANGELOG)[^)#\s]+)", (REPO / "README.md").read_text())
     assert linked and set(linked) <= set(files)  # the README's documents and pictures go up with it

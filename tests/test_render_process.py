@@ -13,9 +13,9 @@ import numpy as np
 import torch
 import pytest
 
-from restoration.judging import BattleRenderer, ScenePool, scene_images
-from restoration.inference import restorers_for
-from restoration.render_process import GO, HOLD, RenderProcess, _hold_requested
+from restoration.arena.scenes import BattleRenderer, ScenePool, scene_images
+from restoration.inference.runner import restorers_for
+from restoration.arena.render_process import GO, HOLD, RenderProcess, _hold_requested
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from restoration.settings import RENAMED, REPO, Settings, SettingsError, _kind, env_name
-from restoration.weights import load_available_restorers
+from restoration.hub.catalogue import load_available_restorers
 from tests.app_support import make_weights_dir
 
 

@@ -8,9 +8,9 @@ import json
 import pytest
 import torch
 
-from restoration.checkpoint import CONFIG_NAME, WEIGHTS_NAME
+from restoration.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME
 from restoration.settings import REPO
-from restoration.submissions import (
+from restoration.arena.submissions import (
     APPROVED,
     PENDING,
     REJECTED,
@@ -22,7 +22,7 @@ from restoration.submissions import (
     submission_name,
     submit,
 )
-from restoration.votes import SCHEMA_VERSION, VoteStore
+from restoration.arena.store import SCHEMA_VERSION, VoteStore
 from tests.app_support import tiny_unet
 from tests.submission_support import hub_files, refused, refused_after
 
@@ -51,7 +51,7 @@ def store(settings):
 
 def test_round_trip_submit_compare_approve_judge_vote(subset, store, good, fake_hub, tiny_models, small_examples,
                                                        tmp_path):
-    from restoration.arena_app import ArenaApp
+    from restoration.arena.app_state import ArenaApp
 
     commit = fake_hub.seed("alice/sharp-unet", hub_files(good))
     submission, _ = submit(store, f"alice/sharp-unet@{commit}", subset, family="lesson", client="alice-key")
@@ -132,7 +132,7 @@ def test_refuses_an_unknown_model_type(settings, store, good, fake_hub):
 
 
 def test_refuses_a_classifier(settings, store, tiny_weights, fake_hub, tmp_path):
-    from restoration.classifier import Classifier
+    from restoration.models.classifier import Classifier
 
     folder = Classifier(nfs=(8, 16, 32), nbks=(1, 1)).save_pretrained(tmp_path / "classifier")
     commit = fake_hub.seed("eve/x", hub_files(folder))
@@ -291,7 +291,7 @@ def test_review_keeps_the_reason_and_caps_approved_contenders(subset, store, goo
 
 
 def test_the_command_line(subset, good, fake_hub, monkeypatch, capsys):
-    from restoration.submit import main
+    from restoration.arena.submit import main
 
     monkeypatch.setenv("RESTORATION_VOTES_DB", str(subset.votes_db))
     monkeypatch.setenv("RESTORATION_VAL_DIR", str(subset.val_dir.parent / "none"))
@@ -318,13 +318,13 @@ def test_the_command_line(subset, good, fake_hub, monkeypatch, capsys):
 def test_a_copy_of_a_shipped_unet_scores_as_the_evaluation_command_scores_it(subset, store, fake_hub, tmp_path,
                                                                              monkeypatch):
     """The shipped MSE U-Net, submitted from another repo: its stored figures are those
-    `python -m restoration.evaluate` gives the shipped folder on the same images (to 1e-3 dB), on
+    `python -m restoration.inference.evaluate` gives the shipped folder on the same images (to 1e-3 dB), on
     Tiny ImageNet with semantic fidelity and on photos."""
     from PIL import Image
 
-    from restoration.classifier import Classifier
-    from restoration.evaluate import main as evaluate_main
-    from restoration.models import load_checkpoint
+    from restoration.models.classifier import Classifier
+    from restoration.inference.evaluate import main as evaluate_main
+    from restoration.models.auto import load_checkpoint
 
     shipped = REPO / "weights" / "unet-mse"
     torch.manual_seed(5)  # a fidelity classifier that gets some of the 3 classes right, so fidelity is a number
@@ -379,7 +379,7 @@ def test_the_lifecycle_in_either_store(votes_target, subset, good, fake_hub):
 def test_the_submit_tab(subset, good, fake_hub, tiny_models, small_examples):
     """The app's handler: a refusal is one line and the app serves on; an accepted submission is
     in this replica's Compare at once (its scores and zoom), beside our models in the tab."""
-    from restoration.arena_app import ArenaApp
+    from restoration.arena.app_state import ArenaApp
 
     app = ArenaApp(dataclasses.replace(subset, val_dir=subset.val_dir.parent / "none"), tiny_models)
     try:
@@ -401,7 +401,7 @@ def test_the_submit_tab(subset, good, fake_hub, tiny_models, small_examples):
 def test_figures_are_shown_beside_ours(subset, store, tiny_models):
     """`show` and the Submit tab: per dataset and degradation, bicubic, our models and the submission,
     scored by the same call on the same images; ours computed once and kept in the vote store."""
-    from restoration.submissions import evaluation_markdown, quick_evaluation, reference_evaluation
+    from restoration.arena.submissions import evaluation_markdown, quick_evaluation, reference_evaluation
 
     ours = tiny_models[:1]
     assert reference_evaluation(store, ours, subset, compute=False) == {}  # not scored yet: the page does not wait
@@ -415,7 +415,7 @@ def test_figures_are_shown_beside_ours(subset, store, tiny_models):
 
 
 def test_the_command_honours_hf_endpoint(subset, good, fake_hub, tmp_path):
-    """`python -m restoration.submit` in a fresh process, the loopback Hub named only by HF_ENDPOINT."""
+    """`python -m restoration.arena.submit` in a fresh process, the loopback Hub named only by HF_ENDPOINT."""
     import os
     import subprocess
     import sys
@@ -426,7 +426,7 @@ def test_the_command_honours_hf_endpoint(subset, good, fake_hub, tmp_path):
             "HF_HUB_DISABLE_XET": "1", "RESTORATION_VOTES_DB": str(tmp_path / "v.db"),
             "RESTORATION_WEIGHTS_DIR": str(subset.weights_dir), "RESTORATION_VAL_DIR": str(tmp_path / "none"),
             "RESTORATION_PHOTO_VAL_DIR": str(tmp_path / "none"), "RESTORATION_THREADS": "1", "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, "-m", "restoration.submit", f"alice/x@{commit}"], env=env, cwd=REPO,
+    out = subprocess.run([sys.executable, "-m", "restoration.arena.submit", f"alice/x@{commit}"], env=env, cwd=REPO,
                          capture_output=True, text=True, timeout=300, check=False)
     assert out.returncode == 0, out.stderr
     assert f"alice--x-{commit[:10]}  pending  alice/x@{commit}" in out.stdout
@@ -434,7 +434,7 @@ def test_the_command_honours_hf_endpoint(subset, good, fake_hub, tmp_path):
 
 
 def test_a_folder_can_be_checked_before_it_is_uploaded(good, tmp_path, capsys):
-    from restoration.submit import main
+    from restoration.arena.submit import main
 
     main(["check", str(good)])
     out = capsys.readouterr().out

@@ -12,9 +12,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from restoration.models import AutoModel
-from restoration.classifier import PRESETS, Classifier
-from restoration.unet import Autoencoder, UNet
+from restoration.models.auto import AutoModel
+from restoration.models.classifier import PRESETS, Classifier
+from restoration.models.unet import Autoencoder, UNet
 from train import classifier as train_classifier
 from train import superres as train_superres
 from train.loop import epoch_batches, one_cycle, parse_config
@@ -239,7 +239,7 @@ def test_an_image_folder_validates_on_held_out_images(tmp_path):
     """A plain folder has no val split: a seeded 5% is held out and never trained on."""
     from PIL import Image
 
-    from restoration.data import ImageFolder
+    from restoration.data.datasets import ImageFolder
     from train.loop import Runtime, TrainConfig, load_data
 
     for i in range(40):
@@ -256,7 +256,7 @@ def test_an_image_folder_validates_on_held_out_images(tmp_path):
 def test_cuda_path_is_selected_when_a_gpu_is_there(monkeypatch):
     """No GPU here: check that auto picks CUDA when torch reports one, with bf16 autocast, and
     that the batch augmentation runs on whatever device the batch is on."""
-    from restoration.data import BatchAugment
+    from restoration.data.datasets import BatchAugment
     from train.loop import Runtime
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -314,7 +314,7 @@ def test_a_photo_run_trains_on_full_resolution_crops_and_ends_with_where_it_save
     assert {"val_bicubic_psnr_y", "val_bicubic_gain", "val_jpeg75_psnr_y", "val_jpeg75_gain"} <= set(line)
     last_lines = capsys.readouterr().out.strip().splitlines()[-2:]
     assert last_lines[0] == f"saved the model in {out}/ (config.json + model.safetensors)"
-    assert last_lines[1].startswith(f"evaluate it: python -m restoration.evaluate --models {out} --data {tmp_path / 'val'}")
+    assert last_lines[1].startswith(f"evaluate it: python -m restoration.inference.evaluate --models {out} --data {tmp_path / 'val'}")
     config = json.loads((out / "train_config.json").read_text())
     assert config["mix_weights"] == "0,1,0,0" and config["val_data"] == str(tmp_path / "val")
 
@@ -325,7 +325,7 @@ def test_a_stopped_run_says_how_to_resume(tiny_imagenet, tmp_path, capsys, monke
     train_superres.main(common(tiny_imagenet, out, tmp_path / "cache"))
     printed = capsys.readouterr().out.strip().splitlines()
     assert printed[-3].startswith(f"saved the model in {out}")
-    assert "python -m restoration.evaluate --models" in printed[-2] and "--resume" in printed[-1]
+    assert "python -m restoration.inference.evaluate --models" in printed[-2] and "--resume" in printed[-1]
 
 
 def test_mix_options_are_checked():

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from restoration.classifier import PRESETS, Classifier
-from restoration.unet import Autoencoder, UNet, pad_to_multiple
+from restoration.models.classifier import PRESETS, Classifier
+from restoration.models.unet import Autoencoder, UNet, pad_to_multiple
 
 TINY = dict(nfs=(8, 16, 32), nbks=(1, 1))
 

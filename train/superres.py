@@ -11,7 +11,7 @@ With --classifier, the encoder starts from the classifier's weights and stays fr
 classifier's features in their loss. The cross-conv variant without them (a random encoder and
 a plain MSE loss) is a different recipe: ask for it with --no-classifier.
 
---degradation picks how training inputs are made (restoration/degrade.py): `mix` (the default, what
+--degradation picks how training inputs are made (restoration/data/degrade.py): `mix` (the default, what
 the shipped U-Nets are trained on) draws a kernel, blur, noise and JPEG per image so the models cope
 with real low-resolution photos; `lesson` is the notebook's single antialiased bilinear ×½.
 
@@ -29,14 +29,14 @@ from pathlib import Path
 
 import torch
 
-from restoration.classifier import PRESETS, Classifier
-from restoration.data import BatchAugment
-from restoration.degrade import MixConfig, even_crop, low_res, upscale_bicubic, upscale_nearest
-from restoration.degrade import check as check_degradation
-from restoration.losses import NormalisedMSE, PerceptualLoss, parse_features
-from restoration.metrics import psnr_from_mse, psnr_y
-from restoration.models import load_checkpoint
-from restoration.unet import Autoencoder, UNet
+from restoration.models.classifier import PRESETS, Classifier
+from restoration.data.datasets import BatchAugment
+from restoration.data.degrade import MixConfig, even_crop, low_res, upscale_bicubic, upscale_nearest
+from restoration.data.degrade import check as check_degradation
+from restoration.models.losses import NormalisedMSE, PerceptualLoss, parse_features
+from restoration.data.metrics import psnr_from_mse, psnr_y
+from restoration.models.auto import load_checkpoint
+from restoration.models.unet import Autoencoder, UNet
 from train.loop import (Runtime, TrainConfig, command_line, fit, load_data, memory_format, next_steps, parse_config,
                         seed_everything)
 
@@ -62,13 +62,13 @@ class SuperResConfig(TrainConfig):
                 "its stride-2 convolutions cannot alias a pixel-scale checker into the feature loss"})
     detail: float = dataclasses.field(default=0.0, metadata={
         "help": "perceptual and crossconv: weight of the local-detail term (as much gradient energy as the original in "
-                "each 8×8 patch; restoration/losses.py); 0 is the lesson's loss"})
+                "each 8×8 patch; restoration/models/losses.py); 0 is the lesson's loss"})
     grain: float = dataclasses.field(default=0.0, metadata={
         "help": "perceptual and crossconv: weight of the high-frequency error where the original is flat "
-                "(restoration/losses.py); 0 is the lesson's loss"})
+                "(restoration/models/losses.py); 0 is the lesson's loss"})
     erase: bool = dataclasses.field(default=True, metadata={"help": "random erasing on training inputs"})
     degradation: str = dataclasses.field(default="mix", metadata={
-        "help": "how inputs are made: mix, lesson, bicubic, area, lanczos or jpeg<quality> (see restoration/degrade.py)"})
+        "help": "how inputs are made: mix, lesson, bicubic, area, lanczos or jpeg<quality> (see restoration/data/degrade.py)"})
     mix_blur: float = dataclasses.field(default=MixConfig.blur_p, metadata={
         "help": "mix: probability of a Gaussian blur before the downscale"})
     mix_noise: float = dataclasses.field(default=MixConfig.noise_p, metadata={"help": "mix: probability of noise"})
@@ -264,7 +264,7 @@ def main(argv=None):
         runtime.close()
     if runtime.main:
         data = f"--data {config.val_data} " if config.photos and config.val_data else "--limit 1000 "
-        print(next_steps(config.out, reason, f"python -m restoration.evaluate --models {config.out} {data}"
+        print(next_steps(config.out, reason, f"python -m restoration.inference.evaluate --models {config.out} {data}"
                                              "--degradation lesson,bicubic,jpeg75"))
 
 
