@@ -153,10 +153,6 @@ def run_times(fn, repeats: int) -> list[float]:
     return times
 
 
-def median_seconds(fn, repeats: int) -> float:
-    return statistics.median(run_times(fn, repeats))
-
-
 def accuracy_sets(settings, tiny: int, photos: int, photo_side: int) -> dict[str, list[torch.Tensor]]:
     """uint8 images (3, H, W): `tiny` Tiny ImageNet val images (64²) and `photos` photos of
     photos/val, centre-cropped to `photo_side`."""

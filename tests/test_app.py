@@ -7,7 +7,6 @@ import gc
 import json
 import os
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from restoration.arena.app_state import JUDGE_OUTPUTS, JUDGE_VIEW, ArenaApp, Ref
 from restoration.hub.provenance import header_markdown
 from restoration.arena.scene_crops import display_zoom
 from restoration.arena.store import VoteStore
-from tests.app_support import make_two_family_weights, make_weights_dir, write_photos
+from tests.support import free_port, make_two_family_weights, make_weights_dir, write_photos
 
 # Gradio's queue calls pandas in ways pandas 3 deprecates: not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")
@@ -626,12 +625,6 @@ def test_app_needs_a_model(settings):
 
 
 # ------------------------------------------------------------------------------ the real server
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

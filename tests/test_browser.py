@@ -11,14 +11,13 @@ missing browser a failure.
 import dataclasses
 import os
 import re
-import socket
 import sqlite3
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from tests.app_support import make_two_family_weights, write_photos
+from tests.support import free_port, make_two_family_weights, write_photos
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -45,9 +44,7 @@ def served(a):
     from app import build_app, launch
 
     demo = build_app(a)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     launch(demo, a.settings, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
     yield f"http://127.0.0.1:{port}/"
     demo.close()

@@ -14,6 +14,7 @@ from restoration.hub.catalogue import ModelEntry, read_catalog
 from restoration.arena.witnesses import read_evaluation
 from train.cards import ABSOLUTE_PATH, build_card, normalize_evaluation, scrub_paths, space_card
 from train.publish import gradio_version, rebuild_cards
+from tests.support import TINY
 
 WEIGHTS = REPO / "weights"
 CATALOG = read_catalog(WEIGHTS)
@@ -132,7 +133,7 @@ def test_reads_what_the_evaluation_writes(tiny_imagenet, tmp_path):
     from restoration.inference.evaluate import main as evaluate_main
     from restoration.models.unet import UNet
 
-    UNet(nfs=(8, 16, 32), nbks=(1, 1)).save_pretrained(tmp_path / "unet-mse")
+    UNet(**TINY).save_pretrained(tmp_path / "unet-mse")
     Classifier(nfs=(8, 16, 32), nbks=(1, 1)).save_pretrained(tmp_path / "fidelity")
     out = tmp_path / "evaluation.json"
     evaluate_main(["--data", str(tiny_imagenet), "--models", str(tmp_path / "unet-mse"), "--fidelity-classifier",

@@ -7,8 +7,8 @@ from restoration.models.checkpoint import CheckpointError, read_header
 from restoration.models.auto import MODEL_TYPES, AutoModel, load_checkpoint, verify_checkpoint
 from restoration.models.classifier import Classifier
 from restoration.models.unet import Autoencoder, UNet
+from tests.support import TINY
 
-TINY = dict(nfs=(8, 16, 32), nbks=(1, 1))
 
 
 def trained_a_little(model):

@@ -13,7 +13,7 @@ from restoration.data.images import ImageError, quantize, to_float, to_pil, to_t
 from restoration.inference.runner import Restorer
 from restoration.data.metrics import psnr, ssim
 from restoration.data.uploads import input_pixel_limit, open_upload
-from tests.app_support import CountingModel
+from tests.support import CountingModel
 
 
 def photo(w, h, seed=0) -> Image.Image:

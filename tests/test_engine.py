@@ -12,6 +12,7 @@ from restoration.settings import REPO, Settings, SettingsError
 from restoration.models.unet import UNet
 from restoration.data.uploads import list_images
 from tests.test_runner import a_trained_looking_unet
+from tests.support import TINY
 
 CPU = torch.device("cpu")
 SAME = Agreement(0.004, -0.0001, 1, 3)
@@ -21,7 +22,7 @@ def image_like_unet():
     """A tiny U-Net whose zero-initialised layers get small weights: its outputs stay near [0, 1],
     like a trained model's (large random weights send values to ±4, where bf16's steps are 4× coarser)."""
     torch.manual_seed(0)
-    model = UNet(nfs=(8, 16, 32), nbks=(1, 1))
+    model = UNet(**TINY)
     with torch.no_grad():
         for p in model.parameters():
             if p.abs().sum() == 0:

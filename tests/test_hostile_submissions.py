@@ -25,7 +25,7 @@ from restoration.arena.submissions import (
     submit,
 )
 from restoration.arena.store import VoteStore, VoteStoreError, submission_attempts
-from tests.app_support import safetensors_bytes, tiny_spandrel, tiny_unet
+from tests.support import safetensors_bytes, tiny_spandrel, tiny_unet
 from tests.submission_support import hub_files, refused, safetensors_file
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -36,13 +36,6 @@ class Clock:
 
 
 @pytest.fixture
-def store(votes_target):
-    s = VoteStore(votes_target)
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def clock():
     return Clock()
 

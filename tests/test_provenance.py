@@ -5,7 +5,7 @@ import dataclasses
 
 from restoration.hub.provenance import card_training, provenance, provenance_markdown
 from restoration.hub.catalogue import ModelEntry, read_catalog
-from tests.app_support import REVISION
+from tests.support import REVISION
 
 CARD = """---
 library_name: pytorch

@@ -7,7 +7,6 @@ import re
 import shutil
 
 import pytest
-import torch
 import yaml
 
 import app as app_module
@@ -17,6 +16,7 @@ from restoration.hub.provenance import source_label
 from restoration.settings import REPO
 from restoration.hub.catalogue import read_catalog
 from train import publish
+from tests.support import same_weights
 
 # huggingface_hub's LFS upload hands httpx2 raw bytes as `data=`: the client's to change, not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
@@ -29,10 +29,6 @@ def root(tmp_path):
     root = tmp_path / "repo"
     shutil.copytree(REPO / "weights", root / "weights")
     return root
-
-
-def same_weights(a, b) -> bool:
-    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
 def test_publish_then_the_app_loads_every_model_from_the_hub(root, fake_hub, monkeypatch, capsys):

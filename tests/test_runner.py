@@ -6,7 +6,7 @@ from restoration.data.degrade import degrade, downscale, prepare, upscale_neares
 from restoration.data.images import quantize, to_float
 from restoration.inference.runner import Restorer, timed, window_starts
 from restoration.models.unet import UNet
-from tests.app_support import CountingModel
+from tests.support import CountingModel, TINY
 
 
 def windowed(model, low, window: int, overlap: int):
@@ -17,7 +17,7 @@ def windowed(model, low, window: int, overlap: int):
 def a_trained_looking_unet(cross_conv=False):
     """A U-Net whose zero-initialised layers are made non-zero, so it is not the identity."""
     torch.manual_seed(0)
-    model = UNet(nfs=(8, 16, 32), nbks=(1, 1), cross_conv=cross_conv)
+    model = UNet(**TINY, cross_conv=cross_conv)
     with torch.no_grad():
         for p in model.parameters():
             if p.abs().sum() == 0:

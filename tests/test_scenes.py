@@ -30,7 +30,7 @@ from restoration.arena.scenes import (
     scene_images,
 )
 from restoration.arena.scene_crops import crop_boxes
-from tests.app_support import CountingModel
+from tests.support import CountingModel
 
 
 def test_scene_images_are_the_examples_and_a_val_sample(settings, tiny_imagenet):

@@ -12,7 +12,7 @@ import pytest
 
 from restoration.settings import RENAMED, REPO, Settings, SettingsError, _kind, env_name
 from restoration.hub.catalogue import load_available_restorers
-from tests.app_support import make_weights_dir
+from tests.support import make_weights_dir
 
 
 def test_every_field_is_read_from_its_variable():

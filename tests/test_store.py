@@ -25,13 +25,6 @@ def battle(token="t1", session="s-1", degradation="bicubic", client=Client("addr
     return Battle(token, session, "img/1.png", degradation, A, B, 0.0, client)
 
 
-@pytest.fixture
-def store(votes_target):
-    s = VoteStore(votes_target)
-    yield s
-    s.close()
-
-
 def rows(store, sql):
     with store.engine.connect() as conn:
         return [tuple(r) for r in conn.execute(sa.text(sql))]

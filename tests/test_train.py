@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from train import superres as train_superres
 from train.loop import epoch_batches, one_cycle, parse_config
 from train.ship import loss_description
 from train.superres import SuperResConfig
+from tests.support import TINY, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -143,9 +143,7 @@ def test_two_processes_with_gloo(tiny_imagenet, tmp_path):
     """torchrun with two CPU processes: DistributedDataParallel over the gloo backend."""
     out = tmp_path / "ddp"
     env = os.environ | {"OMP_NUM_THREADS": "1"}
-    with socket.socket() as s:  # a free port for the rendezvous
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # for the rendezvous
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(port),
            "-m", "train.superres", *common(tiny_imagenet, out, tmp_path / "cache"), "--batch-size", "8"]
@@ -279,7 +277,7 @@ def test_init_fine_tunes_from_a_checkpoint_and_soften_runs(tiny_imagenet, tmp_pa
                         + ["--init", str(start), "--lr", "1e-9", "--soften", "0.5"])
     a, b = load_file(start / "model.safetensors"), load_file(out / "model.safetensors")
     assert [k for k in a if "running" not in k and "num_batches" not in k and not torch.allclose(a[k], b[k], atol=1e-4)] == []
-    UNet(nfs=(8, 16, 32), nbks=(1, 1)).save_pretrained(tmp_path / "other")
+    UNet(**TINY).save_pretrained(tmp_path / "other")
     with pytest.raises(SystemExit, match="config differs"):
         train_superres.main(common(tiny_imagenet, tmp_path / "x", tmp_path / "cache") + ["--init", str(tmp_path / "other")])
 

@@ -3,8 +3,8 @@ import torch
 
 from restoration.models.classifier import PRESETS, Classifier
 from restoration.models.unet import Autoencoder, UNet, pad_to_multiple
+from tests.support import TINY
 
-TINY = dict(nfs=(8, 16, 32), nbks=(1, 1))
 
 
 @pytest.mark.parametrize("cross_conv", [False, True])

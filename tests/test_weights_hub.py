@@ -8,14 +8,13 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from restoration.models.checkpoint import CheckpointError
 from restoration.hub.transfer import HubUnreachable, NotPublished, download_checkpoint
 from restoration.models.auto import load_checkpoint
 from restoration.settings import REPO as REPO_ROOT
 from restoration.hub.catalogue import NOT_PUBLISHED, UNREACHABLE, load_available_restorers, load_model, read_catalog
-from tests.app_support import REVISION, make_weights_dir, tiny_unet
+from tests.support import make_weights_dir, REVISION, same_weights, tiny_unet
 from tests.conftest import closed_port_url
 
 
@@ -54,10 +53,6 @@ def unreachable(monkeypatch, tmp_path):
 
 def entry(weights, name="unet-mse"):
     return next(e for e in read_catalog(weights) if e.name == name)
-
-
-def same_weights(a, b) -> bool:
-    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
 def test_downloads_the_pinned_revision(weights, published, fake_hub):

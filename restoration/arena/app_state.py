@@ -265,7 +265,7 @@ class ArenaApp:
     """The app's state and its event handlers, as plain methods (tests call them directly)."""
 
     def __init__(self, settings: Settings, models: list, problems: list[str] = (), store: VoteStore | None = None,
-                 restorers: dict | None = None, fidelity=None, served=lambda: (), outputs_in: str | Path | None = None):
+                 restorers: dict | None = None, fidelity=None, outputs_in: str | Path | None = None):
         if not models:
             raise ValueError("the app needs at least one restorer")
         self.settings = settings
@@ -295,7 +295,7 @@ class ArenaApp:
         self._start_judging()
         # Each family's leaderboard (self.boards, photos first) shows the witnesses of its own evaluation file.
         self.evaluations = {f: read_evaluation(Path(settings.weights_dir) / EVALUATIONS[f][0]) for f in FAMILIES}
-        self.files = OutputFiles(settings.output_max_age, served, outputs_in)
+        self.files = OutputFiles(settings.output_max_age, parent=outputs_in)
         self.last_compare: Stopwatch | None = None  # where the last Compare's time went (bench.speed)
         self._export_lock = threading.Lock()
         self._adopting = threading.Lock()

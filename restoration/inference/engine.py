@@ -178,7 +178,7 @@ def _least_seconds(fns, repeats: int = 5, sync: Callable[[], None] = lambda: Non
     return best
 
 
-def _median_seconds(fn, repeats: int = 3) -> float:
+def median_seconds(fn, repeats: int = 3) -> float:
     fn()  # the first call sets oneDNN's kernels up
     times = []
     for _ in range(repeats):

@@ -341,8 +341,8 @@ class Restorer:
             with torch.inference_mode():
                 reference = self.model.restore(x.contiguous())
                 apart = engine.levels_apart(runners[1](x), reference)
-                t_ov = engine._median_seconds(lambda: runners[1](x))
-                t_bf16 = engine._median_seconds(lambda: self._eager(x))
+                t_ov = engine.median_seconds(lambda: runners[1](x))
+                t_bf16 = engine.median_seconds(lambda: self._eager(x))
         except Exception as e:  # noqa: BLE001 (any converter failure means: stay on the torch path)
             self.status = say(f"openvino failed: {type(e).__name__}")
             return False

@@ -1,8 +1,10 @@
-"""Helpers for the app's tests: a tiny weights folder (three small U-Nets and a models.json) laid
-out exactly like the shipped `weights/`, one with both model families, and photos to cut photo
-scenes from. The fixtures built on them are in conftest.py and the tests."""
+"""Helpers the tests share (the fixtures built on them are in conftest.py): the tiny U-Net's
+shape, a tiny weights folder (three small U-Nets and a models.json) laid out exactly like the shipped
+`weights/`, one with both model families, photos to cut photo scenes from, a free loopback port,
+and whether two models hold the same weights."""
 
 import json
+import socket
 import warnings
 from pathlib import Path
 
@@ -12,7 +14,20 @@ from PIL import Image
 
 from restoration.models.unet import UNet
 
-TINY = {"nfs": (8, 16, 32), "nbks": (1, 1)}
+TINY = {"nfs": (8, 16, 32), "nbks": (1, 1)}  # the smallest U-Net (or classifier) shape the tests build
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def same_weights(a, b) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
 RESTORERS = [("unet-mse", "MSE U-Net", False), ("unet-perceptual", "Perceptual U-Net", False),
              ("unet-crossconv", "Cross-conv U-Net", True)]
 REVISION = "0123456789abcdef0123456789abcdef01234567"
