@@ -418,7 +418,7 @@ def time_compare(app, path: Path, repeats: int) -> Timed:
 def start_app(threads: int, cache: Path, log: Path, env: dict | None = None, timeout: float = 1800,
               renderer_timeout: float = 300):
     """`python app.py` in a subprocess, once its fast path and its scene renderer have warmed up:
-    (the process, its URL). Its scene pool keeps one scene (RESTORATION_BATTLE_POOL=1): once that is
+    (the process, its URL). Its scene pool keeps one scene (RESTORATION_SCENE_POOL=1): once that is
     rendered the pool is idle, as a full pool is until votes use its scenes up (the pool rendering
     is measured on its own, by `compare_with_pool`). GRADIO_PROFILING=1: Gradio keeps each
     request's phases (`gradio_phases`)."""
@@ -426,7 +426,7 @@ def start_app(threads: int, cache: Path, log: Path, env: dict | None = None, tim
     env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1", GRADIO_ANALYTICS_ENABLED="False",
                GRADIO_PROFILING="1", PYTHONUNBUFFERED="1", TORCHINDUCTOR_CACHE_DIR=str(cache / "inductor"),
                RESTORATION_VOTES_DB=str(cache / "api-votes.db"), RESTORATION_THREADS=str(threads),
-               RESTORATION_BATTLE_POOL="1", **(env or {}))
+               RESTORATION_SCENE_POOL="1", **(env or {}))
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout

@@ -21,7 +21,7 @@ PREFIX = "RESTORATION_"
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 # Old variable → its new name. An old name still works (a deployment's configuration should not
 # break on a rename), with one line saying so; when both are set, the new one wins.
-RENAMED = {"RESTORATION_JUDGE_VAL_POOL": "RESTORATION_SCENE_VAL_IMAGES"}
+RENAMED = {"RESTORATION_JUDGE_VAL_POOL": "RESTORATION_SCENE_VAL_IMAGES", "RESTORATION_BATTLE_POOL": "RESTORATION_SCENE_POOL"}
 
 
 # The window each precision runs best in on the CPU, when RESTORATION_TILE_SIZE is unset (a GPU's is
@@ -103,7 +103,7 @@ class Settings:
     arena_secret: str = _field("", secret=True)
     # Pre-rendered judge scenes (image × degradation). More than the last pairs a judge is not shown
     # again (scenes.RECENT_PAIRS, 10): a judge sees new images while the pool renders at its pace.
-    battle_pool: int = _field(12, min=1, max=64)
+    scene_pool: int = _field(12, min=1, max=64)
     scene_uses: int = _field(6, min=1)  # pairs served from one scene before it is replaced
     # The most of the time the scene pool spends rendering replacements (scenes.py): renders slow
     # down the replies to votes even at the lowest priority.

@@ -322,7 +322,7 @@ def test_judge_and_vote_handlers(arena_app):
     with arena_app.store.engine.connect() as conn:
         vote = tuple(conn.execute(sa.text("SELECT degradation, client, judge, image, family, crop FROM votes")).one())
     assert vote[0] in degrade.STANDARD and len(vote[1]) == len(vote[2]) == 32  # keys, not addresses
-    with Image.open(arena_app.pool[vote[3]]) as im:  # the scene: its family and its box in the image
+    with Image.open(arena_app.image_files[vote[3]]) as im:  # the scene: its family and its box in the image
         assert vote[4] == "lesson" and vote[5] == f"0 0 {im.width - im.width % 2} {im.height - im.height % 2}"
 
 
@@ -333,7 +333,7 @@ def test_a_judge_sees_no_image_again_within_their_last_ten_pairs(settings, tiny_
     examples.mkdir()
     for i in range(12):
         photo(examples, 40, 32, name=f"p{i:02d}.png")  # the same picture: only the id matters here
-    a = ArenaApp(dataclasses.replace(settings, examples_dir=examples, battle_pool=12, scene_uses=6), tiny_models)
+    a = ArenaApp(dataclasses.replace(settings, examples_dir=examples, scene_pool=12, scene_uses=6), tiny_models)
     deadline = time.monotonic() + 60
     while a.scenes.ready() < 12 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -440,7 +440,7 @@ def test_leaderboard_and_export_handlers(settings, tiny_models, tmp_path):
                for r in rows for s in "ab")  # who published each side (community models: their repo)
     assert {r["family"] for r in rows} == {"lesson"}  # each vote's family (the tiny catalogue has one)
     for r in rows:  # and its scene's box in the image, to re-analyse the votes per image and crop
-        with Image.open(arena_app.pool[r["image"]]) as im:
+        with Image.open(arena_app.image_files[r["image"]]) as im:
             assert r["crop"] == f"0 0 {im.width - im.width % 2} {im.height - im.height % 2}"
     session, token = pair(arena_app, session)
     arena_app.vote("A", session, token)
@@ -875,7 +875,7 @@ def test_judge_pairs_stay_within_a_family_and_the_leaderboard_splits_by_family(t
         shown = {battle.a.name, battle.b.name}
         family = next(f for f, names in families.items() if shown <= names)  # one family (and bicubic)
         assert battle.family == family and battle.image_id.startswith("photos/" if family == "photo" else "examples/")
-        with Image.open(app.pool[battle.image_id]) as im:
+        with Image.open(app.image_files[battle.image_id]) as im:
             assert max(im.size) >= 320 if family == "photo" else max(im.size) < 320
         seen[family] += 1
         out = app.vote("A is better", session, token)

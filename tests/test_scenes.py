@@ -18,7 +18,7 @@ from restoration.data.degrade import STANDARD, low_res, upscale_bicubic
 from restoration.data.images import to_float, to_pil, to_tensor, to_uint8
 from restoration.arena.scenes import (
     ANCHOR,
-    BattleRenderer,
+    SceneRenderer,
     JudgeHistory,
     Scene,
     SceneFamily,
@@ -36,13 +36,13 @@ from tests.support import CountingModel
 def test_scene_images_are_the_examples_and_a_val_sample(settings, tiny_imagenet):
     assert set(scene_images(settings)) == {f"examples/{p.name}" for p in settings.examples_dir.iterdir()}
     with_val = dataclasses.replace(settings, val_dir=tiny_imagenet, scene_val_images=5)
-    pool = scene_images(with_val)
-    val = [k for k in pool if k.startswith("tiny-imagenet/")]
-    assert len(val) == 5 and scene_images(with_val) == pool and all(pool[k].is_file() for k in pool)
+    files = scene_images(with_val)
+    val = [k for k in files if k.startswith("tiny-imagenet/")]
+    assert len(val) == 5 and scene_images(with_val) == files and all(files[k].is_file() for k in files)
 
 
 def test_a_scene_has_every_contender_on_one_degraded_input(settings, tiny_models):
-    renderer = BattleRenderer(tiny_models, scene_images(settings), settings)
+    renderer = SceneRenderer(tiny_models, scene_images(settings), settings)
     image_id = "examples/noise.png"
     scenes = {d: renderer.render(image_id, d) for d in STANDARD}
     for d, scene in scenes.items():
@@ -58,14 +58,14 @@ def test_a_scene_has_every_contender_on_one_degraded_input(settings, tiny_models
     assert np.asarray(scenes["lesson"].low).tolist() != np.asarray(scenes["jpeg75"].low).tolist()
     out = scenes["lesson"].outputs
     assert np.asarray(out["unet-mse"]).tolist() != np.asarray(out["unet-crossconv"]).tolist()
-    cropped = BattleRenderer(tiny_models, scene_images(settings), settings, max_side=64).render(image_id)
+    cropped = SceneRenderer(tiny_models, scene_images(settings), settings, max_side=64).render(image_id)
     assert cropped.original.size == (64, 64) and cropped.low.size == (32, 32) and cropped.crop == (16, 8, 80, 72)
 
 
 def test_the_pool_renders_ahead_and_replaces_used_scenes(settings, tiny_models):
     counting = {m.entry.name: CountingModel(m.model) for m in tiny_models}
     models = [dataclasses.replace(m, model=counting[m.entry.name]) for m in tiny_models]
-    pool = ScenePool(BattleRenderer(models, scene_images(settings), settings), size=2, uses=3,
+    pool = ScenePool(SceneRenderer(models, scene_images(settings), settings), size=2, uses=3,
                      rng=random.Random(0)).start()
     try:
         scenes = [pool.take(timeout=30) for _ in range(12)]
@@ -83,7 +83,7 @@ def test_the_pool_renders_ahead_and_replaces_used_scenes(settings, tiny_models):
 def test_a_failing_image_is_left_out_and_the_pool_goes_on(settings, tiny_models, tmp_path):
     (tmp_path / "bad.png").write_text("not an image")
     images = scene_images(settings) | {"examples/bad.png": tmp_path / "bad.png"}
-    renderer = BattleRenderer(tiny_models, images, settings)
+    renderer = SceneRenderer(tiny_models, images, settings)
     pool = ScenePool(renderer, size=4, uses=1, rng=random.Random(1)).start()
     try:
         for _ in range(20):
@@ -95,7 +95,7 @@ def test_a_failing_image_is_left_out_and_the_pool_goes_on(settings, tiny_models,
 def test_take_waits_for_the_first_scene_then_times_out_cleanly(settings, tiny_models):
     gate = threading.Event()
 
-    class Slow(BattleRenderer):
+    class Slow(SceneRenderer):
         def render(self, *args, **kwargs):
             gate.wait(10)
             return super().render(*args, **kwargs)
@@ -114,7 +114,7 @@ def test_the_pool_does_not_render_while_the_cores_are_busy(settings, tiny_models
     counting = {m.entry.name: CountingModel(m.model) for m in tiny_models}
     models = [dataclasses.replace(m, model=counting[m.entry.name]) for m in tiny_models]
     busy = threading.Event()
-    pool = ScenePool(BattleRenderer(models, scene_images(settings), settings), size=2, uses=1,
+    pool = ScenePool(SceneRenderer(models, scene_images(settings), settings), size=2, uses=1,
                      rng=random.Random(0), busy=busy.is_set).start()
     try:
         first = pool.take(timeout=30)
@@ -138,16 +138,16 @@ def test_scene_images_add_the_val_photos(settings, tmp_path):
     for sub in ("kodak", "mcmaster"):
         (photos / sub).mkdir(parents=True)
         Image.new("RGB", (40, 30), "gray").save(photos / sub / f"{sub}-1.png")
-    pool = scene_images(dataclasses.replace(settings, photo_val_dir=photos))
-    assert {"photos/kodak/kodak-1.png", "photos/mcmaster/mcmaster-1.png"} <= set(pool)
-    assert all(pool[k].is_file() for k in pool)
+    files = scene_images(dataclasses.replace(settings, photo_val_dir=photos))
+    assert {"photos/kodak/kodak-1.png", "photos/mcmaster/mcmaster-1.png"} <= set(files)
+    assert all(files[k].is_file() for k in files)
 
 
 def test_the_pool_keeps_each_familys_share_of_its_scenes_each_with_bicubic(settings, tiny_models):
     images = list(scene_images(settings))
     families = {"photo": SceneFamily(("unet-mse",), tuple(images), share=0.75),
                 "lesson": SceneFamily(("unet-perceptual", "unet-crossconv"), tuple(images), share=0.25)}
-    pool = ScenePool(BattleRenderer(tiny_models, scene_images(settings), settings), size=4, uses=100,
+    pool = ScenePool(SceneRenderer(tiny_models, scene_images(settings), settings), size=4, uses=100,
                      rng=random.Random(0), families=families).start()
     try:
         deadline = time.monotonic() + 60
@@ -165,7 +165,7 @@ class NamedScenes:
     """A renderer that only names its scenes (what `take(avoid=...)` decides on), counting renders."""
 
     def __init__(self, images):
-        self.pool, self.rendered = {i: None for i in images}, []
+        self.image_files, self.rendered = {i: None for i in images}, []
 
     def render(self, image_id, degradation="lesson", names=None, family=None, crop=None):
         self.rendered.append(image_id)
@@ -249,15 +249,15 @@ def test_take_avoids_a_judges_recent_scenes_while_the_pool_has_others():
         # Avoiding the whole pool lets the oldest go: i0 is the image seen longest ago.
         with pool._cond:
             ready = sorted({s.image_id for s in pool._ready})
-        everything = [key(i) for i in renderer.pool if i not in ready] + [key(i) for i in ready]
+        everything = [key(i) for i in renderer.image_files if i not in ready] + [key(i) for i in ready]
         assert pool.take(timeout=10, avoid=everything).image_id == ready[0]
         # While a Compare has the cores nothing is rendered: the scene seen longest ago serves.
         busy.set()
         time.sleep(0.3)  # a render under way when the Compare started ends first
         with pool._cond:
             ready = sorted({s.image_id for s in pool._ready})
-        unseen = next(i for i in renderer.pool if i not in ready)  # not ready: it would need a render
-        avoid = [key(i) for i in renderer.pool if i != unseen and i not in ready] + [key(i) for i in ready]
+        unseen = next(i for i in renderer.image_files if i not in ready)  # not ready: it would need a render
+        avoid = [key(i) for i in renderer.image_files if i != unseen and i not in ready] + [key(i) for i in ready]
         rendered = len(renderer.rendered)
         assert pool.take(timeout=10, avoid=avoid).image_id == ready[0] and len(renderer.rendered) == rendered
         busy.clear()  # a vote is never answered after a render: still the scene seen longest ago
@@ -329,7 +329,7 @@ def test_the_pool_renders_at_the_lowest_priority_and_the_caller_keeps_its_own():
 
 class WindowedScenes(NamedScenes):
     """A renderer of three windows per scene that waits while `hold()` before each, as
-    `BattleRenderer` does; the first window holds until the test lets it go."""
+    `SceneRenderer` does; the first window holds until the test lets it go."""
 
     def __init__(self, images):
         super().__init__(images)
@@ -400,8 +400,8 @@ def test_each_family_is_judged_on_its_own_images(settings, tmp_path):
     Image.new("RGB", (500, 300), "gray").save(photos / "kodak" / "wide.png")
     Image.new("RGB", (200, 150), "gray").save(photos / "small.png")  # a val "photo" too small to crop: a thumbnail
     (photos / "broken.png").write_text("not an image")
-    pool = scene_images(dataclasses.replace(settings, photo_val_dir=photos))
-    kinds = scene_families(pool)
+    files = scene_images(dataclasses.replace(settings, photo_val_dir=photos))
+    kinds = scene_families(files)
     assert kinds["photo"] == ["photos/kodak/wide.png"]
     assert set(kinds["lesson"]) == {*(f"examples/{p.name}" for p in settings.examples_dir.iterdir()),
                                     "photos/small.png"}
@@ -416,7 +416,7 @@ def test_a_photo_scene_is_one_of_its_crops_and_a_thumbnail_is_whole(settings, ti
     photo[:, 260:] = rng.integers(0, 255, (400, 260, 3))  # smooth on the left, detail on the right
     Image.fromarray(photo).save(tmp_path / "photo.png")
     images = scene_images(settings) | {"photos/photo.png": tmp_path / "photo.png"}
-    renderer = BattleRenderer(tiny_models, images, settings)
+    renderer = SceneRenderer(tiny_models, images, settings)
     boxes = crop_boxes(Image.fromarray(photo))
     assert len(boxes) >= 2
     for k in range(len(boxes) + 1):  # the k-th crop, counted round past the last (bicubic alone: cheap)

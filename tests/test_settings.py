@@ -44,6 +44,9 @@ def test_a_renamed_variable_still_works_with_one_line(capsys):
     assert Settings.from_env(both).scene_val_images == 9
     assert Settings.from_env({"RESTORATION_SCENE_VAL_IMAGES": "9"}).scene_val_images == 9
     assert capsys.readouterr().err.count("\n") == 1
+    assert Settings.from_env({"RESTORATION_BATTLE_POOL": "5"}).scene_pool == 5
+    assert capsys.readouterr().err == ("RESTORATION_BATTLE_POOL is now RESTORATION_SCENE_POOL; "
+                                       "the old name still works for now\n")
     for old, new in RENAMED.items():  # every new name is a setting's variable
         assert new in {env_name(f.name) for f in dataclasses.fields(Settings)}, old
 

@@ -52,7 +52,7 @@ from restoration.data.degrade import MODES
 from restoration.data.images import ImageError
 from restoration.inference.runner import restorers_for, warm_up_in_background
 from restoration.arena.scenes import (
-    BattleRenderer,
+    SceneRenderer,
     JudgeHistory,
     SceneFamily,
     ScenePool,
@@ -70,7 +70,7 @@ from restoration.settings import Settings
 from restoration.arena.submissions import submit_from_page
 from restoration.data.uploads import list_images, open_upload
 from restoration.arena.store import ANSWER_LABELS, VoteStore, VoteStoreError
-from restoration.hub.catalogue import FAMILIES, by_family, judged, read_catalog
+from restoration.hub.catalogue import FAMILIES, by_family, contenders_of, read_catalog
 from restoration.arena.witnesses import EVALUATIONS, read_evaluation
 
 log = logging.getLogger(__name__)
@@ -278,7 +278,7 @@ class ArenaApp:
         self.families = by_family(self.models)  # Compare shows one family at a time
         self.default_family = next(iter(self.families))
         self.examples = list_images(settings.examples_dir)
-        self.pool = scene_images(settings)
+        self.image_files = scene_images(settings)
         # Pooled connections for every judge lane, the leaderboard's and an export.
         self.store = store or VoteStore(settings.votes_db, pool_size=JUDGE_LANE_LIMIT + 2)
         # One Restorer per model (the fast path when settings.fast), shared by Compare and the judge's
@@ -307,11 +307,11 @@ class ArenaApp:
         settings, previous = self.settings, self.scenes
         # Bicubic is a contender too: the anchor whose rating is pinned (ratings.py).
         contenders = [Contender(ANCHOR, "Bicubic", "torch-bicubic")]
-        contenders += [Contender(m.entry.name, m.entry.title, m.revision) for m in judged(self.models)]
+        contenders += [Contender(m.entry.name, m.entry.title, m.revision) for m in contenders_of(self.models)]
         # Each family's scenes: its contenders, the images it is judged on (photos or thumbnails) and
         # its share of the pairs (RESTORATION_JUDGE_PHOTO_SHARE); families without images are not judged.
-        images = scene_families(self.pool)
-        contending = {f: ms for f, ms in by_family(judged(self.models)).items() if images[f]}
+        images = scene_families(self.image_files)
+        contending = {f: ms for f, ms in by_family(contenders_of(self.models)).items() if images[f]}
         shares = family_shares(settings.judge_photo_share, list(contending)) if contending else {}
         self.scene_families = {f: SceneFamily(tuple(m.entry.name for m in contending[f]), tuple(images[f]),
                                               CROPS_PER_PHOTO if f == "photo" else 1, share)
@@ -321,7 +321,7 @@ class ArenaApp:
         if self.history is None or self.history.shares != shares:
             self.history = JudgeHistory(shares)
         # Each family's leaderboard, photos first.
-        self.boards = list(by_family(judged(self.models)))
+        self.boards = list(by_family(contenders_of(self.models)))
         if self.scene_families:
             self.arena = Arena(self.store, contenders, min_vote_seconds=settings.min_vote_seconds,
                                limits=Limits.from_settings(settings))
@@ -329,9 +329,9 @@ class ArenaApp:
             # then never hold the interpreter that answers people. On a GPU, in a thread: the card
             # does the work, and the renders share the models (and the card's memory) with Compare.
             in_process = settings.scene_process and not self.on_gpu
-            renderer = (RenderProcess.of(self.models, self.restorers, self.pool, settings) if in_process
-                        else BattleRenderer(self.models, self.pool, settings, restorers=self.restorers))
-            self.scenes = ScenePool(renderer, settings.battle_pool, settings.scene_uses, busy=self._people_waiting,
+            renderer = (RenderProcess.of(self.models, self.restorers, self.image_files, settings) if in_process
+                        else SceneRenderer(self.models, self.image_files, settings, restorers=self.restorers))
+            self.scenes = ScenePool(renderer, settings.scene_pool, settings.scene_uses, busy=self._people_waiting,
                                     families=self.scene_families, nice=not in_process,
                                     share=settings.scene_share).start()
         if previous is not None:
@@ -353,7 +353,7 @@ class ArenaApp:
             self.titles |= {m.entry.name: m.entry.title for m in models}
             self.models = [*self.models, *models]
             self.families = by_family(self.models)
-            if judged(models):
+            if contenders_of(models):
                 self._start_judging()
 
     def load_community_later(self, interval: float = COMMUNITY_RETRY_SECONDS, load=None):
@@ -673,7 +673,7 @@ class ArenaApp:
         family = checked(family or self.boards[0], self.boards, "model family")
         with store_reachable():
             rows = self.store.judge_outcomes(self.flag_rules.fast_seconds, by_family=True)
-        members = [m.entry.name for m in judged(self.models) if m.entry.family == family]  # not pending submissions
+        members = [m.entry.name for m in contenders_of(self.models) if m.entry.family == family]  # not pending submissions
         summary, ranking, matrix = leaderboard_tables(
             rows, family, members, degradation, self.flag_rules, self.evaluations[family],
             lambda n: self.titles.get(n, n), self.settings.bootstrap_rounds,

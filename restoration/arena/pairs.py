@@ -208,8 +208,8 @@ class Arena:
     def draw_pair(self, names: Iterable[str] | None = None) -> tuple[Contender, Contender]:
         """Two different contenders in random order (A, B), among `names` (e.g. those a scene
         rendered) when given."""
-        pool = [c for n, c in self.contenders.items() if names is None or n in set(names)]
-        a, b = self.rng.sample(pool, 2)
+        candidates = [c for n, c in self.contenders.items() if names is None or n in set(names)]
+        a, b = self.rng.sample(candidates, 2)
         return a, b
 
     def issue(self, session: str, client: Client, drawn: tuple[str, str, Contender, Contender], family: str = "",

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from restoration.inference.runner import Restorer, release_memory
-from restoration.arena.scenes import YIELD_POLL, BattleRenderer, Scene, lower_priority
+from restoration.arena.scenes import YIELD_POLL, SceneRenderer, Scene, lower_priority
 from restoration.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,13 +74,13 @@ class ModelSpec:
 
 
 class RenderProcess:
-    """A `BattleRenderer` in a child process, with its interface (`pool`, `hold`, `render`). If the
+    """A `SceneRenderer` in a child process, with its interface (`image_files`, `hold`, `render`). If the
     child dies (killed for memory by an image, say), the render raises and the next one starts a
     new child."""
 
-    def __init__(self, specs: Sequence[ModelSpec], pool: Mapping[str, Path], settings: Settings,
+    def __init__(self, specs: Sequence[ModelSpec], image_files: Mapping[str, Path], settings: Settings,
                  max_side: int = 512):
-        self.pool, self.settings, self.max_side = dict(pool), settings, max_side
+        self.image_files, self.settings, self.max_side = dict(image_files), settings, max_side
         self.specs = list(specs)
         self.hold: Callable[[], bool] = lambda: False  # ScenePool sets it
         self._context = multiprocessing.get_context("spawn")  # fork would copy the app's threads' locks
@@ -90,15 +90,15 @@ class RenderProcess:
         self._closed = threading.Event()
 
     @classmethod
-    def of(cls, models: Sequence, restorers: Mapping[str, Restorer], pool, settings, max_side: int = 512):
-        return cls([ModelSpec.of(m, restorers[m.entry.name]) for m in models], pool, settings, max_side)
+    def of(cls, models: Sequence, restorers: Mapping[str, Restorer], image_files, settings, max_side: int = 512):
+        return cls([ModelSpec.of(m, restorers[m.entry.name]) for m in models], image_files, settings, max_side)
 
     def _start(self):
         if self._conn is not None:
             self._conn.close()  # the end of a child that has died
         parent, child = self._context.Pipe()
         self._process = self._context.Process(
-            target=serve, args=(child, self.specs, self.pool, self.settings, self.max_side, self._held),
+            target=serve, args=(child, self.specs, self.image_files, self.settings, self.max_side, self._held),
             name="scene-renderer", daemon=True)
         self._process.start()
         child.close()
@@ -159,13 +159,13 @@ def _hold_requested(value: int, parent: int) -> bool:
     return value == HOLD
 
 
-def serve(conn, specs: Sequence[ModelSpec], pool, settings: Settings, max_side: int, held):
+def serve(conn, specs: Sequence[ModelSpec], image_files, settings: Settings, max_side: int, held):
     """The child: render each job that comes, until None (or the parent's end) comes."""
     import torch
 
     torch.set_num_threads(settings.threads)
     built = [spec.build(settings) for spec in specs]
-    renderer = BattleRenderer([loaded for loaded, _ in built], pool, settings, max_side,
+    renderer = SceneRenderer([loaded for loaded, _ in built], image_files, settings, max_side,
                               restorers={loaded.entry.name: r for loaded, r in built})
     parent = os.getppid()
     renderer.hold = lambda: _hold_requested(held.value, parent)

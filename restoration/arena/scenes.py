@@ -63,24 +63,24 @@ def scene_images(settings: Settings, seed: int = 0) -> dict[str, Path]:
     """image id → file: every example, every photo under `photo_val_dir` (its subfolders, e.g.
     kodak24/), plus `scene_val_images` Tiny ImageNet val images (a fixed random sample) when
     `val_dir` exists (neither data folder does on a Space)."""
-    pool = {f"examples/{p.name}": p for p in list_images(settings.examples_dir)}
+    image_files = {f"examples/{p.name}": p for p in list_images(settings.examples_dir)}
     photos = Path(settings.photo_val_dir)
     for folder in [photos, *sorted(d for d in photos.iterdir() if d.is_dir())] if photos.is_dir() else []:
-        pool |= {f"photos/{p.relative_to(photos)}": p for p in list_images(folder)}
+        image_files |= {f"photos/{p.relative_to(photos)}": p for p in list_images(folder)}
     val = list_images(Path(settings.val_dir) / "val" / "images")
     if val and settings.scene_val_images > 0:
         chosen = random.Random(seed).sample(val, min(settings.scene_val_images, len(val)))
-        pool |= {f"tiny-imagenet/val/{p.name}": p for p in sorted(chosen)}
-    return pool
+        image_files |= {f"tiny-imagenet/val/{p.name}": p for p in sorted(chosen)}
+    return image_files
 
 
-def scene_families(pool: Mapping[str, Path]) -> dict[str, list[str]]:
+def scene_families(image_files: Mapping[str, Path]) -> dict[str, list[str]]:
     """family → the ids of the scene images its scenes are cut from: "photo" the photos (at least
     `scene_crops.PHOTO_MIN_SIDE` pixels on the long side, wherever they lie: examples or val
     photos), "lesson" the smaller ones, thumbnails like Tiny ImageNet's. Reads each header only; a
     file that cannot be read is left out (one log line)."""
     kinds = {"photo": [], "lesson": []}
-    for image_id, path in pool.items():
+    for image_id, path in image_files.items():
         try:
             with Image.open(path) as im:
                 size = im.size
@@ -184,13 +184,13 @@ def with_nonce(png: bytes) -> bytes:
 
 
 
-class BattleRenderer:
+class SceneRenderer:
     """Renders scenes: cut a scene image, degrade it, then restore it with every contender."""
 
-    def __init__(self, models: Sequence, pool: dict[str, Path], settings: Settings, max_side: int = 512,
+    def __init__(self, models: Sequence, image_files: dict[str, Path], settings: Settings, max_side: int = 512,
                  restorers: Mapping[str, Restorer] | None = None):
         self.models = {m.entry.name: m for m in models}
-        self.pool, self.settings, self.max_side = pool, settings, max_side
+        self.image_files, self.settings, self.max_side = image_files, settings, max_side
         # The app passes its own (the fast path, shared with Compare); otherwise eager ones.
         self.restorers = restorers if restorers is not None else restorers_for(models, settings, fast=False)
         self.hold: Callable[[], bool] = lambda: False  # ScenePool sets it: whether people need the cores now
@@ -200,7 +200,7 @@ class BattleRenderer:
         """The scene of one image: with `crop` k, its k-th crop (`scene_crops.crop_boxes`, counted
         round if the photo has fewer); without, its central `max_side` square (a thumbnail whole)."""
         s = self.settings
-        image = open_upload(self.pool[image_id], "degrade", s)
+        image = open_upload(self.image_files[image_id], "degrade", s)
         boxes = crop_boxes(image) if crop is not None else []
         box = boxes[crop % len(boxes)] if boxes else center_box(image.size, self.max_side)
         original = image.crop(box)
@@ -297,14 +297,14 @@ class ScenePool:
     each scene renders one family and bicubic, and the ready scenes are of each family in
     proportion to its share: the family furthest below its share of `size` is rendered next."""
 
-    def __init__(self, renderer: BattleRenderer, size: int = 4, uses: int = 6,
+    def __init__(self, renderer: SceneRenderer, size: int = 4, uses: int = 6,
                  degradations: Sequence[str] = STANDARD, rng: random.Random | None = None,
                  busy: Callable[[], bool] = lambda: False, families: Mapping[str, SceneFamily] | None = None,
                  nice: bool = True, share: float = 1.0):
         self.renderer, self.size, self.uses, self.busy = renderer, size, uses, busy
         self.share = share  # of the time, at most, spent rendering replacements (the pool full)
         self.nice = nice  # render at the lowest priority (False: the renderer is another process, niced itself)
-        families = families or {None: SceneFamily(None, tuple(renderer.pool))}
+        families = families or {None: SceneFamily(None, tuple(renderer.image_files))}
         # Each family's images (a list: an image that fails to render leaves it); families without any are left out.
         self.families = {f: family for f, family in families.items() if family.images}
         self.images = {f: list(family.images) for f, family in self.families.items()}

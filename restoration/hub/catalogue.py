@@ -16,7 +16,7 @@ from restoration.models.checkpoint import WEIGHTS_NAME, CheckpointError
 from restoration.hub.transfer import COMMIT, HubUnreachable, NotPublished, download_checkpoint
 from restoration.models.auto import load_checkpoint
 
-__all__ = ["COMMIT", "FAMILIES", "LoadedModel", "ModelEntry", "by_family", "judged", "load_available_restorers",
+__all__ = ["COMMIT", "FAMILIES", "LoadedModel", "ModelEntry", "by_family", "contenders_of", "load_available_restorers",
            "load_model", "pin_revisions", "read_catalog", "space_of"]
 
 # A restorer's family: the data it learnt from. The lesson's models reproduce the notebook on Tiny
@@ -87,7 +87,7 @@ def by_family(models) -> dict[str, list]:
     return {f: ms for f, ms in groups.items() if ms}
 
 
-def judged(models) -> list:
+def contenders_of(models) -> list:
     """The `LoadedModel`s that join the Judge's contenders and the leaderboard: ours, and community
     models once approved (a pending one is only in Compare, marked unreviewed)."""
     return [m for m in models if m.entry.community in (None, "approved")]
