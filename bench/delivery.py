@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from bench.app_latency import test_image
+from bench.photos import test_image
 from restoration.data import metrics
 from restoration.inference import engine
 from restoration.inference.compare import PANEL_OPTIONS, PNG_COMPRESS_LEVEL

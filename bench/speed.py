@@ -69,7 +69,7 @@ from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench import engines
-from bench.app_latency import test_image
+from bench.photos import test_image
 from bench.memory import memory, reset_peak
 from bench.voter import VoterClient
 from restoration.inference import engine
