@@ -159,6 +159,54 @@ def shown_path(path) -> str:
 
 def main(argv=None):
     settings = Settings.from_env()
+    args = arguments(settings).parse_args(argv)
+    if args.old_judge is not None:
+        print("--judge is now --fidelity-classifier; the old name still works for now", file=sys.stderr)
+        args.fidelity_classifier = args.fidelity_classifier or args.old_judge
+    torch.set_num_threads(args.threads)
+    if not Path(args.data).is_dir():
+        raise SystemExit(f"--data {args.data}: no such folder")
+    try:
+        degradations = [check_degradation(d.strip()) for d in args.degradation.split(",") if d.strip()]
+    except ValueError as e:
+        raise SystemExit(f"--degradation: {e}") from None
+    folders, titles, classifier, fidelity = checkpoints(args, settings)
+    device = torch.device(args.device)
+    methods = {"nearest": upscale_nearest, "bicubic": upscale_bicubic}
+    for name, folder in folders.items():
+        restorer = Restorer.from_settings(load_checkpoint(folder).to(device), settings)
+        if not is_tiny_imagenet(args.data):
+            restorer.warm_up()  # photos go through the fixed windows: compile them once
+        methods[name] = model_method(restorer)
+
+    val = load_val(args.data, args.limit, args.cache_dir) if is_tiny_imagenet(args.data) else None
+    n_images = len(val[0]) if val is not None else len(subset(ImageFolder(args.data), args.limit))
+    print(f"evaluating {n_images} images × {len(degradations)} degradation(s) × {len(methods)} methods "
+          f"({', '.join(titles.get(m, m) for m in methods)}) on {torch.get_num_threads()} CPU thread(s)"
+          + ("" if args.limit else "; pass --limit N for a quicker look at a fixed random subset"), flush=True)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=n_images * len(degradations), desc="evaluating", unit="img", dynamic_ncols=True)
+    fidelity_model = load_checkpoint(fidelity).eval().to(device) if fidelity is not None and val is not None else None
+    record = {"data": shown_path(args.data), "limit": args.limit,
+              "command": "python -m restoration.inference.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "threads": torch.get_num_threads(), "device": str(device), "titles": titles, "degradations": {}}
+    for degradation in degradations:
+        results = evaluate(methods, args.data, args.limit, args.batch_size, args.cache_dir, val, degradation,
+                           fidelity_model, device, bar=bar)
+        record["images"] = next(iter(results.values()))["images"]
+        record["degradations"][degradation] = {"title": title(degradation), "results": results}
+        bar.clear()
+        print(table_heading(record["images"], record["data"], degradation, fidelity_model is not None))
+        print(format_table(results, titles))
+    bar.close()
+    classifiers_on_originals(record, classifier, fidelity if fidelity_model is not None else None, val, device)
+    if args.json:
+        Path(args.json).write_text(json.dumps(record, indent=2) + "\n")
+        print(f"\nwrote {args.json}")
+
+
+def arguments(settings: Settings) -> argparse.ArgumentParser:
     p = parser("python -m restoration.inference.evaluate", __doc__)
     p.add_argument("--data", default=str(settings.val_dir),
                    help="Tiny ImageNet folder (its val split) or a folder of images (default: %(default)s)")
@@ -183,20 +231,13 @@ def main(argv=None):
                         "%(default)s)")
     p.add_argument("--device", default="cpu", help="where the models run: cpu or cuda (default: %(default)s)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file (default: none)")
-    args = p.parse_args(argv)
-    if args.old_judge is not None:
-        print("--judge is now --fidelity-classifier; the old name still works for now", file=sys.stderr)
-        args.fidelity_classifier = args.fidelity_classifier or args.old_judge
-    torch.set_num_threads(args.threads)
-    if not Path(args.data).is_dir():
-        raise SystemExit(f"--data {args.data}: no such folder")
-    try:
-        degradations = [check_degradation(d.strip()) for d in args.degradation.split(",") if d.strip()]
-    except ValueError as e:
-        raise SystemExit(f"--degradation: {e}") from None
+    return p
 
+
+def checkpoints(args, settings: Settings) -> tuple[dict[str, Path], dict[str, str], Path | None, Path | None]:
+    """(name → restorer folder, name → title, the perceptual-loss classifier's folder, the fidelity
+    classifier's): those --models names, else the catalogue's."""
     titles = {"nearest": "nearest", "bicubic": "bicubic", "original": "original (no degradation)"}
-    methods = {"nearest": upscale_nearest, "bicubic": upscale_bicubic}
     classifier, fidelity = args.classifier, args.fidelity_classifier
     if args.models is None:
         catalog = read_catalog(settings.weights_dir)
@@ -213,55 +254,35 @@ def main(argv=None):
             shipped = {(settings.weights_dir / e.folder).resolve(): e.title for e in read_catalog(settings.weights_dir)}
             titles |= {name: shipped[f.resolve()] for name, f in folders.items() if f.resolve() in shipped}
     fidelity = None if str(fidelity).lower() == "none" else fidelity
-    device = torch.device(args.device)
-    for name, folder in folders.items():
-        restorer = Restorer.from_settings(load_checkpoint(folder).to(device), settings)
-        if not is_tiny_imagenet(args.data):
-            restorer.warm_up()  # photos go through the fixed windows: compile them once
-        methods[name] = model_method(restorer)
+    return folders, titles, classifier, fidelity
 
-    val = load_val(args.data, args.limit, args.cache_dir) if is_tiny_imagenet(args.data) else None
-    n_images = len(val[0]) if val is not None else len(subset(ImageFolder(args.data), args.limit))
-    print(f"evaluating {n_images} images × {len(degradations)} degradation(s) × {len(methods)} methods "
-          f"({', '.join(titles.get(m, m) for m in methods)}) on {torch.get_num_threads()} CPU thread(s)"
-          + ("" if args.limit else "; pass --limit N for a quicker look at a fixed random subset"), flush=True)
-    from tqdm.auto import tqdm
 
-    bar = tqdm(total=n_images * len(degradations), desc="evaluating", unit="img", dynamic_ncols=True)
-    fidelity_model = load_checkpoint(fidelity).eval().to(device) if fidelity is not None and val is not None else None
-    record = {"data": shown_path(args.data), "limit": args.limit,
-              "command": "python -m restoration.inference.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "threads": torch.get_num_threads(), "device": str(device), "titles": titles, "degradations": {}}
-    for degradation in degradations:
-        results = evaluate(methods, args.data, args.limit, args.batch_size, args.cache_dir, val, degradation,
-                           fidelity_model, device, bar=bar)
-        n = next(iter(results.values()))["images"]
-        record["images"] = n
-        record["degradations"][degradation] = {"title": title(degradation), "results": results}
-        bar.clear()
-        print(f"\n×2 super-resolution on {n} images of {record['data']}, low-resolution images made by "
-              f"{title(degradation)} (`{degradation}`); whole images, RGB in [0, 1]; Y- = BT.601 luma, 2-pixel border "
-              f"shaved (the literature's protocol); sharpness = gradient energy "
-              f"relative to the original; grid, flat = checker and Laplacian energy in the original's flattest "
-              f"30 % relative to the original's there (grain; median over images)" + ("; fidelity top-1 = the fidelity classifier's accuracy on each output, "
-                                             "kept = that over its accuracy on the originals" if fidelity_model else "")
-              + f"; {torch.get_num_threads()} CPU threads\n")
-        print(format_table(results, titles))
-    bar.close()
-    if classifier is not None and val is not None:  # the same val images as the restorers
+def table_heading(n: int, data: str, degradation: str, with_fidelity: bool) -> str:
+    """What one degradation's table shows, above it."""
+    return (f"\n×2 super-resolution on {n} images of {data}, low-resolution images made by "
+            f"{title(degradation)} (`{degradation}`); whole images, RGB in [0, 1]; Y- = BT.601 luma, 2-pixel border "
+            f"shaved (the literature's protocol); sharpness = gradient energy "
+            f"relative to the original; grid, flat = checker and Laplacian energy in the original's flattest "
+            f"30 % relative to the original's there (grain; median over images)"
+            + ("; fidelity top-1 = the fidelity classifier's accuracy on each output, "
+               "kept = that over its accuracy on the originals" if with_fidelity else "")
+            + f"; {torch.get_num_threads()} CPU threads\n")
+
+
+def classifiers_on_originals(record: dict, classifier, fidelity, val, device):
+    """Add to `record`, and print, the perceptual-loss classifier's top-1 on the val originals (the
+    same images as the restorers) and the fidelity classifier's (from the tables' originals row)."""
+    if classifier is not None and val is not None:
         scores = {"checkpoint": shown_path(classifier), "images": len(val[0]),
                   **top1_accuracy(load_checkpoint(classifier).to(device), *val, device=device)}
         record["classifier"] = scores
         print(f"\nclassifier {scores['checkpoint']}: top-1 accuracy {scores['val_accuracy']:.2%} on {scores['images']} val images")
-    if fidelity_model is not None:
+    if fidelity is not None:
         first = next(iter(record["degradations"].values()))["results"]["original"]
         record["fidelity_classifier"] = {"checkpoint": shown_path(fidelity), "images": first["images"],
                                          "top1_original": first["fidelity_top1"]}
         print(f"fidelity classifier {record['fidelity_classifier']['checkpoint']}: top-1 accuracy "
               f"{first['fidelity_top1']:.2%} on the originals")
-    if args.json:
-        Path(args.json).write_text(json.dumps(record, indent=2) + "\n")
-        print(f"\nwrote {args.json}")
 
 
 if __name__ == "__main__":
