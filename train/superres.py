@@ -189,17 +189,7 @@ def main(argv=None):
     runtime = Runtime(config.device, config.threads)
     generator = seed_everything(config.seed, runtime.rank)
     train, val, caches = load_data(config, runtime, photos=config.photos)
-
-    model = build_model(config)
-    classifier = Classifier.from_pretrained(config.classifier) if config.classifier else None
-    if config.init and not config.resume:
-        start = load_checkpoint(config.init)
-        if start.config != model.config:
-            raise SystemExit(f"--init {config.init}: its config differs from this run's ({config.variant}, {config.preset})")
-        model.load_state_dict(start.state_dict(), strict=True)
-    elif classifier is not None and not config.resume:
-        model.load_encoder_from(classifier)  # strict: the classifier must have this preset's shapes
-    model = model.to(runtime.device, memory_format=memory_format(config))
+    model, classifier = starting_model(config, runtime)
     use_features = classifier is not None and config.variant in ("perceptual", "crossconv")
     if use_features:
         loss_fn = PerceptualLoss(classifier, parse_features(config.features), config.grain, config.antialias,
@@ -219,45 +209,15 @@ def main(argv=None):
         if classifier is not None:
             model.set_encoder_trainable(epoch >= config.freeze_epochs)
 
-    n_train = config.crops_per_epoch if config.photos else len(train)
-    if config.photos:
-        train_photos, val_photos = caches
-        augment = BatchAugment(config.size, generator)
-
-        def make_loader(batches):
-            for idx in batches:  # the indices only count the crops: each is drawn at random
-                crops = augment.photo_crops(train_photos, len(idx), runtime.device)
-                yield augment.sr_pairs(crops, train=True, erase=config.erase, degradation=config.degradation,
-                                       mix_config=config.mix_config(), soften=config.soften, cropped=True)
-
-        val_degradations = config.val_degradations.split(",")
-
-        def run_validation(m):
-            return validate_photos(m, val_photos, val_degradations, runtime.device)
-    else:
-        (train_images, _), (val_images, _) = caches
-        augment = BatchAugment(config.size, generator)
-
-        def make_loader(batches):
-            for idx in batches:
-                yield augment.sr_pairs(train_images[idx].to(runtime.device), train=True, erase=config.erase,
-                                       degradation=config.degradation, mix_config=config.mix_config(),
-                                       soften=config.soften)
-
-        # The validation inputs are drawn once, from their own seed: the same set every epoch and run.
-        val_augment = BatchAugment(config.size, torch.Generator().manual_seed(config.seed + 1))
-        val_inputs, val_targets = val_augment.sr_pairs(val_images, train=False, degradation=config.degradation,
-                                                       mix_config=config.mix_config())
-
-        def run_validation(m):
-            return validate(m, val_inputs, val_targets, runtime.device, loss_fn)
-
     def loss_step(module, batch):
         x, y = batch
         return loss_fn(module(x).float(), y), {}
 
+    batches = photo_batches if config.photos else thumbnail_batches
+    make_loader, run_validation = batches(config, runtime, caches, generator, loss_fn)
     try:
-        reason = fit(model=model, loss_step=loss_step, make_loader=make_loader, n_train=n_train,
+        reason = fit(model=model, loss_step=loss_step, make_loader=make_loader,
+                     n_train=config.crops_per_epoch if config.photos else len(train),
                      validate=run_validation, config=config, runtime=runtime, generator=generator,
                      command=command_line("train.superres", argv), on_epoch_start=on_epoch_start)
     finally:
@@ -266,6 +226,63 @@ def main(argv=None):
         data = f"--data {config.val_data} " if config.photos and config.val_data else "--limit 1000 "
         print(next_steps(config.out, reason, f"python -m restoration.inference.evaluate --models {config.out} {data}"
                                              "--degradation lesson,bicubic,jpeg75"))
+
+
+def starting_model(config: SuperResConfig, runtime: Runtime):
+    """(the model to train, on the run's device, the classifier or None): a new model, all of its
+    weights from --init, or its encoder from --classifier; --resume loads its state later (fit)."""
+    model = build_model(config)
+    classifier = Classifier.from_pretrained(config.classifier) if config.classifier else None
+    if config.init and not config.resume:
+        start = load_checkpoint(config.init)
+        if start.config != model.config:
+            raise SystemExit(f"--init {config.init}: its config differs from this run's ({config.variant}, {config.preset})")
+        model.load_state_dict(start.state_dict(), strict=True)
+    elif classifier is not None and not config.resume:
+        model.load_encoder_from(classifier)  # strict: the classifier must have this preset's shapes
+    return model.to(runtime.device, memory_format=memory_format(config)), classifier
+
+
+def photo_batches(config: SuperResConfig, runtime: Runtime, caches, generator, loss_fn):
+    """(make_loader, run_validation) on photos: random crops of the training photos, degraded as
+    they are drawn; whole val photos under each --val-degradations (`loss_fn` is not used)."""
+    train_photos, val_photos = caches
+    augment = BatchAugment(config.size, generator)
+    val_degradations = config.val_degradations.split(",")
+
+    def make_loader(batches):
+        for idx in batches:  # the indices only count the crops: each is drawn at random
+            crops = augment.photo_crops(train_photos, len(idx), runtime.device)
+            yield augment.sr_pairs(crops, train=True, erase=config.erase, degradation=config.degradation,
+                                   mix_config=config.mix_config(), soften=config.soften, cropped=True)
+
+    def run_validation(m):
+        return validate_photos(m, val_photos, val_degradations, runtime.device)
+
+    return make_loader, run_validation
+
+
+def thumbnail_batches(config: SuperResConfig, runtime: Runtime, caches, generator, loss_fn):
+    """(make_loader, run_validation) on Tiny ImageNet: the training images in batches, degraded as
+    they are drawn; a fixed set of val pairs, scored with `loss_fn` too."""
+    (train_images, _), (val_images, _) = caches
+    augment = BatchAugment(config.size, generator)
+
+    def make_loader(batches):
+        for idx in batches:
+            yield augment.sr_pairs(train_images[idx].to(runtime.device), train=True, erase=config.erase,
+                                   degradation=config.degradation, mix_config=config.mix_config(),
+                                   soften=config.soften)
+
+    # The validation inputs are drawn once, from their own seed: the same set every epoch and run.
+    val_augment = BatchAugment(config.size, torch.Generator().manual_seed(config.seed + 1))
+    val_inputs, val_targets = val_augment.sr_pairs(val_images, train=False, degradation=config.degradation,
+                                                   mix_config=config.mix_config())
+
+    def run_validation(m):
+        return validate(m, val_inputs, val_targets, runtime.device, loss_fn)
+
+    return make_loader, run_validation
 
 
 if __name__ == "__main__":
