@@ -468,15 +468,7 @@ class ArenaApp:
                     files |= {k: str(f) for k, f in save_panels(new, folder, stem, clock).items()}
                     if show_classes and self.fidelity is not None:
                         seen |= {p.key: what_the_classifier_sees(self.fidelity, p) for p in new}
-                    by_key = {p.key: p for p in step.panels}
-                    out = {}
-                    for k in self.panel_keys:
-                        panel = self._panel(k, by_key.get(k), files.get(k), mode, family)
-                        # The last step sends every panel whole: an API client's result has every caption.
-                        out[f"panel-{k}"] = panel if step.done or _restyled(panel, shown.get(k)) else panel.value
-                        shown[k] = panel
-                    out["table"] = score_table(step.panels, mode, seen) + (
-                        "" if step.done else f"\n\n*{html.escape(step.text)}…*")
+                    out = self._step_outputs(step, files, seen, shown, mode, family)
                     if not step.done:
                         yield out | {"compared": None, "left": None, "right": None}
                         step = next(stream)
@@ -493,6 +485,20 @@ class ArenaApp:
             except Exception:  # a run that fails half-way leaves none of its panels beside the error
                 yield {k: v for k, v in self.cleared(family).items() if k not in ("files", "zoom")}  # not its outputs
                 raise
+
+    def _step_outputs(self, step, files: dict, seen: dict, shown: dict, mode: str, family: str) -> dict:
+        """A Compare step's panels (by name; `shown` remembers what each was sent as) and score
+        table."""
+        by_key = {p.key: p for p in step.panels}
+        out = {}
+        for k in self.panel_keys:
+            panel = self._panel(k, by_key.get(k), files.get(k), mode, family)
+            # The last step sends every panel whole: an API client's result has every caption.
+            out[f"panel-{k}"] = panel if step.done or _restyled(panel, shown.get(k)) else panel.value
+            shown[k] = panel
+        out["table"] = score_table(step.panels, mode, seen) + (
+            "" if step.done else f"\n\n*{html.escape(step.text)}…*")
+        return out
 
     def cleared(self, family: str | None = None) -> dict:
         """Compare's outputs with nothing in them: each panel of `family` empty under its title, no
