@@ -5,7 +5,7 @@ and see the human ranking beside PSNR.
 
 The same file is the `app_file` of the Hugging Face Space. Settings come from environment
 variables (restoration/settings.py); models are loaded once, in `main`, never at import. This file
-only wires the page to `restoration.arena_app.ArenaApp`, whose handlers return their outputs by
+only wires the page to `restoration.arena.app_state.ArenaApp`, whose handlers return their outputs by
 name (`on` turns them into Gradio's {component: value}).
 """
 
@@ -13,29 +13,24 @@ import html
 import inspect
 import logging
 import signal
-import sys
 import time
 
 import gradio as gr
-import torch
 from gradio.utils import get_upload_folder
 
 import restoration  # noqa: F401  first: one clear line, not a traceback, on Python < 3.11
-from restoration import degrade
-from restoration.arena_app import (COMMUNITY_NOT_LOADED, JUDGE_LANE_LIMIT, JUDGE_OUTPUTS, JUDGE_VIEW, SWITCH_INTERVAL,
-                                   ZOOM_LABEL, ArenaApp, Refusal, Update, freeze_heap)
-from restoration.checkpoint import CheckpointError
-from restoration.compare import UNSURE_BELOW
-from restoration.degrade import MODES
-from restoration.device import DeviceError, resolve
-from restoration.inference import choose_engine, restorers_for
-from restoration.provenance import header_markdown, source_label
-from restoration.scene_crops import MAX_ZOOM
-from restoration.settings import Settings, SettingsError
-from restoration.submissions import DEFAULT_FAMILY, load_submitted_restorers, submit_help
-from restoration.vote_sync import start_vote_sync
-from restoration.votes import ANSWER_LABELS, VoteStore, VoteStoreError, check_path
-from restoration.weights import FAMILIES, load_available_restorers, load_fidelity_classifier, space_of
+from restoration.arena.app_state import (JUDGE_LANE_LIMIT, JUDGE_OUTPUTS, JUDGE_VIEW, ZOOM_LABEL, ArenaApp, Refusal,
+                                         Update, freeze_heap)
+from restoration.arena.scene_crops import MAX_ZOOM
+from restoration.arena.startup import StartError, checked_settings, start_arena
+from restoration.arena.store import ANSWER_LABELS
+from restoration.arena.submissions import DEFAULT_FAMILY, submit_help
+from restoration.data import degrade
+from restoration.data.degrade import MODES
+from restoration.hub.catalogue import FAMILIES, space_of
+from restoration.hub.provenance import header_markdown, source_label
+from restoration.inference.compare import UNSURE_BELOW
+from restoration.settings import Settings
 
 log = logging.getLogger("app")
 
@@ -55,7 +50,7 @@ CSS = """
 .panel .image-frame img { width: 100%; height: 100%; object-fit: contain; }
 """
 # The Judge's pictures are shown at their own pixels times an integer zoom (the server sets the
-# class zoom-<n>: arena_app.ArenaApp._pictures), never fitted to their box: a fitted picture is
+# class zoom-<n>: app_state.ArenaApp._pictures), never fitted to their box: a fitted picture is
 # resampled by the browser, which blurs or sharpens the very differences a judge looks for. The
 # box scrolls where a narrow screen cannot hold the picture; the caption sits above the picture.
 JUDGE_CSS = f"""
@@ -137,178 +132,204 @@ def on(handler, outputs: dict):
 
 
 def build_app(app: ArenaApp) -> gr.Blocks:
-    s = app.settings
+    """The page: a header, then one tab per builder below. Each handler's outputs are named (the
+    Judge's are JUDGE_OUTPUTS); `on` maps the names to the components."""
     # No analytics: the app calls no third party, and judges are not tracked.
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
-        gr.Markdown(header_markdown(TITLE, [m.entry.title for m in app.models]), elem_id="header")
-        gr.Markdown("Checkpoints: " + " · ".join(f"{m.entry.title}: {source_label(m)}" for m in app.models),
-                    elem_id="sources")
-        with gr.Accordion("Where each model came from", open=False):
-            gr.Markdown(app.provenance(), elem_id="provenance")
-
-        # The judge's browser id, kept in localStorage so that a new session (a reload) is the same
-        # judge; copied into a State on load so the API's endpoints do not ask for it. Outside the
-        # tabs: a component in a tab not yet shown is not mounted, and would not read its storage.
-        stored_browser, browser = gr.BrowserState(None, storage_key=BROWSER_KEY), gr.State(None)
-        demo.load(on(app.remember_browser, {"browser": browser, "stored_browser": stored_browser}), stored_browser,
-                  [browser, stored_browser], api_visibility="private", queue=False)
-
+        header(app)
+        browser = browser_id(app, demo)
         with gr.Tab("Compare"):
-            with gr.Row():
-                with gr.Column(scale=1, min_width=280):
-                    upload = gr.Image(label="Image", type="filepath", image_mode=None, sources=["upload", "clipboard"],
-                                      format="png", elem_id="upload")
-                    mode = gr.Radio([(label, value) for value, label in MODES.items()], value="degrade", label="Mode",
-                                    info="Degrade: the image is the original; it is downscaled ×2 and restored. "
-                                         "Upscale: the image is the low-resolution input.")
-                    degradation = gr.Dropdown([(degrade.title(d), d) for d in degrade.STANDARD], value="lesson",
-                                              label="How the low-resolution image is made (Degrade mode)",
-                                              info="The lesson's bilinear, an editor's bicubic, or bilinear then a "
-                                                   "JPEG thumbnail: see how each model copes.")
-                    family = gr.Radio([(FAMILIES[f], f) for f in app.families], value=app.default_family,
-                                      label="Models trained on", visible=len(app.families) > 1, elem_id="family",
-                                      info="Photos: U-Nets trained on full-resolution photo patches. Tiny ImageNet: "
-                                           "the lesson's U-Nets, trained on 64×64 thumbnails.")
-                    # Off by default: a Tiny ImageNet classifier names *some* class for any picture
-                    # ("Chihuahua" for an astronaut), which alarms more than it informs on first contact.
-                    show_classes = gr.Checkbox(value=False, visible=app.fidelity is not None, elem_id="show-classes",
-                                               label="Add the fidelity classifier's Tiny ImageNet class to the table",
-                                               info="The independent fidelity classifier's top class of Tiny "
-                                                    "ImageNet's 200 (small pictures of one object) for each panel, "
-                                                    "with its probability; marked unsure under "
-                                                    f"{UNSURE_BELOW:.0%}. Meaningless for photos unlike those.")
-                    run = gr.Button("Restore", variant="primary", elem_id="run")
-                    window = next(iter(app.restorers.values())).window
-                    gr.Markdown(f"Large images are restored in overlapping {window}-pixel tiles; the limit "
-                                f"is {s.max_pixels / 1e6:.1f} megapixels of output. Panels appear as each is ready.")
-                    if app.examples:
-                        gr.Examples([[str(p)] for p in app.examples], inputs=[upload], examples_per_page=12,
-                                    label="Examples")
-                with gr.Column(scale=3):
-                    # The input, bicubic and the original on top; each family's models on a row of their own
-                    # (Compare shows one family, so the other's row is hidden).
-                    rows = [["input", "bicubic", "original"]] + [[m.entry.name for m in ms] for ms in app.families.values()]
-                    shown = set(rows[0]) | {m.entry.name for m in app.families[app.default_family]}
-                    by_key = {}
-                    for row in rows:
-                        with gr.Row():
-                            for key in row:
-                                by_key[key] = gr.Image(label=app.titles[key], type="filepath", format="png",
-                                                       interactive=False, elem_classes=["panel"], height=PANEL_HEIGHT,
-                                                       elem_id=f"panel-{key}", buttons=["download", "fullscreen"],
-                                                       visible=key in shown)
-                    table = gr.Markdown(elem_id="scores")
-            # The zoom and the PNG downloads are made when asked for: a Compare sends neither (two
-            # more full-size pictures, and a second encoding of every panel, that most people never open).
-            with gr.Row(equal_height=True):
-                left = gr.Dropdown(label="Zoom: left", choices=[], scale=2)
-                right = gr.Dropdown(label="Zoom: right", choices=[], scale=2)
-                zoom_in = gr.Button("Zoom in", scale=1, elem_id="zoom-in")
-            slider = gr.ImageSlider(label=ZOOM_LABEL, format="png", type="pil", interactive=False, max_height=900,
-                                    elem_classes=["panel"], elem_id="zoom")
-            make_downloads = gr.Button("Download every output (PNG)", size="sm", elem_id="downloads")
-            files = gr.File(label="Every output, lossless PNG", file_count="multiple", interactive=False)
-            compared = gr.State(None)
-            named = {f"panel-{k}": by_key[k] for k in app.panel_keys} | {
-                "table": table, "files": files, "zoom": slider, "left": left, "right": right, "compared": compared}
-            # Compare itself sets neither the downloads nor the zoom (the click's first event clears them).
-            streamed = [c for k, c in named.items() if k not in ("files", "zoom")]
-            # The page is cleared first, outside the queue, so that nothing of the last image stays
-            # on screen while the new one streams in or beside a refusal.
-            upload.change(on(app.suggest_family, {"family": family}), upload, family, api_visibility="private",
-                          queue=False)
-            run.click(on(app.cleared, named), family, list(named.values()), queue=False, show_progress="hidden",
-                      api_visibility="private").then(
-                on(app.compare, named), [upload, mode, degradation, show_classes, family], streamed,
-                api_name="compare", preprocess=False, concurrency_id="compare",
-                concurrency_limit=s.concurrency + COMPARE_WAITING_ROOM, show_progress_on=table)
-            zoom_in.click(on(app.zoom, named), [compared, left, right], slider, api_name="zoom")  # first: its name
-            for dropdown in (left, right):
-                dropdown.input(on(app.zoom, named), [compared, left, right], slider, api_visibility="private")
-            make_downloads.click(on(app.downloads, named), compared, files, api_name="downloads")
-
-        with gr.Tab("Judge") as judge_tab:
-            gr.Markdown("Which restoration of the low-resolution input looks better? The models are hidden until "
-                        "you vote. Look closely, then answer. Pictures are shown at their own pixels, never smoothed "
-                        "or sharpened by the browser: photo crops 1:1, Tiny ImageNet thumbnails enlarged "
-                        f"{MAX_ZOOM}× with each pixel drawn as a square; the low-resolution input beside them at the "
-                        "same scale (each of its pixels covers 2×2 of theirs). The fullscreen button shows a picture "
-                        "at the largest whole-number zoom that fits your window.", elem_id="judge-help")
-            progress_text = gr.Markdown(elem_id="judge-progress")
-            # The pair just judged, with its models' names, sits here, above the next pair: the
-            # reveal belongs to the pictures it describes.
-            with gr.Row(elem_id="judged"):
-                thumb = {"interactive": False, "format": "png", "elem_classes": ["panel"], "height": THUMB_HEIGHT,
-                         "visible": False, "buttons": [], "min_width": 120}
-                judged_a = gr.Image(label="A", elem_id="judged-a", scale=1, **thumb)
-                judged_b = gr.Image(label="B", elem_id="judged-b", scale=1, **thumb)
-                reveal = gr.Markdown(elem_id="reveal")
-            with gr.Row(elem_id="judge-pair"):
-                shown = {"interactive": False, "format": "png", "elem_classes": [JUDGE_VIEW], "min_width": 330,
-                         "buttons": ["fullscreen"]}
-                low = gr.Image(label="Low-resolution input", elem_id="judge-low", **shown)
-                original = gr.Image(label="Original", visible=s.show_original, elem_id="judge-original", **shown)
-                side_a = gr.Image(label="A", elem_id="side-a", **shown)
-                side_b = gr.Image(label="B", elem_id="side-b", **shown)
-            with gr.Row():
-                buttons = [gr.Button(label, variant="primary" if label.endswith("better") else "secondary",
-                                     elem_id=f"vote-{answer}") for label, answer in ANSWER_LABELS.items()]
-            skip = gr.Button("Skip this pair", size="sm")
-            session, token, pair_files = gr.State(None), gr.State(None), gr.State(None)
-            judged = dict(zip(JUDGE_OUTPUTS, [session, token, low, original, side_a, side_b, reveal, progress_text,
-                                              pair_files, judged_a, judged_b]))
-            battle_outputs = list(judged.values())
-            # The judge's lane: no model runs here (the scene pool renders ahead), so a judge never
-            # waits behind a Compare request.
-            lane = {"concurrency_id": "judge", "concurrency_limit": JUDGE_LANE_LIMIT}
-            judge_tab.select(on(app.start_judging, judged), [session, token, browser], battle_outputs,
-                             api_name="judge_on_open", api_visibility="private", **lane)
-            skip.click(on(app.next_pair, judged), [session, token, browser], battle_outputs, api_name="judge", **lane)
-            for answer, button in zip(ANSWER_LABELS.values(), buttons):
-                button.click(on(app.vote, judged), [button, session, token, browser, pair_files], battle_outputs,
-                             api_name=f"vote_{answer}", api_visibility="private", trigger_mode="once", **lane)
-            # The API's way to vote (a client cannot press a button): /vote with the answer as text.
-            answer_text = gr.Textbox(visible=False, label="answer")
-            answer_text.submit(on(app.vote, judged), [answer_text, session, token, browser, pair_files],
-                               battle_outputs, api_name="vote", **lane)
-
-        with gr.Tab("Leaderboard") as board_tab:
-            # One family's board at a time, photos first: its own votes, models and witnesses.
-            board_family = gr.Radio([(FAMILIES[f], f) for f in app.boards], value=app.boards[0],
-                                    label="The leaderboard of the models trained on", elem_id="board-family",
-                                    visible=len(app.boards) > 1)
-            which = gr.Radio([("All degradations", "all")] + [(degrade.title(d), d) for d in degrade.STANDARD],
-                             value="all", label="Votes on inputs degraded by", elem_id="board-degradation")
-            summary = gr.Markdown(elem_id="board-summary")
-            ranking = gr.Dataframe(interactive=False, wrap=True, elem_id="ranking")
-            with gr.Accordion("Win rates from the votes (ties count half)", open=False, elem_id="win-rates-toggle"):
-                matrix = gr.Dataframe(interactive=False, wrap=True, elem_id="win-rates")
-            with gr.Row():
-                refresh = gr.Button("Refresh", size="sm")
-                export = gr.Button("Export all votes (CSV)", size="sm")
-            csv_file = gr.File(label="Votes (CSV)", interactive=False)
-            board = {"concurrency_id": "leaderboard", "concurrency_limit": 2}
-            shown = on(app.leaderboard, {"summary": summary, "ranking": ranking, "matrix": matrix})
-            board_tab.select(shown, [which, board_family], [summary, ranking, matrix],
-                             api_name="leaderboard_on_open", api_visibility="private", **board)
-            refresh.click(shown, [which, board_family], [summary, ranking, matrix], api_name="leaderboard", **board)
-            for choice in (which, board_family):
-                choice.input(shown, [which, board_family], [summary, ranking, matrix], api_visibility="private",
-                             **board)
-            export.click(on(app.export_votes, {"csv": csv_file}), None, csv_file, api_name="export_votes", **board)
-
-        with gr.Tab("Submit"):  # community models: restoration/submissions.py, docs/submitting.md
-            gr.Markdown(submit_help(space_of(s.weights_dir)), elem_id="submit-help")
-            with gr.Row():
-                spec = gr.Textbox(label="Hub model repo at a commit", placeholder="owner/name@<40-character commit>")
-                spec_family = gr.Radio([(t, f) for f, t in FAMILIES.items()], value=DEFAULT_FAMILY,
-                                       label="Competes in (scored on its images, judged beside its models)",
-                                       elem_id="submit-family")
-            send = gr.Button("Submit", variant="primary")
-            outcome, preview = gr.Markdown(elem_id="submission"), gr.Gallery(label="On an example", columns=4)
-            send.click(on(app.submit, {"outcome": outcome, "preview": preview}), [spec, spec_family, browser],
-                       [outcome, preview], api_name="submit", concurrency_id="compare")
+            compare_tab(app)
+        with gr.Tab("Judge") as tab:
+            judge_tab(app, tab, browser)
+        with gr.Tab("Leaderboard") as tab:
+            leaderboard_tab(app, tab)
+        with gr.Tab("Submit"):  # community models: restoration/arena/submissions.py, docs/submitting.md
+            submit_tab(app, browser)
     return demo
+
+
+def header(app: ArenaApp):
+    gr.Markdown(header_markdown(TITLE, [m.entry.title for m in app.models]), elem_id="header")
+    gr.Markdown("Checkpoints: " + " · ".join(f"{m.entry.title}: {source_label(m)}" for m in app.models),
+                elem_id="sources")
+    with gr.Accordion("Where each model came from", open=False):
+        gr.Markdown(app.provenance(), elem_id="provenance")
+
+
+def browser_id(app: ArenaApp, demo: gr.Blocks) -> gr.State:
+    """The judge's browser id, kept in localStorage so that a new session (a reload) is the same
+    judge; copied into a State on load so the API's endpoints do not ask for it. Outside the tabs:
+    a component in a tab not yet shown is not mounted, and would not read its storage."""
+    stored_browser, browser = gr.BrowserState(None, storage_key=BROWSER_KEY), gr.State(None)
+    demo.load(on(app.remember_browser, {"browser": browser, "stored_browser": stored_browser}), stored_browser,
+              [browser, stored_browser], api_visibility="private", queue=False)
+    return browser
+
+
+def compare_tab(app: ArenaApp):
+    with gr.Row():
+        with gr.Column(scale=1, min_width=280):
+            upload, choice, run = compare_inputs(app)
+        with gr.Column(scale=3):
+            panels = compare_panels(app)
+            table = gr.Markdown(elem_id="scores")
+    # The zoom and the PNG downloads are made when asked for: a Compare sends neither (two more
+    # full-size pictures, and a second encoding of every panel, that most people never open).
+    with gr.Row(equal_height=True):
+        left = gr.Dropdown(label="Zoom: left", choices=[], scale=2)
+        right = gr.Dropdown(label="Zoom: right", choices=[], scale=2)
+        zoom_in = gr.Button("Zoom in", scale=1, elem_id="zoom-in")
+    slider = gr.ImageSlider(label=ZOOM_LABEL, format="png", type="pil", interactive=False, max_height=900,
+                            elem_classes=["panel"], elem_id="zoom")
+    make_downloads = gr.Button("Download every output (PNG)", size="sm", elem_id="downloads")
+    files = gr.File(label="Every output, lossless PNG", file_count="multiple", interactive=False)
+    compared = gr.State(None)
+    named = {f"panel-{k}": panels[k] for k in app.panel_keys} | {
+        "table": table, "files": files, "zoom": slider, "left": left, "right": right, "compared": compared}
+    # Compare itself sets neither the downloads nor the zoom (the click's first event clears them).
+    streamed = [c for k, c in named.items() if k not in ("files", "zoom")]
+    # The page is cleared first, outside the queue, so that nothing of the last image stays on
+    # screen while the new one streams in or beside a refusal.
+    upload.change(on(app.suggest_family, {"family": choice["family"]}), upload, choice["family"],
+                  api_visibility="private", queue=False)
+    run.click(on(app.cleared, named), choice["family"], list(named.values()), queue=False, show_progress="hidden",
+              api_visibility="private").then(
+        on(app.compare, named), [upload] + [choice[k] for k in ("mode", "degradation", "show_classes", "family")],
+        streamed, api_name="compare", preprocess=False, concurrency_id="compare",
+        concurrency_limit=app.settings.concurrency + COMPARE_WAITING_ROOM, show_progress_on=table)
+    zoom_in.click(on(app.zoom, named), [compared, left, right], slider, api_name="zoom")  # first: its name
+    for dropdown in (left, right):
+        dropdown.input(on(app.zoom, named), [compared, left, right], slider, api_visibility="private")
+    make_downloads.click(on(app.downloads, named), compared, files, api_name="downloads")
+
+
+def compare_inputs(app: ArenaApp) -> tuple[gr.Image, dict, gr.Button]:
+    """The upload, the choices by name (mode, degradation, family, show_classes) and Restore."""
+    upload = gr.Image(label="Image", type="filepath", image_mode=None, sources=["upload", "clipboard"],
+                      format="png", elem_id="upload")
+    choice = {"mode": gr.Radio([(label, value) for value, label in MODES.items()], value="degrade", label="Mode",
+                               info="Degrade: the image is the original; it is downscaled ×2 and restored. "
+                                    "Upscale: the image is the low-resolution input.")}
+    choice["degradation"] = gr.Dropdown([(degrade.title(d), d) for d in degrade.STANDARD], value="lesson",
+                                        label="How the low-resolution image is made (Degrade mode)",
+                                        info="The lesson's bilinear, an editor's bicubic, or bilinear then a "
+                                             "JPEG thumbnail: see how each model copes.")
+    choice["family"] = gr.Radio([(FAMILIES[f], f) for f in app.families], value=app.default_family,
+                                label="Models trained on", visible=len(app.families) > 1, elem_id="family",
+                                info="Photos: U-Nets trained on full-resolution photo patches. Tiny ImageNet: "
+                                     "the lesson's U-Nets, trained on 64×64 thumbnails.")
+    # Off by default: a Tiny ImageNet classifier names *some* class for any picture ("Chihuahua"
+    # for an astronaut), which alarms more than it informs on first contact.
+    choice["show_classes"] = gr.Checkbox(value=False, visible=app.fidelity is not None, elem_id="show-classes",
+                                         label="Add the fidelity classifier's Tiny ImageNet class to the table",
+                                         info="The independent fidelity classifier's top class of Tiny ImageNet's "
+                                              "200 (small pictures of one object) for each panel, with its "
+                                              f"probability; marked unsure under {UNSURE_BELOW:.0%}. Meaningless "
+                                              "for photos unlike those.")
+    run = gr.Button("Restore", variant="primary", elem_id="run")
+    window = next(iter(app.restorers.values())).window
+    gr.Markdown(f"Large images are restored in overlapping {window}-pixel tiles; the limit is "
+                f"{app.settings.max_pixels / 1e6:.1f} megapixels of output. Panels appear as each is ready.")
+    if app.examples:
+        gr.Examples([[str(p)] for p in app.examples], inputs=[upload], examples_per_page=12, label="Examples")
+    return upload, choice, run
+
+
+def compare_panels(app: ArenaApp) -> dict[str, gr.Image]:
+    """key → panel: the input, bicubic and the original on top; each family's models on a row of
+    their own (Compare shows one family, so the other's row is hidden)."""
+    rows = [["input", "bicubic", "original"]] + [[m.entry.name for m in ms] for ms in app.families.values()]
+    shown = set(rows[0]) | {m.entry.name for m in app.families[app.default_family]}
+    panels = {}
+    for row in rows:
+        with gr.Row():
+            for key in row:
+                panels[key] = gr.Image(label=app.titles[key], type="filepath", format="png", interactive=False,
+                                       elem_classes=["panel"], height=PANEL_HEIGHT, elem_id=f"panel-{key}",
+                                       buttons=["download", "fullscreen"], visible=key in shown)
+    return panels
+
+
+def judge_tab(app: ArenaApp, tab: gr.Tab, browser: gr.State):
+    gr.Markdown("Which restoration of the low-resolution input looks better? The models are hidden until you "
+                "vote. Look closely, then answer. Pictures are shown at their own pixels, never smoothed or "
+                "sharpened by the browser: photo crops 1:1, Tiny ImageNet thumbnails enlarged "
+                f"{MAX_ZOOM}× with each pixel drawn as a square; the low-resolution input beside them at the "
+                "same scale (each of its pixels covers 2×2 of theirs). The fullscreen button shows a picture "
+                "at the largest whole-number zoom that fits your window.", elem_id="judge-help")
+    judged = {"progress": gr.Markdown(elem_id="judge-progress")}  # the outputs by name: JUDGE_OUTPUTS
+    # The pair just judged, with its models' names, sits here, above the next pair: the reveal
+    # belongs to the pictures it describes.
+    with gr.Row(elem_id="judged"):
+        thumb = {"interactive": False, "format": "png", "elem_classes": ["panel"], "height": THUMB_HEIGHT,
+                 "visible": False, "buttons": [], "min_width": 120}
+        judged["judged_a"] = gr.Image(label="A", elem_id="judged-a", scale=1, **thumb)
+        judged["judged_b"] = gr.Image(label="B", elem_id="judged-b", scale=1, **thumb)
+        judged["reveal"] = gr.Markdown(elem_id="reveal")
+    with gr.Row(elem_id="judge-pair"):
+        shown = {"interactive": False, "format": "png", "elem_classes": [JUDGE_VIEW], "min_width": 330,
+                 "buttons": ["fullscreen"]}
+        judged["low"] = gr.Image(label="Low-resolution input", elem_id="judge-low", **shown)
+        judged["original"] = gr.Image(label="Original", visible=app.settings.show_original,
+                                      elem_id="judge-original", **shown)
+        judged["side_a"] = gr.Image(label="A", elem_id="side-a", **shown)
+        judged["side_b"] = gr.Image(label="B", elem_id="side-b", **shown)
+    with gr.Row():
+        buttons = {answer: gr.Button(label, variant="primary" if label.endswith("better") else "secondary",
+                                     elem_id=f"vote-{answer}") for label, answer in ANSWER_LABELS.items()}
+    skip = gr.Button("Skip this pair", size="sm")
+    judged |= {"session": gr.State(None), "token": gr.State(None), "shown": gr.State(None)}
+    outputs = [judged[name] for name in JUDGE_OUTPUTS]  # in the API's order
+    pair = [judged["session"], judged["token"], browser]
+    # The judge's lane: no model runs here (the scene pool renders ahead), so a judge never waits
+    # behind a Compare request.
+    lane = {"concurrency_id": "judge", "concurrency_limit": JUDGE_LANE_LIMIT}
+    tab.select(on(app.start_judging, judged), pair, outputs, api_name="judge_on_open", api_visibility="private",
+               **lane)
+    skip.click(on(app.next_pair, judged), pair, outputs, api_name="judge", **lane)
+    for answer, button in buttons.items():
+        button.click(on(app.vote, judged), [button, *pair, judged["shown"]], outputs, api_name=f"vote_{answer}",
+                     api_visibility="private", trigger_mode="once", **lane)
+    # The API's way to vote (a client cannot press a button): /vote with the answer as text.
+    answer_text = gr.Textbox(visible=False, label="answer")
+    answer_text.submit(on(app.vote, judged), [answer_text, *pair, judged["shown"]], outputs, api_name="vote", **lane)
+
+
+def leaderboard_tab(app: ArenaApp, tab: gr.Tab):
+    # One family's board at a time, photos first: its own votes, models and witnesses.
+    family = gr.Radio([(FAMILIES[f], f) for f in app.boards], value=app.boards[0],
+                      label="The leaderboard of the models trained on", elem_id="board-family",
+                      visible=len(app.boards) > 1)
+    which = gr.Radio([("All degradations", "all")] + [(degrade.title(d), d) for d in degrade.STANDARD],
+                     value="all", label="Votes on inputs degraded by", elem_id="board-degradation")
+    board = {"summary": gr.Markdown(elem_id="board-summary"),
+             "ranking": gr.Dataframe(interactive=False, wrap=True, elem_id="ranking")}
+    with gr.Accordion("Win rates from the votes (ties count half)", open=False, elem_id="win-rates-toggle"):
+        board["matrix"] = gr.Dataframe(interactive=False, wrap=True, elem_id="win-rates")
+    with gr.Row():
+        refresh = gr.Button("Refresh", size="sm")
+        export = gr.Button("Export all votes (CSV)", size="sm")
+    csv_file = gr.File(label="Votes (CSV)", interactive=False)
+    lane = {"concurrency_id": "leaderboard", "concurrency_limit": 2}
+    shown, outputs = on(app.leaderboard, board), list(board.values())
+    tab.select(shown, [which, family], outputs, api_name="leaderboard_on_open", api_visibility="private", **lane)
+    refresh.click(shown, [which, family], outputs, api_name="leaderboard", **lane)
+    for choice in (which, family):
+        choice.input(shown, [which, family], outputs, api_visibility="private", **lane)
+    export.click(on(app.export_votes, {"csv": csv_file}), None, csv_file, api_name="export_votes", **lane)
+
+
+def submit_tab(app: ArenaApp, browser: gr.State):
+    gr.Markdown(submit_help(space_of(app.settings.weights_dir)), elem_id="submit-help")
+    with gr.Row():
+        spec = gr.Textbox(label="Hub model repo at a commit", placeholder="owner/name@<40-character commit>")
+        family = gr.Radio([(t, f) for f, t in FAMILIES.items()], value=DEFAULT_FAMILY,
+                          label="Competes in (scored on its images, judged beside its models)", elem_id="submit-family")
+    send = gr.Button("Submit", variant="primary")
+    result = {"outcome": gr.Markdown(elem_id="submission"), "preview": gr.Gallery(label="On an example", columns=4)}
+    send.click(on(app.submit, result), [spec, family, browser], list(result.values()), api_name="submit",
+               concurrency_id="compare")
 
 
 def launch(demo: gr.Blocks, settings: Settings, **kwargs):
@@ -326,48 +347,12 @@ def main():
     started = time.perf_counter()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     log.setLevel(logging.INFO)  # our one-line refusals; not every HTTP request of the libraries
-    logging.getLogger("restoration.arena_app").setLevel(logging.INFO)  # where each Compare's time went
+    logging.getLogger("restoration.arena.app_state").setLevel(logging.INFO)  # where each Compare's time went
     try:
-        settings = Settings.from_env()
-        check_path(settings.votes_db)  # before the models load: a bad path fails in a second
-        device = resolve(settings.device)  # likewise a GPU asked for that is not there
-    except (SettingsError, VoteStoreError, DeviceError) as e:
-        raise SystemExit(f"Cannot start: {e}") from None
-    torch.set_num_threads(settings.threads)
-    sys.setswitchinterval(SWITCH_INTERVAL)  # the event loop gets the interpreter back sooner (arena_app.py)
-    try:
-        models, problems = load_available_restorers(settings.weights_dir, settings.model_source)
-    except CheckpointError as e:
-        raise SystemExit(f"Cannot start: {e}") from None
-    if not models:
-        raise SystemExit(f"Cannot start: no restorer in {settings.weights_dir}/models.json could be loaded.\n"
-                         + "\n".join(problems) + "\nTrain and export the models, or set RESTORATION_WEIGHTS_DIR.")
-    for line in [m.note for m in models] + problems:
-        print(line)
-    fidelity, fidelity_problem = load_fidelity_classifier(settings.weights_dir, settings.model_source)
-    if fidelity_problem:
-        print(fidelity_problem)
-    sync = start_vote_sync(settings)  # before the store opens the database: it may recover it
-    try:
-        store = VoteStore(settings.votes_db, pool_size=JUDGE_LANE_LIMIT + 2)
-        try:
-            community, skipped, later = *load_submitted_restorers(store), False  # pending and approved submissions
-        except VoteStoreError as e:  # loaded once the store answers (ArenaApp.load_community_later)
-            community, skipped, later = [], [f"{COMMUNITY_NOT_LOADED} ({e}); they will be once it answers"], True
-        for line in [m.note for m in community] + skipped:
-            print(line)
-        choice = choose_engine(models, settings, device)  # the start-up check: the precision, measured here
-        print(choice.line, flush=True)
-        app = ArenaApp(settings, models + community, problems + skipped, store=store, fidelity=fidelity,
-                       # The check covered the shipped models only: community ones run in fp32 (docs/speed.md).
-                       restorers=restorers_for(models, settings, precision=choice.precision, device=choice.device)
-                       | restorers_for(community, settings, device=choice.device),
-                       outputs_in=get_upload_folder())  # Gradio serves our files from there as they are
-        if later:
-            app.load_community_later()
-    except (VoteStoreError, OSError) as e:
-        if sync:
-            sync.close()
+        settings, device = checked_settings()
+        # Gradio serves our files from its upload folder as they are.
+        app, sync = start_arena(settings, device, outputs_in=get_upload_folder())
+    except StartError as e:
         raise SystemExit(f"Cannot start: {e}") from None
     if settings.fast:
         # The page serves at once; until this finishes, requests run the models eagerly.

@@ -40,7 +40,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench.app_latency import test_image
+from bench.photos import test_image
 from bench.memory import memory, reset_peak
 from restoration.cli import parser
 

@@ -19,24 +19,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
+from bench.photos import test_image
 from restoration.cli import parser
-from restoration.compare import compare, save_panels
-from restoration.inference import restorers_for
-from restoration.leaderboard import FlagRules, counted_outcomes, flag_judges
-from restoration.ratings import fit_leaderboard
+from restoration.inference.compare import compare, save_panels
+from restoration.inference.runner import restorers_for
+from restoration.arena.leaderboard import FlagRules, counted_outcomes, flag_judges
+from restoration.arena.ratings import fit_leaderboard
 from restoration.settings import Settings
-from restoration.uploads import open_upload
-from restoration.votes import ANSWERS, VoteStore
-from restoration.weights import LoadedModel, ModelEntry, load_available_restorers
+from restoration.data.uploads import open_upload
+from restoration.arena.store import ANSWERS, VoteStore
+from restoration.hub.catalogue import LoadedModel, ModelEntry, load_available_restorers
 
 
 def random_models(preset: str) -> list[LoadedModel]:
     """The three restorers at their real size with random weights (timing does not depend on the
     weights)."""
-    from restoration.classifier import PRESETS
-    from restoration.unet import UNet
+    from restoration.models.classifier import PRESETS
+    from restoration.models.unet import UNet
 
     out = []
     for name, title, cross in [("unet-mse", "MSE U-Net", False), ("unet-perceptual", "Perceptual U-Net", False),
@@ -44,17 +44,6 @@ def random_models(preset: str) -> list[LoadedModel]:
         model = UNet(**PRESETS[preset], cross_conv=cross).eval()
         out.append(LoadedModel(ModelEntry(name, title, name), model, "local", "random", f"{title}: random weights"))
     return out
-
-
-def test_image(side: int, folder: Path) -> Path:
-    """A photo-like PNG (smooth colour fields plus fine texture) of side × side pixels."""
-    rng = np.random.default_rng(side)
-    coarse = Image.fromarray((rng.random((side // 16, side // 16, 3)) * 255).astype(np.uint8))
-    smooth = np.asarray(coarse.resize((side, side), Image.Resampling.BICUBIC), dtype=np.float64)
-    pixels = np.clip(smooth + rng.normal(0, 12, smooth.shape), 0, 255).astype(np.uint8)
-    path = folder / f"{side}.png"
-    Image.fromarray(pixels).save(path)
-    return path
 
 
 def time_request(path: Path, mode: str, models, settings: Settings, out: Path, restorers=None):

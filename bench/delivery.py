@@ -1,5 +1,5 @@
 """What a Compare costs besides the models, and one window of a model in each precision: the
-figures behind restoration/compare.py's file formats, metrics.py's blur and engine.py's speed rule.
+figures behind restoration/inference/compare.py's file formats, metrics.py's blur and engine.py's speed rule.
 
     python -m bench.delivery                 # everything (a minute or two; compiling is most of it)
     python -m bench.delivery --skip-compile  # without the compiled fp32 window
@@ -30,14 +30,15 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from bench.app_latency import test_image
-from restoration import engine, metrics
-from restoration.compare import PANEL_OPTIONS, PNG_COMPRESS_LEVEL
-from restoration.images import open_image
-from restoration.inference import Restorer, compiler_available
-from restoration.judging import center_crop
+from bench.photos import test_image
+from restoration.data import metrics
+from restoration.inference import engine
+from restoration.inference.compare import PANEL_OPTIONS, PNG_COMPRESS_LEVEL
+from restoration.data.images import open_image
+from restoration.inference.runner import Restorer, compiler_available
+from restoration.arena.scenes import center_crop
 from restoration.settings import WINDOWS, Settings
-from restoration.weights import load_available_restorers
+from restoration.hub.catalogue import load_available_restorers
 
 
 def cpu_ms(fn, repeats: int) -> float:

@@ -3,7 +3,7 @@
     python -m bench.eight_bit                  # the images in examples/, the three degradations
 
 Compare rounds the low-resolution image to 8 bits before the models see it (as a real image is,
-and as the PNG a user downloads is), where training and `restoration.evaluate` keep it float.
+and as the PNG a user downloads is), where training and `restoration.inference.evaluate` keep it float.
 For each image, degradation and model, this prints nothing but the summary: the PSNR (of the
 8-bit output, against the original) with the 8-bit input minus the PSNR with the float input.
 Images over 0.7 megapixels are halved first, to keep the run short.
@@ -14,13 +14,13 @@ import statistics
 import torch
 
 from restoration.cli import parser
-from restoration.degrade import STANDARD, prepare
-from restoration.images import open_image, quantize, to_tensor, to_uint8
-from restoration.inference import Restorer
-from restoration.metrics import psnr
+from restoration.data.degrade import STANDARD, prepare
+from restoration.data.images import open_image, quantize, to_tensor, to_uint8
+from restoration.inference.runner import Restorer
+from restoration.data.metrics import psnr
 from restoration.settings import Settings
-from restoration.uploads import list_images
-from restoration.weights import load_available_restorers
+from restoration.data.uploads import list_images
+from restoration.hub.catalogue import load_available_restorers
 
 
 def main(argv=None):

@@ -1,5 +1,5 @@
-"""The inference engines and precisions that restoration/engine.py chooses among, and those it
-does not ship, measured on the shipped U-Nets through `inference.Restorer`'s fixed windows: speed,
+"""The inference engines and precisions that restoration/inference/engine.py chooses among, and those it
+does not ship, measured on the shipped U-Nets through `runner.Restorer`'s fixed windows: speed,
 warm-up, memory, and the accuracy cost against fp32 eager (bench/speed.py prints the tables).
 
 Candidates (each one only where its package is installed; the others are skipped with a line):
@@ -22,13 +22,13 @@ from pathlib import Path
 import torch
 
 from bench.memory import memory
-from restoration import engine
-from restoration.degrade import STANDARD, prepare
-from restoration.eligibility import Agreement, agreement
-from restoration.images import open_image, to_tensor
-from restoration.inference import Restorer, release_memory
-from restoration.judging import center_crop
-from restoration.metrics import psnr
+from restoration.inference import engine
+from restoration.data.degrade import STANDARD, prepare
+from restoration.inference.eligibility import Agreement, agreement
+from restoration.data.images import open_image, to_tensor
+from restoration.inference.runner import Restorer, release_memory
+from restoration.arena.scenes import center_crop
+from restoration.data.metrics import psnr
 
 
 def with_window_runner(restorer: Restorer, runner: Callable, window_shape) -> Restorer:
@@ -151,10 +151,6 @@ def run_times(fn, repeats: int) -> list[float]:
         fn()
         times.append(time.perf_counter() - t0)
     return times
-
-
-def median_seconds(fn, repeats: int) -> float:
-    return statistics.median(run_times(fn, repeats))
 
 
 def accuracy_sets(settings, tiny: int, photos: int, photo_side: int) -> dict[str, list[torch.Tensor]]:

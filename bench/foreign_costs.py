@@ -10,10 +10,7 @@ Not a test: it prints a Markdown table (docs/submitting.md quotes it).
 
 import warnings
 
-import torch
-
-from restoration.foreign import ForeignModel
-from restoration.submission_checks import RULES, gflops_per_megapixel
+from restoration.cli import parser
 
 
 def sizes() -> dict:
@@ -38,7 +35,13 @@ def sizes() -> dict:
     }
 
 
-def main():
+def main(argv=None):
+    parser("python -m bench.foreign_costs", __doc__).parse_args(argv)  # no options: --help, and a clear refusal
+    import torch  # after parse_args, as spandrel in sizes(): --help needs no torch
+
+    from restoration.arena.submission_checks import RULES, gflops_per_megapixel
+    from restoration.models.foreign import ForeignModel
+
     print(f"Limits: {RULES.max_params / 1e6:.0f} M values, {RULES.max_gflops:.0f} GFLOPs per output megapixel.\n")
     print("| model | architecture | values | GFLOPs per output megapixel | within the limits |")
     print("|---|---|---:|---:|---|")

@@ -24,8 +24,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from restoration.cli import parser
 from restoration.settings import REPO
-from restoration.weights import read_catalog
 
 
 def closed_port() -> int:
@@ -72,6 +72,8 @@ def report(weights: Path, tmp: str, expect: str | None, hub: str, extra: dict | 
     if expect is None:  # the baseline: the shipped weights, the Hub not asked
         print(f"served after {seconds:.1f} s")
         return
+    from restoration.hub.catalogue import read_catalog  # here: --help needs no torch
+
     restorers = [e for e in read_catalog(weights) if e.role == "restorer"]
     labels = {e.title: re.search(re.escape(f"{e.title}: local `{e.folder}`") + r" \(local:\w+\) \(([^)]*)\)", page)
               for e in restorers}
@@ -80,7 +82,8 @@ def report(weights: Path, tmp: str, expect: str | None, hub: str, extra: dict | 
           f"{len(restorers)} models")
 
 
-def main():
+def main(argv=None):
+    parser("python -m bench.hub_down_start", __doc__).parse_args(argv)  # no options: --help, and a clear refusal
     with tempfile.TemporaryDirectory() as tmp:
         closed = f"http://127.0.0.1:{closed_port()}"
         report(REPO / "weights", tmp, None, closed, {"RESTORATION_MODEL_SOURCE": "local"})

@@ -26,8 +26,6 @@ from PIL import Image
 from bench.abuse import REPO, RunningApp
 from bench.voter import VoterClient
 from restoration.cli import parser
-from restoration.judging import RECENT_PAIRS, scene_images
-from restoration.scene_crops import is_photo
 from restoration.settings import Settings
 
 JUDGE_OUTPUTS = ("low", "original", "side_a", "side_b", "reveal", "progress", "judged_a", "judged_b")  # not states
@@ -48,6 +46,9 @@ def main(argv=None):
     p.add_argument("--pairs", type=int, default=40)
     p.add_argument("--pool-timeout", type=float, default=900.0, help="seconds to wait for the scene pool")
     args = p.parse_args(argv)
+    from restoration.arena.scene_crops import is_photo  # after parse_args: --help needs no torch
+    from restoration.arena.scenes import RECENT_PAIRS, scene_images
+
     images = scene_images(Settings())  # the app's scene images, with its default settings: id → file
     with tempfile.TemporaryDirectory(prefix="judge-pairs-") as work:
         app = RunningApp(REPO, Path(work), ready_timeout=600)

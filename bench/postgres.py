@@ -16,7 +16,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import psycopg
@@ -102,15 +101,3 @@ class Cluster:
     def __exit__(self, *exc):
         self.remove()
 
-
-def wait_until_up(url: str, timeout: float = 30):
-    """Wait for a server to accept connections (after a restart)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            psycopg.connect(url, connect_timeout=2).close()
-            return
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)

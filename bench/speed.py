@@ -13,10 +13,10 @@ Measured, in this order, with `--threads` torch threads:
 1. start-up: `python app.py` in a subprocess with an empty compile cache (a cold start, as on a
    fresh Space): seconds until the page is served, and until the background warm-up has ended;
 2. a matmul peak (fp32, the best of a few sizes): what "fraction of peak" divides by; the CPU's
-   flags that matter (AVX2, AVX-512, bfloat16), and what the start-up check (restoration/engine.py)
+   flags that matter (AVX2, AVX-512, bfloat16), and what the start-up check (restoration/inference/engine.py)
    chooses, with the seconds it took;
 3. per model (`--models N`: the first N) and side (`--sides`, default 256² 1024² 2048²), every
-   candidate engine of bench/engines.py through `inference.Restorer`'s windows against the plain
+   candidate engine of bench/engines.py through `runner.Restorer`'s windows against the plain
    eager forward pass (`model.restore` on the whole image): seconds (median, the candidates taking
    turns in each repeat), GFLOP/s (FLOPs of the whole-image forward pass, counted by torch's
    FlopCounterMode, over the time), % of the fp32 matmul peak, warm-up seconds, the resident
@@ -24,7 +24,7 @@ Measured, in this order, with `--threads` torch threads:
 4. the accuracy table: per model, degradation and data set (Tiny ImageNet val, photos/val centre
    crops), each candidate against fp32 eager on the candidate's own windows, through the app's
    8-bit path: ΔPSNR, ΔSSIM, the 99.9th percentile and the largest pixel move, and which
-   candidates pass the eligibility bar (restoration/eligibility.py) on every model and
+   candidates pass the eligibility bar (restoration/inference/eligibility.py) on every model and
    degradation; then what the window size alone does (fp32 on bf16's windows against fp32 on its
    own), on the photos (`--skip-compare` stops here);
 5. end-to-end Compare in-process, through the app's streaming handler (`ArenaApp.compare`,
@@ -69,18 +69,18 @@ from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench import engines
-from bench.app_latency import test_image
+from bench.photos import test_image
 from bench.memory import memory, reset_peak
 from bench.voter import VoterClient
-from restoration import engine
-from restoration.compare import Stopwatch, family_for_image
-from restoration.degrade import prepare
-from restoration.eligibility import Agreement
-from restoration.images import to_tensor
-from restoration.device import resolve
-from restoration.inference import choose_engine, release_memory, restorers_for
+from restoration.inference import engine
+from restoration.inference.compare import Stopwatch, family_for_image
+from restoration.data.degrade import prepare
+from restoration.inference.eligibility import Agreement
+from restoration.data.images import to_tensor
+from restoration.inference.device import resolve
+from restoration.inference.runner import choose_engine, release_memory, restorers_for
 from restoration.settings import REPO, WINDOWS, Settings
-from restoration.weights import load_available_restorers
+from restoration.hub.catalogue import load_available_restorers
 
 # The bars of issue 31: a 1024² Compare ÷ the family's three fp32 eager passes, by the CPU's kind.
 IN_PROCESS_BAR = {True: 0.35, False: 0.55}  # has bfloat16 instructions → bar
@@ -418,7 +418,7 @@ def time_compare(app, path: Path, repeats: int) -> Timed:
 def start_app(threads: int, cache: Path, log: Path, env: dict | None = None, timeout: float = 1800,
               renderer_timeout: float = 300):
     """`python app.py` in a subprocess, once its fast path and its scene renderer have warmed up:
-    (the process, its URL). Its scene pool keeps one scene (RESTORATION_BATTLE_POOL=1): once that is
+    (the process, its URL). Its scene pool keeps one scene (RESTORATION_SCENE_POOL=1): once that is
     rendered the pool is idle, as a full pool is until votes use its scenes up (the pool rendering
     is measured on its own, by `compare_with_pool`). GRADIO_PROFILING=1: Gradio keeps each
     request's phases (`gradio_phases`)."""
@@ -426,7 +426,7 @@ def start_app(threads: int, cache: Path, log: Path, env: dict | None = None, tim
     env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1", GRADIO_ANALYTICS_ENABLED="False",
                GRADIO_PROFILING="1", PYTHONUNBUFFERED="1", TORCHINDUCTOR_CACHE_DIR=str(cache / "inductor"),
                RESTORATION_VOTES_DB=str(cache / "api-votes.db"), RESTORATION_THREADS=str(threads),
-               RESTORATION_BATTLE_POOL="1", **(env or {}))
+               RESTORATION_SCENE_POOL="1", **(env or {}))
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout
@@ -547,8 +547,8 @@ def judge_latency(app, votes: int):
 def train_images_per_second(threads: int, steps: int = 6, batch: int = 32, side: int = 64):
     """A training step of the compact MSE U-Net (forward, MSE loss, backward, AdamW) on random
     batches: images/s eager contiguous, eager channels-last, and compiled channels-last."""
-    from restoration.classifier import PRESETS
-    from restoration.unet import UNet
+    from restoration.models.classifier import PRESETS
+    from restoration.models.unet import UNet
 
     out = {}
     for name, channels_last, compiled in [("eager", False, False), ("channels_last", True, False),
@@ -662,7 +662,7 @@ def run(args, settings, cache):
             if m.entry.family == family:
                 fast[m.entry.name].warm_up()
 
-    from restoration.arena_app import ArenaApp, freeze_heap
+    from restoration.arena.app_state import ArenaApp, freeze_heap
 
     app_settings = dataclasses.replace(settings, votes_db=cache / "votes.db", min_vote_seconds=0.0, votes_per_minute=10**6,
                                        votes_per_day=10**6, address_votes_per_minute=10**6,

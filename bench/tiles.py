@@ -4,7 +4,7 @@
     python -m bench.tiles --tiles 320 288 --sides 1024 2048
     python -m bench.tiles --precision bf16 --tiles 576 320 --sides 512 1024 2048 --threads 1
 
-For each window size, one `inference.Restorer` per shipped U-Net, on the fast path and warmed up
+For each window size, one `runner.Restorer` per shipped U-Net, on the fast path and warmed up
 (compiled once per size); then, for each image side, every model runs on one 8-bit image (as
 Compare runs them), `--repeats` times: the median seconds for all of them (and the CPU seconds
 this process used: on a busy machine, what other processes disturb least), and how far the
@@ -26,11 +26,11 @@ import time
 import torch
 
 from bench.memory import memory, reset_peak
-from restoration import engine
+from restoration.inference import engine
 from restoration.cli import parser
-from restoration.inference import Restorer, release_memory, window_starts
+from restoration.inference.runner import Restorer, release_memory, window_starts
 from restoration.settings import Settings
-from restoration.weights import load_available_restorers
+from restoration.hub.catalogue import load_available_restorers
 
 
 def measure(restorers, x, repeats: int) -> tuple[float, float, float]:

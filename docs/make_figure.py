@@ -9,7 +9,7 @@
 Columns: the low-resolution input (as the U-Nets see it: nearest ×2), bicubic, each restorer of
 --family in weights/models.json, and the original. Rows: Tiny ImageNet val images, whole (64×64),
 or, for a folder of photos, a --crop square from the middle of each whole restored photo; made low
-resolution by --degradation (restoration/degrade.py).
+resolution by --degradation (restoration/data/degrade.py).
 """
 
 from pathlib import Path
@@ -18,12 +18,12 @@ import torch
 from PIL import Image, ImageDraw
 
 from restoration.cli import parser
-from restoration.data import ImageFolder, TinyImageNet
-from restoration.degrade import even_crop, prepare, upscale_bicubic
-from restoration.images import to_pil
-from restoration.inference import Restorer
+from restoration.data.datasets import ImageFolder, TinyImageNet
+from restoration.data.degrade import even_crop, prepare, upscale_bicubic
+from restoration.data.images import to_pil
+from restoration.inference.runner import Restorer
 from restoration.settings import Settings
-from restoration.weights import load_available_restorers
+from restoration.hub.catalogue import load_available_restorers
 
 
 def grid(rows, titles, zoom, pad=4, header=18):

@@ -57,8 +57,8 @@ def main(argv=None):
     from playwright.sync_api import expect, sync_playwright
 
     from app import build_app, launch
-    from restoration.arena_app import ArenaApp
-    from restoration.weights import load_available_restorers
+    from restoration.arena.app_state import ArenaApp
+    from restoration.hub.catalogue import load_available_restorers
 
     with tempfile.TemporaryDirectory(prefix="screenshots-") as work:
         settings = Settings.from_env(votes_db=Path(work) / "votes.db", fast=False)

@@ -21,7 +21,7 @@ PREFIX = "RESTORATION_"
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 # Old variable → its new name. An old name still works (a deployment's configuration should not
 # break on a rename), with one line saying so; when both are set, the new one wins.
-RENAMED = {"RESTORATION_JUDGE_VAL_POOL": "RESTORATION_SCENE_VAL_IMAGES"}
+RENAMED = {"RESTORATION_JUDGE_VAL_POOL": "RESTORATION_SCENE_VAL_IMAGES", "RESTORATION_BATTLE_POOL": "RESTORATION_SCENE_POOL"}
 
 
 # The window each precision runs best in on the CPU, when RESTORATION_TILE_SIZE is unset (a GPU's is
@@ -66,7 +66,7 @@ class Settings:
     max_pixels: int = _field(1 << 22, min=4)  # outputs above this are refused (4.2 megapixels)
     # The models see windows of tile_size² output pixels (cut on the low-resolution image, half
     # that a side, rounded up to what the model's sides divide by; one shape, so compiled code is
-    # reused), tile_batch at a time, with ≥ tile_overlap output pixels of context at every seam. Images under half a window run whole. See restoration/inference.py. Unset: the
+    # reused), tile_batch at a time, with ≥ tile_overlap output pixels of context at every seam. Images under half a window run whole. See restoration/inference/runner.py. Unset: the
     # precision's own (`window`, WINDOWS).
     tile_size: int | None = _field(None, min=16)
     tile_overlap: int = _field(32, min=0, max=1024)
@@ -102,10 +102,10 @@ class Settings:
     # (with PostgreSQL it must be set, the same on every replica: they must key a client alike)
     arena_secret: str = _field("", secret=True)
     # Pre-rendered judge scenes (image × degradation). More than the last pairs a judge is not shown
-    # again (judging.RECENT_PAIRS, 10): a judge sees new images while the pool renders at its pace.
-    battle_pool: int = _field(12, min=1, max=64)
+    # again (scenes.RECENT_PAIRS, 10): a judge sees new images while the pool renders at its pace.
+    scene_pool: int = _field(12, min=1, max=64)
     scene_uses: int = _field(6, min=1)  # pairs served from one scene before it is replaced
-    # The most of the time the scene pool spends rendering replacements (judging.py): renders slow
+    # The most of the time the scene pool spends rendering replacements (scenes.py): renders slow
     # down the replies to votes even at the lowest priority.
     scene_share: float = _field(0.25, min=0.01, max=1.0)
     # Render scenes in a child process (render_process.py), not a thread of the app: a render then
@@ -115,7 +115,7 @@ class Settings:
     output_max_age: int = _field(3600, min=60)  # seconds our downloads and judge files are kept
     scene_val_images: int = _field(200, min=0)  # val images among the scene images, beside the examples
     # The share of the Judge's pairs from the photo family (its U-Nets on crops of photos); the rest
-    # are the lesson's (on Tiny ImageNet thumbnails). Per judge, in turn (judging.JudgeHistory).
+    # are the lesson's (on Tiny ImageNet thumbnails). Per judge, in turn (scenes.JudgeHistory).
     judge_photo_share: float = _field(0.75, min=0.0, max=1.0)
     bootstrap_rounds: int = _field(200, min=0, max=100_000)
     # Community models (submissions.py): a client's submissions a day, the pending ones at a time, and
@@ -134,7 +134,7 @@ class Settings:
 
     def _check_votes_db(self):
         if not isinstance(self.votes_db, str) or "://" not in self.votes_db:
-            return  # a SQLite file (vote_sync.py and votes.check_path look at it)
+            return  # a SQLite file (vote_sync.py and store.check_path look at it)
         name = env_name("votes_db")
         if not self.votes_db.startswith(("postgresql://", "postgresql+psycopg://")):
             raise SettingsError(f"{name}={self.votes_db.split('://')[0]}://…: expected a SQLite file path or a "

@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 
 from restoration.settings import REPO, Settings
-from tests.app_support import make_weights_dir
+from restoration.arena.store import VoteStore
+from tests.support import free_port, make_weights_dir
 
 WNIDS = ["n01443537", "n01629819", "n01641577"]
 WORDS = {"n01443537": "goldfish, Carassius auratus", "n01629819": "European fire salamander, Salamandra salamandra",
@@ -105,7 +106,7 @@ def settings(tiny_weights, small_examples, tmp_path) -> Settings:
 
 @pytest.fixture(scope="session")
 def tiny_models(tiny_weights):
-    from restoration.weights import load_available_restorers
+    from restoration.hub.catalogue import load_available_restorers
 
     models, problems = load_available_restorers(tiny_weights)
     assert not problems
@@ -135,11 +136,7 @@ def fake_hub(monkeypatch, tmp_path):
 
 def closed_port_url() -> str:
     """An address on this machine where nothing listens."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 @pytest.fixture(scope="session")
@@ -179,3 +176,19 @@ def votes_target(request, tmp_path):
     if request.param == "sqlite":
         return tmp_path / "votes.db"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def store(votes_target):
+    """A vote store on each backend."""
+    s = VoteStore(votes_target)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def app_store(settings):
+    """The vote store `settings` names (SQLite), the one an ArenaApp on `settings` opens too."""
+    s = VoteStore(settings.votes_db)
+    yield s
+    s.close()

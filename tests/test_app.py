@@ -7,7 +7,6 @@ import gc
 import json
 import os
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -25,12 +24,12 @@ from PIL import Image
 
 import app as app_module
 from app import build_app, launch, served_copies
-from restoration import degrade
-from restoration.arena_app import JUDGE_OUTPUTS, JUDGE_VIEW, ArenaApp, Refusal, Update, freeze_heap
-from restoration.provenance import header_markdown
-from restoration.scene_crops import display_zoom
-from restoration.votes import VoteStore
-from tests.app_support import make_two_family_weights, make_weights_dir, write_photos
+from restoration.data import degrade
+from restoration.arena.app_state import JUDGE_OUTPUTS, JUDGE_VIEW, ArenaApp, Refusal, Update, freeze_heap
+from restoration.hub.provenance import header_markdown
+from restoration.arena.scene_crops import display_zoom
+from restoration.arena.store import VoteStore
+from tests.support import free_port, make_two_family_weights, make_weights_dir, write_photos
 
 # Gradio's queue calls pandas in ways pandas 3 deprecates: not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")
@@ -133,7 +132,7 @@ def test_compare_degradation_choice_and_what_the_classifier_sees(settings, tiny_
     """The degradation picked in Compare makes the low-resolution input (a JPEG input differs from
     the lesson's); a bad name is refused clearly; with the fidelity classifier, each panel says what
     it sees."""
-    from restoration.classifier import Classifier
+    from restoration.models.classifier import Classifier
 
     fidelity = Classifier(nfs=(8, 16, 32), nbks=(1, 1), labels=[f"thing {i}" for i in range(200)]).eval()
     a = ArenaApp(settings, tiny_models, fidelity=fidelity)
@@ -170,8 +169,8 @@ def test_compare_clears_the_page_first_and_after_a_failure(arena_app, tmp_path, 
     assert set(run["outputs"]) < set(clear["outputs"]) and len(clear["outputs"]) - len(run["outputs"]) == 2
     assert not clear["queue"]  # the downloads and the zoom: cleared, and set only when asked for
 
-    import restoration.arena_app as arena_module
-    import restoration.compare as compare_module
+    import restoration.arena.app_state as arena_module
+    import restoration.inference.compare as compare_module
 
     def failing(*args, **kwargs):
         yield from list(compare_module.compare_stream(*args, **kwargs))[:2]
@@ -192,10 +191,10 @@ def test_compare_serves_while_the_warm_up_runs(arena_app, tmp_path, monkeypatch)
     compiler is made to look absent, so the warm-up is quick and ends in the one-line notice."""
     import threading
 
-    import restoration.inference as inference
+    import restoration.inference.runner as runner
 
     release, notices, done = threading.Event(), [], []
-    monkeypatch.setattr(inference, "compiler_available", lambda: release.wait(30) and False)
+    monkeypatch.setattr(runner, "compiler_available", lambda: release.wait(30) and False)
     for r in arena_app.restorers.values():
         r.notice = notices.append
     thread = arena_app.warm_up(done.append)
@@ -323,7 +322,7 @@ def test_judge_and_vote_handlers(arena_app):
     with arena_app.store.engine.connect() as conn:
         vote = tuple(conn.execute(sa.text("SELECT degradation, client, judge, image, family, crop FROM votes")).one())
     assert vote[0] in degrade.STANDARD and len(vote[1]) == len(vote[2]) == 32  # keys, not addresses
-    with Image.open(arena_app.pool[vote[3]]) as im:  # the scene: its family and its box in the image
+    with Image.open(arena_app.image_files[vote[3]]) as im:  # the scene: its family and its box in the image
         assert vote[4] == "lesson" and vote[5] == f"0 0 {im.width - im.width % 2} {im.height - im.height % 2}"
 
 
@@ -334,7 +333,7 @@ def test_a_judge_sees_no_image_again_within_their_last_ten_pairs(settings, tiny_
     examples.mkdir()
     for i in range(12):
         photo(examples, 40, 32, name=f"p{i:02d}.png")  # the same picture: only the id matters here
-    a = ArenaApp(dataclasses.replace(settings, examples_dir=examples, battle_pool=12, scene_uses=6), tiny_models)
+    a = ArenaApp(dataclasses.replace(settings, examples_dir=examples, scene_pool=12, scene_uses=6), tiny_models)
     deadline = time.monotonic() + 60
     while a.scenes.ready() < 12 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -441,7 +440,7 @@ def test_leaderboard_and_export_handlers(settings, tiny_models, tmp_path):
                for r in rows for s in "ab")  # who published each side (community models: their repo)
     assert {r["family"] for r in rows} == {"lesson"}  # each vote's family (the tiny catalogue has one)
     for r in rows:  # and its scene's box in the image, to re-analyse the votes per image and crop
-        with Image.open(arena_app.pool[r["image"]]) as im:
+        with Image.open(arena_app.image_files[r["image"]]) as im:
             assert r["crop"] == f"0 0 {im.width - im.width % 2} {im.height - im.height % 2}"
     session, token = pair(arena_app, session)
     arena_app.vote("A", session, token)
@@ -504,7 +503,7 @@ def test_a_store_that_goes_down_gives_judges_a_message_and_compare_serves_on(pos
 
 
 def test_votes_on_a_degradation_this_version_does_not_know_still_show(arena_app):
-    from restoration.battles import Battle, Client, Contender
+    from restoration.arena.pairs import Battle, Client, Contender
 
     old = Battle("t-old", "s-old", "x.png", "gaussian-blur", Contender("unet-mse", "MSE U-Net", "r"),
                  Contender("bicubic", "Bicubic", "r"), 0.0, Client("c", "j"))
@@ -573,7 +572,7 @@ def test_leaderboard_columns_with_a_synthetic_vote_set(settings, tiny_models, tm
     results = {n: {"psnr_pooled": p, "psnr_mean": p, "ssim": s, "sharpness": 1, "ms_per_image": 1, "fidelity_top1": f / 2,
                    "fidelity": f} for n, (p, s, f) in figures.items()}
     (weights / "evaluation.json").write_text(json.dumps({
-        "data": "val", "images": 10000, "command": "python -m restoration.evaluate --json e.json",
+        "data": "val", "images": 10000, "command": "python -m restoration.inference.evaluate --json e.json",
         "degradations": {d: {"results": results} for d in ("lesson", "bicubic", "jpeg75")}}))
     a = ArenaApp(dataclasses.replace(settings, weights_dir=weights), tiny_models)
     preference = ["unet-perceptual", "unet-crossconv", "unet-mse", "bicubic"]  # people's order
@@ -626,12 +625,6 @@ def test_app_needs_a_model(settings):
 
 
 # ------------------------------------------------------------------------------ the real server
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -820,7 +813,7 @@ def test_stopping_the_app_removes_its_temporary_files(sig, tiny_weights, small_e
 def two_families(settings, tmp_path):
     """A catalogue with a lesson family and a photo family of tiny U-Nets, an evaluation of the
     photo family (with the grid and flat figures), and photos to cut the photo family's scenes from."""
-    from restoration.weights import load_available_restorers
+    from restoration.hub.catalogue import load_available_restorers
 
     models, problems = load_available_restorers(make_two_family_weights(tmp_path / "weights-families"))
     assert not problems
@@ -845,7 +838,7 @@ def test_compare_shows_one_family_photos_by_default(two_families, tmp_path):
 
 
 def test_thumbnails_suggest_the_lesson_family(two_families, tmp_path):
-    from restoration.compare import family_for_image
+    from restoration.inference.compare import family_for_image
 
     small, large = photo(tmp_path, 64, 64, "thumb.png"), photo(tmp_path, 300, 200, "big.png")
     assert family_for_image(small, ["photo", "lesson"]) == "lesson"
@@ -857,8 +850,8 @@ def test_thumbnails_suggest_the_lesson_family(two_families, tmp_path):
 
 
 def test_a_catalogue_family_must_be_known(tmp_path):
-    from restoration.checkpoint import CheckpointError
-    from restoration.weights import read_catalog
+    from restoration.models.checkpoint import CheckpointError
+    from restoration.hub.catalogue import read_catalog
 
     (tmp_path / "models.json").write_text(json.dumps({"models": [
         {"name": "m", "title": "M", "folder": "m", "role": "restorer", "family": "cartoons"}]}))
@@ -882,7 +875,7 @@ def test_judge_pairs_stay_within_a_family_and_the_leaderboard_splits_by_family(t
         shown = {battle.a.name, battle.b.name}
         family = next(f for f, names in families.items() if shown <= names)  # one family (and bicubic)
         assert battle.family == family and battle.image_id.startswith("photos/" if family == "photo" else "examples/")
-        with Image.open(app.pool[battle.image_id]) as im:
+        with Image.open(app.image_files[battle.image_id]) as im:
             assert max(im.size) >= 320 if family == "photo" else max(im.size) < 320
         seen[family] += 1
         out = app.vote("A is better", session, token)
@@ -945,7 +938,7 @@ def test_freeze_heap_collects_the_garbage_then_puts_what_lives_out_of_the_collec
 def test_a_committed_vote_is_never_reported_lost_when_the_next_pair_fails(arena_app, monkeypatch):
     """The vote commits, then the store fails while the next pair is issued: the judge reads that
     the vote counts (and how to go on), not "nothing was recorded"."""
-    from restoration.votes import VoteStoreError
+    from restoration.arena.store import VoteStoreError
 
     session, token = pair(arena_app, None)
 

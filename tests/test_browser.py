@@ -11,14 +11,13 @@ missing browser a failure.
 import dataclasses
 import os
 import re
-import socket
 import sqlite3
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from tests.app_support import make_two_family_weights, write_photos
+from tests.support import free_port, make_two_family_weights, write_photos
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -45,9 +44,7 @@ def served(a):
     from app import build_app, launch
 
     demo = build_app(a)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     launch(demo, a.settings, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
@@ -72,7 +69,7 @@ def browsing(url, width):
 def app_url(settings, tiny_models):
     from gradio.utils import get_upload_folder
 
-    from restoration.arena_app import ArenaApp
+    from restoration.arena.app_state import ArenaApp
 
     yield from served(ArenaApp(dataclasses.replace(settings, min_vote_seconds=0.5), tiny_models,
                                outputs_in=get_upload_folder()))
@@ -90,9 +87,9 @@ def two_family_app(settings, tmp_path):
 
     from gradio.utils import get_upload_folder
 
-    from restoration.arena_app import ArenaApp
-    from restoration.leaderboard import FlagRules
-    from restoration.weights import load_available_restorers
+    from restoration.arena.app_state import ArenaApp
+    from restoration.arena.leaderboard import FlagRules
+    from restoration.hub.catalogue import load_available_restorers
 
     models, problems = load_available_restorers(make_two_family_weights(tmp_path / "weights"))
     assert not problems

@@ -10,10 +10,11 @@ import pytest
 from huggingface_hub import ModelCard
 
 from restoration.settings import REPO
-from restoration.weights import ModelEntry, read_catalog
-from restoration.witnesses import read_evaluation
+from restoration.hub.catalogue import ModelEntry, read_catalog
+from restoration.arena.witnesses import read_evaluation
 from train.cards import ABSOLUTE_PATH, build_card, normalize_evaluation, scrub_paths, space_card
 from train.publish import gradio_version, rebuild_cards
+from tests.support import TINY
 
 WEIGHTS = REPO / "weights"
 CATALOG = read_catalog(WEIGHTS)
@@ -44,7 +45,7 @@ def test_each_shipped_card_has_the_metadata(entry):
     assert data.to_dict().get("base_model") == base
     assert (entry.base_model is not None) == (entry.name in ("unet-perceptual", "unet-crossconv")
                                               or entry.family == "photo" and entry.role == "restorer")
-    assert "from restoration.models import AutoModel" in card.text and "snapshot_download" in card.text
+    assert "from restoration.models.auto import AutoModel" in card.text and "snapshot_download" in card.text
     assert not ABSOLUTE_PATH.search(card.content)
 
 
@@ -126,13 +127,13 @@ def test_paths_in_a_training_record_are_scrubbed():
 
 
 def test_reads_what_the_evaluation_writes(tiny_imagenet, tmp_path):
-    """The contract with `python -m restoration.evaluate --json`: its record, as written, becomes the
+    """The contract with `python -m restoration.inference.evaluate --json`: its record, as written, becomes the
     card's model-index (PSNR, SSIM and the fidelity classifier's figures per degradation)."""
-    from restoration.classifier import Classifier
-    from restoration.evaluate import main as evaluate_main
-    from restoration.unet import UNet
+    from restoration.models.classifier import Classifier
+    from restoration.inference.evaluate import main as evaluate_main
+    from restoration.models.unet import UNet
 
-    UNet(nfs=(8, 16, 32), nbks=(1, 1)).save_pretrained(tmp_path / "unet-mse")
+    UNet(**TINY).save_pretrained(tmp_path / "unet-mse")
     Classifier(nfs=(8, 16, 32), nbks=(1, 1)).save_pretrained(tmp_path / "fidelity")
     out = tmp_path / "evaluation.json"
     evaluate_main(["--data", str(tiny_imagenet), "--models", str(tmp_path / "unet-mse"), "--fidelity-classifier",

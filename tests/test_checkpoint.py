@@ -3,12 +3,12 @@ import json
 import pytest
 import torch
 
-from restoration.checkpoint import CheckpointError, read_header
-from restoration.models import MODEL_TYPES, AutoModel, load_checkpoint, verify_checkpoint
-from restoration.classifier import Classifier
-from restoration.unet import Autoencoder, UNet
+from restoration.models.checkpoint import CheckpointError, read_header
+from restoration.models.auto import MODEL_TYPES, AutoModel, load_checkpoint, verify_checkpoint
+from restoration.models.classifier import Classifier
+from restoration.models.unet import Autoencoder, UNet
+from tests.support import TINY
 
-TINY = dict(nfs=(8, 16, 32), nbks=(1, 1))
 
 
 def trained_a_little(model):
@@ -90,7 +90,7 @@ def test_missing_files(tmp_path):
 
 
 def test_a_hub_id_is_not_a_folder():
-    with pytest.raises(CheckpointError, match="not a checkpoint folder.*restoration.hub.download_checkpoint"):
+    with pytest.raises(CheckpointError, match="not a checkpoint folder.*restoration.hub.transfer.download_checkpoint"):
         UNet.from_pretrained("someone/some-unet")
     with pytest.raises(CheckpointError, match="not a checkpoint folder"):
         AutoModel.from_pretrained("someone/some-unet")

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from restoration.classifier import PRESETS, Classifier, top1_accuracy
+from restoration.models.classifier import PRESETS, Classifier, top1_accuracy
 
 
 def test_logits_and_features():
@@ -50,7 +50,7 @@ def test_top1_accuracy_counts_argmax_hits_and_keeps_the_mode():
 
 
 def test_labels_live_in_the_config_and_name_the_top_class(tmp_path):
-    from restoration.classifier import top_class
+    from restoration.models.classifier import top_class
 
     labels = [f"thing {i}" for i in range(200)]
     model = Classifier(nfs=(8, 16, 32), nbks=(1, 1), labels=labels)

@@ -14,7 +14,7 @@ from restoration.cpus import cgroup_cpu_quota, usable_cpus
 from restoration.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
-ENTRY_POINTS = ["train.superres", "train.classifier", "train.ship", "restoration.evaluate", "restoration.submit",
+ENTRY_POINTS = ["train.superres", "train.classifier", "train.ship", "restoration.inference.evaluate", "restoration.arena.submit",
                 "bench.app_latency",
                 "bench.abuse",
                 "docs.make_figure"]

@@ -7,13 +7,13 @@ import pytest
 import torch
 from PIL import Image
 
-from restoration.compare import Stopwatch, compare, compare_stream, png_downloads, save_panels, slider_files
-from restoration.degrade import downscale, even_crop, low_res, prepare, upscale_bicubic
-from restoration.images import ImageError, quantize, to_float, to_pil, to_tensor, to_uint8
-from restoration.inference import Restorer
-from restoration.metrics import psnr, ssim
-from restoration.uploads import input_pixel_limit, open_upload
-from tests.app_support import CountingModel
+from restoration.inference.compare import Stopwatch, compare, compare_stream, png_downloads, save_panels, slider_files
+from restoration.data.degrade import downscale, even_crop, low_res, prepare, upscale_bicubic
+from restoration.data.images import ImageError, quantize, to_float, to_pil, to_tensor, to_uint8
+from restoration.inference.runner import Restorer
+from restoration.data.metrics import psnr, ssim
+from restoration.data.uploads import input_pixel_limit, open_upload
+from tests.support import CountingModel
 
 
 def photo(w, h, seed=0) -> Image.Image:
@@ -153,8 +153,8 @@ def test_slider_files_enlarge_the_smaller_image_without_smoothing(tmp_path):
 
 
 def test_upscale_captions_give_the_time_and_the_classifier_says_when_it_is_unsure(monkeypatch):
-    import restoration.compare as compare_module
-    from restoration.compare import Panel, score_table, what_the_classifier_sees
+    import restoration.inference.compare as compare_module
+    from restoration.inference.compare import Panel, score_table, what_the_classifier_sees
 
     image = torch.zeros(3, 8, 8, dtype=torch.uint8)
     panel = Panel("unet-mse", "MSE U-Net", image, ms=12.4)

@@ -3,9 +3,9 @@
 import pytest
 import sqlalchemy as sa
 
-from restoration.copy_votes import main
-from restoration.votes import VoteStore
-from tests.test_votes import battle
+from restoration.arena.copy_votes import main
+from restoration.arena.store import VoteStore
+from tests.test_store import battle
 
 
 def all_votes(store):

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
-from restoration.degrade import degrade, downscale, even_crop, upscale_bicubic, upscale_nearest
+from restoration.data.degrade import degrade, downscale, even_crop, upscale_bicubic, upscale_nearest
 
 
 def test_downscale_is_torchvision_antialiased_bilinear_resize():
@@ -52,7 +52,7 @@ def test_even_crop_and_too_small_images():
 
 from PIL import Image  # noqa: E402
 
-from restoration.degrade import KERNELS, STANDARD, check, jpeg, low_res, mix, title  # noqa: E402
+from restoration.data.degrade import KERNELS, STANDARD, check, jpeg, low_res, mix, title  # noqa: E402
 
 
 def _photo(w=96, h=64, seed=0):
@@ -146,7 +146,7 @@ def test_mix_is_seeded_varied_and_mild():
 def test_mix_draws_every_kernel_and_jpeg():
     """With one kernel forced at a time, mix gives exactly that kernel; with JPEG certain, it
     gives the JPEG of that kernel's output."""
-    from restoration.degrade import MixConfig
+    from restoration.data.degrade import MixConfig
     x = _photo(64, 64)[None].repeat(4, 1, 1, 1)
     for kernel in KERNELS:
         plain = MixConfig(kernels=(kernel,), blur_p=0, noise_p=0, jpeg_p=0)

@@ -1,4 +1,4 @@
-"""Where the models run (restoration/device.py): the choice of device, ZeroGPU's decorator, and on a
+"""Where the models run (restoration/inference/device.py): the choice of device, ZeroGPU's decorator, and on a
 GPU the Restorer against fp32 eager on the CPU (skipped, saying so, where there is no GPU)."""
 
 import os
@@ -9,10 +9,10 @@ import types
 import pytest
 import torch
 
-from restoration import device, engine
-from restoration.eligibility import level_histogram, percentile_level
-from restoration.images import quantize
-from restoration.inference import Restorer, choose_engine
+from restoration.inference import device, engine
+from restoration.inference.eligibility import level_histogram, percentile_level
+from restoration.data.images import quantize
+from restoration.inference.runner import Restorer, choose_engine
 from restoration.settings import REPO, Settings, zero_gpu
 from tests.test_engine import image_like_unet
 

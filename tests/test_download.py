@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from restoration.download import Archive, DownloadError, download, fetch_tiny_imagenet, verify
+from restoration.data.download import Archive, DownloadError, download, fetch_tiny_imagenet, verify
 
 
 def fake_archive() -> bytes:
@@ -144,7 +144,7 @@ def test_http_errors_say_what_failed(served, tmp_path):
 
 
 def test_the_recorded_archive_is_https_with_a_size_and_checksum():
-    from restoration.download import TINY_IMAGENET
+    from restoration.data.download import TINY_IMAGENET
 
     assert TINY_IMAGENET.url.startswith("https://") and TINY_IMAGENET.size == 248_100_043
     assert TINY_IMAGENET.sha256 or len(TINY_IMAGENET.md5) == 32

@@ -1,17 +1,18 @@
-"""The start-up choice of precision (restoration/engine.py), the eligibility bar it applies
-(restoration/eligibility.py) and the fast path's copy of a model (batch norms folded)."""
+"""The start-up choice of precision (restoration/inference/engine.py), the eligibility bar it applies
+(restoration/inference/eligibility.py) and the fast path's copy of a model (batch norms folded)."""
 
 import pytest
 import torch
 
-from restoration import engine
-from restoration.eligibility import Agreement, agreement, level_histogram, percentile_level
-from restoration.images import quantize
-from restoration.inference import NearestInput, Restorer
+from restoration.inference import engine
+from restoration.inference.eligibility import Agreement, agreement, level_histogram, percentile_level
+from restoration.data.images import quantize
+from restoration.inference.runner import NearestInput, Restorer
 from restoration.settings import REPO, Settings, SettingsError
-from restoration.unet import UNet
-from restoration.uploads import list_images
-from tests.test_inference import a_trained_looking_unet
+from restoration.models.unet import UNet
+from restoration.data.uploads import list_images
+from tests.test_runner import a_trained_looking_unet
+from tests.support import TINY
 
 CPU = torch.device("cpu")
 SAME = Agreement(0.004, -0.0001, 1, 3)
@@ -21,7 +22,7 @@ def image_like_unet():
     """A tiny U-Net whose zero-initialised layers get small weights: its outputs stay near [0, 1],
     like a trained model's (large random weights send values to ±4, where bf16's steps are 4× coarser)."""
     torch.manual_seed(0)
-    model = UNet(nfs=(8, 16, 32), nbks=(1, 1))
+    model = UNet(**TINY)
     with torch.no_grad():
         for p in model.parameters():
             if p.abs().sum() == 0:

@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from restoration.classifier import Classifier
-from restoration.data import TinyImageNet
-from restoration.degrade import downscale, upscale_bicubic, upscale_nearest
-from restoration.evaluate import evaluate, format_table, main
+from restoration.models.classifier import Classifier
+from restoration.data.datasets import TinyImageNet
+from restoration.data.degrade import downscale, upscale_bicubic, upscale_nearest
+from restoration.inference.evaluate import evaluate, format_table, main
 from restoration.settings import REPO
-from restoration.unet import UNet
+from restoration.models.unet import UNet
+from tests.support import TINY
 
 
 def numpy_psnrs(images, upscale):
@@ -35,7 +36,7 @@ def test_baselines_on_tiny_imagenet_val(tiny_imagenet):
 
 
 def test_an_untrained_unet_scores_exactly_the_nearest_baseline(tiny_imagenet, tmp_path):
-    UNet(nfs=(8, 16, 32), nbks=(1, 1)).save_pretrained(tmp_path / "identity")
+    UNet(**TINY).save_pretrained(tmp_path / "identity")
     out = tmp_path / "results.json"
     main(["--data", str(tiny_imagenet), "--models", str(tmp_path / "identity"), "--json", str(out), "--batch-size", "4",
           "--fidelity-classifier", "none"])
@@ -45,7 +46,7 @@ def test_an_untrained_unet_scores_exactly_the_nearest_baseline(tiny_imagenet, tm
         r = degradation["results"]
         assert set(r) == {"nearest", "bicubic", "identity"}
         assert r["identity"]["psnr_pooled"] == pytest.approx(r["nearest"]["psnr_pooled"], abs=1e-4)
-    assert "python -m restoration.evaluate" in record["command"]
+    assert "python -m restoration.inference.evaluate" in record["command"]
     assert str(tmp_path) not in json.dumps({k: v for k, v in record.items() if k != "command"})  # no machine paths
 
 
@@ -53,7 +54,7 @@ def test_a_folder_of_photos_of_any_size(tmp_path, capsys):
     rng = np.random.default_rng(0)
     for i, size in enumerate([(33, 20), (64, 48), (101, 77)]):
         Image.fromarray((rng.random((size[1], size[0], 3)) * 255).astype(np.uint8)).save(tmp_path / f"{i}.png")
-    UNet(nfs=(8, 16, 32), nbks=(1, 1)).save_pretrained(tmp_path / "models" / "m")
+    UNet(**TINY).save_pretrained(tmp_path / "models" / "m")
     main(["--data", str(tmp_path), "--models", str(tmp_path / "models" / "m"), "--limit", "2"])
     table = capsys.readouterr().out
     assert "on 2 images" in table and "| bicubic |" in table and "| m |" in table and "PSNR pooled" in table
@@ -129,7 +130,7 @@ def test_the_old_judge_option_still_works_with_one_line(tmp_path, capsys):
 def test_tables_use_titles_for_catalogue_checkpoints(tiny_imagenet, tmp_path, capsys):
     """A checkpoint of weights/models.json reads as its title also when passed with --models; one
     outside the catalogue keeps its folder name."""
-    UNet(nfs=(8, 16, 32), nbks=(1, 1)).save_pretrained(tmp_path / "mine")
+    UNet(**TINY).save_pretrained(tmp_path / "mine")
     main(["--data", str(tiny_imagenet), "--models", str(REPO / "weights" / "unet-mse"), str(tmp_path / "mine"),
           "--degradation", "lesson", "--fidelity-classifier", "none", "--limit", "4"])
     table = capsys.readouterr().out

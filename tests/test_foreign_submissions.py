@@ -1,7 +1,7 @@
 """Foreign architectures in the arena (foreign.py, submission_checks.py, submissions.py), with the real
 huggingface_hub client against the loopback Hub (tests/fake_hub.py): small randomly initialised
 models of three spandrel architectures of different kinds, Real-ESRGAN's compact CNN, SPAN and a
-light SwinIR (tests/app_support.tiny_spandrel), submitted, detected, checked, scored on their
+light SwinIR (tests/support.tiny_spandrel), submitted, detected, checked, scored on their
 family's quick set, shown in their family's Compare, approved, judged and counted, in both stores;
 one test per refusal; `check` on folders; the runner's windows for a model of the low-resolution
 image; the scene renderer's child process rebuilding one."""
@@ -13,13 +13,13 @@ import time
 import pytest
 import torch
 
-from restoration.checkpoint import CONFIG_NAME, WEIGHTS_NAME
-from restoration.foreign import LICENCES, ForeignModel
-from restoration.inference import Restorer
-from restoration.submission_checks import Rules, check_folder
-from restoration.submissions import APPROVED, QUICK_SETS, load_submitted_restorers, review, submit
-from restoration.votes import VoteStore
-from tests.app_support import safetensors_bytes, tiny_spandrel, write_photos
+from restoration.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME
+from restoration.models.foreign import LICENCES, ForeignModel
+from restoration.inference.runner import Restorer
+from restoration.arena.submission_checks import Rules, check_folder
+from restoration.arena.submissions import APPROVED, QUICK_SETS, load_submitted_restorers, review, submit
+from restoration.arena.store import VoteStore
+from tests.support import safetensors_bytes, tiny_spandrel, write_photos
 from tests.submission_support import refused
 
 KINDS = {  # kind → (architecture as spandrel names it, its code's licence)
@@ -46,29 +46,22 @@ def arena(settings, tiny_imagenet, photos):
     return dataclasses.replace(settings, val_dir=tiny_imagenet, photo_val_dir=photos)
 
 
-@pytest.fixture
-def store(settings):
-    s = VoteStore(settings.votes_db)
-    yield s
-    s.close()
-
-
 # -------------------------------------------------------------------------------------------- end to end
 
 
 def test_three_architectures_end_to_end(votes_target, arena, fake_hub, tiny_models, small_examples):
     """Submitted, detected, checked, scored (its family's set), in its family's Compare; approved,
     judged in its family's pairs, counted on the leaderboard: SQLite and PostgreSQL alike."""
-    from restoration.arena_app import ArenaApp
+    from restoration.arena.app_state import ArenaApp
 
     families = {"compact": "lesson", "span": "photo", "swinir": "photo"}
-    store = VoteStore(votes_target)
+    app_store = VoteStore(votes_target)
     try:
         names, titles, commits = {}, {}, {}
         for kind, (architecture, licence) in KINDS.items():
             repo = f"{kind}-author/{kind}-x2"
             commit = commits[kind] = fake_hub.seed(repo, weights(kind))
-            s, loaded = submit(store, f"{repo}@{commit}", arena, family=families[kind], client=kind)
+            s, loaded = submit(app_store, f"{repo}@{commit}", arena, family=families[kind], client=kind)
             assert (s.facts["model_type"], s.facts["architecture"], s.facts["licence"], s.facts["scale"]) == \
                 ("spandrel", architecture, licence, 2)
             assert s.facts["input"] == "the low-resolution image" and s.facts["gflops_per_megapixel"] > 0
@@ -83,9 +76,9 @@ def test_three_architectures_end_to_end(votes_target, arena, fake_hub, tiny_mode
         resolved = {path for method, path in fake_hub.requests if method == "GET" and "/resolve/" in path}
         assert resolved == {f"/{kind}-author/{kind}-x2/resolve/{commits[kind]}/{WEIGHTS_NAME}" for kind in KINDS}
 
-        community, problems = load_submitted_restorers(store)  # a new start: from the cache, checked again
+        community, problems = load_submitted_restorers(app_store)  # a new start: from the cache, checked again
         assert not problems and sorted(m.entry.name for m in community) == sorted(names.values())
-        app = ArenaApp(arena, tiny_models + community, store=store)
+        app = ArenaApp(arena, tiny_models + community, store=app_store)
         try:
             for family in ("photo", "lesson"):
                 table = list(app.compare(str(small_examples / "noise.png"), "degrade", family=family))[-1]["table"]
@@ -96,9 +89,9 @@ def test_three_architectures_end_to_end(votes_target, arena, fake_hub, tiny_mode
             app.close()
 
         for name in names.values():
-            review(store, name, APPROVED, "clean", arena)
-        community, _ = load_submitted_restorers(store)
-        app = ArenaApp(arena, tiny_models + community, store=store)
+            review(app_store, name, APPROVED, "clean", arena)
+        community, _ = load_submitted_restorers(app_store)
+        app = ArenaApp(arena, tiny_models + community, store=app_store)
         try:
             assert set(names.values()) <= set(app.arena.contenders)
             family_of = {m.entry.name: m.entry.family for m in app.models}
@@ -119,7 +112,7 @@ def test_three_architectures_end_to_end(votes_target, arena, fake_hub, tiny_mode
                 if voted == set(names.values()):
                     break
             assert voted == set(names.values()), "not every architecture appeared in a judge's pair"
-            counted = {side for _j, _d, a, b, _o, _n, _f in store.judge_outcomes(3.0) for side in (a, b)}
+            counted = {side for _j, _d, a, b, _o, _n, _f in app_store.judge_outcomes(3.0) for side in (a, b)}
             assert set(names.values()) <= counted
             for kind, title in titles.items():  # on its family's leaderboard, with its architecture and licence
                 ranked = [row[1] for row in app.leaderboard(family=families[kind])["ranking"].value["data"]]
@@ -127,39 +120,39 @@ def test_three_architectures_end_to_end(votes_target, arena, fake_hub, tiny_mode
         finally:
             app.close()
     finally:
-        store.close()
+        app_store.close()
 
 
 # -------------------------------------------------------------------------------------------- refusals
 
 
-def test_refuses_a_x4_model(settings, store, fake_hub):
+def test_refuses_a_x4_model(settings, app_store, fake_hub):
     commit = fake_hub.seed("eve/span-x4", weights("span", scale=4))
-    assert "SPAN (8nf) upscales ×4; the arena compares ×2 models" in refused(store, f"eve/span-x4@{commit}", settings,
+    assert "SPAN (8nf) upscales ×4; the arena compares ×2 models" in refused(app_store, f"eve/span-x4@{commit}", settings,
                                                                               "scale")
 
 
-def test_refuses_a_model_that_is_not_super_resolution(settings, store, fake_hub):
+def test_refuses_a_model_that_is_not_super_resolution(settings, app_store, fake_hub):
     commit = fake_hub.seed("eve/denoiser", weights("compact", scale=1))
-    assert "is a Restoration model (×1), not super-resolution" in refused(store, f"eve/denoiser@{commit}", settings,
+    assert "is a Restoration model (×1), not super-resolution" in refused(app_store, f"eve/denoiser@{commit}", settings,
                                                                           "task")
 
 
-def test_refuses_a_pickle_before_downloading_anything(settings, store, fake_hub):
+def test_refuses_a_pickle_before_downloading_anything(settings, app_store, fake_hub):
     commit = fake_hub.seed("eve/esrgan", {"RealESRGAN_x2plus.pth": b"\x80\x04K\x01.", "README.md": b"#\n"})
-    assert "'RealESRGAN_x2plus.pth'" in refused(store, f"eve/esrgan@{commit}", settings, "no pickles")
+    assert "'RealESRGAN_x2plus.pth'" in refused(app_store, f"eve/esrgan@{commit}", settings, "no pickles")
     assert not any(method == "GET" and "/resolve/" in path for method, path in fake_hub.requests)
     disguised = fake_hub.seed("eve/disguised", {WEIGHTS_NAME: b"\x80\x04\x95" + b"\x00" * 64})  # a pickle, renamed
-    assert "not a safetensors file" in refused(store, f"eve/disguised@{disguised}", settings, "header")
+    assert "not a safetensors file" in refused(app_store, f"eve/disguised@{disguised}", settings, "header")
 
 
-def test_refuses_too_many_flops(settings, store, fake_hub):
+def test_refuses_too_many_flops(settings, app_store, fake_hub):
     commit = fake_hub.seed("eve/span", weights("span"))
-    message = refused(store, f"eve/span@{commit}", settings, "FLOPs", rules=Rules(max_gflops=1.0))
+    message = refused(app_store, f"eve/span@{commit}", settings, "FLOPs", rules=Rules(max_gflops=1.0))
     assert "GFLOPs per output megapixel (limit 1: Compare must stay interactive on 2 cores)" in message
 
 
-def test_refuses_a_header_that_lies(settings, store, fake_hub):
+def test_refuses_a_header_that_lies(settings, app_store, fake_hub):
     good = weights("compact")[WEIGHTS_NAME]
     n = int.from_bytes(good[:8], "little")
     header = json.loads(good[8:8 + n])
@@ -168,10 +161,10 @@ def test_refuses_a_header_that_lies(settings, store, fake_hub):
     text = json.dumps(header).encode()
     lying = len(text).to_bytes(8, "little") + text + good[8 + n:]
     commit = fake_hub.seed("eve/lying", {WEIGHTS_NAME: lying})
-    assert f"tensor {name!r}" in refused(store, f"eve/lying@{commit}", settings, "header")
+    assert f"tensor {name!r}" in refused(app_store, f"eve/lying@{commit}", settings, "header")
 
 
-def test_refuses_shapes_that_describe_a_huge_model_before_it_is_built(settings, store, fake_hub):
+def test_refuses_shapes_that_describe_a_huge_model_before_it_is_built(settings, app_store, fake_hub):
     """SwinIR's window is read off one tensor's length: a 150² window would make its position index
     150⁴ values. The build is stopped by the allocation cap, not by the machine's memory."""
     state = tiny_spandrel("swinir").state_dict()
@@ -180,25 +173,25 @@ def test_refuses_shapes_that_describe_a_huge_model_before_it_is_built(settings, 
     from safetensors.torch import save
 
     commit = fake_hub.seed("eve/window", {WEIGHTS_NAME: save({k: v.contiguous() for k, v in state.items()})})
-    assert "would allocate over 1 GiB" in refused(store, f"eve/window@{commit}", settings, "build size")
+    assert "would allocate over 1 GiB" in refused(app_store, f"eve/window@{commit}", settings, "build size")
 
 
-def test_refuses_tensors_of_no_known_architecture_and_a_config_that_names_another(settings, store, fake_hub):
+def test_refuses_tensors_of_no_known_architecture_and_a_config_that_names_another(settings, app_store, fake_hub):
     from safetensors.torch import save
 
     commit = fake_hub.seed("eve/unknown", {WEIGHTS_NAME: save({"mystery.weight": torch.zeros(4, 3, 3, 3)})})
-    assert "no architecture of spandrel's main package" in refused(store, f"eve/unknown@{commit}", settings,
+    assert "no architecture of spandrel's main package" in refused(app_store, f"eve/unknown@{commit}", settings,
                                                                    "architecture")
     commit = fake_hub.seed("eve/named", weights("span") | {CONFIG_NAME: b'{"model_type": "spandrel", "architecture": '
                                                                        b'"SwinIR"}'})
-    assert "config.json says 'SwinIR', the tensors are SPAN's" in refused(store, f"eve/named@{commit}", settings,
+    assert "config.json says 'SwinIR', the tensors are SPAN's" in refused(app_store, f"eve/named@{commit}", settings,
                                                                            "architecture")
 
 
-def test_a_config_may_name_the_architecture(settings, store, fake_hub):
+def test_a_config_may_name_the_architecture(settings, app_store, fake_hub):
     commit = fake_hub.seed("alice/named", weights("span") | {CONFIG_NAME: b'{"model_type": "spandrel", '
                                                                            b'"architecture": "SPAN"}'})
-    s, _ = submit(store, f"alice/named@{commit}", settings)
+    s, _ = submit(app_store, f"alice/named@{commit}", settings)
     assert s.facts["architecture_id"] == "SPAN" and s.family == "photo"  # photos by default, as the app
 
 
@@ -214,7 +207,7 @@ def test_every_architecture_of_the_main_package_has_a_licence():
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_check_accepts_a_folder_of_each_architecture_naming_it_and_its_scale(kind, tmp_path, settings, monkeypatch,
                                                                               capsys):
-    from restoration.submit import main
+    from restoration.arena.submit import main
 
     monkeypatch.setenv("RESTORATION_VOTES_DB", str(tmp_path / "v.db"))
     folder = tmp_path / kind
@@ -233,7 +226,7 @@ def test_check_accepts_a_folder_of_each_architecture_naming_it_and_its_scale(kin
     ({WEIGHTS_NAME: b"\x80\x04\x95" + b"\x00" * 64}, "refused: header: model.safetensors: not a safetensors file"),
 ])
 def test_check_refuses_a_x4_folder_and_a_pickle_in_one_line(files, message, tmp_path, monkeypatch, capsys):
-    from restoration.submit import main
+    from restoration.arena.submit import main
 
     monkeypatch.setenv("RESTORATION_VOTES_DB", str(tmp_path / "v.db"))
     folder = tmp_path / "folder"
@@ -278,8 +271,8 @@ def check_and_load(kind: str, tmp_path) -> ForeignModel:
 
 def test_the_scene_renderers_child_rebuilds_a_foreign_model_from_its_tensors(settings, tmp_path):
     """render_process.ModelSpec sends safetensors bytes: spandrel detects the model again there."""
-    from restoration.render_process import ModelSpec
-    from restoration.weights import LoadedModel, ModelEntry
+    from restoration.arena.render_process import ModelSpec
+    from restoration.hub.catalogue import LoadedModel, ModelEntry
 
     model = check_and_load("span", tmp_path)
     loaded = LoadedModel(ModelEntry("span", "SPAN", ""), model, "hub", "0" * 40, "")

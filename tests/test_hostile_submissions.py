@@ -1,5 +1,5 @@
 """Hostile submissions on the loopback Hub, as an attacker would try them: each refused in one line,
-without a traceback, through the command (`python -m restoration.submit`) and through the Submit
+without a traceback, through the command (`python -m restoration.arena.submit`) and through the Submit
 tab (ArenaApp.submit), one case per kind; then what a refusal must not leave or cost: the daily cap
 with the Hub unreachable, the cache, memory spent on configs before their parameters are counted;
 an unexpected error as one line; a replica that loads community models once its store answers."""
@@ -13,9 +13,9 @@ import time
 import pytest
 import torch
 
-from restoration.checkpoint import CONFIG_NAME, WEIGHTS_NAME
-from restoration.submission_checks import MAX_LINE, Rules
-from restoration.submissions import (
+from restoration.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME
+from restoration.arena.submission_checks import MAX_LINE, Rules
+from restoration.arena.submissions import (
     APPROVED,
     CACHE_FOLDER,
     Refused,
@@ -24,8 +24,8 @@ from restoration.submissions import (
     submission_name,
     submit,
 )
-from restoration.votes import VoteStore, VoteStoreError, submission_attempts
-from tests.app_support import safetensors_bytes, tiny_spandrel, tiny_unet
+from restoration.arena.store import VoteStore, VoteStoreError, submission_attempts
+from tests.support import safetensors_bytes, tiny_spandrel, tiny_unet
 from tests.submission_support import hub_files, refused, safetensors_file
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -100,8 +100,8 @@ SPECS = {  # spec → rule: what huggingface_hub's validator refuses, and worse
 @pytest.fixture
 def hostile_app(settings, tmp_path):
     """The app with no scene images (no Judge): only its Submit tab is under test."""
-    from restoration.arena_app import ArenaApp
-    from restoration.weights import load_available_restorers
+    from restoration.arena.app_state import ArenaApp
+    from restoration.hub.catalogue import load_available_restorers
 
     examples = tmp_path / "no-examples"
     examples.mkdir()
@@ -114,7 +114,7 @@ def hostile_app(settings, tmp_path):
 
 def through_both(spec: str, rule: str, app, settings, monkeypatch, capsys):
     """`spec` refused in one line naming `rule`, through the command and through the Submit tab."""
-    from restoration.submit import main
+    from restoration.arena.submit import main
 
     for name, value in {"RESTORATION_VOTES_DB": settings.votes_db, "RESTORATION_WEIGHTS_DIR": settings.weights_dir,
                         "RESTORATION_VAL_DIR": settings.val_dir, "RESTORATION_PHOTO_VAL_DIR": settings.photo_val_dir,
@@ -224,7 +224,7 @@ def test_a_refused_download_leaves_nothing_in_the_cache(settings, fake_hub, tmp_
 def test_parameters_are_counted_from_the_header_before_anything_is_built(settings, fake_hub, tmp_path, monkeypatch):
     """The largest config the rules allow, beside small weights: compared with the header on the
     meta device (nothing allocated) and refused; too many values in the header: refused before any build."""
-    import restoration.submission_checks as checks
+    import restoration.arena.submission_checks as checks
 
     built = []
     real_build = checks.build
@@ -246,14 +246,14 @@ def test_parameters_are_counted_from_the_header_before_anything_is_built(setting
 
 def test_an_unexpected_error_is_one_line_and_its_traceback_is_logged(settings, fake_hub, monkeypatch, caplog,
                                                                       hostile_app):
-    import restoration.submissions as submissions
+    import restoration.arena.submissions as submissions
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("deep inside\nwith a second line")
 
     monkeypatch.setattr(submissions, "quick_evaluation", broken)
     commit = fake_hub.seed("alice/x", {WEIGHTS_NAME: safetensors_bytes(tiny_spandrel("compact"))})
-    with caplog.at_level(logging.ERROR, logger="restoration.submissions"):
+    with caplog.at_level(logging.ERROR, logger="restoration.arena.submissions"):
         text = hostile_app.submit(f"alice/x@{commit}", "photo")["outcome"]
     assert text == ("**Refused** — unexpected error: ZeroDivisionError: deep inside with a second line (logged for "
                     "the operator)")
@@ -266,7 +266,7 @@ def test_an_unexpected_error_is_one_line_and_its_traceback_is_logged(settings, f
 
 def test_a_replica_started_while_postgresql_is_down_loads_the_approved_models_once_it_is_back(
         postgres, postgres_url, settings, fake_hub, tiny_models):
-    from restoration.arena_app import COMMUNITY_NOT_LOADED, ArenaApp
+    from restoration.arena.app_state import COMMUNITY_NOT_LOADED, ArenaApp
 
     store = VoteStore(postgres_url)
     commit = fake_hub.seed("alice/span", {WEIGHTS_NAME: safetensors_bytes(tiny_spandrel("span"))})
@@ -297,7 +297,7 @@ def test_a_replica_started_while_postgresql_is_down_loads_the_approved_models_on
 
 def test_a_replica_adopts_the_models_when_the_sqlite_store_answers_again(settings, fake_hub, tiny_models):
     """The same with SQLite (a store on a network share that did not answer): the loader is retried."""
-    from restoration.arena_app import ArenaApp
+    from restoration.arena.app_state import ArenaApp
 
     store = VoteStore(settings.votes_db)
     commit = fake_hub.seed("alice/span", {WEIGHTS_NAME: safetensors_bytes(tiny_spandrel("span"))})

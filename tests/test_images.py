@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from restoration.images import ImageError, open_image, quantize, to_float, to_pil, to_tensor, to_uint8
+from restoration.data.images import ImageError, open_image, quantize, to_float, to_pil, to_tensor, to_uint8
 
 
 def png_header_only(width: int, height: int) -> bytes:
@@ -168,7 +168,7 @@ def test_tensor_round_trip_is_exact():
 
 
 def test_quantize_rounds_clamps_and_works_in_bands(monkeypatch):
-    import restoration.images as images
+    import restoration.data.images as images
 
     x = torch.tensor([[[-0.2, 0.0, 0.51 / 255, 0.49 / 255, 1.0, 1.7, 128.4 / 255]]]).expand(3, 5, 7).contiguous()
     expected = torch.tensor([0, 0, 1, 0, 255, 255, 128], dtype=torch.uint8).expand(3, 5, 7)

@@ -5,7 +5,7 @@ flags for implausible judges."""
 import json
 import random
 
-from restoration.leaderboard import (
+from restoration.arena.leaderboard import (
     HEADERS,
     FlagRules,
     counted_outcomes,
@@ -14,8 +14,8 @@ from restoration.leaderboard import (
     ranking_rows,
     win_rate_rows,
 )
-from restoration.ratings import fit_leaderboard
-from restoration.witnesses import WITNESSES, read_evaluation
+from restoration.arena.ratings import fit_leaderboard
+from restoration.arena.witnesses import WITNESSES, read_evaluation
 
 NAMES = ["unet-mse", "unet-perceptual", "unet-crossconv", "bicubic"]
 TITLES = {"unet-mse": "MSE U-Net", "unet-perceptual": "Perceptual U-Net", "unet-crossconv": "Cross-conv U-Net",

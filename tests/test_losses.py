@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from restoration.classifier import TINY_IMAGENET_STD, Classifier
-from restoration.losses import NormalisedMSE, PerceptualLoss, detail_error, flat_error, parse_features
+from restoration.models.classifier import TINY_IMAGENET_STD, Classifier
+from restoration.models.losses import NormalisedMSE, PerceptualLoss, detail_error, flat_error, parse_features
 
 
 def test_normalised_mse_divides_by_the_dataset_std():

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from restoration.metrics import (CHECKER, LAPLACIAN, QualityMeter, flat_mask, grain, gradient_energy, psnr, psnr_from_mse,
+from restoration.data.metrics import (CHECKER, LAPLACIAN, QualityMeter, flat_mask, grain, gradient_energy, psnr, psnr_from_mse,
                                  ssim)
 
 
@@ -62,7 +62,7 @@ def test_meter_accumulates_over_batches():
 
 
 def _example(name):
-    from restoration.images import open_image, to_tensor
+    from restoration.data.images import open_image, to_tensor
     from restoration.settings import REPO
 
     return to_tensor(open_image(REPO / "examples" / name))
@@ -72,7 +72,7 @@ def _example(name):
 def test_ssim_matches_scikit_image(name):
     """The reference implementation (Gaussian window σ 1.5, population covariance, valid region)."""
     structural_similarity = pytest.importorskip("skimage.metrics").structural_similarity
-    from restoration.degrade import degrade, even_crop
+    from restoration.data.degrade import degrade, even_crop
 
     reference = even_crop(_example(name))
     restored = degrade(reference)  # a realistic pair: the nearest-neighbour ×2 of the ×½
@@ -84,7 +84,7 @@ def test_ssim_matches_scikit_image(name):
 
 
 def test_scores_in_bands_equal_scores_in_one_piece(monkeypatch):
-    import restoration.metrics as metrics
+    import restoration.data.metrics as metrics
 
     a = torch.rand(2, 3, 70, 45)
     b = (a + 0.1 * torch.randn_like(a)).clamp(0, 1)
@@ -97,7 +97,7 @@ def test_scores_in_bands_equal_scores_in_one_piece(monkeypatch):
 
 
 def test_uint8_images_score_as_their_values_over_255(monkeypatch):
-    import restoration.metrics as metrics
+    import restoration.data.metrics as metrics
 
     a = torch.randint(0, 256, (2, 3, 40, 37), dtype=torch.uint8)
     b = (a.int() + torch.randint(-20, 21, a.shape)).clamp(0, 255).to(torch.uint8)
@@ -112,7 +112,7 @@ def test_uint8_images_score_as_their_values_over_255(monkeypatch):
 def test_luma_psnr_by_hand():
     """A constant error of d on every channel moves BT.601 Y by d × (65.481 + 128.553 + 24.966) / 255
     everywhere: PSNR = -20 log10 of that; the shaved border does not count."""
-    from restoration.metrics import luma_bt601, psnr_y
+    from restoration.data.metrics import luma_bt601, psnr_y
 
     target = torch.full((1, 3, 12, 12), 0.5)
     out = target + 0.01
@@ -127,7 +127,7 @@ def test_luma_psnr_by_hand():
 def test_luma_ssim_matches_scikit_image_on_y():
     from skimage.metrics import structural_similarity
 
-    from restoration.metrics import luma_bt601, ssim_y
+    from restoration.data.metrics import luma_bt601, ssim_y
 
     g = torch.Generator().manual_seed(3)
     target = torch.rand(2, 3, 40, 36, generator=g)
@@ -141,7 +141,7 @@ def test_luma_ssim_matches_scikit_image_on_y():
 
 
 def test_meter_reports_the_luma_figures():
-    from restoration.metrics import QualityMeter, psnr_y, ssim_y
+    from restoration.data.metrics import QualityMeter, psnr_y, ssim_y
 
     target = torch.rand(3, 3, 20, 20, generator=torch.Generator().manual_seed(1))
     out = (target * 0.9).clamp(0, 1)

@@ -3,9 +3,9 @@ catalogue has."""
 
 import dataclasses
 
-from restoration.provenance import card_training, provenance, provenance_markdown
-from restoration.weights import ModelEntry, read_catalog
-from tests.app_support import REVISION
+from restoration.hub.provenance import card_training, provenance, provenance_markdown
+from restoration.hub.catalogue import ModelEntry, read_catalog
+from tests.support import REVISION
 
 CARD = """---
 library_name: pytorch
@@ -27,7 +27,7 @@ library_name: pytorch
 
 
 @dataclasses.dataclass
-class Served:  # the fields of weights.LoadedModel that provenance reads
+class Served:  # the fields of catalogue.LoadedModel that provenance reads
     source: str
     revision: str
 

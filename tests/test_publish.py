@@ -7,16 +7,16 @@ import re
 import shutil
 
 import pytest
-import torch
 import yaml
 
 import app as app_module
-from restoration.hub import GITATTRIBUTES, download_checkpoint, space_files
-from restoration.models import load_checkpoint
-from restoration.provenance import source_label
+from restoration.hub.transfer import GITATTRIBUTES, download_checkpoint, space_files
+from restoration.models.auto import load_checkpoint
+from restoration.hub.provenance import source_label
 from restoration.settings import REPO
-from restoration.weights import read_catalog
+from restoration.hub.catalogue import read_catalog
 from train import publish
+from tests.support import same_weights
 
 # huggingface_hub's LFS upload hands httpx2 raw bytes as `data=`: the client's to change, not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
@@ -29,10 +29,6 @@ def root(tmp_path):
     root = tmp_path / "repo"
     shutil.copytree(REPO / "weights", root / "weights")
     return root
-
-
-def same_weights(a, b) -> bool:
-    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
 def test_publish_then_the_app_loads_every_model_from_the_hub(root, fake_hub, monkeypatch, capsys):
@@ -105,7 +101,7 @@ def test_republishing_moves_the_pins(root, fake_hub):
 def test_the_space_upload(fake_hub, tmp_path):
     space = f"{OWNER}/arena"
     files = space_files(REPO)
-    assert "app.py" in files and "restoration/hub.py" in files and "weights/unet-mse/model.safetensors" in files
+    assert "app.py" in files and "restoration/hub/transfer.py" in files and "weights/unet-mse/model.safetensors" in files
     assert "pre-requirements.txt" in files and ".gitattributes" in files
     linked = re.findall(r"\]\(((?:docs/|CHANGELOG)[^)#\s]+)", (REPO / "README.md").read_text())
     assert linked and set(linked) <= set(files)  # the README's documents and pictures go up with it

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from restoration.ratings import (
+from restoration.arena.ratings import (
     fit_bradley_terry,
     fit_leaderboard,
     pairwise_outcomes,

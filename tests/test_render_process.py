@@ -13,9 +13,9 @@ import numpy as np
 import torch
 import pytest
 
-from restoration.judging import BattleRenderer, ScenePool, scene_images
-from restoration.inference import restorers_for
-from restoration.render_process import GO, HOLD, RenderProcess, _hold_requested
+from restoration.arena.scenes import SceneRenderer, ScenePool, scene_images
+from restoration.inference.runner import restorers_for
+from restoration.arena.render_process import GO, HOLD, RenderProcess, _hold_requested
 
 
 @pytest.fixture
@@ -35,11 +35,11 @@ def pixels(scene):
 
 
 def test_a_scene_from_the_child_is_the_scene_a_thread_renders(renderer, eager, tiny_models):
-    image_id = sorted(renderer.pool)[0]
+    image_id = sorted(renderer.image_files)[0]
     threads = torch.get_num_threads()
     torch.set_num_threads(eager.threads)  # as the child runs (sums in another order differ in the last bit)
     try:
-        here = BattleRenderer(tiny_models, scene_images(eager), eager).render(image_id, "bicubic")
+        here = SceneRenderer(tiny_models, scene_images(eager), eager).render(image_id, "bicubic")
     finally:
         torch.set_num_threads(threads)
     there = renderer.render(image_id, "bicubic")
@@ -52,11 +52,11 @@ def test_a_scene_from_the_child_is_the_scene_a_thread_renders(renderer, eager, t
 def test_a_failed_render_raises_and_the_child_serves_on(renderer):
     with pytest.raises(RuntimeError, match="KeyError"):
         renderer.render("no such image")
-    assert renderer.render(sorted(renderer.pool)[0]).outputs
+    assert renderer.render(sorted(renderer.image_files)[0]).outputs
 
 
 def test_a_killed_child_is_replaced_at_the_next_render(renderer):
-    image_id = sorted(renderer.pool)[0]
+    image_id = sorted(renderer.image_files)[0]
     renderer.render(image_id)
     first = renderer._process
     os.kill(first.pid, signal.SIGKILL)
@@ -65,7 +65,7 @@ def test_a_killed_child_is_replaced_at_the_next_render(renderer):
 
 
 def test_the_child_waits_while_held_and_goes_on_when_released(renderer):
-    image_id = sorted(renderer.pool)[0]
+    image_id = sorted(renderer.image_files)[0]
     renderer.render(image_id)  # the child is up
     held = threading.Event()
     held.set()
@@ -81,12 +81,12 @@ def test_the_child_waits_while_held_and_goes_on_when_released(renderer):
 
 
 def test_close_ends_the_child_and_later_renders_refuse(renderer):
-    renderer.render(sorted(renderer.pool)[0])
+    renderer.render(sorted(renderer.image_files)[0])
     child = renderer._process
     renderer.close()
     assert not child.is_alive() and child.exitcode == 0  # it exited, not killed
     with pytest.raises(RuntimeError, match="closed"):
-        renderer.render(sorted(renderer.pool)[0])
+        renderer.render(sorted(renderer.image_files)[0])
 
 
 def test_a_pool_stopped_mid_render_ends_at_once(renderer):
@@ -103,7 +103,7 @@ def test_a_pool_stopped_mid_render_ends_at_once(renderer):
 
 @pytest.mark.skipif(sys.platform != "linux", reason="per-thread priority is a Linux feature")
 def test_the_child_renders_its_first_scene_at_once_then_at_the_lowest_priority(renderer):
-    renderer.render(sorted(renderer.pool)[0])
+    renderer.render(sorted(renderer.image_files)[0])
     deadline = time.monotonic() + 30
     tasks = Path(f"/proc/{renderer._process.pid}/task")
     niceness = lambda: {os.getpriority(os.PRIO_PROCESS, int(t.name)) for t in tasks.iterdir()}  # noqa: E731

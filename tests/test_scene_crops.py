@@ -4,7 +4,7 @@ photo overlapping by at most half; and the integer zoom a scene is shown at."""
 import numpy as np
 from PIL import Image
 
-from restoration.scene_crops import (
+from restoration.arena.scene_crops import (
     CROP_SIDE,
     MAX_OVERLAP,
     _overlap,

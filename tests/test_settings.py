@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from restoration.settings import RENAMED, REPO, Settings, SettingsError, _kind, env_name
-from restoration.weights import load_available_restorers
-from tests.app_support import make_weights_dir
+from restoration.hub.catalogue import load_available_restorers
+from tests.support import make_weights_dir
 
 
 def test_every_field_is_read_from_its_variable():
@@ -44,6 +44,9 @@ def test_a_renamed_variable_still_works_with_one_line(capsys):
     assert Settings.from_env(both).scene_val_images == 9
     assert Settings.from_env({"RESTORATION_SCENE_VAL_IMAGES": "9"}).scene_val_images == 9
     assert capsys.readouterr().err.count("\n") == 1
+    assert Settings.from_env({"RESTORATION_BATTLE_POOL": "5"}).scene_pool == 5
+    assert capsys.readouterr().err == ("RESTORATION_BATTLE_POOL is now RESTORATION_SCENE_POOL; "
+                                       "the old name still works for now\n")
     for old, new in RENAMED.items():  # every new name is a setting's variable
         assert new in {env_name(f.name) for f in dataclasses.fields(Settings)}, old
 

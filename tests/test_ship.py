@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from restoration.models import load_checkpoint
+from restoration.models.auto import load_checkpoint
 from train import classifier as train_classifier
 from train import superres as train_superres
 from train.ship import main, model_card
@@ -17,7 +17,7 @@ def run(tiny_imagenet, tmp_path_factory):
 
 
 def test_model_card_says_how_the_model_was_made(run):
-    evaluation = {"command": "python -m restoration.evaluate --json e.json", "images": 12, "data": "val",
+    evaluation = {"command": "python -m restoration.inference.evaluate --json e.json", "images": 12, "data": "val",
                   "results": {"unet-mse": {"psnr_pooled": 22.5, "psnr_mean": 23.0, "ssim": 0.7, "sharpness": 0.3},
                               "bicubic": {"psnr_pooled": 21.1, "psnr_mean": 22.1, "ssim": 0.69, "sharpness": 0.12}}}
     card = model_card(run, "MSE U-Net", evaluation, "unet-mse", notes="Trained in two sessions.")
@@ -32,7 +32,7 @@ def test_a_classifier_card_gives_its_accuracy(tiny_imagenet, tmp_path):
     out = tmp_path / "classifier"
     train_classifier.main(["--data", str(tiny_imagenet), "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
                            "--batch-size", "16", "--epochs", "1", "--limit", "32", "--val-limit", "8"])
-    evaluation = {"command": "python -m restoration.evaluate --json e.json", "images": 12, "data": "val", "results": {},
+    evaluation = {"command": "python -m restoration.inference.evaluate --json e.json", "images": 12, "data": "val", "results": {},
                   "classifier": {"checkpoint": "weights/classifier", "images": 12, "val_accuracy": 0.4044, "val_loss": 2.5}}
     card = model_card(out, "Tiny ImageNet classifier", evaluation, "classifier")
     assert "pipeline_tag: image-classification" in card and '"model_type": "classifier"' in card

@@ -5,15 +5,15 @@ import json
 import pytest
 import torch
 
-from restoration import engine
-from restoration.models import AutoModel
-from restoration.classifier import Classifier
-from restoration.degrade import degrade
-from restoration.inference import low_resolution_model
+from restoration.inference import engine
+from restoration.models.auto import AutoModel
+from restoration.models.classifier import Classifier
+from restoration.data.degrade import degrade
+from restoration.inference.runner import low_resolution_model
 from restoration.settings import REPO
-from restoration.unet import UNet
-from restoration.uploads import list_images
-from restoration.weights import by_family, load_available_restorers, read_catalog
+from restoration.models.unet import UNet
+from restoration.data.uploads import list_images
+from restoration.hub.catalogue import by_family, load_available_restorers, read_catalog
 
 WEIGHTS = REPO / "weights"
 ENTRIES = read_catalog(WEIGHTS)
@@ -107,8 +107,8 @@ def test_bf16_keeps_the_picture_of_the_perceptual_lesson_u_net():
 def test_each_familys_board_shows_every_shipped_model_with_its_witnesses(family):
     """The leaderboard of a family reads its own evaluation file: no "—" beside a shipped model (or
     bicubic), every witness the file reports shown (the photo family's grid and flat once there)."""
-    from restoration.leaderboard import FlagRules, leaderboard_tables
-    from restoration.witnesses import EVALUATIONS, WITNESSES, read_evaluation
+    from restoration.arena.leaderboard import FlagRules, leaderboard_tables
+    from restoration.arena.witnesses import EVALUATIONS, WITNESSES, read_evaluation
 
     members = [e.name for e in ENTRIES if e.role == "restorer" and e.family == family]
     evaluation = read_evaluation(WEIGHTS / EVALUATIONS[family][0])

@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,14 +11,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from restoration.models import AutoModel
-from restoration.classifier import PRESETS, Classifier
-from restoration.unet import Autoencoder, UNet
+from restoration.models.auto import AutoModel
+from restoration.models.classifier import PRESETS, Classifier
+from restoration.models.unet import Autoencoder, UNet
 from train import classifier as train_classifier
 from train import superres as train_superres
 from train.loop import epoch_batches, one_cycle, parse_config
 from train.ship import loss_description
 from train.superres import SuperResConfig
+from tests.support import TINY, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -143,9 +143,7 @@ def test_two_processes_with_gloo(tiny_imagenet, tmp_path):
     """torchrun with two CPU processes: DistributedDataParallel over the gloo backend."""
     out = tmp_path / "ddp"
     env = os.environ | {"OMP_NUM_THREADS": "1"}
-    with socket.socket() as s:  # a free port for the rendezvous
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # for the rendezvous
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(port),
            "-m", "train.superres", *common(tiny_imagenet, out, tmp_path / "cache"), "--batch-size", "8"]
@@ -239,7 +237,7 @@ def test_an_image_folder_validates_on_held_out_images(tmp_path):
     """A plain folder has no val split: a seeded 5% is held out and never trained on."""
     from PIL import Image
 
-    from restoration.data import ImageFolder
+    from restoration.data.datasets import ImageFolder
     from train.loop import Runtime, TrainConfig, load_data
 
     for i in range(40):
@@ -256,7 +254,7 @@ def test_an_image_folder_validates_on_held_out_images(tmp_path):
 def test_cuda_path_is_selected_when_a_gpu_is_there(monkeypatch):
     """No GPU here: check that auto picks CUDA when torch reports one, with bf16 autocast, and
     that the batch augmentation runs on whatever device the batch is on."""
-    from restoration.data import BatchAugment
+    from restoration.data.datasets import BatchAugment
     from train.loop import Runtime
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -279,7 +277,7 @@ def test_init_fine_tunes_from_a_checkpoint_and_soften_runs(tiny_imagenet, tmp_pa
                         + ["--init", str(start), "--lr", "1e-9", "--soften", "0.5"])
     a, b = load_file(start / "model.safetensors"), load_file(out / "model.safetensors")
     assert [k for k in a if "running" not in k and "num_batches" not in k and not torch.allclose(a[k], b[k], atol=1e-4)] == []
-    UNet(nfs=(8, 16, 32), nbks=(1, 1)).save_pretrained(tmp_path / "other")
+    UNet(**TINY).save_pretrained(tmp_path / "other")
     with pytest.raises(SystemExit, match="config differs"):
         train_superres.main(common(tiny_imagenet, tmp_path / "x", tmp_path / "cache") + ["--init", str(tmp_path / "other")])
 
@@ -314,7 +312,7 @@ def test_a_photo_run_trains_on_full_resolution_crops_and_ends_with_where_it_save
     assert {"val_bicubic_psnr_y", "val_bicubic_gain", "val_jpeg75_psnr_y", "val_jpeg75_gain"} <= set(line)
     last_lines = capsys.readouterr().out.strip().splitlines()[-2:]
     assert last_lines[0] == f"saved the model in {out}/ (config.json + model.safetensors)"
-    assert last_lines[1].startswith(f"evaluate it: python -m restoration.evaluate --models {out} --data {tmp_path / 'val'}")
+    assert last_lines[1].startswith(f"evaluate it: python -m restoration.inference.evaluate --models {out} --data {tmp_path / 'val'}")
     config = json.loads((out / "train_config.json").read_text())
     assert config["mix_weights"] == "0,1,0,0" and config["val_data"] == str(tmp_path / "val")
 
@@ -325,7 +323,7 @@ def test_a_stopped_run_says_how_to_resume(tiny_imagenet, tmp_path, capsys, monke
     train_superres.main(common(tiny_imagenet, out, tmp_path / "cache"))
     printed = capsys.readouterr().out.strip().splitlines()
     assert printed[-3].startswith(f"saved the model in {out}")
-    assert "python -m restoration.evaluate --models" in printed[-2] and "--resume" in printed[-1]
+    assert "python -m restoration.inference.evaluate --models" in printed[-2] and "--resume" in printed[-1]
 
 
 def test_mix_options_are_checked():

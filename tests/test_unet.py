@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from restoration.classifier import PRESETS, Classifier
-from restoration.unet import Autoencoder, UNet, pad_to_multiple
+from restoration.models.classifier import PRESETS, Classifier
+from restoration.models.unet import Autoencoder, UNet, pad_to_multiple
+from tests.support import TINY
 
-TINY = dict(nfs=(8, 16, 32), nbks=(1, 1))
 
 
 @pytest.mark.parametrize("cross_conv", [False, True])

@@ -8,14 +8,13 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
-from restoration.checkpoint import CheckpointError
-from restoration.hub import HubUnreachable, NotPublished, download_checkpoint
-from restoration.models import load_checkpoint
+from restoration.models.checkpoint import CheckpointError
+from restoration.hub.transfer import HubUnreachable, NotPublished, download_checkpoint
+from restoration.models.auto import load_checkpoint
 from restoration.settings import REPO as REPO_ROOT
-from restoration.weights import NOT_PUBLISHED, UNREACHABLE, load_available_restorers, load_model, read_catalog
-from tests.app_support import REVISION, make_weights_dir, tiny_unet
+from restoration.hub.catalogue import NOT_PUBLISHED, UNREACHABLE, load_available_restorers, load_model, read_catalog
+from tests.support import make_weights_dir, REVISION, same_weights, tiny_unet
 from tests.conftest import closed_port_url
 
 
@@ -54,10 +53,6 @@ def unreachable(monkeypatch, tmp_path):
 
 def entry(weights, name="unet-mse"):
     return next(e for e in read_catalog(weights) if e.name == name)
-
-
-def same_weights(a, b) -> bool:
-    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
 def test_downloads_the_pinned_revision(weights, published, fake_hub):
@@ -134,8 +129,8 @@ def test_a_branch_name_is_not_a_pin(weights, fake_hub):
 
 
 def test_the_app_says_where_each_model_came_from(weights, published, fake_hub, tmp_path):
-    from restoration.provenance import source_label
-    from restoration.arena_app import ArenaApp
+    from restoration.hub.provenance import source_label
+    from restoration.arena.app_state import ArenaApp
     from restoration.settings import Settings
 
     fake_hub.seed("test-org/unet-mse", hub_files(published), commit=REVISION)
@@ -157,7 +152,7 @@ def test_hf_endpoint_from_the_environment(weights, published, fake_hub, tmp_path
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
     env |= {"HF_ENDPOINT": fake_hub.url, "HF_HUB_CACHE": str(tmp_path / "cache"), "HF_HOME": str(tmp_path / "home"),
             "RESTORATION_MODEL_SOURCE": "hub", "RESTORATION_WEIGHTS_DIR": str(weights), "PYTHONPATH": str(REPO_ROOT)}
-    script = ("from restoration.settings import Settings; from restoration.weights import load_available_restorers; "
+    script = ("from restoration.settings import Settings; from restoration.hub.catalogue import load_available_restorers; "
               "s = Settings.from_env(); ms, _ = load_available_restorers(s.weights_dir, s.model_source); "
               "print('|'.join(m.source for m in ms))")
     out = subprocess.run([sys.executable, "-c", script], check=False, env=env, capture_output=True, text=True,

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from restoration.witnesses import agreement, ranks, read_evaluation, spearman, witness_scores
+from restoration.arena.witnesses import agreement, ranks, read_evaluation, spearman, witness_scores
 
 EVALUATION = {"degradations": {
     "lesson": {"results": {

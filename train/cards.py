@@ -14,10 +14,10 @@ import math
 import re
 from pathlib import Path
 
-from restoration.checkpoint import CONFIG_NAME, WEIGHTS_NAME, read_header
-from restoration.models import load_checkpoint
-from restoration.weights import ModelEntry
-from restoration.witnesses import evaluation_record
+from restoration.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME, read_header
+from restoration.models.auto import load_checkpoint
+from restoration.hub.catalogue import ModelEntry
+from restoration.arena.witnesses import evaluation_record
 
 DATASET = "zh-plus/tiny-imagenet"  # the Hub's copy of Tiny ImageNet (CS231N), the data these were trained on
 LICENSE = {"license": "other", "license_name": "tiny-imagenet-non-commercial",
@@ -56,10 +56,10 @@ def is_photo(entry: ModelEntry) -> bool:
 
 
 def normalize_evaluation(record) -> dict | None:
-    """An evaluation record (as `restoration.evaluate --json` writes it, either schema) in the shape
+    """An evaluation record (as `restoration.inference.evaluate --json` writes it, either schema) in the shape
     the cards use: {"command", "data", "images", "degradations": {degradation: {method: summary}},
     "classifier", "fidelity_classifier"}, paths of the machine scrubbed. Reading the file is
-    `restoration.witnesses.read_evaluation`'s, which also upgrades the older schema and the older
+    `restoration.arena.witnesses.read_evaluation`'s, which also upgrades the older schema and the older
     names ("judge", "judge_top1")."""
     record = evaluation_record(record)
     if record is None:
@@ -69,7 +69,7 @@ def normalize_evaluation(record) -> dict | None:
         results = block.get("results", block) if isinstance(block, dict) else None
         if isinstance(results, dict):
             degradations[name] = {m: s for m, s in results.items() if isinstance(s, dict)}
-    return {"command": scrub_paths(str(record.get("command", "python -m restoration.evaluate"))),
+    return {"command": scrub_paths(str(record.get("command", "python -m restoration.inference.evaluate"))),
             "data": _data_name(record.get("data")),
             "images": record.get("images"), "degradations": degradations,
             "classifier": record.get("classifier") if isinstance(record.get("classifier"), dict) else None,
@@ -195,7 +195,7 @@ def use_snippet(entry: ModelEntry, space: str | None) -> list[str]:
              f"The architecture is code, the `restoration` package of this project{where}, with `torch`, "
              "`safetensors` and `huggingface_hub` installed:", "", "```python",
              "from huggingface_hub import snapshot_download",
-             "from restoration.models import AutoModel", "",
+             "from restoration.models.auto import AutoModel", "",
              "# pin the version you tested: revision=<a commit of this repo>",
              f'folder = snapshot_download("{repo}", allow_patterns=["config.json", "model.safetensors"])',
              "model = AutoModel.from_pretrained(folder)  # rebuilt from config.json, weights checked"]

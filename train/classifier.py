@@ -11,8 +11,8 @@ import typing
 
 import torch.nn.functional as F
 
-from restoration.classifier import PRESETS, Classifier, top1_accuracy
-from restoration.data import BatchAugment
+from restoration.models.classifier import PRESETS, Classifier, top1_accuracy
+from restoration.data.datasets import BatchAugment
 from train.loop import (Runtime, TrainConfig, command_line, fit, load_data, memory_format, next_steps, parse_config,
                         seed_everything)
 
@@ -66,7 +66,7 @@ def main(argv=None):
     finally:
         runtime.close()
     if runtime.main:
-        print(next_steps(config.out, reason, f"python -m restoration.evaluate --models --classifier {config.out} "
+        print(next_steps(config.out, reason, f"python -m restoration.inference.evaluate --models --classifier {config.out} "
                                              "--fidelity-classifier none --limit 1000"))
 
 

@@ -21,7 +21,7 @@ mkdir -p "$out"
 # Decode the images once, before four processes would race to build the same cache.
 python - "$data" "$out/cache" <<'EOF'
 import sys
-from restoration.data import TinyImageNet, load_cache
+from restoration.data.datasets import TinyImageNet, load_cache
 for split in ("train", "val"):
     load_cache(TinyImageNet(sys.argv[1], split), 64, sys.argv[2], desc=f"caching {split}")
 EOF

@@ -31,8 +31,8 @@ from safetensors.torch import load_file, save_file
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from restoration.classifier import PRESETS
-from restoration.models import load_checkpoint as load_model
+from restoration.models.classifier import PRESETS
+from restoration.models.auto import load_checkpoint as load_model
 
 
 @dataclasses.dataclass
@@ -45,7 +45,7 @@ class TrainConfig:
         "help": "a folder of validation images for a --data image folder (default: hold out 5%% of --data)"})
     out: str = dataclasses.field(default="runs/model", metadata={"help": "the run folder"})
     preset: str = dataclasses.field(default="compact", metadata={
-        "choices": list(PRESETS), "help": "model size (restoration/classifier.py): compact and wide train on a CPU, lesson is the notebooks' size"})
+        "choices": list(PRESETS), "help": "model size (restoration/models/classifier.py): compact and wide train on a CPU, lesson is the notebooks' size"})
     epochs: int | None = dataclasses.field(default=None, metadata={
         "help": "epochs to train; with --minutes alone, as many as the minutes allow (default: 5)"})
     minutes: float | None = dataclasses.field(default=None, metadata={
@@ -506,10 +506,10 @@ def load_data(config: TrainConfig, runtime: Runtime, photos: bool = False):
     arrays (decoded once, kept in memory; batches are augmented on the device): `photos` keeps a folder's images at their own resolution
     (lists of tensors), otherwise they become thumbnails of --image-size. The main process builds
     the cache; the others wait."""
-    from restoration.data import ImageFolder, TinyImageNet, hold_out, load_cache, load_photos, open_dataset, subset
+    from restoration.data.datasets import ImageFolder, TinyImageNet, hold_out, load_cache, load_photos, open_dataset, subset
 
     if config.download and not Path(config.data).exists():
-        from restoration.download import DownloadError
+        from restoration.data.download import DownloadError
 
         if runtime.main:
             try:

@@ -37,7 +37,7 @@ mkdir -p "$out"
 # Decode the photos once, before two processes would race to build the same cache.
 python - "$data" "$out/cache" <<'EOF'
 import sys
-from restoration.data import ImageFolder, load_photos
+from restoration.data.datasets import ImageFolder, load_photos
 for split in ("train", "val"):
     load_photos(ImageFolder(f"{sys.argv[1]}/{split}"), sys.argv[2], desc=f"decoding {split}")
 EOF

@@ -20,10 +20,10 @@ import json
 import re
 from pathlib import Path
 
-from restoration.hub import upload_model, upload_space
+from restoration.hub.transfer import upload_model, upload_space
 from restoration.settings import REPO
-from restoration.weights import pin_revisions, read_catalog
-from restoration.witnesses import read_evaluation
+from restoration.hub.catalogue import pin_revisions, read_catalog
+from restoration.arena.witnesses import read_evaluation
 from train.cards import build_card, normalize_evaluation, space_card, training_record
 
 # Set on the Space when it is created. Telemetry off: huggingface_hub's user-agent would otherwise
@@ -65,7 +65,7 @@ def set_owner(weights: Path, owner: str):
     repos = {e.name: f"{owner}/{(e.hub_repo or e.name).split('/')[-1]}" for e in read_catalog(weights)}
     if catalog.get("space"):
         catalog["space"] = f"{owner}/{catalog['space'].split('/')[-1]}"
-        from restoration.weights import write_catalog
+        from restoration.hub.catalogue import write_catalog
 
         write_catalog(weights, catalog)
     pin_revisions(weights, {}, repos)

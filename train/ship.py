@@ -11,7 +11,7 @@ commits in weights/models.json and uploads the app as a Space.
 The card (README.md, with Hugging Face metadata: train/cards.py) says what the model is, its
 config, the data, how it was trained (every command, the hardware, the wall time) and its metrics:
 the last validation figures from the run's metrics.jsonl and, when given, the evaluation JSON
-written by `python -m restoration.evaluate --json`. An upload prints the commit to pin in
+written by `python -m restoration.inference.evaluate --json`. An upload prints the commit to pin in
 weights/models.json (or let `python -m train.publish models` upload and pin every shipped model).
 """
 
@@ -23,13 +23,13 @@ from pathlib import Path
 
 import torch
 
-from restoration.checkpoint import CONFIG_NAME, WEIGHTS_NAME
+from restoration.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME
 from restoration.cli import parser
-from restoration.hub import upload_model
-from restoration.losses import parse_features
-from restoration.models import load_checkpoint
+from restoration.hub.transfer import upload_model
+from restoration.models.losses import parse_features
+from restoration.models.auto import load_checkpoint
 from restoration.settings import REPO
-from restoration.weights import ModelEntry, read_catalog
+from restoration.hub.catalogue import ModelEntry, read_catalog
 from train.cards import build_card, normalize_evaluation
 
 
@@ -49,7 +49,7 @@ def _read_jsonl(file: Path):
 
 def _count_images(data) -> str:
     """How many training images --data holds (for a card written where the data is)."""
-    from restoration.data import open_dataset
+    from restoration.data.datasets import open_dataset
 
     try:
         return str(len(open_dataset(data, "train")))
@@ -160,7 +160,7 @@ def main(argv=None):
     p.add_argument("--repo-id", default=None, help="also upload to this Hub repo")
     p.add_argument("--private", action="store_true", help="create the Hub repo private")
     p.add_argument("--fp32", action="store_true", help="keep float32 weights (default: float16)")
-    p.add_argument("--evaluation", type=Path, default=None, help="JSON from restoration.evaluate --json")
+    p.add_argument("--evaluation", type=Path, default=None, help="JSON from restoration.inference.evaluate --json")
     p.add_argument("--name", default=None, help="this model's name in the evaluation JSON")
     p.add_argument("--notes", default=None, help="a paragraph for the card's Training section")
     args = p.parse_args(argv)

@@ -11,7 +11,7 @@ With --classifier, the encoder starts from the classifier's weights and stays fr
 classifier's features in their loss. The cross-conv variant without them (a random encoder and
 a plain MSE loss) is a different recipe: ask for it with --no-classifier.
 
---degradation picks how training inputs are made (restoration/degrade.py): `mix` (the default, what
+--degradation picks how training inputs are made (restoration/data/degrade.py): `mix` (the default, what
 the shipped U-Nets are trained on) draws a kernel, blur, noise and JPEG per image so the models cope
 with real low-resolution photos; `lesson` is the notebook's single antialiased bilinear ×½.
 
@@ -29,14 +29,14 @@ from pathlib import Path
 
 import torch
 
-from restoration.classifier import PRESETS, Classifier
-from restoration.data import BatchAugment
-from restoration.degrade import MixConfig, even_crop, low_res, upscale_bicubic, upscale_nearest
-from restoration.degrade import check as check_degradation
-from restoration.losses import NormalisedMSE, PerceptualLoss, parse_features
-from restoration.metrics import psnr_from_mse, psnr_y
-from restoration.models import load_checkpoint
-from restoration.unet import Autoencoder, UNet
+from restoration.models.classifier import PRESETS, Classifier
+from restoration.data.datasets import BatchAugment
+from restoration.data.degrade import MixConfig, even_crop, low_res, upscale_bicubic, upscale_nearest
+from restoration.data.degrade import check as check_degradation
+from restoration.models.losses import NormalisedMSE, PerceptualLoss, parse_features
+from restoration.data.metrics import psnr_from_mse, psnr_y
+from restoration.models.auto import load_checkpoint
+from restoration.models.unet import Autoencoder, UNet
 from train.loop import (Runtime, TrainConfig, command_line, fit, load_data, memory_format, next_steps, parse_config,
                         seed_everything)
 
@@ -62,13 +62,13 @@ class SuperResConfig(TrainConfig):
                 "its stride-2 convolutions cannot alias a pixel-scale checker into the feature loss"})
     detail: float = dataclasses.field(default=0.0, metadata={
         "help": "perceptual and crossconv: weight of the local-detail term (as much gradient energy as the original in "
-                "each 8×8 patch; restoration/losses.py); 0 is the lesson's loss"})
+                "each 8×8 patch; restoration/models/losses.py); 0 is the lesson's loss"})
     grain: float = dataclasses.field(default=0.0, metadata={
         "help": "perceptual and crossconv: weight of the high-frequency error where the original is flat "
-                "(restoration/losses.py); 0 is the lesson's loss"})
+                "(restoration/models/losses.py); 0 is the lesson's loss"})
     erase: bool = dataclasses.field(default=True, metadata={"help": "random erasing on training inputs"})
     degradation: str = dataclasses.field(default="mix", metadata={
-        "help": "how inputs are made: mix, lesson, bicubic, area, lanczos or jpeg<quality> (see restoration/degrade.py)"})
+        "help": "how inputs are made: mix, lesson, bicubic, area, lanczos or jpeg<quality> (see restoration/data/degrade.py)"})
     mix_blur: float = dataclasses.field(default=MixConfig.blur_p, metadata={
         "help": "mix: probability of a Gaussian blur before the downscale"})
     mix_noise: float = dataclasses.field(default=MixConfig.noise_p, metadata={"help": "mix: probability of noise"})
@@ -189,17 +189,7 @@ def main(argv=None):
     runtime = Runtime(config.device, config.threads)
     generator = seed_everything(config.seed, runtime.rank)
     train, val, caches = load_data(config, runtime, photos=config.photos)
-
-    model = build_model(config)
-    classifier = Classifier.from_pretrained(config.classifier) if config.classifier else None
-    if config.init and not config.resume:
-        start = load_checkpoint(config.init)
-        if start.config != model.config:
-            raise SystemExit(f"--init {config.init}: its config differs from this run's ({config.variant}, {config.preset})")
-        model.load_state_dict(start.state_dict(), strict=True)
-    elif classifier is not None and not config.resume:
-        model.load_encoder_from(classifier)  # strict: the classifier must have this preset's shapes
-    model = model.to(runtime.device, memory_format=memory_format(config))
+    model, classifier = starting_model(config, runtime)
     use_features = classifier is not None and config.variant in ("perceptual", "crossconv")
     if use_features:
         loss_fn = PerceptualLoss(classifier, parse_features(config.features), config.grain, config.antialias,
@@ -219,53 +209,80 @@ def main(argv=None):
         if classifier is not None:
             model.set_encoder_trainable(epoch >= config.freeze_epochs)
 
-    n_train = config.crops_per_epoch if config.photos else len(train)
-    if config.photos:
-        train_photos, val_photos = caches
-        augment = BatchAugment(config.size, generator)
-
-        def make_loader(batches):
-            for idx in batches:  # the indices only count the crops: each is drawn at random
-                crops = augment.photo_crops(train_photos, len(idx), runtime.device)
-                yield augment.sr_pairs(crops, train=True, erase=config.erase, degradation=config.degradation,
-                                       mix_config=config.mix_config(), soften=config.soften, cropped=True)
-
-        val_degradations = config.val_degradations.split(",")
-
-        def run_validation(m):
-            return validate_photos(m, val_photos, val_degradations, runtime.device)
-    else:
-        (train_images, _), (val_images, _) = caches
-        augment = BatchAugment(config.size, generator)
-
-        def make_loader(batches):
-            for idx in batches:
-                yield augment.sr_pairs(train_images[idx].to(runtime.device), train=True, erase=config.erase,
-                                       degradation=config.degradation, mix_config=config.mix_config(),
-                                       soften=config.soften)
-
-        # The validation inputs are drawn once, from their own seed: the same set every epoch and run.
-        val_augment = BatchAugment(config.size, torch.Generator().manual_seed(config.seed + 1))
-        val_inputs, val_targets = val_augment.sr_pairs(val_images, train=False, degradation=config.degradation,
-                                                       mix_config=config.mix_config())
-
-        def run_validation(m):
-            return validate(m, val_inputs, val_targets, runtime.device, loss_fn)
-
     def loss_step(module, batch):
         x, y = batch
         return loss_fn(module(x).float(), y), {}
 
+    batches = photo_batches if config.photos else thumbnail_batches
+    make_loader, run_validation = batches(config, runtime, caches, generator, loss_fn)
     try:
-        reason = fit(model=model, loss_step=loss_step, make_loader=make_loader, n_train=n_train,
+        reason = fit(model=model, loss_step=loss_step, make_loader=make_loader,
+                     n_train=config.crops_per_epoch if config.photos else len(train),
                      validate=run_validation, config=config, runtime=runtime, generator=generator,
                      command=command_line("train.superres", argv), on_epoch_start=on_epoch_start)
     finally:
         runtime.close()
     if runtime.main:
         data = f"--data {config.val_data} " if config.photos and config.val_data else "--limit 1000 "
-        print(next_steps(config.out, reason, f"python -m restoration.evaluate --models {config.out} {data}"
+        print(next_steps(config.out, reason, f"python -m restoration.inference.evaluate --models {config.out} {data}"
                                              "--degradation lesson,bicubic,jpeg75"))
+
+
+def starting_model(config: SuperResConfig, runtime: Runtime):
+    """(the model to train, on the run's device, the classifier or None): a new model, all of its
+    weights from --init, or its encoder from --classifier; --resume loads its state later (fit)."""
+    model = build_model(config)
+    classifier = Classifier.from_pretrained(config.classifier) if config.classifier else None
+    if config.init and not config.resume:
+        start = load_checkpoint(config.init)
+        if start.config != model.config:
+            raise SystemExit(f"--init {config.init}: its config differs from this run's ({config.variant}, {config.preset})")
+        model.load_state_dict(start.state_dict(), strict=True)
+    elif classifier is not None and not config.resume:
+        model.load_encoder_from(classifier)  # strict: the classifier must have this preset's shapes
+    return model.to(runtime.device, memory_format=memory_format(config)), classifier
+
+
+def photo_batches(config: SuperResConfig, runtime: Runtime, caches, generator, loss_fn):
+    """(make_loader, run_validation) on photos: random crops of the training photos, degraded as
+    they are drawn; whole val photos under each --val-degradations (`loss_fn` is not used)."""
+    train_photos, val_photos = caches
+    augment = BatchAugment(config.size, generator)
+    val_degradations = config.val_degradations.split(",")
+
+    def make_loader(batches):
+        for idx in batches:  # the indices only count the crops: each is drawn at random
+            crops = augment.photo_crops(train_photos, len(idx), runtime.device)
+            yield augment.sr_pairs(crops, train=True, erase=config.erase, degradation=config.degradation,
+                                   mix_config=config.mix_config(), soften=config.soften, cropped=True)
+
+    def run_validation(m):
+        return validate_photos(m, val_photos, val_degradations, runtime.device)
+
+    return make_loader, run_validation
+
+
+def thumbnail_batches(config: SuperResConfig, runtime: Runtime, caches, generator, loss_fn):
+    """(make_loader, run_validation) on Tiny ImageNet: the training images in batches, degraded as
+    they are drawn; a fixed set of val pairs, scored with `loss_fn` too."""
+    (train_images, _), (val_images, _) = caches
+    augment = BatchAugment(config.size, generator)
+
+    def make_loader(batches):
+        for idx in batches:
+            yield augment.sr_pairs(train_images[idx].to(runtime.device), train=True, erase=config.erase,
+                                   degradation=config.degradation, mix_config=config.mix_config(),
+                                   soften=config.soften)
+
+    # The validation inputs are drawn once, from their own seed: the same set every epoch and run.
+    val_augment = BatchAugment(config.size, torch.Generator().manual_seed(config.seed + 1))
+    val_inputs, val_targets = val_augment.sr_pairs(val_images, train=False, degradation=config.degradation,
+                                                   mix_config=config.mix_config())
+
+    def run_validation(m):
+        return validate(m, val_inputs, val_targets, runtime.device, loss_fn)
+
+    return make_loader, run_validation
 
 
 if __name__ == "__main__":

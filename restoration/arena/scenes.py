@@ -1,0 +1,478 @@
+"""The pictures of blind battles, rendered ahead of the judges.
+
+A *scene* is one cut of a scene image (a crop of a photo, or a whole thumbnail) under one
+degradation (drawn from `degrade.STANDARD`), restored by one family's U-Nets (catalogue.FAMILIES) and
+the bicubic anchor: pairs are drawn within a family, and bicubic, in every scene, links the
+families' ratings on one scale. Each family is judged on the pictures it was made for
+(`scene_families`): the photo family on crops of photos (`scene_crops.py`: where a photo has both
+detail and smooth areas, several per photo), the lesson family on Tiny ImageNet-sized thumbnails.
+Which family a judge's next pair is of follows the families' shares (`family_shares`, the setting
+`RESTORATION_JUDGE_PHOTO_SHARE`), in turn per judge (`JudgeHistory`). Any pair of contenders on a
+ready scene is a battle that costs nothing more to show. `ScenePool` keeps a few scenes ready (of
+each family in proportion to its share), rendering replacements in a background thread as scenes
+are used up, so a judge's vote is answered with the next pair at once instead of waiting for two
+model runs (or behind a large Compare request).
+
+The pool yields to people: its thread renders nothing while a Compare is running or waiting
+(`busy()`), and a render already under way stops between windows when one arrives (the renderer
+asks `hold()` before every window `runner.Restorer` runs), so a Compare waits at most for the
+window in progress, not for the scene's whole render. In the app the renders run in a child
+process of their own (`render_process.RenderProcess`), so that they never hold the interpreter
+that answers people. Once full, the pool renders replacements at most `share` of the time
+(`RESTORATION_SCENE_SHARE`): renders slow replies down even at the lowest priority.
+
+A judge is not shown the same crop again within their last `RECENT_PAIRS` pairs while a ready
+scene shows another, nor, where the pool allows, the same image (`JudgeHistory`,
+`ScenePool.take(avoid=...)`): seeing one picture three times in six votes reads as a bug, and
+teaches the judge that picture rather than the models. When every ready scene is one they saw
+lately, the oldest serves and fresh scenes are rendered behind it.
+"""
+
+import dataclasses
+import io
+import logging
+import os
+import random
+import secrets
+import struct
+import sys
+import threading
+import time
+import zlib
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from PIL import Image
+
+from restoration.data.degrade import STANDARD, prepare, upscale_bicubic
+from restoration.data.images import to_float, to_pil, to_uint8
+from restoration.inference.runner import Restorer, release_memory, restorers_for
+from restoration.arena.ratings import ANCHOR
+from restoration.arena.scene_crops import crop_boxes, display_zoom, is_photo
+from restoration.settings import Settings
+from restoration.data.uploads import list_images, open_upload
+
+log = logging.getLogger(__name__)
+RECENT_PAIRS = 10  # a judge's last pairs whose crops are not shown to them again (while there are others)
+MAX_OWED = 1.0  # pairs a family due for a judge, but not ready, is owed at most (JudgeHistory)
+YIELD_POLL = 0.02  # seconds between looks at `busy()` while a background render waits for a Compare
+
+
+def scene_images(settings: Settings, seed: int = 0) -> dict[str, Path]:
+    """image id → file: every example, every photo under `photo_val_dir` (its subfolders, e.g.
+    kodak24/), plus `scene_val_images` Tiny ImageNet val images (a fixed random sample) when
+    `val_dir` exists (neither data folder does on a Space)."""
+    image_files = {f"examples/{p.name}": p for p in list_images(settings.examples_dir)}
+    photos = Path(settings.photo_val_dir)
+    for folder in [photos, *sorted(d for d in photos.iterdir() if d.is_dir())] if photos.is_dir() else []:
+        image_files |= {f"photos/{p.relative_to(photos)}": p for p in list_images(folder)}
+    val = list_images(Path(settings.val_dir) / "val" / "images")
+    if val and settings.scene_val_images > 0:
+        chosen = random.Random(seed).sample(val, min(settings.scene_val_images, len(val)))
+        image_files |= {f"tiny-imagenet/val/{p.name}": p for p in sorted(chosen)}
+    return image_files
+
+
+def scene_families(image_files: Mapping[str, Path]) -> dict[str, list[str]]:
+    """family → the ids of the scene images its scenes are cut from: "photo" the photos (at least
+    `scene_crops.PHOTO_MIN_SIDE` pixels on the long side, wherever they lie: examples or val
+    photos), "lesson" the smaller ones, thumbnails like Tiny ImageNet's. Reads each header only; a
+    file that cannot be read is left out (one log line)."""
+    kinds = {"photo": [], "lesson": []}
+    for image_id, path in image_files.items():
+        try:
+            with Image.open(path) as im:
+                size = im.size
+        except Exception as e:  # noqa: BLE001 (Pillow raises many kinds for a bad file; the pool goes on)
+            log.warning("scene images: %s left out: %s", image_id, type(e).__name__)
+            continue
+        kinds["photo" if is_photo(size) else "lesson"].append(image_id)
+    return kinds
+
+
+def family_shares(photo_share: float, families: Sequence[str]) -> dict[str, float]:
+    """Each family's share of the Judge's pairs: the photo family `photo_share`
+    (RESTORATION_JUDGE_PHOTO_SHARE), the others the rest, split evenly; a family alone has every
+    pair. Families whose share is 0 are left out."""
+    others = [f for f in families if f != "photo"]
+    if "photo" not in families or not others:
+        return {f: 1.0 / len(families) for f in families}
+    shares = {"photo": photo_share} | {f: (1 - photo_share) / len(others) for f in others}
+    return {f: share for f, share in shares.items() if share > 0}
+
+
+def lower_priority(nice: int = 19, thread_id: int | None = None):
+    """Run the calling thread (or the thread `thread_id`), and the threads the models start from it
+    (their OpenMP team is the thread's own, and inherits its priority), at the lowest CPU priority,
+    on Linux: the scene pool renders with the cores that judges' requests and Compare leave idle,
+    so a vote's reply does not queue behind a render. Elsewhere a no-op (there the setting would
+    name a process, not a thread)."""
+    if sys.platform == "linux":
+        try:
+            os.setpriority(os.PRIO_PROCESS, thread_id or threading.get_native_id(), nice)
+        except OSError as e:  # a container may forbid it, or the thread has just ended: left as it is
+            log.info("scene pool: priority unchanged (%s)", e)
+
+
+
+
+def center_crop(image: Image.Image, max_side: int) -> Image.Image:
+    """The central max_side × max_side (at most) part of an image, with even sides (`center_box`)."""
+    box = center_box(image.size, max_side)
+    return image if box == (0, 0, *image.size) else image.crop(box)
+
+
+def center_box(size: tuple[int, int], max_side: int) -> tuple[int, int, int, int]:
+    """The central box of at most max_side × max_side pixels, with even sides (the ×2 degradation
+    needs them), as (left, top, right, bottom)."""
+    w, h = size
+    cw, ch = min(w, max_side), min(h, max_side)
+    cw, ch = cw - cw % 2, ch - ch % 2
+    left, top = (w - cw) // 2, (h - ch) // 2
+    return left, top, left + cw, top + ch
+
+
+def crop_text(box: tuple[int, int, int, int] | None) -> str:
+    """A crop box as the vote record keeps it: "left top right bottom" (pixels of the image, PIL's
+    box), "" for none."""
+    return " ".join(map(str, box)) if box else ""
+
+
+@dataclasses.dataclass
+class Scene:
+    image_id: str
+    degradation: str
+    low: Image.Image  # the low-resolution input (half size)
+    original: Image.Image
+    outputs: dict[str, Image.Image]  # contender name → its restoration
+    uses: int = 0
+    family: str | None = None  # whose U-Nets were rendered (None: every model's)
+    crop: tuple[int, int, int, int] | None = None  # the box of the image it shows (left, top, right, bottom)
+    _png: dict = dataclasses.field(default_factory=dict, repr=False)
+
+    @property
+    def key(self) -> tuple:
+        """What a judge is not shown twice in a row: the image and the crop of it."""
+        return self.image_id, self.crop
+
+    def zoom(self) -> int:
+        """The integer zoom the restorations are shown at (`scene_crops.display_zoom`); the
+        low-resolution input is shown at twice it, the same scale."""
+        return display_zoom(self.original.size)
+
+    def png(self, which: str) -> bytes:
+        """A picture of the scene ("low", "original" or a contender's name) as PNG bytes with a
+        fresh random nonce in them (`with_nonce`). Each picture is encoded once per scene, not once
+        per pair: encoding was most of the CPU a vote cost."""
+        if which not in self._png:  # two judges may both encode it first: the same bytes, no harm
+            image = self.low if which == "low" else self.original if which == "original" else self.outputs[which]
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG", compress_level=1)
+            self._png[which] = buffer.getvalue()
+        return with_nonce(self._png[which])
+
+
+def with_nonce(png: bytes) -> bytes:
+    """`png` with a random tEXt chunk after its header: the same picture in new bytes, so the URL
+    Gradio serves it under (a hash of the bytes) is new every time and cannot name the model."""
+    data = b"nonce\0" + secrets.token_hex(16).encode()
+    chunk = struct.pack(">I", len(data)) + b"tEXt" + data + struct.pack(">I", zlib.crc32(b"tEXt" + data))
+    header_end = 8 + 25  # the signature, then IHDR (length, type, 13 bytes, CRC)
+    return png[:header_end] + chunk + png[header_end:]
+
+
+
+
+class SceneRenderer:
+    """Renders scenes: cut a scene image, degrade it, then restore it with every contender."""
+
+    def __init__(self, models: Sequence, image_files: dict[str, Path], settings: Settings, max_side: int = 512,
+                 restorers: Mapping[str, Restorer] | None = None):
+        self.models = {m.entry.name: m for m in models}
+        self.image_files, self.settings, self.max_side = image_files, settings, max_side
+        # The app passes its own (the fast path, shared with Compare); otherwise eager ones.
+        self.restorers = restorers if restorers is not None else restorers_for(models, settings, fast=False)
+        self.hold: Callable[[], bool] = lambda: False  # ScenePool sets it: whether people need the cores now
+
+    def render(self, image_id: str, degradation: str = "lesson", names: Sequence[str] | None = None,
+               family: str | None = None, crop: int | None = None) -> Scene:
+        """The scene of one image: with `crop` k, its k-th crop (`scene_crops.crop_boxes`, counted
+        round if the photo has fewer); without, its central `max_side` square (a thumbnail whole)."""
+        s = self.settings
+        image = open_upload(self.image_files[image_id], "degrade", s)
+        boxes = crop_boxes(image) if crop is not None else []
+        box = boxes[crop % len(boxes)] if boxes else center_box(image.size, self.max_side)
+        original = image.crop(box)
+        low, _, reference = prepare(to_uint8(original), "degrade", degradation)  # 8-bit, as in Compare
+        outputs = {}
+        for name in names or [ANCHOR, *self.models]:
+            if name == ANCHOR:
+                out = upscale_bicubic(to_float(low))
+            else:
+                out = self.restorers[name](low, before_window=self._wait_while_held)
+            outputs[name] = to_pil(out)
+        scene = Scene(image_id, degradation, to_pil(low), to_pil(reference), outputs, family=family, crop=box)
+        for which in ["low", "original", *outputs]:
+            scene.png(which)  # encoded here, in the background, rather than in a judge's request
+        return scene
+
+    def _wait_while_held(self):
+        while self.hold():
+            time.sleep(YIELD_POLL)
+
+
+class JudgeHistory:
+    """Per judge: the scenes (image, crop) of their last `keep` pairs, oldest first, and which
+    family's pair is due next; at most `max_judges` judges are remembered (the least recently seen
+    are forgotten first).
+
+    Families take turns by their `shares` (a smooth weighted round robin): every pair adds each
+    family's share to its credit and takes 1 from the family served, and the family with the most
+    credit is due. Of any n consecutive pairs of one judge, a family with share s then has s·n
+    within one either way (two families; while it has a ready scene when due: a pair of another
+    family leaves it due, owed at most one pair, so that it does not come in a burst later).
+    Credits start at random, so that judges who only look at one pair see every family too."""
+
+    def __init__(self, shares: Mapping[str, float] | None = None, keep: int = RECENT_PAIRS,
+                 max_judges: int = 100_000, rng: random.Random | None = None):
+        self.shares = dict(shares or {})
+        self.keep, self.max_judges = keep, max_judges
+        self.rng = rng or random.Random()
+        self._judges: OrderedDict[str, tuple[deque, dict]] = OrderedDict()  # judge → (recent keys, credits)
+        self._lock = threading.Lock()
+
+    def recent(self, judge: str) -> list[tuple]:
+        """The keys (`Scene.key`) of the judge's last pairs, oldest first."""
+        with self._lock:
+            seen, _ = self._judges.get(judge, ((), None))
+            return list(seen)
+
+    def families(self, judge: str) -> list[str]:
+        """The families, the one due for this judge's next pair first."""
+        with self._lock:
+            credit = self._of(judge)[1]
+        return sorted(self.shares, key=lambda f: -(credit[f] + self.shares[f]))
+
+    def add(self, judge: str, scene: Scene):
+        """The judge was shown `scene`."""
+        with self._lock:
+            seen, credit = self._of(judge)
+            seen.append(scene.key)
+            for f, share in self.shares.items():
+                credit[f] += share
+            if scene.family in credit:
+                credit[scene.family] -= 1
+            for f in credit:
+                credit[f] = max(-MAX_OWED, min(MAX_OWED, credit[f]))
+            self._judges[judge] = seen, credit
+            while len(self._judges) > self.max_judges:
+                self._judges.popitem(last=False)
+
+    def _of(self, judge: str) -> tuple[deque, dict]:
+        """The judge's record, now the most recently seen (call holding the lock)."""
+        record = self._judges.pop(judge, None) or (deque(maxlen=self.keep),
+                                                   {f: self.rng.random() for f in self.shares})
+        self._judges[judge] = record
+        return record
+
+
+@dataclasses.dataclass(frozen=True)
+class SceneFamily:
+    """The scenes of one model family: its models (each scene renders them and bicubic; None: every
+    model), the scene images they are cut from, how many crops of each (1: the image whole, or its
+    centre), and the family's share of the pairs (of the ready scenes too)."""
+    names: tuple[str, ...] | None
+    images: tuple[str, ...]
+    crops: int = 1
+    share: float = 1.0
+
+
+class ScenePool:
+    """`size` ready scenes, refilled by one background thread. `take` picks a ready scene; after
+    `uses` pairs a scene is used up, which wakes the thread to render a new one (used-up scenes
+    serve on until it is ready, so `take` waits only just after start). While `busy()` says the
+    models' cores are taken, it waits instead of rendering. It renders images that no ready scene
+    shows, so the ready scenes are of different images. With `families` (family → `SceneFamily`),
+    each scene renders one family and bicubic, and the ready scenes are of each family in
+    proportion to its share: the family furthest below its share of `size` is rendered next."""
+
+    def __init__(self, renderer: SceneRenderer, size: int = 4, uses: int = 6,
+                 degradations: Sequence[str] = STANDARD, rng: random.Random | None = None,
+                 busy: Callable[[], bool] = lambda: False, families: Mapping[str, SceneFamily] | None = None,
+                 nice: bool = True, share: float = 1.0):
+        self.renderer, self.size, self.uses, self.busy = renderer, size, uses, busy
+        self.share = share  # of the time, at most, spent rendering replacements (the pool full)
+        self.nice = nice  # render at the lowest priority (False: the renderer is another process, niced itself)
+        families = families or {None: SceneFamily(None, tuple(renderer.image_files))}
+        # Each family's images (a list: an image that fails to render leaves it); families without any are left out.
+        self.families = {f: family for f, family in families.items() if family.images}
+        self.images = {f: list(family.images) for f, family in self.families.items()}
+        self.degradations = list(degradations)
+        self.rng = rng or random.SystemRandom()
+        self._ready: list[Scene] = []
+        self._cond = threading.Condition()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        renderer.hold = self._holding
+
+    def start(self):
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._fill, name="scene-pool", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self):
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        close = getattr(self.renderer, "close", None)
+        if close:  # a renderer in a process of its own (render_process.py): a render under way ends now
+            close()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _holding(self) -> bool:
+        """Asked before every window a render runs: whether to wait, because people are being
+        answered (`busy()`: a Compare, or a judge's request) and there is a scene to serve them.
+        The first scene is rendered whatever else runs, or a judge would wait for it forever."""
+        return not self._stop and bool(self._ready) and self.busy()
+
+    def _fill(self):
+        if self.nice:
+            lower_priority()
+        began, said_full = time.monotonic(), False
+        while True:
+            with self._cond:
+                # While `busy()` (a Compare request has the cores) the pool renders nothing as long
+                # as it has a scene to serve, used up or not: judges see a repeat image sooner, and
+                # the Compare is not slowed down.
+                while not self._stop and (self._fresh() >= self.size or (self._ready and self.busy())):
+                    self._cond.wait(0.5)
+                if self._stop or not self.families:
+                    return
+                family = self._due()
+                images = self.images[family]
+                shown = {s.image_id for s in self._ready}
+                image_id = self.rng.choice([i for i in images if i not in shown] or images)
+                names, crops = self.families[family].names, self.families[family].crops
+                names = None if names is None else [ANCHOR, *names]
+                crop = self.rng.randrange(crops) if crops > 1 else None
+                degradation = self.rng.choice(self.degradations)
+            started = time.monotonic()
+            try:
+                scene = self.renderer.render(image_id, degradation, names, family, crop)
+                release_memory()  # the models' activations, kept by malloc otherwise (runner.py)
+            except Exception as e:  # noqa: BLE001 (a bad image in the pool must not stop judging)
+                if self._stop:
+                    return
+                log.warning("scene images: %s (%s) left out: %s: %s", image_id, degradation, type(e).__name__,
+                            str(e).splitlines()[0][:200] if str(e) else "")
+                with self._cond:
+                    if image_id in images and len(images) > 1:
+                        images.remove(image_id)
+                    self._cond.wait(1.0)  # not a busy loop if every image fails
+                continue
+            with self._cond:
+                self._add(scene)
+                self._cond.notify_all()
+                if not said_full and len(self._ready) >= self.size:  # said once (bench.judge_pairs waits for it)
+                    said_full = True
+                    families = Counter(s.family for s in self._ready)
+                    print(f"scene pool: {len(self._ready)} scenes ready ("
+                          + ", ".join(f"{f or 'every model'}: {n}" for f, n in families.items())
+                          + f") in {time.monotonic() - began:.0f} s", flush=True)
+                if len(self._ready) >= self.size and self.share < 1:
+                    # A replacement: wait so that rendering takes at most `share` of the time. Renders
+                    # slow down the replies to votes even at the lowest priority (likely through the
+                    # shared caches and memory bandwidth), and a full pool serves on meanwhile.
+                    took = time.monotonic() - started
+                    self._cond.wait_for(lambda: self._stop, timeout=took * (1 / self.share - 1))
+
+    def _due(self):
+        """The family to render next: one without a fresh scene first (so that, filling up, the pool
+        soon serves every family), then the one furthest below its share of the pool's fresh
+        scenes (call holding the lock)."""
+        fresh = Counter(s.family for s in self._ready if s.uses < self.uses)
+        return max(self.families, key=lambda f: (fresh[f] == 0, self.families[f].share * self.size - fresh[f]))
+
+    def _add(self, scene: Scene):
+        """A new scene into the pool; past `size`, the most used of the used-up scenes leaves (of
+        the new scene's family if it has one, so the families keep their shares). One at a time: a
+        pool that dropped every used-up scene at once could shrink to one scene, which every judge
+        would then see again and again."""
+        self._ready.append(scene)
+        used_up = [s for s in self._ready if s.uses >= self.uses]
+        if len(self._ready) > self.size and used_up:
+            same = [s for s in used_up if s.family == scene.family] or used_up
+            self._ready.remove(max(same, key=lambda s: s.uses))
+
+    def _fresh(self) -> int:
+        return sum(s.uses < self.uses for s in self._ready)
+
+    def take(self, timeout: float = 120.0, avoid: Sequence[tuple] = (), prefer: Sequence[str] = ()) -> Scene:
+        """A ready scene (counting one use), of the first family in `prefer` that has one the judge
+        has not seen lately: `avoid` are the keys (`Scene.key`: image and crop) of their last pairs,
+        oldest first, and a scene of an image among them is taken only when no other is ready.
+        When every ready scene is among them, the one the judge saw longest ago serves. Once the
+        judge has seen every ready scene (or every one of the family due for them), they are
+        counted used up so that the background thread renders fresh ones behind: a vote is never
+        answered after a render, which would keep every judge behind it waiting on the cores (the
+        vote-reply p95 of `bench.replicas`). When `avoid` covers every image of the pool, its
+        oldest entries are let go. Raises TimeoutError if no scene is ready in `timeout`."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._ready or self._stop, timeout=timeout) or not self._ready:
+                raise TimeoutError("no judge pair is ready yet")
+            avoid = self._avoidable(avoid)
+            scene = self._pick(avoid, prefer) or self._least_recent(avoid)
+            seen = {*avoid, scene.key}
+            if {s.key for s in self._ready} <= seen:
+                # This judge has now seen every ready scene: count them used up, so that fresh ones
+                # are rendered while they look at this pair (they still serve others until replaced).
+                self._used_up(self._ready)
+            elif prefer and scene.family != prefer[0]:
+                # They have seen every ready scene of the family due for them: the same for its scenes.
+                self._used_up([s for s in self._ready if s.family == prefer[0]])
+            return self._use(scene)
+
+    def _used_up(self, scenes: Sequence[Scene]):
+        """Count `scenes` used up (call holding the lock): fresh ones are rendered to replace them."""
+        for scene in scenes:
+            scene.uses = max(scene.uses, self.uses)
+        self._cond.notify_all()
+
+    def _avoidable(self, avoid: Sequence[tuple]) -> list[tuple]:
+        """The newest entries of `avoid` that still leave an image of the pool out of it."""
+        avoid = list(avoid)
+        everything = {i for images in self.images.values() for i in images}
+        while avoid and everything <= {image_id for image_id, _ in avoid}:
+            avoid.pop(0)
+        return avoid
+
+    def _pick(self, avoid: Sequence[tuple], prefer: Sequence[str]) -> Scene | None:
+        """A random ready scene whose key is not in `avoid`: of the family first in `prefer`, then
+        of an image not in `avoid`, then a fresh one, each as far as there is one."""
+        keys, images = set(avoid), {image_id for image_id, _ in avoid}
+        allowed = [s for s in self._ready if s.key not in keys]
+        if not allowed:
+            return None
+        order = {f: i for i, f in enumerate(prefer)}
+        rank = lambda s: (order.get(s.family, len(order)), s.image_id in images, s.uses >= self.uses)  # noqa: E731
+        best = min(map(rank, allowed))
+        return self.rng.choice([s for s in allowed if rank(s) == best])  # used-up scenes serve on until replaced
+
+    def _least_recent(self, avoid: Sequence[tuple]) -> Scene:
+        """The ready scene the judge saw longest ago (every one is in `avoid`)."""
+        age = {key: i for i, key in enumerate(avoid)}  # 0: seen longest ago
+        return min(self._ready, key=lambda s: (age.get(s.key, -1), s.uses >= self.uses))
+
+    def _use(self, scene: Scene) -> Scene:
+        scene.uses += 1
+        if scene.uses == self.uses:
+            self._cond.notify_all()
+        return scene
+
+    def ready(self, family: str | None = None) -> int:
+        """Scenes ready and not used up (of one family, or of every one)."""
+        with self._cond:
+            return sum(s.uses < self.uses for s in self._ready if family is None or s.family == family)
