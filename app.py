@@ -228,7 +228,8 @@ def compare_inputs(app: ArenaApp) -> tuple[gr.Image, dict, gr.Button]:
                                               f"probability; marked unsure under {UNSURE_BELOW:.0%}. Meaningless "
                                               "for photos unlike those.")
     run = gr.Button("Restore", variant="primary", elem_id="run")
-    window = next(iter(app.restorers.values())).window
+    runner = next(iter(app.restorers.values()))
+    window = runner.window * runner.scale  # the runner counts its window in low-resolution pixels
     gr.Markdown(f"Large images are restored in overlapping {window}-pixel tiles; the limit is "
                 f"{app.settings.max_pixels / 1e6:.1f} megapixels of output. Panels appear as each is ready.")
     if app.examples:
