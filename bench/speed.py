@@ -115,6 +115,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop(proc: subprocess.Popen, grace: float):
+    """Ask `proc` to end; kill it if it has not within `grace` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def measure_startup(threads: int, cache_dir: Path, timeout: float = 300):
     """(seconds to the page, seconds to the end of the warm-up, whether the page came first) for
     `python app.py` with an empty compile cache."""
@@ -140,11 +149,7 @@ def measure_startup(threads: int, cache_dir: Path, timeout: float = 300):
                 warm = time.perf_counter() - t0
             time.sleep(0.2)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, 10)
     text = log.read_text()
     line = next((ln for ln in text.splitlines() if "fast path:" in ln and "warmed up" in ln), "")
     if page is None or warm is None:
@@ -525,11 +530,7 @@ def report_api(args, cache: Path, eager_three: Callable[[], float], has_bf16: bo
             finally:
                 client.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, 30)
 
 
 def judge_latency(app, votes: int):
