@@ -363,43 +363,75 @@ def fit(*, model, loss_step, make_loader, n_train, validate, config, runtime: Ru
             batches = epoch_batches(n_train, config.batch_size, epoch, config.seed, runtime.rank, runtime.world)
             bar = tqdm(total=len(batches), initial=skip, desc=schedule.label(epoch), disable=not runtime.main,
                        unit="batch", dynamic_ncols=True, mininterval=1)
-            loss_sum, seen, t0 = 0.0, 0, time.time()
-            step_start = t0
+            tally = EpochTally()
+            step_start = tally.start
             for batch in make_loader(batches[skip:]):
                 lr = schedule.lr()
                 value, shown = train_step(module, batch, loss_step, opt, lr, runtime,
                                           f"{out} at step {state['global_step']}")
                 step_start = schedule.count_step(step_start)
-                loss_sum, seen = loss_sum + value, seen + 1
-                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", lr=f"{lr:.2e}",
+                tally.add(value, lr)
+                bar.set_postfix(loss=f"{tally.mean_loss():.4f}", lr=f"{lr:.2e}",
                                 **{k: f"{v.item():.3f}" for k, v in shown.items() if k in bar_metrics},
                                 run_left=schedule.bar_left(epoch, len(batches) - state["step_in_epoch"],
-                                                           (time.time() - t0) / seen))
+                                                           tally.seconds() / tally.seen))
                 bar.update()
                 if schedule.done():
                     break  # the minutes are used up: validate and save as at an epoch's end
                 if stop.reason:
                     bar.close()
-                    save(f"stopped ({stop.reason})")
-                    if runtime.main:
-                        print(f"stopped ({stop.reason}): saved {out}; continue with the same command and --resume")
-                    return f"stopped ({stop.reason})"
+                    return stop_run(save, f"stopped ({stop.reason})", out, runtime)
             bar.close()
-            train_seconds = time.time() - t0
-            metrics = validate(model) if runtime.main else {}
-            state.update(epoch=config.epochs if schedule.done() and config.epochs else epoch + 1, step_in_epoch=0)
-            if not skip:  # a whole epoch, so its time predicts the next ones
-                schedule.epoch_seconds = time.time() - t0
-            line = {"epoch": epoch + 1, "global_step": state["global_step"], "train_loss": loss_sum / max(seen, 1),
-                    "lr": lr if seen else None,
-                    "images_per_second": seen * config.batch_size * runtime.world / max(train_seconds, 1e-9), **metrics}
-            if runtime.main:
-                left = schedule.after_epoch(epoch, time.time() - t0)
-                print("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in line.items())
-                      + (f"\n{left}" if left else ""))
-            log(out, runtime, line)
+            end_epoch(epoch, skip, tally, model, validate, schedule, config, runtime)
             save("checkpoint")
     return "done"
+
+
+@dataclasses.dataclass
+class EpochTally:
+    """One epoch's running loss, steps and last learning rate since `start`: the bar's figures and
+    the epoch's log line."""
+    start: float = dataclasses.field(default_factory=time.time)
+    loss_sum: float = 0.0
+    seen: int = 0
+    lr: float | None = None  # None until a step has run
+
+    def add(self, loss: float, lr: float):
+        self.loss_sum, self.seen, self.lr = self.loss_sum + loss, self.seen + 1, lr
+
+    def mean_loss(self) -> float:
+        return self.loss_sum / max(self.seen, 1)
+
+    def seconds(self) -> float:
+        return time.time() - self.start
+
+
+def end_epoch(epoch: int, skip: int, tally: EpochTally, model, validate, schedule: "Schedule", config,
+              runtime: Runtime):
+    """After an epoch's steps (or the last of --minutes): validate, advance the state to the next
+    epoch, time the epoch for the schedule's estimate, print and log the epoch's line."""
+    train_seconds = tally.seconds()
+    metrics = validate(model) if runtime.main else {}
+    state = schedule.state
+    state.update(epoch=config.epochs if schedule.done() and config.epochs else epoch + 1, step_in_epoch=0)
+    if not skip:  # a whole epoch, so its time predicts the next ones
+        schedule.epoch_seconds = tally.seconds()
+    line = {"epoch": epoch + 1, "global_step": state["global_step"], "train_loss": tally.mean_loss(),
+            "lr": tally.lr,
+            "images_per_second": tally.seen * config.batch_size * runtime.world / max(train_seconds, 1e-9), **metrics}
+    if runtime.main:
+        left = schedule.after_epoch(epoch, tally.seconds())
+        print("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in line.items())
+              + (f"\n{left}" if left else ""))
+    log(Path(config.out), runtime, line)
+
+
+def stop_run(save, reason: str, out: Path, runtime: Runtime) -> str:
+    """Ctrl-C or SIGTERM mid-epoch: save for --resume, say how to continue, and return why."""
+    save(reason)
+    if runtime.main:
+        print(f"{reason}: saved {out}; continue with the same command and --resume")
+    return reason
 
 
 def save_run(out: Path, model, opt, state: dict, config, generator, runtime: Runtime, clock, reason: str):
