@@ -37,8 +37,8 @@ from restoration.models.losses import NormalisedMSE, PerceptualLoss, parse_featu
 from restoration.data.metrics import psnr_from_mse, psnr_y
 from restoration.models.auto import load_checkpoint
 from restoration.models.unet import Autoencoder, UNet
-from train.loop import (Runtime, TrainConfig, command_line, fit, load_data, memory_format, next_steps, parse_config,
-                        seed_everything)
+from train.config import TrainConfig, parse_config
+from train.loop import Runtime, command_line, fit, load_data, memory_format, next_steps, seed_everything
 
 VARIANTS = ("mse", "perceptual", "crossconv", "autoencoder")
 

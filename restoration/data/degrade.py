@@ -28,12 +28,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from restoration.choices import STANDARD  # noqa: F401  what the evaluation reports and the app offers: degrade.STANDARD
 from restoration.data.images import quantize, to_float
 
 SCALE = 2
 KERNELS = ("lesson", "bicubic", "area", "lanczos")
-# What the evaluation reports and the app offers, in this order.
-STANDARD = ("lesson", "bicubic", "jpeg75")
 TITLES = {"lesson": "bilinear ×½ (the lesson's)", "bicubic": "bicubic ×½ (Pillow's, as editors do)",
           "area": "area ×½ (2×2 average)", "lanczos": "Lanczos-3 ×½", "mix": "random mix (training)"}
 
