@@ -18,7 +18,7 @@ from train import classifier as train_classifier
 from train import superres as train_superres
 from train.config import parse_config
 from train.loop import epoch_batches, one_cycle
-from train.ship import loss_description
+from train.run_card import loss_description
 from train.superres import SuperResConfig
 from tests.support import TINY, free_port
 
