@@ -145,8 +145,7 @@ def commands() -> list[str]:
 
 # Commands whose --help still imports torch (their module tops need it; issue 32): not run here, as
 # each takes seconds; take a command out of this set once its --help no longer loads torch.
-STILL_LOAD_TORCH = {"restoration.inference.evaluate", "train.superres", "train.publish",
-                    "bench.speed", "bench.delivery"}
+STILL_LOAD_TORCH = {"restoration.inference.evaluate", "train.publish", "bench.speed", "bench.delivery"}
 HELP_WITHOUT_TORCH = """
 import runpy, sys
 sys.argv = ["{module}", "--help"]
