@@ -18,24 +18,19 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from bench.photos import test_image
-from restoration.cli import parser
-from restoration.inference.compare import compare, save_panels
-from restoration.inference.runner import restorers_for
-from restoration.arena.leaderboard import FlagRules, counted_outcomes, flag_judges
 from restoration.arena.ratings import fit_leaderboard
-from restoration.settings import Settings
-from restoration.data.uploads import open_upload
 from restoration.arena.store import ANSWERS, VoteStore
-from restoration.hub.catalogue import LoadedModel, ModelEntry, load_available_restorers
+from restoration.cli import parser
+from restoration.settings import Settings
 
 
-def random_models(preset: str) -> list[LoadedModel]:
-    """The three restorers at their real size with random weights (timing does not depend on the
-    weights)."""
-    from restoration.models.classifier import PRESETS
+def random_models(preset: str) -> list:
+    """The three restorers (LoadedModel) at their real size with random weights (timing does not
+    depend on the weights)."""
+    from restoration.choices import PRESETS
+    from restoration.hub.catalogue import LoadedModel, ModelEntry
     from restoration.models.unet import UNet
 
     out = []
@@ -48,6 +43,9 @@ def random_models(preset: str) -> list[LoadedModel]:
 
 def time_request(path: Path, mode: str, models, settings: Settings, out: Path, restorers=None):
     """(total seconds, panels): what one Compare click costs the server."""
+    from restoration.data.uploads import open_upload
+    from restoration.inference.compare import compare, save_panels
+
     t0 = time.perf_counter()
     panels = compare(open_upload(path, mode, settings), mode, models, settings, restorers=restorers)
     save_panels(panels, out, path.stem)
@@ -80,6 +78,13 @@ def main(argv=None):
                    help="CPU threads for torch (default: RESTORATION_THREADS, else the CPUs this process may use: "
                         "%(default)s)")
     args = p.parse_args(argv)
+    # The work's modules load torch: imported after the arguments, so that --help answers at once.
+    import torch
+
+    from restoration.arena.leaderboard import FlagRules, counted_outcomes, flag_judges
+    from restoration.hub.catalogue import load_available_restorers
+    from restoration.inference.runner import restorers_for
+
     torch.set_num_threads(args.threads)
     settings = dataclasses.replace(settings, weights_dir=args.weights_dir, threads=args.threads)
 

@@ -11,16 +11,9 @@ Images over 0.7 megapixels are halved first, to keep the run short.
 
 import statistics
 
-import torch
-
+from restoration.choices import STANDARD
 from restoration.cli import parser
-from restoration.data.degrade import STANDARD, prepare
-from restoration.data.images import open_image, quantize, to_tensor, to_uint8
-from restoration.inference.runner import Restorer
-from restoration.data.metrics import psnr
 from restoration.settings import Settings
-from restoration.data.uploads import list_images
-from restoration.hub.catalogue import load_available_restorers
 
 
 def main(argv=None):
@@ -29,6 +22,16 @@ def main(argv=None):
     p.add_argument("--data", default=settings.examples_dir, help="a folder of images")
     p.add_argument("--threads", type=int, default=settings.threads)
     args = p.parse_args(argv)
+    # The work's modules load torch: imported after the arguments, so that --help answers at once.
+    import torch
+
+    from restoration.data.degrade import prepare
+    from restoration.data.images import open_image, quantize, to_tensor, to_uint8
+    from restoration.data.metrics import psnr
+    from restoration.data.uploads import list_images
+    from restoration.hub.catalogue import load_available_restorers
+    from restoration.inference.runner import Restorer
+
     torch.set_num_threads(args.threads)
     models, _ = load_available_restorers(settings.weights_dir)
     images = []

@@ -23,19 +23,16 @@ import os
 import statistics
 import time
 
-import torch
-
 from bench.memory import memory, reset_peak
-from restoration.inference import engine
 from restoration.cli import parser
-from restoration.inference.runner import Restorer, release_memory, window_starts
 from restoration.settings import Settings
-from restoration.hub.catalogue import load_available_restorers
 
 
 def measure(restorers, x, repeats: int) -> tuple[float, float, float]:
     """(median seconds to run every restorer on x, their median CPU seconds (this process's), the
     largest rise in resident memory in MB)."""
+    from restoration.inference.runner import release_memory
+
     seconds, cpu, rise = [], [], 0.0
     for _ in range(repeats):
         release_memory()
@@ -50,9 +47,11 @@ def measure(restorers, x, repeats: int) -> tuple[float, float, float]:
     return statistics.median(seconds), statistics.median(cpu), rise
 
 
-def window_pixels(r: Restorer, side: int) -> float:
-    """The pixels `r`'s windows cover on a side² output (an image under half a window runs whole:
-    its own), ÷ side²."""
+def window_pixels(r, side: int) -> float:
+    """The pixels the Restorer `r`'s windows cover on a side² output (an image under half a window
+    runs whole: its own), ÷ side²."""
+    from restoration.inference.runner import window_starts
+
     low = side // r.scale
     if 2 * low * low <= r.window * r.window:
         return 1.0
@@ -70,6 +69,13 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=settings.threads)
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="the fast path's precision")
     args = p.parse_args(argv)
+    # The work's modules load torch: imported after the arguments, so that --help answers at once.
+    import torch
+
+    from restoration.hub.catalogue import load_available_restorers
+    from restoration.inference import engine
+    from restoration.inference.runner import Restorer
+
     torch.set_num_threads(args.threads)
     models, _ = load_available_restorers(settings.weights_dir)
     print(f"bench.tiles: CPU {engine.cpu_summary()}; {args.threads} torch threads, load average "

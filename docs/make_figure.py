@@ -14,19 +14,15 @@ resolution by --degradation (restoration/data/degrade.py).
 
 from pathlib import Path
 
-import torch
 from PIL import Image, ImageDraw
 
 from restoration.cli import parser
-from restoration.data.datasets import ImageFolder, TinyImageNet
-from restoration.data.degrade import even_crop, prepare, upscale_bicubic
-from restoration.data.images import to_pil
-from restoration.inference.runner import Restorer
 from restoration.settings import Settings
-from restoration.hub.catalogue import load_available_restorers
 
 
 def grid(rows, titles, zoom, pad=4, header=18):
+    from restoration.data.images import to_pil
+
     w = h = rows[0][0].shape[-1] * zoom
     canvas = Image.new("RGB", (len(titles) * (w + pad) + pad, header + len(rows) * (h + pad) + pad), "white")
     draw = ImageDraw.Draw(canvas)
@@ -49,6 +45,20 @@ def main(argv=None):
     p.add_argument("--out", default="docs/comparison.png", help="the PNG to write")
     p.add_argument("--degradation", default="lesson", help="how the low-resolution input is made (default: lesson)")
     args = p.parse_args(argv)
+    # The work's modules load torch: imported after the arguments, so that --help answers at once.
+    import torch
+
+    with torch.inference_mode():
+        draw(args, settings)
+
+
+def draw(args, settings: Settings):
+    """Restore the chosen images with each restorer of the family, and save the grid."""
+    from restoration.data.datasets import ImageFolder, TinyImageNet
+    from restoration.data.degrade import even_crop, prepare, upscale_bicubic
+    from restoration.hub.catalogue import load_available_restorers
+    from restoration.inference.runner import Restorer
+
     photos = not (Path(args.data) / "wnids.txt").is_file()
     val = ImageFolder(args.data) if photos else TinyImageNet(args.data, "val")
     models, problems = load_available_restorers(settings.weights_dir)
@@ -77,5 +87,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    with torch.inference_mode():
-        main()
+    main()

@@ -127,3 +127,52 @@ def test_the_thread_setting_defaults_to_the_usable_cpus(monkeypatch):
     assert Settings.from_env().threads == usable_cpus()
     monkeypatch.setenv("RESTORATION_THREADS", "3")
     assert Settings.from_env().threads == 3
+
+
+# ------------------------------------------------------------------------------ --help without torch
+
+
+def commands() -> list[str]:
+    """Every `python -m …` entry point: the modules of restoration/, train/, bench/ and docs/ that run
+    as a script."""
+    found = []
+    for folder in ("restoration", "train", "bench", "docs"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            if 'if __name__ == "__main__":' in path.read_text():
+                found.append(".".join(path.relative_to(REPO).with_suffix("").parts))
+    return found
+
+
+# Commands whose --help still imports torch (their module tops need it; issue 32): not run here, as
+# each takes seconds; take a command out of this set once its --help no longer loads torch.
+STILL_LOAD_TORCH = {"restoration.inference.evaluate", "train.publish", "bench.speed", "bench.delivery"}
+HELP_WITHOUT_TORCH = """
+import runpy, sys
+sys.argv = ["{module}", "--help"]
+try:
+    runpy.run_module("{module}", run_name="__main__")
+except SystemExit as done:
+    assert done.code in (0, None), done.code
+assert "torch" not in sys.modules, "{module} --help imported torch"
+"""
+
+
+@pytest.mark.parametrize("module", [m for m in commands() if m not in STILL_LOAD_TORCH])
+def test_help_answers_without_importing_torch(module):
+    """torch takes seconds to import: --help must not wait for it (a newcomer's first command)."""
+    run = subprocess.run([sys.executable, "-c", HELP_WITHOUT_TORCH.format(module=module)], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "usage:" in run.stdout
+
+
+def test_every_command_is_checked():
+    assert {"restoration.arena.submit", "train.superres", "bench.speed", "docs.make_figure"} <= set(commands())
+    assert STILL_LOAD_TORCH <= set(commands())
+
+
+def test_submit_offers_the_default_family_submissions_uses():
+    from restoration import choices
+    from restoration.arena import submissions
+
+    assert choices.DEFAULT_FAMILY == submissions.DEFAULT_FAMILY

@@ -5,7 +5,8 @@ import torch
 from restoration.models.auto import load_checkpoint
 from train import classifier as train_classifier
 from train import superres as train_superres
-from train.ship import main, model_card
+from train.run_card import model_card
+from train.ship import main
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,9 @@ from restoration.models.classifier import PRESETS, Classifier
 from restoration.models.unet import Autoencoder, UNet
 from train import classifier as train_classifier
 from train import superres as train_superres
-from train.loop import epoch_batches, one_cycle, parse_config
-from train.ship import loss_description
+from train.config import parse_config
+from train.loop import epoch_batches, one_cycle
+from train.run_card import loss_description
 from train.superres import SuperResConfig
 from tests.support import TINY, free_port
 
@@ -238,7 +239,8 @@ def test_an_image_folder_validates_on_held_out_images(tmp_path):
     from PIL import Image
 
     from restoration.data.datasets import ImageFolder
-    from train.loop import Runtime, TrainConfig, load_data
+    from train.config import TrainConfig
+    from train.loop import Runtime, load_data
 
     for i in range(40):
         Image.new("RGB", (64, 64), (i * 6, 100, 200 - i * 4)).save(tmp_path / f"{i:02d}.png")

@@ -9,12 +9,8 @@ It supplies the perceptual loss and the encoder weights of the perceptual and cr
 import dataclasses
 import typing
 
-import torch.nn.functional as F
-
-from restoration.models.classifier import PRESETS, Classifier, top1_accuracy
-from restoration.data.datasets import BatchAugment
-from train.loop import (Runtime, TrainConfig, command_line, fit, load_data, memory_format, next_steps, parse_config,
-                        seed_everything)
+from restoration.choices import PRESETS
+from train.config import TrainConfig, parse_config
 
 
 @dataclasses.dataclass
@@ -32,6 +28,13 @@ class ClassifierConfig(TrainConfig):
 
 def main(argv=None):
     config = parse_config(ClassifierConfig, argv, description=__doc__, prog="python -m train.classifier")
+    # The training modules load torch: imported after the arguments, so that --help answers at once.
+    import torch.nn.functional as F
+
+    from restoration.data.datasets import BatchAugment
+    from restoration.models.classifier import Classifier, top1_accuracy
+    from train.loop import Runtime, command_line, fit, load_data, memory_format, next_steps, seed_everything
+
     runtime = Runtime(config.device, config.threads)
     generator = seed_everything(config.seed, runtime.rank)
     train, val, caches = load_data(config, runtime)

@@ -11,7 +11,6 @@ A run folder holds:
 Nothing is pickled.
 """
 
-import argparse
 import dataclasses
 import functools
 import json
@@ -22,7 +21,6 @@ import shlex
 import signal
 import sys
 import time
-import typing
 from pathlib import Path
 
 import torch
@@ -31,96 +29,12 @@ from safetensors.torch import load_file, save_file
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from restoration.models.classifier import PRESETS
 from restoration.models.auto import load_checkpoint as load_model
-
-
-@dataclasses.dataclass
-class TrainConfig:
-    """Options every training script has; each script's config extends it."""
-
-    data: str = dataclasses.field(default="../shared/data/tiny-imagenet-200", metadata={
-        "help": "Tiny ImageNet folder (with wnids.txt) or any folder of images"})
-    val_data: str | None = dataclasses.field(default=None, metadata={
-        "help": "a folder of validation images for a --data image folder (default: hold out 5%% of --data)"})
-    out: str = dataclasses.field(default="runs/model", metadata={"help": "the run folder"})
-    preset: str = dataclasses.field(default="compact", metadata={
-        "choices": list(PRESETS), "help": "model size (restoration/models/classifier.py): compact and wide train on a CPU, lesson is the notebooks' size"})
-    epochs: int | None = dataclasses.field(default=None, metadata={
-        "help": "epochs to train; with --minutes alone, as many as the minutes allow (default: 5)"})
-    minutes: float | None = dataclasses.field(default=None, metadata={
-        "help": "train for this many minutes (validation excluded, every --resume counted) instead of "
-                "--epochs: the one-cycle schedule spans them, so a run fits a fixed slot on a machine of "
-                "unknown speed; with --epochs too, whichever ends first (default: none)"})
-    batch_size: int = dataclasses.field(default=64, metadata={"help": "per process"})
-    lr: float = dataclasses.field(default=2e-3, metadata={"help": "peak learning rate of the one-cycle schedule"})
-    weight_decay: float = dataclasses.field(default=1e-5, metadata={"help": "AdamW's, on weights (not norms or biases)"})
-    size: int = dataclasses.field(default=64, metadata={"help": "training crop size (pixels)"})
-    image_size: int = dataclasses.field(default=64, metadata={
-        "help": "the cache holds images at this size (Tiny ImageNet's own); crops of --size are taken from them"})
-    device: str = dataclasses.field(default="auto", metadata={
-        "choices": ["auto", "cpu", "cuda"], "help": "auto: CUDA when available"})
-    limit: int | None = dataclasses.field(default=None, metadata={
-        "help": "use N training images, a fixed random subset (smoke runs; default: all)"})
-    val_limit: int | None = dataclasses.field(default=None, metadata={
-        "help": "validate on N val images (default: all; with --limit, that many, so a smoke run stays short)"})
-    resume: bool = dataclasses.field(default=False, metadata={"help": "continue the run in --out"})
-    seed: int = dataclasses.field(default=0, metadata={"help": "fixes the subsets, the batch order and the augmentation"})
-    cache_dir: str | None = dataclasses.field(default="cache", metadata={"help": "where the uint8 cache is kept"})
-    download: bool = dataclasses.field(default=False, metadata={
-        "help": "fetch Tiny ImageNet (HTTPS, 248 MB, checked) if --data is missing"})
-    threads: int | None = dataclasses.field(default=None, metadata={
-        "help": "CPU threads for torch (default: the CPUs this process may use, shared among torchrun's "
-                "processes; OMP_NUM_THREADS when set)"})
-    channels_last: bool = dataclasses.field(default=True, metadata={
-        "help": "channels-last memory format (faster convolutions on CPU and CUDA)"})
-    compile: bool = dataclasses.field(default=False, metadata={
-        "help": "torch.compile the model for training (the first steps compile; measure with python -m bench.speed --train-only)"})
-
-    default_epochs: typing.ClassVar[int] = 5
-    # Flags of earlier versions: each now fails in one line that says what replaced it.
-    retired: typing.ClassVar[dict] = {
-        "--train-minutes": "--train-minutes is now --minutes",
-        "--schedule": "--schedule is gone: --minutes M lays the schedule over M minutes of training, --epochs "
-                      "over epochs",
-        "--time-budget": "--time-budget is gone: stop a run with Ctrl-C or SIGTERM (e.g. `timeout 50m python -m "
-                         "train.superres ...`), which saves it for --resume; --minutes sets how long the whole "
-                         "run trains",
-        "--loader": "--loader is gone: every run decodes its images once to uint8 and augments batches on the device",
-        "--workers": "--workers is gone: every run decodes its images once to uint8 and augments batches on the device"}
-
-    def __post_init__(self):
-        if self.epochs is None and self.minutes is None:
-            self.epochs = self.default_epochs
+from train.config import TrainConfig
 
 
 def memory_format(config: TrainConfig):
     return torch.channels_last if config.channels_last else torch.contiguous_format
-
-
-def parse_config(cls, argv=None, description=None, prog=None):
-    """argparse over a dataclass: one --flag per field, its type from the annotation; a bool is
-    --flag/--no-flag, or a lone --flag with metadata {"flag": True}. `prog` is the command as
-    users type it (python -m train.superres); --help keeps `description` as written."""
-    from restoration.cli import parser as make_parser
-
-    for arg in sys.argv[1:] if argv is None else argv:
-        if arg.split("=", 1)[0] in cls.retired:
-            raise SystemExit(cls.retired[arg.split("=", 1)[0]])
-    parser = make_parser(prog, description)
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        kind = hints[f.name]
-        kind = next((a for a in typing.get_args(kind) if a is not type(None)), kind)  # X | None → X
-        flag = "--" + f.name.replace("_", "-")
-        extra = dict(help=f.metadata.get("help"), default=f.default)
-        if kind is bool and f.metadata.get("flag"):
-            parser.add_argument(flag, action="store_true", **extra)
-        elif kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **extra)
-        else:
-            parser.add_argument(flag, type=kind, choices=f.metadata.get("choices"), **extra)
-    return cls(**vars(parser.parse_args(argv)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -363,43 +277,75 @@ def fit(*, model, loss_step, make_loader, n_train, validate, config, runtime: Ru
             batches = epoch_batches(n_train, config.batch_size, epoch, config.seed, runtime.rank, runtime.world)
             bar = tqdm(total=len(batches), initial=skip, desc=schedule.label(epoch), disable=not runtime.main,
                        unit="batch", dynamic_ncols=True, mininterval=1)
-            loss_sum, seen, t0 = 0.0, 0, time.time()
-            step_start = t0
+            tally = EpochTally()
+            step_start = tally.start
             for batch in make_loader(batches[skip:]):
                 lr = schedule.lr()
                 value, shown = train_step(module, batch, loss_step, opt, lr, runtime,
                                           f"{out} at step {state['global_step']}")
                 step_start = schedule.count_step(step_start)
-                loss_sum, seen = loss_sum + value, seen + 1
-                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", lr=f"{lr:.2e}",
+                tally.add(value, lr)
+                bar.set_postfix(loss=f"{tally.mean_loss():.4f}", lr=f"{lr:.2e}",
                                 **{k: f"{v.item():.3f}" for k, v in shown.items() if k in bar_metrics},
                                 run_left=schedule.bar_left(epoch, len(batches) - state["step_in_epoch"],
-                                                           (time.time() - t0) / seen))
+                                                           tally.seconds() / tally.seen))
                 bar.update()
                 if schedule.done():
                     break  # the minutes are used up: validate and save as at an epoch's end
                 if stop.reason:
                     bar.close()
-                    save(f"stopped ({stop.reason})")
-                    if runtime.main:
-                        print(f"stopped ({stop.reason}): saved {out}; continue with the same command and --resume")
-                    return f"stopped ({stop.reason})"
+                    return stop_run(save, f"stopped ({stop.reason})", out, runtime)
             bar.close()
-            train_seconds = time.time() - t0
-            metrics = validate(model) if runtime.main else {}
-            state.update(epoch=config.epochs if schedule.done() and config.epochs else epoch + 1, step_in_epoch=0)
-            if not skip:  # a whole epoch, so its time predicts the next ones
-                schedule.epoch_seconds = time.time() - t0
-            line = {"epoch": epoch + 1, "global_step": state["global_step"], "train_loss": loss_sum / max(seen, 1),
-                    "lr": lr if seen else None,
-                    "images_per_second": seen * config.batch_size * runtime.world / max(train_seconds, 1e-9), **metrics}
-            if runtime.main:
-                left = schedule.after_epoch(epoch, time.time() - t0)
-                print("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in line.items())
-                      + (f"\n{left}" if left else ""))
-            log(out, runtime, line)
+            end_epoch(epoch, skip, tally, model, validate, schedule, config, runtime)
             save("checkpoint")
     return "done"
+
+
+@dataclasses.dataclass
+class EpochTally:
+    """One epoch's running loss, steps and last learning rate since `start`: the bar's figures and
+    the epoch's log line."""
+    start: float = dataclasses.field(default_factory=time.time)
+    loss_sum: float = 0.0
+    seen: int = 0
+    lr: float | None = None  # None until a step has run
+
+    def add(self, loss: float, lr: float):
+        self.loss_sum, self.seen, self.lr = self.loss_sum + loss, self.seen + 1, lr
+
+    def mean_loss(self) -> float:
+        return self.loss_sum / max(self.seen, 1)
+
+    def seconds(self) -> float:
+        return time.time() - self.start
+
+
+def end_epoch(epoch: int, skip: int, tally: EpochTally, model, validate, schedule: "Schedule", config,
+              runtime: Runtime):
+    """After an epoch's steps (or the last of --minutes): validate, advance the state to the next
+    epoch, time the epoch for the schedule's estimate, print and log the epoch's line."""
+    train_seconds = tally.seconds()
+    metrics = validate(model) if runtime.main else {}
+    state = schedule.state
+    state.update(epoch=config.epochs if schedule.done() and config.epochs else epoch + 1, step_in_epoch=0)
+    if not skip:  # a whole epoch, so its time predicts the next ones
+        schedule.epoch_seconds = tally.seconds()
+    line = {"epoch": epoch + 1, "global_step": state["global_step"], "train_loss": tally.mean_loss(),
+            "lr": tally.lr,
+            "images_per_second": tally.seen * config.batch_size * runtime.world / max(train_seconds, 1e-9), **metrics}
+    if runtime.main:
+        left = schedule.after_epoch(epoch, tally.seconds())
+        print("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in line.items())
+              + (f"\n{left}" if left else ""))
+    log(Path(config.out), runtime, line)
+
+
+def stop_run(save, reason: str, out: Path, runtime: Runtime) -> str:
+    """Ctrl-C or SIGTERM mid-epoch: save for --resume, say how to continue, and return why."""
+    save(reason)
+    if runtime.main:
+        print(f"{reason}: saved {out}; continue with the same command and --resume")
+    return reason
 
 
 def save_run(out: Path, model, opt, state: dict, config, generator, runtime: Runtime, clock, reason: str):

@@ -27,18 +27,8 @@ import dataclasses
 import typing
 from pathlib import Path
 
-import torch
-
-from restoration.models.classifier import PRESETS, Classifier
-from restoration.data.datasets import BatchAugment
-from restoration.data.degrade import MixConfig, even_crop, low_res, upscale_bicubic, upscale_nearest
-from restoration.data.degrade import check as check_degradation
-from restoration.models.losses import NormalisedMSE, PerceptualLoss, parse_features
-from restoration.data.metrics import psnr_from_mse, psnr_y
-from restoration.models.auto import load_checkpoint
-from restoration.models.unet import Autoencoder, UNet
-from train.loop import (Runtime, TrainConfig, command_line, fit, load_data, memory_format, next_steps, parse_config,
-                        seed_everything)
+from restoration.choices import MixConfig
+from train.config import TrainConfig, parse_config
 
 VARIANTS = ("mse", "perceptual", "crossconv", "autoencoder")
 
@@ -101,6 +91,9 @@ class SuperResConfig(TrainConfig):
         return not (Path(self.data) / "wnids.txt").is_file()
 
     def __post_init__(self):
+        from restoration.data.degrade import check as check_degradation
+        from restoration.models.losses import parse_features
+
         super().__post_init__()
         try:
             check_degradation(self.degradation)
@@ -137,55 +130,13 @@ class SuperResConfig(TrainConfig):
             raise SystemExit("--variant autoencoder takes no --classifier")
 
 
-def build_model(config: SuperResConfig):
-    arch = PRESETS[config.preset]
-    if config.variant == "autoencoder":
-        return Autoencoder(**arch)
-    return UNet(**arch, cross_conv=config.variant == "crossconv")
-
-
-@torch.inference_mode()
-def validate(model, inputs, targets, device, loss_fn, batch_size=250):
-    """Validation loss (the training loss, and the pixel MSE in normalised units) and pooled
-    PSNR over pre-degraded float pairs."""
-    from tqdm.auto import tqdm
-
-    model.eval()
-    pixel_mse, sums = NormalisedMSE().to(device), {"loss": 0.0, "mse": 0.0, "sse": 0.0}
-    for i in tqdm(range(0, len(inputs), batch_size), desc="validating", unit="batch", leave=False, mininterval=1):
-        x, y = inputs[i:i + batch_size].to(device), targets[i:i + batch_size].to(device)
-        out = model(x).float()
-        n = len(x)
-        sums["loss"] += loss_fn(out, y).item() * n
-        sums["mse"] += pixel_mse(out, y).item() * n
-        sums["sse"] += (out.clamp(0, 1) - y).pow(2).mean().item() * n
-    model.train()
-    n = len(inputs)
-    return {"val_loss": sums["loss"] / n, "val_mse": sums["mse"] / n, "val_psnr": psnr_from_mse(sums["sse"] / n)}
-
-
-@torch.inference_mode()
-def validate_photos(model, photos, degradations, device):
-    """Whole val photos under each degradation: mean luma PSNR (the literature's protocol) of the
-    model and its gain over bicubic, e.g. {"val_bicubic_psnr_y": 31.2, "val_bicubic_gain": 2.4}."""
-    from tqdm.auto import tqdm
-
-    model.eval()
-    sums = {}
-    generator = torch.Generator().manual_seed(0)
-    for d in degradations:
-        for photo in tqdm(photos, desc=f"validating {d}", unit="img", leave=False, mininterval=1):
-            hr = even_crop(photo.to(device).float().div(255))[None]
-            low = low_res(hr, d, generator)
-            ours, bicubic = psnr_y(model.restore(upscale_nearest(low)), hr).item(), psnr_y(upscale_bicubic(low), hr).item()
-            sums[f"val_{d}_psnr_y"] = sums.get(f"val_{d}_psnr_y", 0.0) + ours / len(photos)
-            sums[f"val_{d}_gain"] = sums.get(f"val_{d}_gain", 0.0) + (ours - bicubic) / len(photos)
-    model.train()
-    return sums
-
-
 def main(argv=None):
     config = parse_config(SuperResConfig, argv, description=__doc__, prog="python -m train.superres")
+    # The training modules load torch: imported after the arguments, so that --help answers at once.
+    from restoration.models.losses import NormalisedMSE, PerceptualLoss, parse_features
+    from train.loop import Runtime, command_line, fit, load_data, memory_format, next_steps, seed_everything
+    from train.superres_parts import photo_batches, starting_model, thumbnail_batches
+
     runtime = Runtime(config.device, config.threads)
     generator = seed_everything(config.seed, runtime.rank)
     train, val, caches = load_data(config, runtime, photos=config.photos)
@@ -226,63 +177,6 @@ def main(argv=None):
         data = f"--data {config.val_data} " if config.photos and config.val_data else "--limit 1000 "
         print(next_steps(config.out, reason, f"python -m restoration.inference.evaluate --models {config.out} {data}"
                                              "--degradation lesson,bicubic,jpeg75"))
-
-
-def starting_model(config: SuperResConfig, runtime: Runtime):
-    """(the model to train, on the run's device, the classifier or None): a new model, all of its
-    weights from --init, or its encoder from --classifier; --resume loads its state later (fit)."""
-    model = build_model(config)
-    classifier = Classifier.from_pretrained(config.classifier) if config.classifier else None
-    if config.init and not config.resume:
-        start = load_checkpoint(config.init)
-        if start.config != model.config:
-            raise SystemExit(f"--init {config.init}: its config differs from this run's ({config.variant}, {config.preset})")
-        model.load_state_dict(start.state_dict(), strict=True)
-    elif classifier is not None and not config.resume:
-        model.load_encoder_from(classifier)  # strict: the classifier must have this preset's shapes
-    return model.to(runtime.device, memory_format=memory_format(config)), classifier
-
-
-def photo_batches(config: SuperResConfig, runtime: Runtime, caches, generator, loss_fn):
-    """(make_loader, run_validation) on photos: random crops of the training photos, degraded as
-    they are drawn; whole val photos under each --val-degradations (`loss_fn` is not used)."""
-    train_photos, val_photos = caches
-    augment = BatchAugment(config.size, generator)
-    val_degradations = config.val_degradations.split(",")
-
-    def make_loader(batches):
-        for idx in batches:  # the indices only count the crops: each is drawn at random
-            crops = augment.photo_crops(train_photos, len(idx), runtime.device)
-            yield augment.sr_pairs(crops, train=True, erase=config.erase, degradation=config.degradation,
-                                   mix_config=config.mix_config(), soften=config.soften, cropped=True)
-
-    def run_validation(m):
-        return validate_photos(m, val_photos, val_degradations, runtime.device)
-
-    return make_loader, run_validation
-
-
-def thumbnail_batches(config: SuperResConfig, runtime: Runtime, caches, generator, loss_fn):
-    """(make_loader, run_validation) on Tiny ImageNet: the training images in batches, degraded as
-    they are drawn; a fixed set of val pairs, scored with `loss_fn` too."""
-    (train_images, _), (val_images, _) = caches
-    augment = BatchAugment(config.size, generator)
-
-    def make_loader(batches):
-        for idx in batches:
-            yield augment.sr_pairs(train_images[idx].to(runtime.device), train=True, erase=config.erase,
-                                   degradation=config.degradation, mix_config=config.mix_config(),
-                                   soften=config.soften)
-
-    # The validation inputs are drawn once, from their own seed: the same set every epoch and run.
-    val_augment = BatchAugment(config.size, torch.Generator().manual_seed(config.seed + 1))
-    val_inputs, val_targets = val_augment.sr_pairs(val_images, train=False, degradation=config.degradation,
-                                                   mix_config=config.mix_config())
-
-    def run_validation(m):
-        return validate(m, val_inputs, val_targets, runtime.device, loss_fn)
-
-    return make_loader, run_validation
 
 
 if __name__ == "__main__":

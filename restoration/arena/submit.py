@@ -22,27 +22,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-import torch
-
-from restoration.models.checkpoint import CheckpointError
+from restoration.choices import DEFAULT_FAMILY, FAMILIES
 from restoration.cli import parser
 from restoration.settings import Settings
 from restoration.strict_json import one_line
-from restoration.arena.submission_checks import check_folder, summary
-from restoration.arena.submissions import (
-    APPROVED,
-    DEFAULT_FAMILY,
-    REJECTED,
-    Refused,
-    describe,
-    evaluation_markdown,
-    list_submissions,
-    reference_evaluation,
-    review,
-    submit,
-)
-from restoration.arena.store import VoteStore, VoteStoreError
-from restoration.hub.catalogue import FAMILIES, load_available_restorers, load_fidelity_classifier
 
 COMMANDS = ("check", "list", "show", "approve", "reject")
 TRACEBACKS = Path(tempfile.gettempdir()) / "restoration-submit.log"  # where an unexpected error's traceback goes
@@ -50,14 +33,17 @@ TRACEBACKS = Path(tempfile.gettempdir()) / "restoration-submit.log"  # where an 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    p = parser("python -m restoration.arena.submit", __doc__)
-    p.add_argument("what", help="owner/name@commit to submit, or one of: " + ", ".join(COMMANDS))
-    p.add_argument("name", nargs="?", default=None, help="the submission (show, approve, reject), or a folder (check)")
-    p.add_argument("--family", default=DEFAULT_FAMILY, choices=list(FAMILIES),
-                   help="the family it competes in: photo (default) or lesson (Tiny ImageNet thumbnails)")
-    p.add_argument("--reason", default="", help="the review's reason, kept with the submission")
-    p.add_argument("--client", default="cli", help="whose daily cap a submission counts against")
+    p = arguments()
     args = p.parse_args(argv)
+    # The work's modules load torch: imported after the arguments, so that --help answers at once.
+    import torch
+
+    from restoration.arena.store import VoteStore, VoteStoreError
+    from restoration.arena.submission_checks import check_folder, summary
+    from restoration.arena.submissions import APPROVED, REJECTED, Refused, describe, list_submissions, review, submit
+    from restoration.hub.catalogue import load_fidelity_classifier
+    from restoration.models.checkpoint import CheckpointError
+
     settings = Settings.from_env()
     torch.set_num_threads(settings.threads)
     try:
@@ -103,7 +89,22 @@ def main(argv=None):
         tracebacks.close()
 
 
-def show(store: VoteStore, name: str, settings: Settings):
+def arguments():
+    p = parser("python -m restoration.arena.submit", __doc__)
+    p.add_argument("what", help="owner/name@commit to submit, or one of: " + ", ".join(COMMANDS))
+    p.add_argument("name", nargs="?", default=None, help="the submission (show, approve, reject), or a folder (check)")
+    p.add_argument("--family", default=DEFAULT_FAMILY, choices=list(FAMILIES),
+                   help="the family it competes in: photo (default) or lesson (Tiny ImageNet thumbnails)")
+    p.add_argument("--reason", default="", help="the review's reason, kept with the submission")
+    p.add_argument("--client", default="cli", help="whose daily cap a submission counts against")
+    return p
+
+
+def show(store, name: str, settings: Settings):
+    """Print the submission `name` from the VoteStore, its checks, and its evaluation beside ours."""
+    from restoration.arena.submissions import Refused, describe, evaluation_markdown, list_submissions, reference_evaluation
+    from restoration.hub.catalogue import load_available_restorers, load_fidelity_classifier
+
     found = [s for s in list_submissions(store) if s.name == name]
     if not found:
         raise Refused("no such submission", name)

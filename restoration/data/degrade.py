@@ -17,7 +17,6 @@ A degradation is named by a string:
 """
 
 import concurrent.futures
-import dataclasses
 import functools
 import io
 import math
@@ -28,12 +27,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from restoration.choices import KERNELS, MixConfig  # the mix's draw: also what train.superres offers
+from restoration.choices import STANDARD  # noqa: F401  what the evaluation reports and the app offers: degrade.STANDARD
 from restoration.data.images import quantize, to_float
 
 SCALE = 2
-KERNELS = ("lesson", "bicubic", "area", "lanczos")
-# What the evaluation reports and the app offers, in this order.
-STANDARD = ("lesson", "bicubic", "jpeg75")
 TITLES = {"lesson": "bilinear ×½ (the lesson's)", "bicubic": "bicubic ×½ (Pillow's, as editors do)",
           "area": "area ×½ (2×2 average)", "lanczos": "Lanczos-3 ×½", "mix": "random mix (training)"}
 
@@ -168,26 +166,6 @@ def _jpeg_pool():
 
 # ---------------------------------------------------------------------------------------------
 # The named degradations
-
-
-@dataclasses.dataclass(frozen=True)
-class MixConfig:
-    """The random draw of `mix`, per image. Kept mild: the photos people bring are downscaled,
-    maybe compressed, not wrecked. Blur before the downscale is off by default: measured on
-    photos, training to undo it taught the U-Nets to over-sharpen (halos) everything else."""
-
-    kernels: tuple[str, ...] = KERNELS
-    kernel_weights: tuple[float, ...] = (0.5, 0.3, 0.1, 0.1)  # bilinear and bicubic are the common ones
-    blur_p: float = 0.0          # probability of a Gaussian blur before the downscale
-    blur_sigma: tuple[float, float] = (0.3, 0.7)
-    noise_p: float = 0.1         # probability of Gaussian noise on the low-resolution image
-    noise_sigma: tuple[float, float] = (1 / 255, 3 / 255)
-    jpeg_p: float = 0.5          # probability of JPEG compression of the low-resolution image
-    jpeg_quality: tuple[int, int] = (60, 95)
-
-    def __post_init__(self):
-        if len(self.kernel_weights) != len(self.kernels):
-            object.__setattr__(self, "kernel_weights", (1.0,) * len(self.kernels))  # uniform over a custom list
 
 
 def _uniform(n, lo_hi, generator):

@@ -12,16 +12,13 @@ import hashlib
 import json
 from pathlib import Path
 
+from restoration.choices import FAMILIES
 from restoration.models.checkpoint import WEIGHTS_NAME, CheckpointError
 from restoration.hub.transfer import COMMIT, HubUnreachable, NotPublished, download_checkpoint
 from restoration.models.auto import load_checkpoint
 
 __all__ = ["COMMIT", "FAMILIES", "LoadedModel", "ModelEntry", "by_family", "contenders_of", "load_available_restorers",
            "load_model", "pin_revisions", "read_catalog", "space_of"]
-
-# A restorer's family: the data it learnt from. The lesson's models reproduce the notebook on Tiny
-# ImageNet's 64×64 thumbnails; the photo family learnt from full-resolution photo patches.
-FAMILIES = {"photo": "Photos", "lesson": "Tiny ImageNet (the lesson's)"}
 
 # Why a model asked for from the Hub is served from the local copy (what the page says).
 NOT_PUBLISHED, UNREACHABLE, HUB_FAILED, NOT_ASKED = ("not published yet", "the Hub is unreachable",

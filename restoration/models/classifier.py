@@ -11,16 +11,9 @@ from torch import nn
 from restoration.models.checkpoint import Pretrained, capture_config
 from restoration.data.datasets import TINY_IMAGENET_MEAN, TINY_IMAGENET_STD
 from restoration.data.images import to_float
+from restoration.choices import PRESETS  # noqa: F401  the model sizes, also classifier.PRESETS
 from restoration.models.layers import ResNetEncoder, activation, init_weights, norm_layer
 
-PRESETS = {
-    # The notebooks' models: sized for a GPU.
-    "lesson": dict(nfs=(32, 64, 128, 256, 512, 1024), nbks=(3, 2, 2, 1, 1)),
-    # Small enough to train on a CPU and ship in the repo (a U-Net on it stays under 2.5 M parameters).
-    "compact": dict(nfs=(16, 32, 64, 96, 192), nbks=(1, 1, 2, 2)),
-    # Wider and deeper than compact, still under 6 MB in fp16: the independent fidelity classifier.
-    "wide": dict(nfs=(32, 48, 96, 128, 224), nbks=(1, 2, 2, 2)),
-}
 
 
 class Normalize(nn.Module):
