@@ -61,7 +61,7 @@ def start_arena(settings: Settings, device: torch.device, outputs_in=None,
     vote store (loaded later if the store does not answer yet). The caller closes both."""
     say = say or _print
     torch.set_num_threads(settings.threads)
-    sys.setswitchinterval(SWITCH_INTERVAL)  # the event loop gets the interpreter back sooner (app_state.py)
+    sys.setswitchinterval(SWITCH_INTERVAL)  # the event loop gets the interpreter back sooner (serving.py)
     models, problems, fidelity = load_shipped(settings, say)
     sync = start_vote_sync(settings)  # before the store opens the database: it may recover it
     try:

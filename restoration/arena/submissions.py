@@ -16,7 +16,7 @@ the folder, an accepted one is kept in the cache for the replicas' next start. T
 scored on its family's quick set (`quick_evaluation`: evaluate.py's own functions on a fixed
 subset) and stored in the vote store (`store.submissions`), which every replica reads at start-up,
 and again once the store answers if it did not then (`load_submitted_restorers`;
-`app_state.ArenaApp.load_community_later`).
+`submit_tab.SubmitTab.load_community_later`).
 
 Lifecycle: pending (in Compare, "community, unreviewed") → approved (a Judge contender and on the
 leaderboard) or rejected (with its reason kept). Caps: downloads per client a day (an attempt
