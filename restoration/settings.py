@@ -115,7 +115,7 @@ class Settings:
     output_max_age: int = _field(3600, min=60)  # seconds our downloads and judge files are kept
     scene_val_images: int = _field(200, min=0)  # val images among the scene images, beside the examples
     # The share of the Judge's pairs from the photo family (its U-Nets on crops of photos); the rest
-    # are the lesson's (on Tiny ImageNet thumbnails). Per judge, in turn (scenes.JudgeHistory).
+    # are the lesson's (on Tiny ImageNet thumbnails). Per judge, in turn (judge_history.JudgeHistory).
     judge_photo_share: float = _field(0.75, min=0.0, max=1.0)
     bootstrap_rounds: int = _field(200, min=0, max=100_000)
     # Community models (submissions.py): a client's submissions a day, the pending ones at a time, and

@@ -11,15 +11,9 @@ from restoration.arena.ratings import ANCHOR
 from restoration.arena.render_process import RenderProcess
 from restoration.arena.replies import HIDDEN, Refusal, Update, store_reachable
 from restoration.arena.scene_crops import CROPS_PER_PHOTO
-from restoration.arena.scenes import (
-    JudgeHistory,
-    SceneFamily,
-    ScenePool,
-    SceneRenderer,
-    crop_text,
-    family_shares,
-    scene_families,
-)
+from restoration.arena.judge_history import JudgeHistory
+from restoration.arena.scene_renderer import SceneRenderer, crop_text
+from restoration.arena.scenes import SceneFamily, ScenePool, family_shares, scene_families
 from restoration.arena.store import ANSWER_LABELS, VoteStoreError
 from restoration.data import degrade
 from restoration.hub.catalogue import by_family, contenders_of

@@ -130,7 +130,7 @@ votes = sa.Table(
     sa.Column("client", sa.Text, nullable=False, server_default=""),  # HMAC of the client's address
     sa.Column("judge", sa.Text, nullable=False, server_default=""),  # HMAC of address + browser id
     # The scene: its model family (catalogue.FAMILIES) and its box in the image, "left top right bottom"
-    # (scenes.crop_text); "" in votes from before they were kept.
+    # (scene_renderer.crop_text); "" in votes from before they were kept.
     sa.Column("family", sa.Text, nullable=False, server_default=""),
     sa.Column("crop", sa.Text, nullable=False, server_default=""),
     sa.Index("votes_session", "session"),
