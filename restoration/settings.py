@@ -134,7 +134,7 @@ class Settings:
 
     def _check_votes_db(self):
         if not isinstance(self.votes_db, str) or "://" not in self.votes_db:
-            return  # a SQLite file (vote_sync.py and store.check_path look at it)
+            return  # a SQLite file (vote_sync.py and store_target.check_path look at it)
         name = env_name("votes_db")
         if not self.votes_db.startswith(("postgresql://", "postgresql+psycopg://")):
             raise SettingsError(f"{name}={self.votes_db.split('://')[0]}://…: expected a SQLite file path or a "

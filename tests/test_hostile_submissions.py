@@ -24,7 +24,8 @@ from restoration.arena.submissions import (
     submission_name,
     submit,
 )
-from restoration.arena.store import VoteStore, VoteStoreError, submission_attempts
+from restoration.arena.store import VoteStore, VoteStoreError
+from restoration.arena.store_schema import submission_attempts
 from tests.support import safetensors_bytes, tiny_spandrel, tiny_unet
 from tests.submission_support import hub_files, refused, safetensors_file
 

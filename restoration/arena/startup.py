@@ -9,7 +9,8 @@ import sys
 import torch
 
 from restoration.arena.app_state import COMMUNITY_NOT_LOADED, JUDGE_LANE_LIMIT, SWITCH_INTERVAL, ArenaApp
-from restoration.arena.store import VoteStore, VoteStoreError, check_path
+from restoration.arena.store import VoteStore, VoteStoreError
+from restoration.arena.store_target import check_path
 from restoration.arena.submissions import load_submitted_restorers
 from restoration.arena.vote_sync import VoteSync, start_vote_sync
 from restoration.hub.catalogue import load_available_restorers, load_fidelity_classifier

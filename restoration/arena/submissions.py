@@ -52,7 +52,8 @@ from restoration.settings import Settings
 from restoration.strict_json import one_line, shorten
 from restoration.arena.submission_scores import evaluation_markdown, quick_evaluation, reference_evaluation
 from restoration.arena.submission_checks import RULES, Refused, Rules, check_checkpoint, check_files, summary
-from restoration.arena.store import VoteStore, VoteStoreError, submission_attempts, submissions, utc_iso, utc_now
+from restoration.arena.store import VoteStore, VoteStoreError, utc_iso, utc_now
+from restoration.arena.store_schema import submission_attempts, submissions
 from restoration.hub.catalogue import FAMILIES, LoadedModel, ModelEntry
 
 log = logging.getLogger(__name__)
