@@ -15,9 +15,9 @@ import torch
 
 from restoration.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME
 from restoration.arena.submission_checks import MAX_LINE, Rules
+from restoration.arena.submission_download import CACHE_FOLDER
 from restoration.arena.submissions import (
     APPROVED,
-    CACHE_FOLDER,
     Refused,
     load_submitted_restorers,
     review,
