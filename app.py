@@ -50,7 +50,7 @@ CSS = """
 .panel .image-frame img { width: 100%; height: 100%; object-fit: contain; }
 """
 # The Judge's pictures are shown at their own pixels times an integer zoom (the server sets the
-# class zoom-<n>: app_state.ArenaApp._pictures), never fitted to their box: a fitted picture is
+# class zoom-<n>: judge_tab.JudgeTab._pictures), never fitted to their box: a fitted picture is
 # resampled by the browser, which blurs or sharpens the very differences a judge looks for. The
 # box scrolls where a narrow screen cannot hold the picture; the caption sits above the picture.
 JUDGE_CSS = f"""
@@ -348,7 +348,7 @@ def main():
     started = time.perf_counter()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     log.setLevel(logging.INFO)  # our one-line refusals; not every HTTP request of the libraries
-    logging.getLogger("restoration.arena.app_state").setLevel(logging.INFO)  # where each Compare's time went
+    logging.getLogger("restoration.arena.compare_tab").setLevel(logging.INFO)  # where each Compare's time went
     try:
         settings, device = checked_settings()
         # Gradio serves our files from its upload folder as they are.

@@ -115,7 +115,7 @@ class Settings:
     output_max_age: int = _field(3600, min=60)  # seconds our downloads and judge files are kept
     scene_val_images: int = _field(200, min=0)  # val images among the scene images, beside the examples
     # The share of the Judge's pairs from the photo family (its U-Nets on crops of photos); the rest
-    # are the lesson's (on Tiny ImageNet thumbnails). Per judge, in turn (scenes.JudgeHistory).
+    # are the lesson's (on Tiny ImageNet thumbnails). Per judge, in turn (judge_history.JudgeHistory).
     judge_photo_share: float = _field(0.75, min=0.0, max=1.0)
     bootstrap_rounds: int = _field(200, min=0, max=100_000)
     # Community models (submissions.py): a client's submissions a day, the pending ones at a time, and
@@ -134,7 +134,7 @@ class Settings:
 
     def _check_votes_db(self):
         if not isinstance(self.votes_db, str) or "://" not in self.votes_db:
-            return  # a SQLite file (vote_sync.py and store.check_path look at it)
+            return  # a SQLite file (vote_sync.py and store_target.check_path look at it)
         name = env_name("votes_db")
         if not self.votes_db.startswith(("postgresql://", "postgresql+psycopg://")):
             raise SettingsError(f"{name}={self.votes_db.split('://')[0]}://…: expected a SQLite file path or a "

@@ -169,7 +169,7 @@ def test_compare_clears_the_page_first_and_after_a_failure(arena_app, tmp_path, 
     assert set(run["outputs"]) < set(clear["outputs"]) and len(clear["outputs"]) - len(run["outputs"]) == 2
     assert not clear["queue"]  # the downloads and the zoom: cleared, and set only when asked for
 
-    import restoration.arena.app_state as arena_module
+    import restoration.arena.compare_tab as arena_module
     import restoration.inference.compare as compare_module
 
     def failing(*args, **kwargs):

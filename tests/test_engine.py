@@ -7,7 +7,8 @@ import torch
 from restoration.inference import engine
 from restoration.inference.eligibility import Agreement, agreement, level_histogram, percentile_level
 from restoration.data.images import quantize
-from restoration.inference.runner import NearestInput, Restorer
+from restoration.inference.runner import Restorer
+from restoration.inference.windows import NearestInput
 from restoration.settings import REPO, Settings, SettingsError
 from restoration.models.unet import UNet
 from restoration.data.uploads import list_images

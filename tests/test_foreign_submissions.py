@@ -17,7 +17,8 @@ from restoration.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME
 from restoration.models.foreign import LICENCES, ForeignModel
 from restoration.inference.runner import Restorer
 from restoration.arena.submission_checks import Rules, check_folder
-from restoration.arena.submissions import APPROVED, QUICK_SETS, load_submitted_restorers, review, submit
+from restoration.arena.submission_scores import QUICK_SETS
+from restoration.arena.submissions import APPROVED, load_submitted_restorers, review, submit
 from restoration.arena.store import VoteStore
 from tests.support import safetensors_bytes, tiny_spandrel, write_photos
 from tests.submission_support import refused

@@ -15,16 +15,17 @@ import torch
 
 from restoration.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME
 from restoration.arena.submission_checks import MAX_LINE, Rules
+from restoration.arena.submission_download import CACHE_FOLDER
 from restoration.arena.submissions import (
     APPROVED,
-    CACHE_FOLDER,
     Refused,
     load_submitted_restorers,
     review,
     submission_name,
     submit,
 )
-from restoration.arena.store import VoteStore, VoteStoreError, submission_attempts
+from restoration.arena.store import VoteStore, VoteStoreError
+from restoration.arena.store_schema import submission_attempts
 from tests.support import safetensors_bytes, tiny_spandrel, tiny_unet
 from tests.submission_support import hub_files, refused, safetensors_file
 

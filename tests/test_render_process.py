@@ -13,7 +13,8 @@ import numpy as np
 import torch
 import pytest
 
-from restoration.arena.scenes import SceneRenderer, ScenePool, scene_images
+from restoration.arena.scene_renderer import SceneRenderer
+from restoration.arena.scenes import ScenePool, scene_images
 from restoration.inference.runner import restorers_for
 from restoration.arena.render_process import GO, HOLD, RenderProcess, _hold_requested
 

@@ -16,14 +16,12 @@ from PIL import Image
 
 from restoration.data.degrade import STANDARD, low_res, upscale_bicubic
 from restoration.data.images import to_float, to_pil, to_tensor, to_uint8
+from restoration.arena.judge_history import JudgeHistory
+from restoration.arena.ratings import ANCHOR
+from restoration.arena.scene_renderer import Scene, SceneRenderer, crop_text
 from restoration.arena.scenes import (
-    ANCHOR,
-    SceneRenderer,
-    JudgeHistory,
-    Scene,
     SceneFamily,
     ScenePool,
-    crop_text,
     family_shares,
     lower_priority,
     scene_families,

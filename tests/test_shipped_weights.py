@@ -9,7 +9,7 @@ from restoration.inference import engine
 from restoration.models.auto import AutoModel
 from restoration.models.classifier import Classifier
 from restoration.data.degrade import degrade
-from restoration.inference.runner import low_resolution_model
+from restoration.inference.windows import low_resolution_model
 from restoration.settings import REPO
 from restoration.models.unet import UNet
 from restoration.data.uploads import list_images

@@ -394,7 +394,7 @@ def test_the_submit_tab(subset, good, fake_hub, tiny_models, small_examples):
 def test_figures_are_shown_beside_ours(subset, app_store, tiny_models):
     """`show` and the Submit tab: per dataset and degradation, bicubic, our models and the submission,
     scored by the same call on the same images; ours computed once and kept in the vote store."""
-    from restoration.arena.submissions import evaluation_markdown, quick_evaluation, reference_evaluation
+    from restoration.arena.submission_scores import evaluation_markdown, quick_evaluation, reference_evaluation
 
     ours = tiny_models[:1]
     assert reference_evaluation(app_store, ours, subset, compute=False) == {}  # not scored yet: the page does not wait

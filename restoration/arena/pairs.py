@@ -74,7 +74,7 @@ class Battle:
     shown_at: float  # Arena clock when the battle was issued (its pictures are ready)
     client: Client = LOCAL
     family: str = ""  # the scene's model family (catalogue.FAMILIES); "" for votes from before it was kept
-    crop: str = ""  # the scene's box in the image, "left top right bottom" (scenes.crop_text); "" if unknown
+    crop: str = ""  # the scene's box in the image, "left top right bottom" (scene_renderer.crop_text); "" if unknown
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,7 +7,7 @@ lowest priority (every thread of it, once its first scene is out: at start-up th
 and a judge may be waiting for that scene), and shares nothing with the replica but a pipe and
 one flag (`bench.replicas` with and without it: docs/benchmarks.md):
 
-- the parent sends (image, degradation, contenders, family, crop) and gets back a `scenes.Scene`, its
+- the parent sends (image, degradation, contenders, family, crop) and gets back a `scene_renderer.Scene`, its
   PNGs already encoded;
 - while it waits, the parent copies `hold()` (people are being answered) into a shared flag, which
   the child reads before every window: a render under way still stops at its next window.
@@ -28,7 +28,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from restoration.inference.runner import Restorer, release_memory
-from restoration.arena.scenes import YIELD_POLL, SceneRenderer, Scene, lower_priority
+from restoration.arena.scene_renderer import YIELD_POLL, Scene, SceneRenderer
+from restoration.arena.scenes import lower_priority
 from restoration.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -7,10 +7,10 @@ families' ratings on one scale. Each family is judged on the pictures it was mad
 (`scene_families`): the photo family on crops of photos (`scene_crops.py`: where a photo has both
 detail and smooth areas, several per photo), the lesson family on Tiny ImageNet-sized thumbnails.
 Which family a judge's next pair is of follows the families' shares (`family_shares`, the setting
-`RESTORATION_JUDGE_PHOTO_SHARE`), in turn per judge (`JudgeHistory`). Any pair of contenders on a
-ready scene is a battle that costs nothing more to show. `ScenePool` keeps a few scenes ready (of
-each family in proportion to its share), rendering replacements in a background thread as scenes
-are used up, so a judge's vote is answered with the next pair at once instead of waiting for two
+`RESTORATION_JUDGE_PHOTO_SHARE`), in turn per judge (`JudgeHistory`, judge_history.py). Any pair
+of contenders on a ready scene is a battle that costs nothing more to show (a scene and its
+rendering: scene_renderer.py). `ScenePool` keeps a few scenes ready (of each family in proportion
+to its share), rendering replacements in a background thread as scenes are used up, so a judge's vote is answered with the next pair at once instead of waiting for two
 model runs (or behind a large Compare request).
 
 The pool yields to people: its thread renders nothing while a Compare is running or waiting
@@ -29,34 +29,29 @@ lately, the oldest serves and fresh scenes are rendered behind it.
 """
 
 import dataclasses
-import io
 import logging
 import os
 import random
-import secrets
-import struct
 import sys
 import threading
 import time
-import zlib
-from collections import Counter, OrderedDict, deque
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from PIL import Image
 
-from restoration.data.degrade import STANDARD, prepare, upscale_bicubic
-from restoration.data.images import to_float, to_pil, to_uint8
-from restoration.inference.runner import Restorer, release_memory, restorers_for
+from restoration.arena.judge_history import RECENT_PAIRS as RECENT_PAIRS  # the benchmarks import it from here
 from restoration.arena.ratings import ANCHOR
-from restoration.arena.scene_crops import crop_boxes, display_zoom, is_photo
+from restoration.arena.scene_crops import is_photo
+from restoration.arena.scene_renderer import Scene, SceneRenderer
+from restoration.arena.scene_renderer import center_crop as center_crop  # the benchmarks import it from here
+from restoration.data.degrade import STANDARD
+from restoration.data.uploads import list_images
+from restoration.inference.runner import release_memory
 from restoration.settings import Settings
-from restoration.data.uploads import list_images, open_upload
 
 log = logging.getLogger(__name__)
-RECENT_PAIRS = 10  # a judge's last pairs whose crops are not shown to them again (while there are others)
-MAX_OWED = 1.0  # pairs a family due for a judge, but not ready, is owed at most (JudgeHistory)
-YIELD_POLL = 0.02  # seconds between looks at `busy()` while a background render waits for a Compare
 
 
 def scene_images(settings: Settings, seed: int = 0) -> dict[str, Path]:
@@ -113,168 +108,6 @@ def lower_priority(nice: int = 19, thread_id: int | None = None):
             os.setpriority(os.PRIO_PROCESS, thread_id or threading.get_native_id(), nice)
         except OSError as e:  # a container may forbid it, or the thread has just ended: left as it is
             log.info("scene pool: priority unchanged (%s)", e)
-
-
-
-
-def center_crop(image: Image.Image, max_side: int) -> Image.Image:
-    """The central max_side × max_side (at most) part of an image, with even sides (`center_box`)."""
-    box = center_box(image.size, max_side)
-    return image if box == (0, 0, *image.size) else image.crop(box)
-
-
-def center_box(size: tuple[int, int], max_side: int) -> tuple[int, int, int, int]:
-    """The central box of at most max_side × max_side pixels, with even sides (the ×2 degradation
-    needs them), as (left, top, right, bottom)."""
-    w, h = size
-    cw, ch = min(w, max_side), min(h, max_side)
-    cw, ch = cw - cw % 2, ch - ch % 2
-    left, top = (w - cw) // 2, (h - ch) // 2
-    return left, top, left + cw, top + ch
-
-
-def crop_text(box: tuple[int, int, int, int] | None) -> str:
-    """A crop box as the vote record keeps it: "left top right bottom" (pixels of the image, PIL's
-    box), "" for none."""
-    return " ".join(map(str, box)) if box else ""
-
-
-@dataclasses.dataclass
-class Scene:
-    image_id: str
-    degradation: str
-    low: Image.Image  # the low-resolution input (half size)
-    original: Image.Image
-    outputs: dict[str, Image.Image]  # contender name → its restoration
-    uses: int = 0
-    family: str | None = None  # whose U-Nets were rendered (None: every model's)
-    crop: tuple[int, int, int, int] | None = None  # the box of the image it shows (left, top, right, bottom)
-    _png: dict = dataclasses.field(default_factory=dict, repr=False)
-
-    @property
-    def key(self) -> tuple:
-        """What a judge is not shown twice in a row: the image and the crop of it."""
-        return self.image_id, self.crop
-
-    def zoom(self) -> int:
-        """The integer zoom the restorations are shown at (`scene_crops.display_zoom`); the
-        low-resolution input is shown at twice it, the same scale."""
-        return display_zoom(self.original.size)
-
-    def png(self, which: str) -> bytes:
-        """A picture of the scene ("low", "original" or a contender's name) as PNG bytes with a
-        fresh random nonce in them (`with_nonce`). Each picture is encoded once per scene, not once
-        per pair: encoding was most of the CPU a vote cost."""
-        if which not in self._png:  # two judges may both encode it first: the same bytes, no harm
-            image = self.low if which == "low" else self.original if which == "original" else self.outputs[which]
-            buffer = io.BytesIO()
-            image.save(buffer, format="PNG", compress_level=1)
-            self._png[which] = buffer.getvalue()
-        return with_nonce(self._png[which])
-
-
-def with_nonce(png: bytes) -> bytes:
-    """`png` with a random tEXt chunk after its header: the same picture in new bytes, so the URL
-    Gradio serves it under (a hash of the bytes) is new every time and cannot name the model."""
-    data = b"nonce\0" + secrets.token_hex(16).encode()
-    chunk = struct.pack(">I", len(data)) + b"tEXt" + data + struct.pack(">I", zlib.crc32(b"tEXt" + data))
-    header_end = 8 + 25  # the signature, then IHDR (length, type, 13 bytes, CRC)
-    return png[:header_end] + chunk + png[header_end:]
-
-
-
-
-class SceneRenderer:
-    """Renders scenes: cut a scene image, degrade it, then restore it with every contender."""
-
-    def __init__(self, models: Sequence, image_files: dict[str, Path], settings: Settings, max_side: int = 512,
-                 restorers: Mapping[str, Restorer] | None = None):
-        self.models = {m.entry.name: m for m in models}
-        self.image_files, self.settings, self.max_side = image_files, settings, max_side
-        # The app passes its own (the fast path, shared with Compare); otherwise eager ones.
-        self.restorers = restorers if restorers is not None else restorers_for(models, settings, fast=False)
-        self.hold: Callable[[], bool] = lambda: False  # ScenePool sets it: whether people need the cores now
-
-    def render(self, image_id: str, degradation: str = "lesson", names: Sequence[str] | None = None,
-               family: str | None = None, crop: int | None = None) -> Scene:
-        """The scene of one image: with `crop` k, its k-th crop (`scene_crops.crop_boxes`, counted
-        round if the photo has fewer); without, its central `max_side` square (a thumbnail whole)."""
-        s = self.settings
-        image = open_upload(self.image_files[image_id], "degrade", s)
-        boxes = crop_boxes(image) if crop is not None else []
-        box = boxes[crop % len(boxes)] if boxes else center_box(image.size, self.max_side)
-        original = image.crop(box)
-        low, _, reference = prepare(to_uint8(original), "degrade", degradation)  # 8-bit, as in Compare
-        outputs = {}
-        for name in names or [ANCHOR, *self.models]:
-            if name == ANCHOR:
-                out = upscale_bicubic(to_float(low))
-            else:
-                out = self.restorers[name](low, before_window=self._wait_while_held)
-            outputs[name] = to_pil(out)
-        scene = Scene(image_id, degradation, to_pil(low), to_pil(reference), outputs, family=family, crop=box)
-        for which in ["low", "original", *outputs]:
-            scene.png(which)  # encoded here, in the background, rather than in a judge's request
-        return scene
-
-    def _wait_while_held(self):
-        while self.hold():
-            time.sleep(YIELD_POLL)
-
-
-class JudgeHistory:
-    """Per judge: the scenes (image, crop) of their last `keep` pairs, oldest first, and which
-    family's pair is due next; at most `max_judges` judges are remembered (the least recently seen
-    are forgotten first).
-
-    Families take turns by their `shares` (a smooth weighted round robin): every pair adds each
-    family's share to its credit and takes 1 from the family served, and the family with the most
-    credit is due. Of any n consecutive pairs of one judge, a family with share s then has s·n
-    within one either way (two families; while it has a ready scene when due: a pair of another
-    family leaves it due, owed at most one pair, so that it does not come in a burst later).
-    Credits start at random, so that judges who only look at one pair see every family too."""
-
-    def __init__(self, shares: Mapping[str, float] | None = None, keep: int = RECENT_PAIRS,
-                 max_judges: int = 100_000, rng: random.Random | None = None):
-        self.shares = dict(shares or {})
-        self.keep, self.max_judges = keep, max_judges
-        self.rng = rng or random.Random()
-        self._judges: OrderedDict[str, tuple[deque, dict]] = OrderedDict()  # judge → (recent keys, credits)
-        self._lock = threading.Lock()
-
-    def recent(self, judge: str) -> list[tuple]:
-        """The keys (`Scene.key`) of the judge's last pairs, oldest first."""
-        with self._lock:
-            seen, _ = self._judges.get(judge, ((), None))
-            return list(seen)
-
-    def families(self, judge: str) -> list[str]:
-        """The families, the one due for this judge's next pair first."""
-        with self._lock:
-            credit = self._of(judge)[1]
-        return sorted(self.shares, key=lambda f: -(credit[f] + self.shares[f]))
-
-    def add(self, judge: str, scene: Scene):
-        """The judge was shown `scene`."""
-        with self._lock:
-            seen, credit = self._of(judge)
-            seen.append(scene.key)
-            for f, share in self.shares.items():
-                credit[f] += share
-            if scene.family in credit:
-                credit[scene.family] -= 1
-            for f in credit:
-                credit[f] = max(-MAX_OWED, min(MAX_OWED, credit[f]))
-            self._judges[judge] = seen, credit
-            while len(self._judges) > self.max_judges:
-                self._judges.popitem(last=False)
-
-    def _of(self, judge: str) -> tuple[deque, dict]:
-        """The judge's record, now the most recently seen (call holding the lock)."""
-        record = self._judges.pop(judge, None) or (deque(maxlen=self.keep),
-                                                   {f: self.rng.random() for f in self.shares})
-        self._judges[judge] = record
-        return record
 
 
 @dataclasses.dataclass(frozen=True)

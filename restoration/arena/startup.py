@@ -9,7 +9,8 @@ import sys
 import torch
 
 from restoration.arena.app_state import COMMUNITY_NOT_LOADED, JUDGE_LANE_LIMIT, SWITCH_INTERVAL, ArenaApp
-from restoration.arena.store import VoteStore, VoteStoreError, check_path
+from restoration.arena.store import VoteStore, VoteStoreError
+from restoration.arena.store_target import check_path
 from restoration.arena.submissions import load_submitted_restorers
 from restoration.arena.vote_sync import VoteSync, start_vote_sync
 from restoration.hub.catalogue import load_available_restorers, load_fidelity_classifier
@@ -61,7 +62,7 @@ def start_arena(settings: Settings, device: torch.device, outputs_in=None,
     vote store (loaded later if the store does not answer yet). The caller closes both."""
     say = say or _print
     torch.set_num_threads(settings.threads)
-    sys.setswitchinterval(SWITCH_INTERVAL)  # the event loop gets the interpreter back sooner (app_state.py)
+    sys.setswitchinterval(SWITCH_INTERVAL)  # the event loop gets the interpreter back sooner (serving.py)
     models, problems, fidelity = load_shipped(settings, say)
     sync = start_vote_sync(settings)  # before the store opens the database: it may recover it
     try:

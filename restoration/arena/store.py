@@ -18,8 +18,9 @@ What the store holds, so that any replica can decide:
   the same CSV.
 - `submissions`: community models (submissions.py): repo, pinned commit, checks' figures, quick
   evaluation, review state and reason; what every replica loads at start-up beside the shipped models.
-- `schema_version`: the migrations applied (`MIGRATIONS`); opening a database applies the missing ones,
-  so a SQLite file from before this module opens with every vote.
+- `schema_version`: the migrations applied (`MIGRATIONS`); opening a database applies the missing
+  ones, so a SQLite file from before this module opens with every vote. The tables and migrations
+  are in store_schema.py; what RESTORATION_VOTES_DB names is checked in store_target.py.
 
 Each vote keeps what is needed to audit it without keeping who cast it: `client` and `judge` are
 HMACs (keyed with a server secret) of the client's address and of address + browser id, never
@@ -34,9 +35,6 @@ the first call that reaches the server.
 
 import contextlib
 import csv
-import os
-import sqlite3
-import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -46,55 +44,21 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
+from restoration.arena.store_schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    arena_meta,
+    client_locks,
+    live_pairs,
+    pair_issues,
+    schema_version,
+    submissions,
+    votes,
+)
+from restoration.arena.store_target import VoteStoreError, is_database_url
+
 ANSWER_LABELS = {"A is better": "A", "B is better": "B", "Tie": "tie", "Both bad": "both_bad"}  # the buttons
 ANSWERS = tuple(ANSWER_LABELS.values())  # as stored
-SCHEMES = ("postgresql://", "postgresql+psycopg://")
-
-
-class VoteStoreError(RuntimeError):
-    """The vote store cannot be opened or used; the message is one line naming the store."""
-
-
-def is_database_url(target) -> bool:
-    """Whether RESTORATION_VOTES_DB names a PostgreSQL server rather than a SQLite file."""
-    return isinstance(target, str) and target.startswith(SCHEMES)
-
-
-def check_path(path):
-    """Raise VoteStoreError (one line) unless `path` is a vote store we can open, or a new file we
-    can create. Creates no database (a snapshot recovery may still put one there), only its folder.
-    A PostgreSQL URL is only parsed here: the server may come up after the app."""
-    if is_database_url(path):
-        try:
-            sa.make_url(path)
-        except (sa.exc.ArgumentError, ValueError) as e:
-            raise VoteStoreError(f"RESTORATION_VOTES_DB is not a usable PostgreSQL URL ({e})") from None
-        return
-    path = Path(path)
-    fix = "; set RESTORATION_VOTES_DB to a writable SQLite file"
-    if path.is_dir():
-        raise VoteStoreError(f"{path} is a folder{fix}")
-    if path.exists():
-        try:
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-            try:
-                db.execute("PRAGMA schema_version").fetchone()  # "file is not a database" shows here
-            finally:
-                db.close()
-        except sqlite3.Error as e:
-            raise VoteStoreError(f"cannot use {path} as the vote store ({type(e).__name__}: {e}){fix}") from None
-        if not os.access(path, os.R_OK | os.W_OK):
-            raise VoteStoreError(f"cannot use {path} as the vote store (not writable){fix}")
-        return
-    try:  # a probe file, not the database itself (root passes os.access even on /proc)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=".votes-probe-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise VoteStoreError(f"cannot create {path} ({type(e).__name__}: {e.strerror or e}){fix}") from None
-
-
 def utc_iso(seconds: float | None = None) -> str:
     """A time (seconds since the epoch; now if None) as stored: UTC, ISO 8601, milliseconds. One
     fixed format, so that times compare as text in both databases."""
@@ -107,142 +71,6 @@ def utc_now() -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# The schema
-
-metadata = sa.MetaData()
-# SQLite's rowid alias must be spelled INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
-ROW_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-
-votes = sa.Table(
-    "votes", metadata,
-    sa.Column("id", ROW_ID, primary_key=True, autoincrement=True),
-    sa.Column("time", sa.Text, nullable=False),  # UTC, ISO 8601 (utc_iso)
-    sa.Column("session", sa.Text, nullable=False),  # pseudonymous judge session
-    sa.Column("image", sa.Text, nullable=False),
-    sa.Column("model_a", sa.Text, nullable=False),  # the model shown on side A
-    sa.Column("revision_a", sa.Text, nullable=False),
-    sa.Column("model_b", sa.Text, nullable=False),  # the model shown on side B
-    sa.Column("revision_b", sa.Text, nullable=False),
-    sa.Column("answer", sa.Text, sa.CheckConstraint("answer IN ('A', 'B', 'tie', 'both_bad')"), nullable=False),
-    sa.Column("seconds", sa.Float, nullable=False),  # from the pair being shown to the vote
-    sa.Column("token", sa.Text, nullable=False, unique=True),  # each battle token is used at most once
-    sa.Column("degradation", sa.Text, nullable=False, server_default="lesson"),  # how the input was made
-    sa.Column("client", sa.Text, nullable=False, server_default=""),  # HMAC of the client's address
-    sa.Column("judge", sa.Text, nullable=False, server_default=""),  # HMAC of address + browser id
-    # The scene: its model family (catalogue.FAMILIES) and its box in the image, "left top right bottom"
-    # (scenes.crop_text); "" in votes from before they were kept.
-    sa.Column("family", sa.Text, nullable=False, server_default=""),
-    sa.Column("crop", sa.Text, nullable=False, server_default=""),
-    sa.Index("votes_session", "session"),
-    sa.Index("votes_client_time", "client", "time"),
-    sa.Index("votes_judge_time", "judge", "time"),
-    sqlite_autoincrement=True,  # as the file has always been: ids are never reused
-)
-
-live_pairs = sa.Table(
-    "live_pairs", metadata,
-    sa.Column("session", sa.Text, primary_key=True),  # one live battle per session
-    sa.Column("token", sa.Text, nullable=False, unique=True),
-    sa.Column("image", sa.Text, nullable=False),
-    sa.Column("degradation", sa.Text, nullable=False),
-    sa.Column("model_a", sa.Text, nullable=False),
-    sa.Column("revision_a", sa.Text, nullable=False),
-    sa.Column("model_b", sa.Text, nullable=False),
-    sa.Column("revision_b", sa.Text, nullable=False),
-    sa.Column("shown_at", sa.Float, nullable=False),  # seconds since the epoch (the arena's clock)
-    sa.Column("expires_at", sa.Float, nullable=False, index=True),
-    sa.Column("client", sa.Text, nullable=False),  # the keys of the client it was issued to
-    sa.Column("judge", sa.Text, nullable=False),
-    sa.Column("family", sa.Text, nullable=False, server_default=""),  # the scene's, as in `votes`
-    sa.Column("crop", sa.Text, nullable=False, server_default=""),
-)
-
-pair_issues = sa.Table(
-    "pair_issues", metadata,
-    sa.Column("address", sa.Text, nullable=False),
-    sa.Column("at", sa.Float, nullable=False),
-    sa.Index("pair_issues_address_at", "address", "at"),
-)
-
-client_locks = sa.Table("client_locks", metadata, sa.Column("key", sa.Text, primary_key=True))
-
-arena_meta = sa.Table(
-    "arena_meta", metadata,
-    sa.Column("name", sa.Text, primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
-)
-
-submissions = sa.Table(
-    "submissions", metadata,
-    sa.Column("name", sa.Text, primary_key=True),  # the contender's name (submissions.submission_name)
-    sa.Column("repo_id", sa.Text, nullable=False),  # the Hub model repo, owner/name
-    sa.Column("revision", sa.Text, nullable=False),  # the pinned 40-character commit
-    sa.Column("family", sa.Text, nullable=False),  # catalogue.FAMILIES: whose Compare and judge scenes it joins
-    sa.Column("status", sa.Text, sa.CheckConstraint("status IN ('pending', 'approved', 'rejected')"), nullable=False),
-    sa.Column("reason", sa.Text, nullable=False, server_default=""),  # the reviewer's words
-    sa.Column("client", sa.Text, nullable=False, server_default=""),  # HMAC of the submitter's address (the daily cap)
-    sa.Column("submitted_at", sa.Text, nullable=False),  # UTC, ISO 8601 (utc_iso)
-    sa.Column("reviewed_at", sa.Text, nullable=True),
-    sa.Column("facts", sa.Text, nullable=False, server_default="{}"),  # JSON: what the checks measured
-    sa.Column("evaluation", sa.Text, nullable=False, server_default="{}"),  # JSON: the quick evaluation
-    sa.Index("submissions_client_time", "client", "submitted_at"),
-)
-
-submission_attempts = sa.Table(  # every submission that reached the Hub, refused or not: the daily cap
-    "submission_attempts", metadata,
-    sa.Column("client", sa.Text, nullable=False),
-    sa.Column("at", sa.Float, nullable=False),  # seconds since the epoch
-    sa.Index("submission_attempts_client_at", "client", "at"),
-)
-
-schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
-
-
-def _migrate_votes(conn):
-    """1: the votes table. A SQLite file from before versioned migrations already has one: its
-    missing columns are added (its votes were all cast on the lesson's degradation, and their
-    judge is their session) and its indexes made."""
-    if not sa.inspect(conn).has_table("votes"):
-        votes.create(conn)
-        return
-    have = {c["name"] for c in sa.inspect(conn).get_columns("votes")}
-    added = {"degradation": "TEXT NOT NULL DEFAULT 'lesson'", "client": "TEXT NOT NULL DEFAULT ''",
-             "judge": "TEXT NOT NULL DEFAULT ''"}
-    for column, declaration in added.items():
-        if column not in have:
-            conn.exec_driver_sql(f"ALTER TABLE votes ADD COLUMN {column} {declaration}")
-    if "judge" not in have:
-        conn.execute(votes.update().where(votes.c.judge == "").values(judge="session:" + votes.c.session))
-    for index in votes.indexes:
-        index.create(conn, checkfirst=True)
-
-
-def _migrate_shared_state(conn):
-    """2: what several replicas must share beside the votes."""
-    for table in (live_pairs, pair_issues, client_locks, arena_meta):
-        table.create(conn, checkfirst=True)
-
-
-def _migrate_submissions(conn):
-    """3: community models, their review state, and the attempts that count against a client's cap."""
-    submissions.create(conn, checkfirst=True)
-    submission_attempts.create(conn, checkfirst=True)
-
-
-def _migrate_scenes(conn):
-    """4: the scene's family and crop box, kept with each vote and each live pair. Older votes get ""
-    (their family is still known from their models; their crop was the image's centre)."""
-    for table in (votes, live_pairs):
-        have = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
-        for column in ("family", "crop"):
-            if column not in have:
-                conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
-
-
-MIGRATIONS = {1: _migrate_votes, 2: _migrate_shared_state, 3: _migrate_submissions, 4: _migrate_scenes}
-SCHEMA_VERSION = max(MIGRATIONS)
-
-
 def _upsert(dialect: str):
     """INSERT ... ON CONFLICT, which both databases have under the same SQLAlchemy API."""
     return pg_dialect.insert if dialect == "postgresql" else sqlite_dialect.insert

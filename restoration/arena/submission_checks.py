@@ -29,7 +29,7 @@ from restoration.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointE
 from restoration.models.checkpoint import build, check_shapes, load_weights  # ours: built, compared, loaded
 from restoration.data.degrade import upscale_nearest
 from restoration.models.foreign import MODEL_TYPE as FOREIGN, BuildTooLarge, ForeignModel, ForeignModelError
-from restoration.inference.runner import low_resolution_model
+from restoration.inference.windows import low_resolution_model
 from restoration.models.auto import MODEL_TYPES
 from restoration.strict_json import one_line, shorten
 

@@ -10,13 +10,13 @@ OmniSR, DAT, PLKSR...) through spandrel (foreign.py), behind our own checks.
 A submission names its repo at a commit and the family it competes in (photos by default). The
 repo's listing is checked before anything is downloaded (no pickles, nothing but model.safetensors,
 an optional config.json, a README and .gitattributes, within the size limits); then those two files
-are streamed into a fresh folder, cut off at their limits, and checked (submission_checks.py:
-header, config, build, FLOPs, strict load, probe); a refusal is one line (`Refused`) and removes
+are streamed into a fresh folder, cut off at their limits (submission_download.py), and checked
+(submission_checks.py: header, config, build, FLOPs, strict load, probe); a refusal is one line (`Refused`) and removes
 the folder, an accepted one is kept in the cache for the replicas' next start. Then the model is
-scored on its family's quick set (`quick_evaluation`: evaluate.py's own functions on a fixed
+scored on its family's quick set (submission_scores.py: evaluate.py's own functions on a fixed
 subset) and stored in the vote store (`store.submissions`), which every replica reads at start-up,
 and again once the store answers if it did not then (`load_submitted_restorers`;
-`app_state.ArenaApp.load_community_later`).
+`submit_tab.SubmitTab.load_community_later`).
 
 Lifecycle: pending (in Compare, "community, unreviewed") → approved (a Judge contender and on the
 leaderboard) or rejected (with its reason kept). Caps: downloads per client a day (an attempt
@@ -28,43 +28,26 @@ import dataclasses
 import json
 import logging
 import re
-import secrets
-import shutil
-from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 
 import sqlalchemy as sa
 
-from restoration.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError
-from restoration.data.degrade import STANDARD, upscale_bicubic
-from restoration.inference.evaluate import evaluate, format_table, is_tiny_imagenet, load_val, model_method
-from restoration.hub.transfer import (
-    COMMIT,
-    PROBE_SECONDS,
-    HubUnreachable,
-    TooLarge,
-    WrongCommit,
-    endpoint,
-    probe,
-    stream_file,
-    transport_errors,
-)
-from restoration.inference.runner import Restorer
+from restoration.models.checkpoint import CheckpointError
+from restoration.hub.transfer import COMMIT, HubUnreachable
 from restoration.settings import Settings
 from restoration.strict_json import one_line, shorten
-from restoration.arena.submission_checks import RULES, Refused, Rules, check_checkpoint, check_files, summary
-from restoration.arena.store import VoteStore, VoteStoreError, submission_attempts, submissions, utc_iso, utc_now
+from restoration.arena.submission_download import fetched
+from restoration.arena.submission_scores import evaluation_markdown, quick_evaluation, reference_evaluation
+from restoration.arena.submission_checks import RULES, Refused, Rules, check_checkpoint, summary
+from restoration.arena.store import VoteStore, VoteStoreError, utc_iso, utc_now
+from restoration.arena.store_schema import submission_attempts, submissions
 from restoration.hub.catalogue import FAMILIES, LoadedModel, ModelEntry
 
 log = logging.getLogger(__name__)
 PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
 DEFAULT_FAMILY = "photo"  # as the app's Compare
 OWNER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")  # besides the Hub's own rules
-QUICK_VAL_IMAGES = 200  # Tiny ImageNet val: a fixed subset (datasets.subset, seed 0)
-QUICK_PHOTOS = 4  # photos/val: a fixed subset, whole photos
 DAY = 86_400.0
-CACHE_FOLDER = "restoration-submissions"  # in the Hub cache: checked submissions, one folder per commit
 
 
 # -------------------------------------------------------------------------------------------- names
@@ -104,165 +87,6 @@ def community_title(repo_id: str, commit: str, status: str, architecture: str | 
     foreign model's architecture and its code's licence, the review state."""
     kind = f" · {architecture} ({licence})" if licence else ""
     return f"{repo_id} @ {commit[:7]}{kind} · community" + (", unreviewed" if status == PENDING else "")
-
-
-# -------------------------------------------------------------------------------------------- the Hub
-
-
-def list_files(repo_id: str, commit: str) -> dict[str, int]:
-    """path → size of every file of the repo at `commit` (one listing request, nothing downloaded)."""
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
-
-    try:
-        tree = HfApi().list_repo_tree(repo_id, revision=commit, recursive=True)
-        return {f.path: f.size for f in tree if hasattr(f, "size")}  # RepoFolder has no size
-    except RepositoryNotFoundError:
-        raise Refused("repo", f"{repo_id} is not a model repo on {endpoint()} (or not a public one)") from None
-    except RevisionNotFoundError:
-        raise Refused("pinned commit", f"{commit} is not a commit of {repo_id}") from None
-    except HfHubHTTPError as e:
-        raise Refused("repo", f"the Hub would not list {repo_id} at {commit[:10]} ({one_line(e, 120)})") from None
-    except transport_errors() as e:
-        raise HubUnreachable(f"the Hub at {endpoint()} did not answer ({type(e).__name__}: {e})") from None
-
-
-def cache_folder(repo_id: str, commit: str, cache_dir=None) -> Path:
-    """Where a checked submission's files are kept: in the Hub cache (HF_HUB_CACHE), one folder per
-    repo and commit."""
-    from huggingface_hub import constants
-
-    return Path(cache_dir or constants.HF_HUB_CACHE) / CACHE_FOLDER / repo_id.replace("/", "--") / commit
-
-
-def listed(repo_id: str, commit: str, rules: Rules = RULES, timeout: float = PROBE_SECONDS) -> dict[str, int]:
-    """The repo's files at `commit` (path → listed size), checked (`check_files`) before anything is
-    downloaded: `Refused`, or `HubUnreachable` found with one quick request."""
-    from huggingface_hub.errors import HfHubHTTPError
-
-    try:  # one quick request, no retries: a Hub that is down costs seconds, not minutes
-        probe(repo_id, WEIGHTS_NAME, commit, timeout=timeout)
-    except HfHubHTTPError:
-        pass  # it answered: the listing says what is wrong, naming the rule
-    files = list_files(repo_id, commit)
-    check_files(files, rules)
-    return files
-
-
-def download(repo_id: str, commit: str, files: dict[str, int], folder: Path, rules: Rules = RULES,
-             timeout: float = PROBE_SECONDS):
-    """model.safetensors and config.json (when listed) of `repo_id` at `commit` into `folder`,
-    each streamed and cut off at the least of its listed size and its limit: the bytes received
-    must be the listing's."""
-    limits = {WEIGHTS_NAME: rules.max_bytes, CONFIG_NAME: rules.max_config_bytes}
-    for name in [n for n in (CONFIG_NAME, WEIGHTS_NAME) if n in files]:
-        try:
-            received = stream_file(repo_id, name, commit, folder / name, min(files[name], limits[name]), timeout)
-        except TooLarge as e:
-            raise Refused("size", f"{e} (the listing says {files[name]:,}; the limit is {limits[name]:,})") from None
-        except WrongCommit as e:
-            raise Refused("pinned commit", str(e)) from None
-        if received != files[name]:
-            raise Refused("size", f"{name}: {received:,} bytes were served, the listing says {files[name]:,}")
-
-
-@contextmanager
-def fetched(repo_id: str, commit: str, rules: Rules = RULES, cache_dir=None, before_download=None,
-            timeout: float = PROBE_SECONDS):
-    """The folder of a submission's files at `commit`, for the block: the cached one when there (it
-    was checked when it was kept; a commit cannot change), no request made; otherwise the listing is
-    checked, `before_download()` runs (the daily cap), and the files are downloaded into a fresh
-    folder, which is kept in the cache if the block ends without an exception and removed
-    otherwise: a refused download leaves nothing behind."""
-    kept = cache_folder(repo_id, commit, cache_dir)
-    if (kept / WEIGHTS_NAME).is_file():
-        yield kept
-        return
-    files = listed(repo_id, commit, rules, timeout)
-    if before_download is not None:
-        before_download()
-    staging = kept.parent / f".{commit}-{secrets.token_hex(4)}.partial"
-    staging.mkdir(parents=True)
-    try:
-        download(repo_id, commit, files, staging, rules, timeout)
-        yield staging
-        try:
-            staging.rename(kept)
-        except OSError:  # another replica kept the same commit meanwhile: theirs serves
-            pass
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-# -------------------------------------------------------------------------------------------- scoring
-
-
-# Each family's quick set: the data its models are for (catalogue.FAMILIES).
-QUICK_SETS = {"lesson": "tiny-imagenet", "photo": "photos"}
-
-
-def quick_evaluation(model, settings: Settings, family: str | None = None, fidelity=None,
-                     val_images: int = QUICK_VAL_IMAGES, photos: int = QUICK_PHOTOS) -> dict:
-    """{dataset: {"images": n, "degradations": {degradation: {"bicubic": summary, "model": summary}}}}:
-    evaluate.py's `evaluate` (PSNR, SSIM, luma figures, sharpness; with `fidelity`, the fidelity
-    classifier, semantic fidelity on Tiny ImageNet) under each standard degradation, on `family`'s
-    quick set (QUICK_SETS; both without a family), where this server has it: a fixed subset of Tiny
-    ImageNet val, or of photos/val. The same call scores our models (`reference_evaluation`), so the
-    figures are comparable; the model runs through `runner.Restorer`, whatever input it takes."""
-    from tqdm.auto import tqdm
-
-    restorer = Restorer.from_settings(model, settings, fast=False)
-    methods = {"bicubic": upscale_bicubic, "model": model_method(restorer)}
-    quiet = tqdm(disable=True)
-    wanted = set(QUICK_SETS.values()) if family is None else {QUICK_SETS[family]}
-    record = {}
-    if "tiny-imagenet" in wanted and is_tiny_imagenet(settings.val_dir):
-        val = load_val(settings.val_dir, val_images)
-        record["tiny-imagenet"] = {"images": len(val[0]), "degradations": {
-            d: evaluate(methods, settings.val_dir, val_images, val=val, degradation=d, fidelity=fidelity, bar=quiet)
-            for d in STANDARD}}
-    if "photos" in wanted and Path(settings.photo_val_dir).is_dir() and photos > 0:
-        scores = {d: evaluate(methods, settings.photo_val_dir, photos, degradation=d, bar=quiet) for d in STANDARD}
-        record["photos"] = {"images": scores[STANDARD[0]]["model"]["images"], "degradations": scores}
-    return record
-
-
-def reference_evaluation(store: VoteStore, models, settings: Settings, fidelity=None, compute: bool = True) -> dict[str, dict]:
-    """name → `quick_evaluation` of each of `models` (ours, to show beside a submission of their
-    family) on its family's quick set, computed once per model and revision and kept in the vote
-    store for every replica (`compute=False`: only those already kept; a page does not wait minutes
-    for them, `restoration.arena.submit show` computes them)."""
-    out = {}
-    for m in models:
-        data = settings.val_dir if m.entry.family == "lesson" else settings.photo_val_dir
-        key = f"quick-evaluation:{m.entry.name}@{m.revision}:{m.entry.family}:{Path(data).name}"
-        kept = store.note(key)
-        if kept is None and not compute:
-            continue
-        if kept is None:
-            kept = json.dumps(quick_evaluation(m.model, settings, m.entry.family, fidelity))
-            store.set_note(key, kept)
-        out[m.entry.name] = json.loads(kept)
-    return out
-
-
-def evaluation_markdown(evaluation: dict, title: str, ours: dict[str, dict] | None = None,
-                        titles: dict[str, str] | None = None) -> str:
-    """One table per dataset and degradation (evaluate.format_table): bicubic, our models (`ours`:
-    name → quick_evaluation), then the submission."""
-    titles = titles or {}
-    parts = []
-    for dataset, scored in evaluation.items():
-        for degradation, results in scored["degradations"].items():
-            rows = {"bicubic": results["bicubic"]}
-            for name, theirs in (ours or {}).items():
-                mine = theirs.get(dataset, {}).get("degradations", {}).get(degradation, {}).get("model")
-                if mine:
-                    rows[name] = mine
-            rows["submission"] = results["model"]
-            names = {"submission": title, **titles}
-            parts.append(f"**{dataset}, {degradation}** ({scored['images']} images)\n\n" + format_table(rows, names))
-    return "\n\n".join(parts) or "(no evaluation data on this server)"
 
 
 # -------------------------------------------------------------------------------------------- the store

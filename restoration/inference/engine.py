@@ -227,7 +227,7 @@ def check_precision(models: Sequence[torch.nn.Module], images: Sequence[torch.Te
     the uint8 `images` degraded, its low-resolution image restored, rounded): the worst agreement
     over every model and degradation, and the speed of one window of side² output pixels of the
     first model against fp32 on `device`; on one CPU thread (`one_thread`). `models` take the
-    low-resolution image, as the runner gives it (runner.low_resolution_model)."""
+    low-resolution image, as the runner gives it (windows.low_resolution_model)."""
     cases = []
     with torch.inference_mode(), one_thread():
         for model in models:

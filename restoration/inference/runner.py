@@ -1,9 +1,9 @@
 """Running a restoration model on an image of any size: fast, with bounded memory.
 
 `Restorer` wraps one model and takes the low-resolution image (3, h, w); it returns the restored
-image (3, 2h, 2w). Our U-Nets take the ×2 nearest-neighbour upscale (`NearestInput` makes that
-upscale part of the model the windows run); a foreign model (foreign.py, `takes_low_resolution`)
-takes the low-resolution image itself. Both go through the same windows, cut on the low-resolution
+image (3, 2h, 2w). Our U-Nets take the ×2 nearest-neighbour upscale (`NearestInput`, windows.py,
+makes that upscale part of the model the windows run); a foreign model (foreign.py,
+`takes_low_resolution`) takes the low-resolution image itself. Both go through the same windows, cut on the low-resolution
 image: `window` × `window` output pixels (`window // scale` a side on the low-resolution image, a
 multiple of what the model's sides must divide by: half our U-Net's stride, or the size multiple a
 foreign architecture asks for), so compiled code is reused for every image and memory depends on
@@ -48,7 +48,6 @@ import ctypes
 import ctypes.util
 import functools
 import logging
-import math
 import os
 import shutil
 import threading
@@ -56,61 +55,15 @@ import time
 from collections.abc import Callable, Sequence
 
 import torch
-from torch import nn
 
-from restoration.inference import engine
-from restoration.data.degrade import SCALE, upscale_nearest
-from restoration.inference.device import describe, gpu_function, window_side
 from restoration.data.images import quantize, to_float
-from restoration.settings import Settings
 from restoration.data.uploads import list_images
+from restoration.inference import engine
+from restoration.inference.device import describe, gpu_function, window_side
+from restoration.inference.windows import low_resolution_model, window_cores, window_starts
+from restoration.settings import Settings
 
 CHANNELS_LAST = torch.channels_last
-
-
-class NearestInput(nn.Module):
-    """One of our U-Nets as a model of the low-resolution image: `restore` upscales its input ×2
-    with nearest neighbour, then restores that (inside the windows, so compiled code includes it).
-    Its sides must divide by half the U-Net's stride (its encoder's total downsampling)."""
-
-    takes_low_resolution, scale, minimum = True, SCALE, 1
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-        self.multiple = -(-int(getattr(getattr(model, "encoder", None), "stride", 1)) // SCALE)
-
-    def restore(self, low):
-        return self.model.restore(upscale_nearest(low))
-
-
-def low_resolution_model(model) -> nn.Module:
-    """`model` as a model of the low-resolution image (with `scale`, `multiple`, `minimum`): a
-    foreign one (foreign.py) as it is, ours through `NearestInput`."""
-    return model if getattr(model, "takes_low_resolution", False) else NearestInput(model)
-
-
-def window_starts(length: int, window: int, overlap: int, stride: int) -> list[int]:
-    """Where windows of `window` pixels start along an axis of `length` (≥ window) pixels: on the
-    stride grid, the first at 0 and the last at length − window, close enough together that the
-    middle of each overlap has `overlap` pixels of context on both sides."""
-    if length <= window:
-        return [0]
-    span, step = length - window, window - 2 * overlap
-    if step < stride:
-        raise ValueError(f"a window of {window} pixels leaves no core with {overlap} pixels of context each side")
-    n = math.ceil(span / step) + 1
-    while True:
-        starts = [i * span // (n - 1) // stride * stride for i in range(n - 1)] + [span]
-        if all(b - a <= step for a, b in zip(starts, starts[1:])):
-            return starts
-        n += 1
-
-
-def _cores(starts: list[int], window: int, length: int) -> list[tuple[int, int]]:
-    """(start, end) of the output each window keeps: up to the middle of its overlap with the next."""
-    seams = [(b + a + window) // 2 for a, b in zip(starts, starts[1:])]
-    return list(zip([0, *seams], [*seams, length]))
 
 
 def release_memory():
@@ -260,7 +213,7 @@ class Restorer:
         if (hp, wp) != (h, w):
             low = torch.nn.functional.pad(low[None], (0, wp - w, 0, hp - h), mode="replicate")[0]
         ys, xs = window_starts(hp, s, self.overlap, k), window_starts(wp, s, self.overlap, k)
-        cores = lambda starts, length: _cores([a * n for a in starts], s * n, length * n)  # noqa: E731
+        cores = lambda starts, length: window_cores([a * n for a in starts], s * n, length * n)  # noqa: E731
         windows = [(y, cy, x0, cx) for y, cy in zip(ys, cores(ys, h)) for x0, cx in zip(xs, cores(xs, w))]
         windows = [wd for wd in windows if wd[1][0] < wd[1][1] and wd[3][0] < wd[3][1]]
         if len(windows) == 1 and (hp, wp) == (s, s):

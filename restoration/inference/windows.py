@@ -1,0 +1,54 @@
+"""Where a `Restorer`'s windows go (restoration/inference/runner.py): a model as a model of the
+low-resolution image (ours through `NearestInput`, a foreign one as it is), where windows start
+along an axis, and which part of each window's output is kept."""
+
+import math
+
+from torch import nn
+
+from restoration.data.degrade import SCALE, upscale_nearest
+
+
+class NearestInput(nn.Module):
+    """One of our U-Nets as a model of the low-resolution image: `restore` upscales its input ×2
+    with nearest neighbour, then restores that (inside the windows, so compiled code includes it).
+    Its sides must divide by half the U-Net's stride (its encoder's total downsampling)."""
+
+    takes_low_resolution, scale, minimum = True, SCALE, 1
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.multiple = -(-int(getattr(getattr(model, "encoder", None), "stride", 1)) // SCALE)
+
+    def restore(self, low):
+        return self.model.restore(upscale_nearest(low))
+
+
+def low_resolution_model(model) -> nn.Module:
+    """`model` as a model of the low-resolution image (with `scale`, `multiple`, `minimum`): a
+    foreign one (foreign.py) as it is, ours through `NearestInput`."""
+    return model if getattr(model, "takes_low_resolution", False) else NearestInput(model)
+
+
+def window_starts(length: int, window: int, overlap: int, stride: int) -> list[int]:
+    """Where windows of `window` pixels start along an axis of `length` (≥ window) pixels: on the
+    stride grid, the first at 0 and the last at length − window, close enough together that the
+    middle of each overlap has `overlap` pixels of context on both sides."""
+    if length <= window:
+        return [0]
+    span, step = length - window, window - 2 * overlap
+    if step < stride:
+        raise ValueError(f"a window of {window} pixels leaves no core with {overlap} pixels of context each side")
+    n = math.ceil(span / step) + 1
+    while True:
+        starts = [i * span // (n - 1) // stride * stride for i in range(n - 1)] + [span]
+        if all(b - a <= step for a, b in zip(starts, starts[1:])):
+            return starts
+        n += 1
+
+
+def window_cores(starts: list[int], window: int, length: int) -> list[tuple[int, int]]:
+    """(start, end) of the output each window keeps: up to the middle of its overlap with the next."""
+    seams = [(b + a + window) // 2 for a, b in zip(starts, starts[1:])]
+    return list(zip([0, *seams], [*seams, length]))
