@@ -34,6 +34,7 @@ import sqlalchemy as sa
 
 from restoration.models.checkpoint import CheckpointError
 from restoration.hub.transfer import COMMIT, HubUnreachable
+from restoration.choices import DEFAULT_FAMILY  # as the app's Compare
 from restoration.settings import Settings
 from restoration.strict_json import one_line, shorten
 from restoration.arena.submission_download import fetched
@@ -45,7 +46,6 @@ from restoration.hub.catalogue import FAMILIES, LoadedModel, ModelEntry
 
 log = logging.getLogger(__name__)
 PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
-DEFAULT_FAMILY = "photo"  # as the app's Compare
 OWNER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")  # besides the Hub's own rules
 DAY = 86_400.0
 
