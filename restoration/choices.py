@@ -44,6 +44,5 @@ PRESETS = {
 # reproduce the notebook on Tiny ImageNet's 64×64 thumbnails; the photo family learnt from
 # full-resolution photo patches.
 FAMILIES = {"photo": "Photos", "lesson": "Tiny ImageNet (the lesson's)"}
-# A submission's family unless it says (as the app's Compare). restoration/arena/submissions.py still spells it
-# too (a test keeps the two equal); it is to import this one.
+# A submission's family unless it says (as the app's Compare; restoration/arena/submissions.py imports it).
 DEFAULT_FAMILY = "photo"
