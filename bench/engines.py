@@ -1,6 +1,6 @@
 """The inference engines and precisions that restoration/inference/engine.py chooses among, and those it
 does not ship, measured on the shipped U-Nets through `runner.Restorer`'s fixed windows: speed,
-warm-up, memory, and the accuracy cost against fp32 eager (bench/speed.py prints the tables).
+warm-up, memory, and the accuracy cost against fp32 eager (bench/speed_report.py prints the tables).
 
 Candidates (each one only where its package is installed; the others are skipped with a line):
 - "fp32 compiled": today's path (channels-last + torch.compile);

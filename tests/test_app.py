@@ -709,7 +709,7 @@ def test_through_gradio_client(served, tmp_path):
 def test_the_benchmark_client_streams_a_compare_as_the_page_does(served, tmp_path):
     """bench/voter.py follows a streaming call step by step (diffs applied, new files downloaded):
     what bench.speed times as the first panel and every panel through the API."""
-    from bench.speed import api_compare
+    from bench.speed_report import api_compare
     from bench.voter import VoterClient
 
     a, client = served
