@@ -12,14 +12,14 @@ import torch.nn.functional as F
 from PIL import Image
 
 from bench.photos import test_image
+from restoration.arena.scenes import center_crop
 from restoration.data import metrics
+from restoration.data.images import open_image
+from restoration.hub.catalogue import load_available_restorers
 from restoration.inference import engine
 from restoration.inference.compare import PANEL_OPTIONS, PNG_COMPRESS_LEVEL
-from restoration.data.images import open_image
 from restoration.inference.runner import Restorer, compiler_available
-from restoration.arena.scenes import center_crop
 from restoration.settings import WINDOWS, Settings
-from restoration.hub.catalogue import load_available_restorers
 
 
 def cpu_ms(fn, repeats: int) -> float:

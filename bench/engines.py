@@ -22,13 +22,13 @@ from pathlib import Path
 import torch
 
 from bench.memory import memory
-from restoration.inference import engine
-from restoration.data.degrade import STANDARD, prepare
-from restoration.inference.eligibility import Agreement, agreement
-from restoration.data.images import open_image, to_tensor
-from restoration.inference.runner import Restorer, release_memory
 from restoration.arena.scenes import center_crop
+from restoration.data.degrade import STANDARD, prepare
+from restoration.data.images import open_image, to_tensor
 from restoration.data.metrics import psnr
+from restoration.inference import engine
+from restoration.inference.eligibility import Agreement, agreement
+from restoration.inference.runner import Restorer, release_memory
 
 
 def with_window_runner(restorer: Restorer, runner: Callable, window_shape) -> Restorer:

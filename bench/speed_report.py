@@ -23,18 +23,18 @@ from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench import engines
-from bench.photos import test_image
 from bench.memory import memory, reset_peak
+from bench.photos import test_image
 from bench.voter import VoterClient
+from restoration.data.degrade import prepare
+from restoration.data.images import to_tensor
+from restoration.hub.catalogue import load_available_restorers
 from restoration.inference import engine
 from restoration.inference.compare import Stopwatch, family_for_image
-from restoration.data.degrade import prepare
-from restoration.inference.eligibility import Agreement
-from restoration.data.images import to_tensor
 from restoration.inference.device import resolve
+from restoration.inference.eligibility import Agreement
 from restoration.inference.runner import choose_engine, release_memory, restorers_for
 from restoration.settings import REPO, WINDOWS, Settings
-from restoration.hub.catalogue import load_available_restorers
 
 # The bars of issue 31: a 1024² Compare ÷ the family's three fp32 eager passes, by the CPU's kind.
 IN_PROCESS_BAR = {True: 0.35, False: 0.55}  # has bfloat16 instructions → bar

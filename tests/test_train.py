@@ -14,13 +14,13 @@ from safetensors.torch import load_file
 from restoration.models.auto import AutoModel
 from restoration.models.classifier import PRESETS, Classifier
 from restoration.models.unet import Autoencoder, UNet
+from tests.support import TINY, free_port
 from train import classifier as train_classifier
 from train import superres as train_superres
 from train.config import parse_config
 from train.loop import epoch_batches, one_cycle
 from train.run_card import loss_description
 from train.superres import SuperResConfig
-from tests.support import TINY, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -12,9 +12,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from restoration.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError
 from restoration.hub.catalogue_file import COMMIT
 from restoration.models.auto import verify_checkpoint
+from restoration.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError
 
 PROBE_SECONDS = 3.0  # one request, no retries: how long an unreachable Hub may delay start-up
 MODEL_FILES = [CONFIG_NAME, WEIGHTS_NAME, "README.md", ".gitattributes"]

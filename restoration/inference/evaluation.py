@@ -11,15 +11,15 @@ from pathlib import Path
 
 import torch
 
-from restoration.models.classifier import top1_accuracy
 from restoration.data.datasets import ImageFolder, TinyImageNet, load_cache, subset
-from restoration.data.degrade import even_crop, low_res, title, upscale_bicubic, upscale_nearest
 from restoration.data.degrade import check as check_degradation
-from restoration.inference.runner import Restorer
+from restoration.data.degrade import even_crop, low_res, title, upscale_bicubic, upscale_nearest
 from restoration.data.metrics import QualityMeter
-from restoration.models.auto import load_checkpoint
-from restoration.settings import Settings
 from restoration.hub.catalogue_file import read_catalog
+from restoration.inference.runner import Restorer
+from restoration.models.auto import load_checkpoint
+from restoration.models.classifier import top1_accuracy
+from restoration.settings import Settings
 
 
 def is_tiny_imagenet(data) -> bool:
