@@ -40,8 +40,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench.photos import test_image
 from bench.memory import memory, reset_peak
+from bench.photos import test_image
 from restoration.cli import parser
 
 REPO = Path(__file__).resolve().parent.parent

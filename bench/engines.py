@@ -1,6 +1,6 @@
 """The inference engines and precisions that restoration/inference/engine.py chooses among, and those it
 does not ship, measured on the shipped U-Nets through `runner.Restorer`'s fixed windows: speed,
-warm-up, memory, and the accuracy cost against fp32 eager (bench/speed.py prints the tables).
+warm-up, memory, and the accuracy cost against fp32 eager (bench/speed_report.py prints the tables).
 
 Candidates (each one only where its package is installed; the others are skipped with a line):
 - "fp32 compiled": today's path (channels-last + torch.compile);
@@ -22,13 +22,13 @@ from pathlib import Path
 import torch
 
 from bench.memory import memory
-from restoration.inference import engine
-from restoration.data.degrade import STANDARD, prepare
-from restoration.inference.eligibility import Agreement, agreement
-from restoration.data.images import open_image, to_tensor
-from restoration.inference.runner import Restorer, release_memory
 from restoration.arena.scenes import center_crop
+from restoration.data.degrade import STANDARD, prepare
+from restoration.data.images import open_image, to_tensor
 from restoration.data.metrics import psnr
+from restoration.inference import engine
+from restoration.inference.eligibility import Agreement, agreement
+from restoration.inference.runner import Restorer, release_memory
 
 
 def with_window_runner(restorer: Restorer, runner: Callable, window_shape) -> Restorer:

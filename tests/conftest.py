@@ -13,8 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
-from restoration.settings import REPO, Settings
 from restoration.arena.store import VoteStore
+from restoration.settings import REPO, Settings
 from tests.support import free_port, make_weights_dir
 
 WNIDS = ["n01443537", "n01629819", "n01641577"]

@@ -6,9 +6,9 @@ import struct
 
 import pytest
 
-from restoration.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME
 from restoration.arena.submission_checks import MAX_LINE
 from restoration.arena.submissions import Refused, submit
+from restoration.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME
 
 
 def hub_files(folder, readme: bool = True) -> dict:

@@ -24,11 +24,11 @@ from PIL import Image
 
 import app as app_module
 from app import build_app, launch, served_copies
-from restoration.data import degrade
 from restoration.arena.app_state import JUDGE_OUTPUTS, JUDGE_VIEW, ArenaApp, Refusal, Update, freeze_heap
-from restoration.hub.provenance import header_markdown
 from restoration.arena.scene_crops import display_zoom
 from restoration.arena.store import VoteStore
+from restoration.data import degrade
+from restoration.hub.provenance import header_markdown
 from tests.support import free_port, make_two_family_weights, make_weights_dir, write_photos
 
 # Gradio's queue calls pandas in ways pandas 3 deprecates: not ours to fix.
@@ -709,7 +709,7 @@ def test_through_gradio_client(served, tmp_path):
 def test_the_benchmark_client_streams_a_compare_as_the_page_does(served, tmp_path):
     """bench/voter.py follows a streaming call step by step (diffs applied, new files downloaded):
     what bench.speed times as the first panel and every panel through the API."""
-    from bench.speed import api_compare
+    from bench.speed_report import api_compare
     from bench.voter import VoterClient
 
     a, client = served
@@ -850,8 +850,8 @@ def test_thumbnails_suggest_the_lesson_family(two_families, tmp_path):
 
 
 def test_a_catalogue_family_must_be_known(tmp_path):
-    from restoration.models.checkpoint import CheckpointError
     from restoration.hub.catalogue import read_catalog
+    from restoration.models.checkpoint import CheckpointError
 
     (tmp_path / "models.json").write_text(json.dumps({"models": [
         {"name": "m", "title": "M", "folder": "m", "role": "restorer", "family": "cartoons"}]}))

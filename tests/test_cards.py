@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
-from restoration.settings import REPO
-from restoration.hub.catalogue import ModelEntry, read_catalog
 from restoration.arena.witnesses import read_evaluation
+from restoration.hub.catalogue import ModelEntry, read_catalog
+from restoration.settings import REPO
+from tests.support import TINY
 from train.cards import ABSOLUTE_PATH, build_card, normalize_evaluation, scrub_paths, space_card
 from train.publish import gradio_version, rebuild_cards
-from tests.support import TINY
 
 WEIGHTS = REPO / "weights"
 CATALOG = read_catalog(WEIGHTS)
@@ -129,8 +129,8 @@ def test_paths_in_a_training_record_are_scrubbed():
 def test_reads_what_the_evaluation_writes(tiny_imagenet, tmp_path):
     """The contract with `python -m restoration.inference.evaluate --json`: its record, as written, becomes the
     card's model-index (PSNR, SSIM and the fidelity classifier's figures per degradation)."""
-    from restoration.models.classifier import Classifier
     from restoration.inference.evaluate import main as evaluate_main
+    from restoration.models.classifier import Classifier
     from restoration.models.unet import UNet
 
     UNet(**TINY).save_pretrained(tmp_path / "unet-mse")

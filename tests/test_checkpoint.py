@@ -3,12 +3,11 @@ import json
 import pytest
 import torch
 
-from restoration.models.checkpoint import CheckpointError, read_header
 from restoration.models.auto import MODEL_TYPES, AutoModel, load_checkpoint, verify_checkpoint
+from restoration.models.checkpoint import CheckpointError, read_header
 from restoration.models.classifier import Classifier
 from restoration.models.unet import Autoencoder, UNet
 from tests.support import TINY
-
 
 
 def trained_a_little(model):

@@ -7,12 +7,12 @@ import pytest
 import torch
 from PIL import Image
 
-from restoration.inference.compare import Stopwatch, compare, compare_stream, png_downloads, save_panels, slider_files
 from restoration.data.degrade import downscale, even_crop, low_res, prepare, upscale_bicubic
 from restoration.data.images import ImageError, quantize, to_float, to_pil, to_tensor, to_uint8
-from restoration.inference.runner import Restorer
 from restoration.data.metrics import psnr, ssim
 from restoration.data.uploads import input_pixel_limit, open_upload
+from restoration.inference.compare import Stopwatch, compare, compare_stream, png_downloads, save_panels, slider_files
+from restoration.inference.runner import Restorer
 from tests.support import CountingModel
 
 

@@ -3,8 +3,19 @@ import pytest
 import torch
 from PIL import Image
 
-from restoration.data.datasets import (PAD, BatchAugment, ClassifierItems, ImageFolder, SRPairs, TinyImageNet, load_cache,
-                              load_photos, open_dataset, random_erase_, subset)
+from restoration.data.datasets import (
+    PAD,
+    BatchAugment,
+    ClassifierItems,
+    ImageFolder,
+    SRPairs,
+    TinyImageNet,
+    load_cache,
+    load_photos,
+    open_dataset,
+    random_erase_,
+    subset,
+)
 from restoration.data.degrade import degrade
 from tests.conftest import WNIDS
 

@@ -9,9 +9,9 @@ import types
 import pytest
 import torch
 
+from restoration.data.images import quantize
 from restoration.inference import device, engine
 from restoration.inference.eligibility import level_histogram, percentile_level
-from restoration.data.images import quantize
 from restoration.inference.runner import Restorer, choose_engine
 from restoration.settings import REPO, Settings, zero_gpu
 from tests.test_engine import image_like_unet

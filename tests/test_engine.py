@@ -4,16 +4,16 @@
 import pytest
 import torch
 
+from restoration.data.images import quantize
+from restoration.data.uploads import list_images
 from restoration.inference import engine
 from restoration.inference.eligibility import Agreement, agreement, level_histogram, percentile_level
-from restoration.data.images import quantize
 from restoration.inference.runner import Restorer
 from restoration.inference.windows import NearestInput
-from restoration.settings import REPO, Settings, SettingsError
 from restoration.models.unet import UNet
-from restoration.data.uploads import list_images
-from tests.test_runner import a_trained_looking_unet
+from restoration.settings import REPO, Settings, SettingsError
 from tests.support import TINY
+from tests.test_runner import a_trained_looking_unet
 
 CPU = torch.device("cpu")
 SAME = Agreement(0.004, -0.0001, 1, 3)

@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from restoration.models.classifier import Classifier
 from restoration.data.datasets import TinyImageNet
 from restoration.data.degrade import downscale, upscale_bicubic, upscale_nearest
-from restoration.inference.evaluate import evaluate, format_table, main
-from restoration.settings import REPO
+from restoration.inference.evaluate import main
+from restoration.inference.evaluation import evaluate, format_table
+from restoration.models.classifier import Classifier
 from restoration.models.unet import UNet
+from restoration.settings import REPO
 from tests.support import TINY
 
 

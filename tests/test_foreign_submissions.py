@@ -13,15 +13,15 @@ import time
 import pytest
 import torch
 
-from restoration.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME
-from restoration.models.foreign import LICENCES, ForeignModel
-from restoration.inference.runner import Restorer
+from restoration.arena.store import VoteStore
 from restoration.arena.submission_checks import Rules, check_folder
 from restoration.arena.submission_scores import QUICK_SETS
 from restoration.arena.submissions import APPROVED, load_submitted_restorers, review, submit
-from restoration.arena.store import VoteStore
-from tests.support import safetensors_bytes, tiny_spandrel, write_photos
+from restoration.inference.runner import Restorer
+from restoration.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME
+from restoration.models.foreign import LICENCES, ForeignModel
 from tests.submission_support import refused
+from tests.support import safetensors_bytes, tiny_spandrel, write_photos
 
 KINDS = {  # kind → (architecture as spandrel names it, its code's licence)
     "compact": ("RealESRGAN Compact", "BSD-3-Clause"),

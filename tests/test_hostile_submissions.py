@@ -13,7 +13,8 @@ import time
 import pytest
 import torch
 
-from restoration.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME
+from restoration.arena.store import VoteStore, VoteStoreError
+from restoration.arena.store_schema import submission_attempts
 from restoration.arena.submission_checks import MAX_LINE, Rules
 from restoration.arena.submission_download import CACHE_FOLDER
 from restoration.arena.submissions import (
@@ -24,10 +25,9 @@ from restoration.arena.submissions import (
     submission_name,
     submit,
 )
-from restoration.arena.store import VoteStore, VoteStoreError
-from restoration.arena.store_schema import submission_attempts
-from tests.support import safetensors_bytes, tiny_spandrel, tiny_unet
+from restoration.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME
 from tests.submission_support import hub_files, refused, safetensors_file
+from tests.support import safetensors_bytes, tiny_spandrel, tiny_unet
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 

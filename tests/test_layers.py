@@ -2,8 +2,17 @@ import pytest
 import torch
 from torch import nn
 
-from restoration.models.layers import (GeneralRelu, ResBlock, ResNetEncoder, activation, conv, cross_conv, norm_layer,
-                                res_blocks, up_block)
+from restoration.models.layers import (
+    GeneralRelu,
+    ResBlock,
+    ResNetEncoder,
+    activation,
+    conv,
+    cross_conv,
+    norm_layer,
+    res_blocks,
+    up_block,
+)
 
 act, norm = activation("general_relu"), norm_layer("batchnorm")
 

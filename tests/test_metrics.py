@@ -4,8 +4,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from restoration.data.metrics import (CHECKER, LAPLACIAN, QualityMeter, flat_mask, grain, gradient_energy, psnr, psnr_from_mse,
-                                 ssim)
+from restoration.data.metrics import (
+    CHECKER,
+    LAPLACIAN,
+    QualityMeter,
+    flat_mask,
+    gradient_energy,
+    grain,
+    psnr,
+    psnr_from_mse,
+    ssim,
+)
 
 
 def test_psnr_of_a_known_error():

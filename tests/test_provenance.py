@@ -3,8 +3,8 @@ catalogue has."""
 
 import dataclasses
 
-from restoration.hub.provenance import card_training, provenance, provenance_markdown
 from restoration.hub.catalogue import ModelEntry, read_catalog
+from restoration.hub.provenance import card_training, provenance, provenance_markdown
 from tests.support import REVISION
 
 CARD = """---

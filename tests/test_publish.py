@@ -10,13 +10,13 @@ import pytest
 import yaml
 
 import app as app_module
+from restoration.hub.catalogue import read_catalog
+from restoration.hub.provenance import source_label
 from restoration.hub.transfer import GITATTRIBUTES, download_checkpoint, space_files
 from restoration.models.auto import load_checkpoint
-from restoration.hub.provenance import source_label
 from restoration.settings import REPO
-from restoration.hub.catalogue import read_catalog
-from train import publish
 from tests.support import same_weights
+from train import publish
 
 # huggingface_hub's LFS upload hands httpx2 raw bytes as `data=`: the client's to change, not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")

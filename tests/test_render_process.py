@@ -10,13 +10,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 import pytest
+import torch
 
+from restoration.arena.render_process import GO, HOLD, RenderProcess, _hold_requested
 from restoration.arena.scene_renderer import SceneRenderer
 from restoration.arena.scenes import ScenePool, scene_images
 from restoration.inference.runner import restorers_for
-from restoration.arena.render_process import GO, HOLD, RenderProcess, _hold_requested
 
 
 @pytest.fixture

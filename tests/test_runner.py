@@ -6,7 +6,7 @@ from restoration.data.degrade import degrade, downscale, prepare, upscale_neares
 from restoration.data.images import quantize, to_float
 from restoration.inference.runner import Restorer, timed, window_starts
 from restoration.models.unet import UNet
-from tests.support import CountingModel, TINY
+from tests.support import TINY, CountingModel
 
 
 def windowed(model, low, window: int, overlap: int):

@@ -5,8 +5,8 @@ history (the crops they saw lately, the family due)."""
 import dataclasses
 import io
 import os
-import sys
 import random
+import sys
 import threading
 import time
 
@@ -14,10 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from restoration.data.degrade import STANDARD, low_res, upscale_bicubic
-from restoration.data.images import to_float, to_pil, to_tensor, to_uint8
 from restoration.arena.judge_history import JudgeHistory
 from restoration.arena.ratings import ANCHOR
+from restoration.arena.scene_crops import crop_boxes
 from restoration.arena.scene_renderer import Scene, SceneRenderer, crop_text
 from restoration.arena.scenes import (
     SceneFamily,
@@ -27,7 +26,8 @@ from restoration.arena.scenes import (
     scene_families,
     scene_images,
 )
-from restoration.arena.scene_crops import crop_boxes
+from restoration.data.degrade import STANDARD, low_res, upscale_bicubic
+from restoration.data.images import to_float, to_pil, to_tensor, to_uint8
 from tests.support import CountingModel
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from restoration.settings import RENAMED, REPO, Settings, SettingsError, _kind, env_name
 from restoration.hub.catalogue import load_available_restorers
+from restoration.settings import RENAMED, REPO, Settings, SettingsError, _kind, env_name
 from tests.support import make_weights_dir
 
 

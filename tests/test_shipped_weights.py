@@ -5,15 +5,15 @@ import json
 import pytest
 import torch
 
-from restoration.inference import engine
-from restoration.models.auto import AutoModel
-from restoration.models.classifier import Classifier
 from restoration.data.degrade import degrade
-from restoration.inference.windows import low_resolution_model
-from restoration.settings import REPO
-from restoration.models.unet import UNet
 from restoration.data.uploads import list_images
 from restoration.hub.catalogue import by_family, load_available_restorers, read_catalog
+from restoration.inference import engine
+from restoration.inference.windows import low_resolution_model
+from restoration.models.auto import AutoModel
+from restoration.models.classifier import Classifier
+from restoration.models.unet import UNet
+from restoration.settings import REPO
 
 WEIGHTS = REPO / "weights"
 ENTRIES = read_catalog(WEIGHTS)

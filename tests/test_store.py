@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from restoration.arena.pairs import Battle, Client, Contender
 from restoration.arena.leaderboard import counted_outcomes
+from restoration.arena.pairs import Battle, Client, Contender
 from restoration.arena.ratings import fit_leaderboard
-from restoration.settings import REPO
 from restoration.arena.store import ANSWERS, SCHEMA_VERSION, VoteStore, VoteStoreError
 from restoration.arena.store_target import check_path
+from restoration.settings import REPO
 
 A, B = Contender("m1", "Model one", "local:aaa"), Contender("m2", "Model two", "0123456789abcdef")
 

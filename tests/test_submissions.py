@@ -8,8 +8,7 @@ import json
 import pytest
 import torch
 
-from restoration.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME
-from restoration.settings import REPO
+from restoration.arena.store import SCHEMA_VERSION, VoteStore
 from restoration.arena.submissions import (
     APPROVED,
     PENDING,
@@ -22,9 +21,10 @@ from restoration.arena.submissions import (
     submission_name,
     submit,
 )
-from restoration.arena.store import SCHEMA_VERSION, VoteStore
-from tests.support import tiny_unet
+from restoration.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME
+from restoration.settings import REPO
 from tests.submission_support import hub_files, refused, refused_after
+from tests.support import tiny_unet
 
 
 @pytest.fixture
@@ -315,9 +315,9 @@ def test_a_copy_of_a_shipped_unet_scores_as_the_evaluation_command_scores_it(sub
     Tiny ImageNet with semantic fidelity and on photos."""
     from PIL import Image
 
-    from restoration.models.classifier import Classifier
     from restoration.inference.evaluate import main as evaluate_main
     from restoration.models.auto import load_checkpoint
+    from restoration.models.classifier import Classifier
 
     shipped = REPO / "weights" / "unet-mse"
     torch.manual_seed(5)  # a fidelity classifier that gets some of the 3 classes right, so fidelity is a number

@@ -14,13 +14,13 @@ from safetensors.torch import load_file
 from restoration.models.auto import AutoModel
 from restoration.models.classifier import PRESETS, Classifier
 from restoration.models.unet import Autoencoder, UNet
+from tests.support import TINY, free_port
 from train import classifier as train_classifier
 from train import superres as train_superres
 from train.config import parse_config
 from train.loop import epoch_batches, one_cycle
 from train.run_card import loss_description
 from train.superres import SuperResConfig
-from tests.support import TINY, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -69,10 +69,31 @@ def test_superres_smoke_runs_load_and_restore(variant, classifier_run, tiny_imag
     assert model.restore(x).shape == x.shape
     [line] = epochs_logged(out)
     assert {"val_loss", "val_mse", "val_psnr"} <= set(line)
+    keys = list(line)  # bicubic's PSNR on the same val pairs beside the model's, then the gain
+    assert keys[keys.index("val_psnr"):keys.index("val_psnr") + 3] == ["val_psnr", "val_psnr_bicubic", "val_psnr_gain"]
+    assert 5 < line["val_psnr_bicubic"] < 60
+    assert line["val_psnr_gain"] == pytest.approx(line["val_psnr"] - line["val_psnr_bicubic"])
     if variant in ("perceptual", "crossconv"):  # the encoder started as the classifier's, frozen for epoch 1
         classifier = Classifier.from_pretrained(classifier_run)
         for k, v in classifier.encoder.state_dict().items():
             assert torch.equal(model.encoder.state_dict()[k], v), k
+
+
+def test_the_bicubic_baseline_is_measured_on_the_validation_pairs():
+    """bicubic_psnr takes the pairs a run validates on (nearest ×2 inputs) and scores bicubic ×2 of
+    their low-resolution images: the same figure as computing it from the originals directly."""
+    from restoration.data.degrade import degrade, low_res, upscale_bicubic
+    from restoration.data.metrics import psnr_from_mse
+    from train.superres_parts import bicubic_psnr
+
+    g = torch.Generator().manual_seed(0)
+    figures = []
+    for blur in (1, 4):  # smoother originals: bicubic does better, so the figure must follow the data
+        hr = torch.nn.functional.avg_pool2d(torch.rand(6, 3, 64 * blur, 64 * blur, generator=g), blur)
+        direct = psnr_from_mse((upscale_bicubic(low_res(hr, "lesson")) - hr).pow(2).mean().item())
+        figures.append(bicubic_psnr(degrade(hr, "lesson"), hr, "cpu", batch_size=4))
+        assert figures[-1] == pytest.approx(direct, abs=1e-4)
+    assert figures[1] > figures[0] + 1
 
 
 def test_perceptual_needs_a_classifier():
@@ -312,6 +333,8 @@ def test_a_photo_run_trains_on_full_resolution_crops_and_ends_with_where_it_save
     [line] = epochs_logged(out)
     assert line["global_step"] == 2  # 8 crops, 4 a batch
     assert {"val_bicubic_psnr_y", "val_bicubic_gain", "val_jpeg75_psnr_y", "val_jpeg75_gain"} <= set(line)
+    for d in ("bicubic", "jpeg75"):  # bicubic's own figure beside the model's, and the gain between them
+        assert line[f"val_{d}_gain"] == pytest.approx(line[f"val_{d}_psnr_y"] - line[f"val_{d}_psnr_y_bicubic"])
     last_lines = capsys.readouterr().out.strip().splitlines()[-2:]
     assert last_lines[0] == f"saved the model in {out}/ (config.json + model.safetensors)"
     assert last_lines[1].startswith(f"evaluate it: python -m restoration.inference.evaluate --models {out} --data {tmp_path / 'val'}")

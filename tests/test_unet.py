@@ -6,7 +6,6 @@ from restoration.models.unet import Autoencoder, UNet, pad_to_multiple
 from tests.support import TINY
 
 
-
 @pytest.mark.parametrize("cross_conv", [False, True])
 @pytest.mark.parametrize("training", [False, True])
 def test_untrained_unet_returns_its_input(cross_conv, training):

@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from restoration.arena.app_state import ArenaApp
-from restoration.settings import Settings
 from restoration.arena.vote_sync import SNAPSHOT_NAME, VoteSync, snapshot, start_vote_sync
+from restoration.settings import Settings
 from tests.conftest import closed_port_url
 
 # huggingface_hub's LFS upload hands httpx2 raw bytes as `data=`: the client's to change, not ours.

@@ -9,13 +9,13 @@ import sys
 
 import pytest
 
-from restoration.models.checkpoint import CheckpointError
+from restoration.hub.catalogue import NOT_PUBLISHED, UNREACHABLE, load_available_restorers, load_model, read_catalog
 from restoration.hub.transfer import HubUnreachable, NotPublished, download_checkpoint
 from restoration.models.auto import load_checkpoint
+from restoration.models.checkpoint import CheckpointError
 from restoration.settings import REPO as REPO_ROOT
-from restoration.hub.catalogue import NOT_PUBLISHED, UNREACHABLE, load_available_restorers, load_model, read_catalog
-from tests.support import make_weights_dir, REVISION, same_weights, tiny_unet
 from tests.conftest import closed_port_url
+from tests.support import REVISION, make_weights_dir, same_weights, tiny_unet
 
 
 def hub_files(folder) -> dict:
@@ -129,8 +129,8 @@ def test_a_branch_name_is_not_a_pin(weights, fake_hub):
 
 
 def test_the_app_says_where_each_model_came_from(weights, published, fake_hub, tmp_path):
-    from restoration.hub.provenance import source_label
     from restoration.arena.app_state import ArenaApp
+    from restoration.hub.provenance import source_label
     from restoration.settings import Settings
 
     fake_hub.seed("test-org/unet-mse", hub_files(published), commit=REVISION)

@@ -14,10 +14,10 @@ import math
 import re
 from pathlib import Path
 
-from restoration.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME, read_header
-from restoration.models.auto import load_checkpoint
-from restoration.hub.catalogue import ModelEntry
 from restoration.arena.witnesses import evaluation_record
+from restoration.hub.catalogue import ModelEntry
+from restoration.models.auto import load_checkpoint
+from restoration.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME, read_header
 
 DATASET = "zh-plus/tiny-imagenet"  # the Hub's copy of Tiny ImageNet (CS231N), the data these were trained on
 LICENSE = {"license": "other", "license_name": "tiny-imagenet-non-commercial",

@@ -452,7 +452,15 @@ def load_data(config: TrainConfig, runtime: Runtime, photos: bool = False):
     arrays (decoded once, kept in memory; batches are augmented on the device): `photos` keeps a folder's images at their own resolution
     (lists of tensors), otherwise they become thumbnails of --image-size. The main process builds
     the cache; the others wait."""
-    from restoration.data.datasets import ImageFolder, TinyImageNet, hold_out, load_cache, load_photos, open_dataset, subset
+    from restoration.data.datasets import (
+        ImageFolder,
+        TinyImageNet,
+        hold_out,
+        load_cache,
+        load_photos,
+        open_dataset,
+        subset,
+    )
 
     if config.download and not Path(config.data).exists():
         from restoration.data.download import DownloadError

@@ -15,16 +15,17 @@ commit that file, and the app (RESTORATION_MODEL_SOURCE=hub) loads exactly those
 `--owner` moves every repo in models.json (and the Space) to that user or organisation.
 """
 
-import argparse
 import json
 import re
 from pathlib import Path
 
-from restoration.hub.transfer import upload_model, upload_space
-from restoration.settings import REPO
-from restoration.hub.catalogue import pin_revisions, read_catalog
 from restoration.arena.witnesses import read_evaluation
-from train.cards import build_card, normalize_evaluation, space_card, training_record
+from restoration.cli import parser
+from restoration.hub.catalogue_file import pin_revisions, read_catalog, write_catalog
+from restoration.settings import REPO
+
+# The cards and the uploads load torch (a card counts the model's parameters; an upload verifies the
+# checkpoint): they are imported in the functions that use them, so that --help answers at once.
 
 # Set on the Space when it is created. Telemetry off: huggingface_hub's user-agent would otherwise
 # fetch an "agent harnesses" list from the Hub first, 3 s more when the Hub does not answer.
@@ -42,6 +43,8 @@ def space_id(weights: Path) -> str | None:
 def rebuild_cards(weights: Path, evaluation: Path | None = None, names=None) -> list[Path]:
     """Write README.md in each shipped model folder from its config, weights, catalogue entry, the
     evaluation and the training record already in the card."""
+    from train.cards import build_card, normalize_evaluation, training_record
+
     catalog = read_catalog(weights)
     record = normalize_evaluation(read_evaluation(evaluation or weights / "evaluation.json"))
     # The photo family's, on the photo val set.
@@ -65,14 +68,14 @@ def set_owner(weights: Path, owner: str):
     repos = {e.name: f"{owner}/{(e.hub_repo or e.name).split('/')[-1]}" for e in read_catalog(weights)}
     if catalog.get("space"):
         catalog["space"] = f"{owner}/{catalog['space'].split('/')[-1]}"
-        from restoration.hub.catalogue import write_catalog
-
         write_catalog(weights, catalog)
     pin_revisions(weights, {}, repos)
 
 
 def publish_models(weights: Path, names=None, private: bool = False) -> dict[str, str]:
     """Upload each model folder to its repo; returns {name: commit} and pins them in models.json."""
+    from restoration.hub.transfer import upload_model
+
     rebuild_cards(weights, names=names)
     commits = {}
     for entry in read_catalog(weights):
@@ -94,6 +97,9 @@ def gradio_version(root: Path) -> str:
 
 
 def publish_space(root: Path, space: str, private: bool = False) -> str:
+    from restoration.hub.transfer import upload_space
+    from train.cards import space_card
+
     weights = root / "weights"
     catalog = read_catalog(weights)
     unpinned = [e.name for e in catalog if not e.revision]
@@ -106,18 +112,20 @@ def publish_space(root: Path, space: str, private: bool = False) -> str:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser("python -m train.publish", __doc__)
     p.add_argument("what", choices=["cards", "models", "space", "all"])
     p.add_argument("--root", type=Path, default=REPO, help="the repository to publish (default: this one)")
     p.add_argument("--owner", default=None, help="publish under this user or organisation (rewrites models.json)")
     p.add_argument("--only", nargs="+", default=None, metavar="NAME", help="only these models (catalogue names)")
     p.add_argument("--space", default=None, help="the Space's repo id (default: models.json's \"space\")")
-    p.add_argument("--private", action="store_true")
+    p.add_argument("--private", action="store_true", help="repos (and the Space) this creates are private")
     args = p.parse_args(argv)
     weights = args.root / "weights"
     if args.owner:
         set_owner(weights, args.owner)
     if args.what == "cards":
+        from train.cards import space_card
+
         for file in rebuild_cards(weights, names=args.only):
             print(f"wrote {file.relative_to(args.root)}")
         readme = args.root / "README.md"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from restoration.arena.store import VoteStore
 from restoration.data.degrade import STANDARD, upscale_bicubic
-from restoration.inference.evaluate import evaluate, format_table, is_tiny_imagenet, load_val, model_method
+from restoration.inference.evaluation import evaluate, format_table, is_tiny_imagenet, load_val, model_method
 from restoration.inference.runner import Restorer
 from restoration.settings import Settings
 

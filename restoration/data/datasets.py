@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
-from restoration.data.degrade import check as check_degradation
 from restoration.data.degrade import MixConfig, degrade, gaussian_blur
+from restoration.data.degrade import check as check_degradation
 from restoration.data.images import open_image, to_uint8
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}

@@ -27,8 +27,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from restoration.choices import KERNELS, MixConfig  # the mix's draw: also what train.superres offers
-from restoration.choices import STANDARD  # noqa: F401  what the evaluation reports and the app offers: degrade.STANDARD
+# KERNELS, MixConfig: the mix's draw, also what train.superres offers. STANDARD: what the evaluation
+# reports and the app offers, read as degrade.STANDARD.
+from restoration.choices import KERNELS, STANDARD, MixConfig  # noqa: F401  (STANDARD: re-exported)
 from restoration.data.images import quantize, to_float
 
 SCALE = 2

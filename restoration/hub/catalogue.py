@@ -4,44 +4,26 @@
 "classifier" for the perceptual-loss network, "fidelity" for the fidelity classifier that scores
 restorations), the local folder, and the Hugging Face Hub repo and pinned revision they are published at. Each
 restorer belongs to a family (`FAMILIES`): what it was trained on, so what it is good for. Every
-checkpoint the app or the evaluation loads comes through `load_model`.
+checkpoint the app or the evaluation loads comes through `load_model`. Reading and writing the
+file is `catalogue_file` (free of torch, for the commands' `--help`); its names are re-exported here.
 """
 
 import dataclasses
 import hashlib
-import json
 from pathlib import Path
 
 from restoration.choices import FAMILIES
-from restoration.models.checkpoint import WEIGHTS_NAME, CheckpointError
-from restoration.hub.transfer import COMMIT, HubUnreachable, NotPublished, download_checkpoint
+from restoration.hub.catalogue_file import COMMIT, ModelEntry, pin_revisions, read_catalog, space_of, write_catalog
+from restoration.hub.transfer import HubUnreachable, NotPublished, download_checkpoint
 from restoration.models.auto import load_checkpoint
+from restoration.models.checkpoint import WEIGHTS_NAME, CheckpointError
 
 __all__ = ["COMMIT", "FAMILIES", "LoadedModel", "ModelEntry", "by_family", "contenders_of", "load_available_restorers",
-           "load_model", "pin_revisions", "read_catalog", "space_of"]
+           "load_model", "pin_revisions", "read_catalog", "space_of", "write_catalog"]
 
 # Why a model asked for from the Hub is served from the local copy (what the page says).
 NOT_PUBLISHED, UNREACHABLE, HUB_FAILED, NOT_ASKED = ("not published yet", "the Hub is unreachable",
                                                      "the Hub failed", "the Hub was not asked")
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelEntry:
-    name: str
-    title: str
-    folder: str
-    role: str = "restorer"
-    hub_repo: str | None = None
-    revision: str | None = None  # a full commit hash: downloads are pinned, never "main"
-    base_model: str | None = None  # the catalogue name of the model its weights started from
-    family: str = "lesson"  # restorers: a key of FAMILIES
-    community: str | None = None  # a submitted model's review state ("pending", "approved"); None: ours
-    architecture: str | None = None  # a community model's: "U-Net", or a foreign one's as spandrel names it ("SPAN")
-    licence: str | None = None  # a foreign architecture's code licence (foreign.LICENCES); the weights' is their card's
-
-    def __post_init__(self):
-        if self.role == "restorer" and self.family not in FAMILIES:
-            raise ValueError(f"{self.name}: family {self.family!r} is not one of {', '.join(FAMILIES)}")
 
 
 @dataclasses.dataclass
@@ -58,26 +40,6 @@ class LoadedModel:
         return self.fallback == UNREACHABLE
 
 
-def read_catalog(weights_dir) -> list[ModelEntry]:
-    file = Path(weights_dir) / "models.json"
-    try:
-        rows = json.loads(file.read_text())["models"]
-        return [ModelEntry(**row) for row in rows]
-    except FileNotFoundError:
-        raise CheckpointError(f"{file}: missing (it lists the shipped models)") from None
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{file}: not a valid model list ({type(e).__name__}: {e})") from None
-
-
-def space_of(weights_dir) -> str | None:
-    """The Space the catalogue names (models.json's "space": where the app is published), or None."""
-    try:
-        space = json.loads((Path(weights_dir) / "models.json").read_text()).get("space")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return space if isinstance(space, str) else None
-
-
 def by_family(models) -> dict[str, list]:
     """family → its `LoadedModel`s (catalogue order), families in the order of `FAMILIES`."""
     groups = {f: [m for m in models if m.entry.family == f] for f in FAMILIES}
@@ -88,28 +50,6 @@ def contenders_of(models) -> list:
     """The `LoadedModel`s that join the Judge's contenders and the leaderboard: ours, and community
     models once approved (a pending one is only in Compare, marked unreviewed)."""
     return [m for m in models if m.entry.community in (None, "approved")]
-
-
-def pin_revisions(weights_dir, revisions: dict[str, str], repos: dict[str, str] | None = None):
-    """Write published commits (and, if given, repo ids) into models.json, by model name, keeping
-    everything else in the file as it is."""
-    file = Path(weights_dir) / "models.json"
-    catalog = json.loads(file.read_text())
-    for row in catalog["models"]:
-        if row["name"] in revisions:
-            if not COMMIT.match(revisions[row["name"]]):
-                raise ValueError(f"{row['name']}: {revisions[row['name']]!r} is not a commit hash")
-            row["revision"] = revisions[row["name"]]
-        if repos and row["name"] in repos:
-            row["hub_repo"] = repos[row["name"]]
-    write_catalog(weights_dir, catalog)
-
-
-def write_catalog(weights_dir, catalog: dict):
-    """models.json with one model a line (diffs stay readable)."""
-    rows = ",\n".join("    " + json.dumps(row) for row in catalog["models"])
-    head = "".join(f"  {json.dumps(k)}: {json.dumps(v)},\n" for k, v in catalog.items() if k != "models")
-    (Path(weights_dir) / "models.json").write_text("{\n" + head + '  "models": [\n' + rows + "\n  ]\n}\n")
 
 
 def _fingerprint(folder: Path) -> str:

@@ -8,15 +8,14 @@ with one request of a few seconds, never the client's half a minute of retries),
 `CheckpointError` (the Hub answered, but not with a checkpoint we can use).
 """
 
-import re
 import shutil
 import tempfile
 from pathlib import Path
 
-from restoration.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError
+from restoration.hub.catalogue_file import COMMIT
 from restoration.models.auto import verify_checkpoint
+from restoration.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError
 
-COMMIT = re.compile(r"^[0-9a-f]{40}$")
 PROBE_SECONDS = 3.0  # one request, no retries: how long an unreachable Hub may delay start-up
 MODEL_FILES = [CONFIG_NAME, WEIGHTS_NAME, "README.md", ".gitattributes"]
 # What a Space runs: the app, the library, the shipped weights (its offline fallback), examples.

@@ -27,11 +27,11 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from restoration.models.classifier import top_class
 from restoration.data.degrade import prepare, upscale_bicubic
 from restoration.data.images import ImageError, quantize, to_float, to_pil, to_uint8
-from restoration.inference.runner import Restorer, release_memory, restorers_for, timed
 from restoration.data.metrics import psnr, ssim
+from restoration.inference.runner import Restorer, release_memory, restorers_for, timed
+from restoration.models.classifier import top_class
 from restoration.settings import Settings
 
 Progress = Callable[[float, str], None]

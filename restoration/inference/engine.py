@@ -36,8 +36,8 @@ import torch
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from restoration.data.degrade import STANDARD, prepare
-from restoration.inference.eligibility import Agreement, agreement
 from restoration.data.images import ImageError, open_image, quantize, to_float, to_uint8
+from restoration.inference.eligibility import Agreement, agreement
 
 MAX_LEVELS = 2  # OpenVINO's warm-up check on one window: no pixel may move more than this against fp32
 # On the CPU, bf16 (and OpenVINO f32's windows) must beat fp32 *eager* by this much to be chosen: the

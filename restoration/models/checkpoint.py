@@ -22,6 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from restoration import strict_json
+from restoration.models.errors import CheckpointError
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -30,10 +31,6 @@ MAX_CONFIG_BYTES = 1 << 20  # nor a config.json this large
 MAX_RANK = 8  # dimensions of a tensor
 # The safetensors dtypes we read (its F8 and unsigned wide types are none of ours): bytes per value.
 DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
-
-
-class CheckpointError(ValueError):
-    """A checkpoint folder that cannot be loaded; the message names the file and the problem."""
 
 
 def capture_config(init):

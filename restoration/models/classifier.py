@@ -8,12 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from restoration.models.checkpoint import Pretrained, capture_config
+from restoration.choices import PRESETS  # noqa: F401  the model sizes, also classifier.PRESETS
 from restoration.data.datasets import TINY_IMAGENET_MEAN, TINY_IMAGENET_STD
 from restoration.data.images import to_float
-from restoration.choices import PRESETS  # noqa: F401  the model sizes, also classifier.PRESETS
+from restoration.models.checkpoint import Pretrained, capture_config
 from restoration.models.layers import ResNetEncoder, activation, init_weights, norm_layer
-
 
 
 class Normalize(nn.Module):

@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from restoration.models.classifier import TINY_IMAGENET_STD, Classifier
 from restoration.data.metrics import CHECKER, LAPLACIAN, flat_mask, kernel_response, luma_bt601
+from restoration.models.classifier import TINY_IMAGENET_STD, Classifier
 
 LUMA_STD = 0.25  # luma differences are divided by about its std, to weigh like the pixel term
 

@@ -8,9 +8,9 @@ and cropped back.
 import torch.nn.functional as F
 from torch import nn
 
+from restoration.models import layers
 from restoration.models.checkpoint import Pretrained, capture_config
 from restoration.models.classifier import TINY_IMAGENET_MEAN, TINY_IMAGENET_STD, Classifier, Normalize
-from restoration.models import layers
 from restoration.models.layers import ResBlock, ResNetEncoder, activation, conv, init_weights, norm_layer, up_block
 
 
