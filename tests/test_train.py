@@ -18,8 +18,9 @@ from tests.support import TINY, free_port
 from train import classifier as train_classifier
 from train import superres as train_superres
 from train.config import parse_config
-from train.loop import epoch_batches, one_cycle
+from train.loop import epoch_batches
 from train.run_card import loss_description
+from train.schedule import one_cycle
 from train.superres import SuperResConfig
 
 REPO = Path(__file__).resolve().parent.parent

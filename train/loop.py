@@ -25,12 +25,12 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from safetensors.torch import load_file, save_file
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from restoration.models.auto import load_checkpoint as load_model
 from train.config import TrainConfig
+from train.run_state import load_checkpoint, save_checkpoint
+from train.schedule import Schedule
 
 
 def memory_format(config: TrainConfig):
@@ -105,62 +105,6 @@ def epoch_batches(n: int, batch_size: int, epoch: int, seed: int, rank: int = 0,
     return list(perm[rank::world][:per_rank].split(batch_size))
 
 
-def one_cycle(step: int, total: int, max_lr: float, warmup: float = 0.25, div: float = 25.0, final_div: float = 1e4):
-    """The learning rate of a one-cycle schedule: cosine warm-up from max_lr/div, cosine anneal."""
-    t = step / max(total, 1)
-    if t < warmup:
-        lo, hi, p = max_lr / div, max_lr, t / warmup
-    else:
-        lo, hi, p = max_lr, max_lr / final_div, (t - warmup) / (1 - warmup)
-    return lo + (hi - lo) * (1 - math.cos(math.pi * min(p, 1.0))) / 2
-
-
-# ---------------------------------------------------------------------------------------------
-# Checkpoints
-
-
-def save_checkpoint(folder: Path, model, opt, state: dict, config, generator: torch.Generator):
-    """Write the whole run state; the model files last-but-one and trainer_state.json last, so
-    a crash mid-save leaves the previous consistent state readable."""
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors, groups = {}, []
-    index = {p: i for i, p in enumerate(model.parameters())}
-    for group in opt.param_groups:
-        groups.append({k: v for k, v in group.items() if k != "params"} | {"params": [index[p] for p in group["params"]]})
-        for p in group["params"]:
-            for k, v in opt.state.get(p, {}).items():
-                tensors[f"{index[p]}.{k}"] = v.detach().cpu().contiguous() if torch.is_tensor(v) else torch.tensor(v)
-    save_file(tensors, folder / "optimizer.safetensors.tmp")
-    (folder / "optimizer.safetensors.tmp").replace(folder / "optimizer.safetensors")
-    rng = {"torch": torch.get_rng_state(), "generator": generator.get_state()}
-    save_file(rng, folder / "rng.safetensors.tmp")
-    (folder / "rng.safetensors.tmp").replace(folder / "rng.safetensors")
-    model.save_pretrained(folder)
-    (folder / "train_config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
-    state = state | {"param_groups": groups, "python_random": list(random.getstate()[1]), "saved": time.time()}
-    (folder / "trainer_state.json.tmp").write_text(json.dumps(state, indent=2) + "\n")
-    (folder / "trainer_state.json.tmp").replace(folder / "trainer_state.json")
-
-
-def load_checkpoint(folder: Path, model, opt, generator: torch.Generator) -> dict:
-    """Restore what `save_checkpoint` wrote into `model`, `opt` and the RNGs; returns the state."""
-    state = json.loads((folder / "trainer_state.json").read_text())
-    model.load_state_dict(load_model(folder).state_dict(), strict=True)
-    params = list(model.parameters())
-    tensors = load_file(folder / "optimizer.safetensors")
-    for group, saved in zip(opt.param_groups, state["param_groups"]):
-        group.update({k: v for k, v in saved.items() if k != "params"})
-    for key, v in tensors.items():
-        i, name = key.split(".", 1)
-        p = params[int(i)]
-        opt.state[p][name] = v.to(p.device) if name != "step" else v
-    rng = load_file(folder / "rng.safetensors")
-    torch.set_rng_state(rng["torch"])
-    generator.set_state(rng["generator"])
-    random.setstate((3, tuple(state["python_random"]), None))
-    return state
-
-
 # ---------------------------------------------------------------------------------------------
 # The loop
 
@@ -182,65 +126,6 @@ class _StopRequest:
         if self.reason:
             raise KeyboardInterrupt
         self.reason = signal.Signals(signum).name
-
-
-class Schedule:
-    """How far the run is through its one-cycle schedule (0 → 1) and how long it has left. The
-    schedule spans --epochs (in steps) or --minutes of training (validation excluded), whichever
-    ends first; the estimates live here so that `fit` reads as the loop it is."""
-
-    def __init__(self, config, state: dict, steps_per_epoch: int):
-        self.config, self.state, self.steps_per_epoch = config, state, steps_per_epoch
-        self.epoch_seconds = None  # the last whole epoch (training + validation) of this session
-
-    def progress(self) -> float:
-        parts = [0.0]
-        if self.config.epochs:
-            parts.append(self.state["global_step"] / max(self.steps_per_epoch * self.config.epochs, 1))
-        if self.config.minutes:
-            parts.append(self.state["train_seconds"] / (self.config.minutes * 60))
-        return max(parts)
-
-    def done(self) -> bool:
-        epochs = self.config.epochs
-        return self.progress() >= 1 or (epochs is not None and self.state["epoch"] >= epochs)
-
-    def count_step(self, since: float) -> float:
-        """Count a step that began at `since` (its seconds count towards --minutes); returns now."""
-        now = time.time()
-        self.state.update(step_in_epoch=self.state["step_in_epoch"] + 1, global_step=self.state["global_step"] + 1,
-                          train_seconds=self.state["train_seconds"] + now - since)
-        return now
-
-    def lr(self) -> float:
-        return one_cycle(self.progress(), 1, self.config.lr)
-
-    def label(self, epoch: int) -> str:
-        return f"epoch {epoch + 1}" + (f"/{self.config.epochs}" if self.config.epochs else "")
-
-    def _epochs_after(self, epoch: int) -> float:
-        return self.config.epochs - epoch - 1 if self.config.epochs else math.inf
-
-    def _minutes_left(self) -> float:
-        return max(0.0, self.config.minutes * 60 - self.state["train_seconds"]) if self.config.minutes else math.inf
-
-    def bar_left(self, epoch: int, steps_left: int, step_seconds: float) -> str:
-        """The bar's estimate of the whole run's time left; "~" until a whole epoch has been timed."""
-        per_epoch = self.epoch_seconds or self.steps_per_epoch * step_seconds
-        left = min(steps_left * step_seconds + self._epochs_after(epoch) * per_epoch, self._minutes_left())
-        return ("~" if self.epoch_seconds is None else "") + format_duration(left)
-
-    def after_epoch(self, epoch: int, seconds: float) -> str | None:
-        """The line printed after an epoch, e.g. "about 4:05 left: 1 epoch(s) × 4:05 (...)"."""
-        if self.done() or not self._epochs_after(epoch):
-            return None
-        per_epoch = self.epoch_seconds or seconds
-        left = self._epochs_after(epoch) * per_epoch
-        how = (f"{self._epochs_after(epoch)} epoch(s) × {format_duration(per_epoch)} "
-               "(this epoch's training and validation)")
-        if self._minutes_left() < left:
-            left, how = self._minutes_left(), "the rest of the --minutes, plus validation"
-        return f"about {format_duration(left)} left: {how}"
 
 
 def fit(*, model, loss_step, make_loader, n_train, validate, config, runtime: Runtime,
@@ -411,13 +296,6 @@ def next_steps(out, reason: str, evaluate: str) -> str:
     if reason != "done":
         lines.append("continue training: the same command with --resume")
     return "\n".join(lines)
-
-
-def format_duration(seconds: float) -> str:
-    """4:05 (minutes), 1:02:03 (hours)."""
-    m, s = divmod(int(round(seconds)), 60)
-    h, m = divmod(m, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def command_line(module: str, argv=None) -> str:
