@@ -196,7 +196,7 @@ class ScenePool:
             try:
                 scene = self.renderer.render(image_id, degradation, names, family, crop)
                 release_memory()  # the models' activations, kept by malloc otherwise (runner.py)
-            except Exception as e:  # noqa: BLE001 (a bad image in the pool must not stop judging)
+            except Exception as e:  # noqa: BLE001 (a bad scene image must not stop judging)
                 if self._stop:
                     return
                 log.warning("scene images: %s (%s) left out: %s: %s", image_id, degradation, type(e).__name__,
@@ -251,7 +251,7 @@ class ScenePool:
         judge has seen every ready scene (or every one of the family due for them), they are
         counted used up so that the background thread renders fresh ones behind: a vote is never
         answered after a render, which would keep every judge behind it waiting on the cores (the
-        vote-reply p95 of `bench.replicas`). When `avoid` covers every image of the pool, its
+        vote-reply p95 of `bench.replicas`). When `avoid` covers every scene image, its
         oldest entries are let go. Raises TimeoutError if no scene is ready in `timeout`."""
         with self._cond:
             if not self._cond.wait_for(lambda: self._ready or self._stop, timeout=timeout) or not self._ready:
@@ -275,7 +275,7 @@ class ScenePool:
         self._cond.notify_all()
 
     def _avoidable(self, avoid: Sequence[tuple]) -> list[tuple]:
-        """The newest entries of `avoid` that still leave an image of the pool out of it."""
+        """The newest entries of `avoid` that still leave one of the scene images out of it."""
         avoid = list(avoid)
         everything = {i for images in self.images.values() for i in images}
         while avoid and everything <= {image_id for image_id, _ in avoid}:

@@ -29,7 +29,7 @@ the address itself. The public export (`write_public_csv`) leaves out even those
 SQLite runs in WAL mode with `synchronous=FULL` (a commit is on disk when it returns); the file
 stays a plain SQLite database at the configured path (vote_sync.py snapshots it). A PostgreSQL
 server that is down or restarting makes each call raise `VoteStoreError` (one line), and the next
-call after it is back works: the pool checks connections before use, and the schema is applied on
+call after it is back works: the connection pool checks connections before use, and the schema is applied on
 the first call that reaches the server.
 """
 
