@@ -13,7 +13,7 @@ machine whose other core is busy, CPU time is what another process disturbs leas
 2. SSIM's separable 11-tap blur of a 1024² image's five maps (a band of 64 rows): banded matrix
    products (metrics._blur) against oneDNN's depthwise convolution (11×1, then 1×11); and one whole
    `ssim()` of two 1024² images.
-3. One window of the first shipped model (settings.WINDOWS' fp32 side, 320² output pixels):
+3. One window of the first shipped model (the start-up check's, engine.SELF_CHECK_SIDE: 320² output pixels):
    fp32 eager, fp32 compiled (torch.compile, as the app warms it up) and bf16 autocast where the
    CPU has bfloat16 instructions; engine.GAIN_OVER_FP32_EAGER is the bar bf16 must clear against
    fp32 eager, since the path it replaces is compiled.

@@ -19,7 +19,7 @@ from restoration.hub.catalogue import load_available_restorers
 from restoration.inference import engine
 from restoration.inference.compare import PANEL_OPTIONS, PNG_COMPRESS_LEVEL
 from restoration.inference.runner import Restorer, compiler_available
-from restoration.settings import WINDOWS, Settings
+from restoration.settings import Settings
 
 
 def cpu_ms(fn, repeats: int) -> float:
@@ -73,7 +73,7 @@ def report_blur(repeats: int):
 def report_window(settings: Settings, repeats: int, compile_too: bool):
     models, _ = load_available_restorers(settings.weights_dir)
     model = models[0]
-    side = WINDOWS["fp32"]
+    side = engine.SELF_CHECK_SIDE  # the start-up check's window
     x = engine.check_image(side // 2).contiguous(memory_format=torch.channels_last)  # the low-resolution window
     paths = {"fp32 eager": Restorer(model.model, window=side, overlap=0)}
     if compile_too and compiler_available():

@@ -290,18 +290,18 @@ def report_accuracy(args, settings, models):
 
 
 def report_window_effect(args, settings, models, photos):
-    """What the window size alone does to the picture: fp32 eager on bf16's windows against fp32
-    eager on fp32's (settings.WINDOWS), on the photos (an image that fits one window is padded to it
+    """What the window size alone does to the picture: fp32 eager on the fast path's windows against
+    fp32 eager on the reference path's (settings.WINDOWS: "bf16" and "eager"), on the photos (an image that fits one window is padded to it
     at its bottom and right edges, where windows flush with its end need no padding)."""
-    if not photos or WINDOWS["bf16"] == WINDOWS["fp32"]:
+    if not photos or WINDOWS["bf16"] == WINDOWS["eager"]:
         return
     found = []
     for m in models:
         wide, narrow = (engines.Restorer(m.model, window=WINDOWS[p], overlap=settings.tile_overlap, fast=False)
-                        for p in ("bf16", "fp32"))
+                        for p in ("bf16", "eager"))
         found += [engines.accuracy(wide, narrow, photos, degradation)[0] for degradation in engines.DEGRADATIONS]
     w = Agreement.worst(found)
-    print(f"  fp32 eager on {WINDOWS['bf16']}-pixel windows against fp32 eager on {WINDOWS['fp32']}-pixel ones "
+    print(f"  fp32 eager on {WINDOWS['bf16']}-pixel windows against fp32 eager on {WINDOWS['eager']}-pixel ones "
           f"(photos/val, every model and degradation): worst {w.text()}: the windows alone "
           f"{'keep' if w.eligible else 'do NOT keep'} the picture by the bar")
 

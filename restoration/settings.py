@@ -25,12 +25,12 @@ RENAMED = {"RESTORATION_JUDGE_VAL_POOL": "RESTORATION_SCENE_VAL_IMAGES", "RESTOR
 
 
 # The window each precision runs best in on the CPU, when RESTORATION_TILE_SIZE is unset (a GPU's is
-# as large as its memory allows: device.py). fp32 (compiled): 320, on 2 cores as fast as 544 or
-# faster from 512² to 2048² (1024² aside, +9%), with half the activation memory (bench/tiles.py).
-# bf16: 576, whose 32-pixel overlaps cost 1.27× the pixels at 512², 1024² and 2048² alike (320's:
-# 1.56×); on one thread the six models' 1024² passes took 0.89× the CPU time of 320's (bench.tiles,
-# docs/speed.md).
-WINDOWS = {"fp32": 320, "openvino-f32": 320, "bf16": 576, "fp16": 320}
+# as large as its memory allows: device.py). 576 for the fast path, fp32 and bf16 alike: its 32-pixel
+# overlaps run fewer pixels than 320's, and on 2 cores it took less CPU time at 1024² and 2048², for
+# about 100 MB more activation memory (bench.tiles; figures in docs/speed.md, "Window size").
+# "eager", the reference path (RESTORATION_FAST off: the published evaluations, submissions' scores),
+# keeps the 320 its figures were measured in: the seams of other windows move a photo's PSNR a little.
+WINDOWS = {"eager": 320, "fp32": 576, "openvino-f32": 320, "bf16": 576, "fp16": 320}
 
 
 class SettingsError(ValueError):
@@ -144,7 +144,8 @@ class Settings:
                                 "replica must key clients with the same secret")
 
     def window(self, precision: str = "fp32") -> int:
-        """The side of the models' windows on the CPU: RESTORATION_TILE_SIZE, else the precision's own."""
+        """The side of the models' windows on the CPU: RESTORATION_TILE_SIZE, else the precision's own
+        ("eager" for the reference path)."""
         return self.tile_size or WINDOWS.get(precision, WINDOWS["fp32"])
 
     @classmethod

@@ -8,6 +8,7 @@ from restoration.data.metrics import (
     CHECKER,
     LAPLACIAN,
     QualityMeter,
+    SsimTarget,
     flat_mask,
     gradient_energy,
     grain,
@@ -103,6 +104,20 @@ def test_scores_in_bands_equal_scores_in_one_piece(monkeypatch):
     # and against the textbook definition computed in one piece
     mse = (a - b).pow(2).flatten(1).mean(1)
     assert torch.allclose(psnr(a, b), 10 * torch.log10(1 / mse), atol=1e-4)
+
+
+def test_ssim_against_a_target_computed_once_equals_ssim(monkeypatch):
+    import restoration.data.metrics as metrics
+
+    monkeypatch.setattr(metrics, "BAND_ELEMENTS", 3 * 41 * 11)  # several bands, as a large image has
+    target = torch.randint(0, 256, (3, 50, 41), dtype=torch.uint8)
+    known = SsimTarget(target)
+    for noise in (2, 20, 80):  # from nearly the target to far from it
+        out = (target.int() + torch.randint(-noise, noise + 1, target.shape)).clamp(0, 255).to(torch.uint8)
+        assert torch.allclose(ssim(out, known), ssim(out, target), atol=1e-6)
+    assert ssim(target, known).item() == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="different shapes"):
+        ssim(target[:, :40], known)
 
 
 def test_uint8_images_score_as_their_values_over_255(monkeypatch):

@@ -116,33 +116,69 @@ def _blur(z, taps: tuple[float, ...]):
     return out.view(rows, maps, blocks * BLUR_BLOCK)[..., :width]
 
 
-def ssim(out, target, window: int = 11):
-    """SSIM of each image, a tensor of N values. Images smaller than the window use a window
-    of their smaller side (odd). Computed in bands of rows (bounded memory), rows first in memory
-    (the blur's matrix products want them there), and in place where a temporary can be reused."""
-    out, target = _batch(out), _batch(target)
-    n, c, h, w = out.shape
+def _ssim_setup(x, window: int):
+    """For images shaped like x: the window's taps, its size, and the bands of rows SSIM is
+    computed in (each band's input rows)."""
+    n, c, h, w = x.shape
     size = min(window, h - (h % 2 == 0), w - (w % 2 == 0))
-    taps = tuple(_gaussian(size).tolist())
+    rows = _band_rows(x, size - 1) // 5 or 1  # output rows per band; its input has size − 1 more
+    bands = [slice(r, min(h, r + rows + size - 1)) for r in range(0, h - size + 1, rows)]
+    return tuple(_gaussian(size).tolist()), size, bands
+
+
+def _centred(x, band: slice, mean):
+    """Rows `band` of x as float, minus each image's mean, rows first: (rows, n, c, w)."""
+    return to_float(x[..., band, :]).float().permute(2, 0, 1, 3) - mean
+
+
+def _target_maps(yc, taps):
+    """(μ, σ²) of the centred target `yc` (rows, n, c, w) under the window."""
+    rows, n, c, w = yc.shape
+    z = torch.cat([yc, yc * yc], 2).view(rows, n * 2 * c, w)
+    mu, var = _blur(z, taps).reshape(-1, n, 2 * c, w - len(taps) + 1).split(c, 2)
+    return mu, var.addcmul_(mu, mu, value=-1)  # σ² = E[yc²] − E[yc]²
+
+
+class SsimTarget:
+    """The target's half of SSIM, computed once, for an image scored against many (the Compare's
+    original, against every panel): each `ssim(out, SsimTarget(original))` then blurs three maps
+    instead of five. Holds two float maps of the image's size (the target's μ and σ²)."""
+
+    def __init__(self, target, window: int = 11):
+        self.image, self.window = _batch(target), window
+        n, c = self.image.shape[:2]
+        taps, _, bands = _ssim_setup(self.image, window)
+        self.mean = _mean(self.image).view(1, n, c, 1)
+        self.maps = [_target_maps(_centred(self.image, band, self.mean), taps) for band in bands]
+
+
+def ssim(out, target, window: int = 11):
+    """SSIM of each image, a tensor of N values; `target` an image or an `SsimTarget` (then
+    `window` is the one it was made with). Images smaller than the window use a window of their
+    smaller side (odd). Computed in bands of rows (bounded memory), rows first in memory (the
+    blur's matrix products want them there), and in place where a temporary can be reused."""
+    known = target if isinstance(target, SsimTarget) else None
+    out, target = _batch(out), known.image if known else _batch(target)
+    window = known.window if known else window
+    if out.shape != target.shape:
+        raise ValueError(f"ssim: images of different shapes {tuple(out.shape)} and {tuple(target.shape)}")
+    n, c, h, w = out.shape
+    taps, size, bands = _ssim_setup(out, window)
     # (Co)variances from images centred on their mean: the same values, without the float32
     # cancellation of E[x²] − E[x]² on flat regions.
-    mx, my = _mean(out).view(1, n, c, 1), _mean(target).view(1, n, c, 1)
+    mx, my = _mean(out).view(1, n, c, 1), known.mean if known else _mean(target).view(1, n, c, 1)
     c1, c2 = 0.01**2, 0.03**2
     total = torch.zeros(n, dtype=torch.float64, device=out.device)
-    rows = _band_rows(out, size - 1) // 5 or 1  # output rows per band; its input has size − 1 more
-    for r in range(0, h - size + 1, rows):
-        band = slice(r, min(h, r + rows + size - 1))
-        xc = to_float(out[..., band, :]).float().permute(2, 0, 1, 3) - mx  # (rows, n, c, w)
-        yc = to_float(target[..., band, :]).float().permute(2, 0, 1, 3) - my
-        z = torch.cat([xc, yc, xc * xc, yc * yc, xc * yc], 2)
-        f = _blur(z.view(z.shape[0], n * 5 * c, w), taps).reshape(-1, n, 5 * c, w - size + 1)
-        mu_x, mu_y, sxx, syy, sxy = f.split(c, 2)  # the blurred maps, turned in place into:
-        mu_xy = mu_x * mu_y
+    for i, band in enumerate(bands):
+        xc, yc = _centred(out, band, mx), _centred(target, band, my)
+        mu_yc, syy = known.maps[i] if known else _target_maps(yc, taps)
+        z = torch.cat([xc, xc * xc, xc * yc], 2)
+        f = _blur(z.view(z.shape[0], n * 3 * c, w), taps).reshape(-1, n, 3 * c, w - size + 1)
+        mu_x, sxx, sxy = f.split(c, 2)  # the blurred maps, turned in place into:
         sxx.addcmul_(mu_x, mu_x, value=-1)  # σx² = E[xc²] − E[xc]²
-        syy.addcmul_(mu_y, mu_y, value=-1)
-        sxy.sub_(mu_xy).mul_(2).add_(c2)  # 2σxy + c2
-        mu_x.add_(mx)  # μ of the image itself, not of the centred one
-        mu_y.add_(my)
+        sxy.addcmul_(mu_x, mu_yc, value=-1).mul_(2).add_(c2)  # 2σxy + c2, σxy = E[xc·yc] − E[xc]·E[yc]
+        mu_x.add_(mx)  # μ of the images themselves, not of the centred ones
+        mu_y = mu_yc + my
         numerator = mu_x.mul(mu_y).mul_(2).add_(c1).mul_(sxy)
         denominator = mu_x.square_().add_(mu_y.square_()).add_(c1).mul_(sxx.add_(syy).add_(c2))
         total += numerator.div_(denominator).sum((0, 2, 3), dtype=torch.float64)

@@ -29,7 +29,7 @@ from PIL import Image
 
 from restoration.data.degrade import prepare, upscale_bicubic
 from restoration.data.images import ImageError, quantize, to_float, to_pil, to_uint8
-from restoration.data.metrics import psnr, ssim
+from restoration.data.metrics import SsimTarget, psnr, ssim
 from restoration.inference.runner import Restorer, release_memory, restorers_for, timed
 from restoration.models.classifier import top_class
 from restoration.settings import Settings
@@ -121,14 +121,15 @@ class Stopwatch:
         return {step: float(ms) for step, ms in (s.rsplit(" ", 1) for s in steps if s)}
 
 
-def _score(panel: Panel, reference: torch.Tensor | None, image: torch.Tensor | None = None,
+def _score(panel: Panel, target: SsimTarget | None, image: torch.Tensor | None = None,
            clock: Stopwatch | None = None) -> Panel:
-    """The panel with its scores (a new Panel: steps already yielded keep what they showed)."""
-    if reference is None:
+    """The panel with its scores against the original (`target.image`; a new Panel: steps already
+    yielded keep what they showed)."""
+    if target is None:
         return panel
     scored = panel.image if image is None else image
     with (clock or Stopwatch())(f"scores: {panel.title}"):
-        return dataclasses.replace(panel, psnr=float(psnr(scored, reference)[0]), ssim=float(ssim(scored, reference)[0]))
+        return dataclasses.replace(panel, psnr=float(psnr(scored, target.image)[0]), ssim=float(ssim(scored, target)[0]))
 
 
 @dataclasses.dataclass
@@ -171,8 +172,12 @@ def compare_stream(image: Image.Image, mode: str, models: Sequence, settings: Se
     ordered = lambda: [panels[k] for k in order if k in panels]
     first = models[0].entry.title if models else "scores"
     yield Step(ordered(), 1 / steps, f"Scoring; next: {first}" if reference is not None else f"Next: {first}")
-    panels["input"] = _score(panels["input"], reference, model_input, clock)
-    panels["bicubic"] = _score(panels["bicubic"], reference, clock=clock)
+    target = None  # the original, with its half of every panel's SSIM computed once
+    if reference is not None:
+        with clock("scores: the original"):
+            target = SsimTarget(reference)
+    panels["input"] = _score(panels["input"], target, model_input, clock)
+    panels["bicubic"] = _score(panels["bicubic"], target, clock=clock)
     release_memory()
     for i, m in enumerate(models):
         yield Step(ordered(), (2 * i + 2) / steps, f"{m.entry.title} ({i + 1} of {len(models)})")
@@ -182,7 +187,7 @@ def compare_stream(image: Image.Image, mode: str, models: Sequence, settings: Se
         panels[m.entry.name] = Panel(m.entry.name, m.entry.title, out, ms=ms)
         if reference is not None:
             yield Step(ordered(), (2 * i + 3) / steps, f"Scoring {m.entry.title}")
-            panels[m.entry.name] = _score(panels[m.entry.name], reference, clock=clock)
+            panels[m.entry.name] = _score(panels[m.entry.name], target, clock=clock)
     release_memory()  # the last scores' temporaries
     yield Step(ordered(), 1.0, "Done", done=True)
 

@@ -48,8 +48,9 @@ GAIN_OVER_FP32_EAGER = 1.6
 # On a GPU fp32 is not compiled: a lower precision must only be faster than it.
 GAIN_ON_GPU = 1.1
 PRECISIONS = ("fp32", "bf16", "fp16", "openvino-f32")
-# The speed check runs one window of fp32's size (settings.WINDOWS): at 128² bf16's gain was
-# 1.5×, at 320² 2.4× (small convolutions are dominated by overheads), so a smaller stand-in misleads.
+# The speed check runs one 320² window: bf16's gain grows with the window (small convolutions are
+# dominated by overheads; docs/speed.md), so a smaller stand-in would mislead, and a larger one
+# would lengthen every start.
 SELF_CHECK_SIDE = 320
 CHECK_IMAGE_SIDE = 160  # the accuracy check's photo is cropped to this (seconds for every model)
 LOW_PRECISION = {"bf16": torch.bfloat16, "fp16": torch.float16}

@@ -168,7 +168,7 @@ class Restorer:
     @classmethod
     def from_settings(cls, model, settings, fast: bool | None = None, precision: str = "fp32", **kwargs):
         fast = settings.fast if fast is None else fast
-        return cls(model, window=settings.window(precision if fast else "fp32"), overlap=settings.tile_overlap,
+        return cls(model, window=settings.window(precision if fast else "eager"), overlap=settings.tile_overlap,
                    batch=settings.tile_batch, fast=fast, threads=settings.threads, precision=precision, **kwargs)
 
     # ------------------------------------------------------------------------------- running
