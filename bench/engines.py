@@ -97,14 +97,8 @@ def candidates(threads: int, val_dir: Path, cheap: bool = False) -> dict[str, Ca
             r = Restorer.from_settings(model, settings, precision=precision)
             if precision == "bf16" and cheap:
                 return r, 0.0
-            os.environ["RESTORATION_NO_OPENVINO"] = "1"  # the torch path alone; openvino is its own row
-            engine.openvino_module.cache_clear()
-            try:
-                seconds = r.warm_up()
-            finally:
-                del os.environ["RESTORATION_NO_OPENVINO"]
-                engine.openvino_module.cache_clear()
-            return r, seconds
+            with engine.without_openvino():  # the torch path alone; openvino is its own row
+                return r, r.warm_up()
         return make
 
     def runner_path(build):

@@ -159,15 +159,13 @@ def test_the_check_runs_every_model_and_degradation_in_fp32():
 
 
 @pytest.mark.skipif(not engine.bf16_supported(), reason="this CPU has no bfloat16 instructions")
-def test_bf16_windows_and_whole_images_meet_the_pixel_bar_on_a_tiny_model(monkeypatch):
+def test_bf16_windows_and_whole_images_meet_the_pixel_bar_on_a_tiny_model():
     """Autocast keeps weights and accumulation in fp32: the 8-bit outputs stay within 2/255 of fp32
     eager for 99.9 % of the values and most do not move, also after the warm-up (the shipped models:
     test_shipped_weights). The runner feeds the U-Net the ×2 nearest upscale of a low-resolution
     image, as the app does; on its blocky edges single values moved by up to 4/255 on this model,
     which the bar reports and does not hold to a limit (eligibility.py)."""
-    monkeypatch.setenv("RESTORATION_NO_OPENVINO", "1")
-    engine.openvino_module.cache_clear()
-    try:
+    with engine.without_openvino():
         model = image_like_unet()
         reference = Restorer(model, window=64, overlap=8, fast=False)
         bf16 = Restorer(model, window=64, overlap=8, precision="bf16")
@@ -178,8 +176,6 @@ def test_bf16_windows_and_whole_images_meet_the_pixel_bar_on_a_tiny_model(monkey
             moved = level_histogram(bf16(x), reference(x))
             largest = int(torch.nonzero(moved)[-1].item())
             assert percentile_level(moved) <= 2 and moved[1:].sum() < 0.5 * moved.sum(), f"the most {largest}/255"
-    finally:
-        engine.openvino_module.cache_clear()
 
 
 def test_the_check_images_are_a_thumbnail_and_a_photo_crop(tmp_path):

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 
@@ -201,3 +203,25 @@ def test_before_window_runs_before_every_window_and_a_whole_image():
     calls.clear()
     r(torch.rand(3, 10, 8), before_window=lambda: calls.append(1))
     assert len(calls) == 1
+
+
+def test_a_limited_cpu_capability_compiles_into_its_own_kernel_cache(monkeypatch):
+    """Kernels cached under ATEN_CPU_CAPABILITY=avx2 and loaded without it corrupted the heap
+    (torch 2.14): a process that limits the capability keeps its own cache; others are left alone."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    from restoration.inference.runner import kernel_cache_per_capability
+
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    kernel_cache_per_capability()
+    assert "TORCHINDUCTOR_CACHE_DIR" not in os.environ  # torch's default, untouched
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    kernel_cache_per_capability()
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == default_cache_dir() + "-avx2"
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())  # as torch writes it when it first looks
+    kernel_cache_per_capability()
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == default_cache_dir() + "-avx2"
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/somewhere/chosen")
+    kernel_cache_per_capability()
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == "/somewhere/chosen"  # a chosen cache is kept

@@ -26,7 +26,6 @@ import contextlib
 import copy
 import dataclasses
 import functools
-import os
 import platform
 import threading
 import time
@@ -339,10 +338,27 @@ def check_images(paths: Sequence, side: int = CHECK_IMAGE_SIDE) -> list[torch.Te
     return found or [quantize(check_image(side)[0])]
 
 
+_openvino_off = False  # inside `without_openvino()`
+
+
+@contextlib.contextmanager
+def without_openvino():
+    """The torch paths alone while inside (bench.engines' torch rows, tests): `openvino_module()`
+    is None, installed or not."""
+    global _openvino_off
+    before, _openvino_off = _openvino_off, True
+    openvino_module.cache_clear()
+    try:
+        yield
+    finally:
+        _openvino_off = before
+        openvino_module.cache_clear()
+
+
 @functools.cache
 def openvino_module():
     """The `openvino` package where it is installed (it is optional), else None."""
-    if os.environ.get("RESTORATION_NO_OPENVINO"):
+    if _openvino_off:
         return None
     try:
         import openvino

@@ -98,6 +98,21 @@ def quiet_cuda_home_warning():
         logger.addFilter(_NoCudaRuntimeNotice())
 
 
+def kernel_cache_per_capability():
+    """Give a process that limits torch's CPU capability (ATEN_CPU_CAPABILITY, as docs/speed.md's
+    emulation of an AVX2-only CPU does) its own cache of compiled kernels, beside the default one,
+    unless TORCHINDUCTOR_CACHE_DIR names another. torch.compile's disk cache is not keyed by that
+    capability: kernels cached under ATEN_CPU_CAPABILITY=avx2 and loaded by a process without it
+    corrupted the heap ("malloc_consolidate(): invalid chunk size", torch 2.14), so a plain
+    `python app.py` after the emulated benchmark crashed while warming up."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    capability = os.environ.get("ATEN_CPU_CAPABILITY")
+    # torch writes its default into the variable the first time it looks (loading a model does).
+    if capability and os.environ.get("TORCHINDUCTOR_CACHE_DIR") in (None, "", default_cache_dir()):
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = f"{default_cache_dir()}-{capability}"
+
+
 def compiler_available() -> bool:
     """Whether inductor can build CPU kernels here: a C++ compiler on the PATH."""
     return any(shutil.which(c) for c in filter(None, (os.environ.get("CXX"), "g++", "c++", "clang++")))
@@ -261,6 +276,7 @@ class Restorer:
                 self._give_up("no C++ compiler found")
                 return time.perf_counter() - t0
             quiet_cuda_home_warning()
+            kernel_cache_per_capability()
             try:
                 compiled = torch.compile(self._fast_model.restore, dynamic=False)
                 with torch.inference_mode():
