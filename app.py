@@ -100,8 +100,9 @@ def on(handler, outputs: dict):
         if warning := result.get("warning"):
             log.info("refused: %s", warning)
             gr.Warning(html.escape(warning))
-        return {outputs[k]: gr.update(**v.properties()) if isinstance(v, Update) else v
-                for k, v in result.items() if k != "warning"}
+        shown = {outputs[k]: gr.update(**v.properties()) if isinstance(v, Update) else v
+                 for k, v in result.items() if k != "warning"}
+        return shown or gr.skip()  # Gradio reads an empty dict as one output's value
 
     def refused(e: Refusal) -> gr.Error:
         log.info("refused: %s", e)
@@ -191,8 +192,10 @@ def compare_tab(app: ArenaApp):
     streamed = [c for k, c in named.items() if k not in ("files", "zoom")]
     # The page is cleared first, outside the queue, so that nothing of the last image stays on
     # screen while the new one streams in or beside a refusal.
-    upload.change(on(app.suggest_family, {"family": choice["family"]}), upload, choice["family"],
-                  api_visibility="private", queue=False)
+    # Not preprocessed: Gradio's own check of an upload that is no image prints a traceback. In
+    # the queue: a warning shows in the page only there.
+    upload.change(on(app.suggest_family, {"family": choice["family"], "upload": upload}), upload,
+                  [choice["family"], upload], api_visibility="private", preprocess=False, concurrency_limit=None)
     run.click(on(app.cleared, named), choice["family"], list(named.values()), queue=False, show_progress="hidden",
               api_visibility="private").then(
         on(app.compare, named), [upload] + [choice[k] for k in ("mode", "degradation", "show_classes", "family")],

@@ -173,6 +173,24 @@ def test_an_example_in_both_modes_then_a_refused_upload_clears_the_page(page, sm
     page.screenshot(path=str(shots(tmp_path) / "refused.png"), full_page=True)
 
 
+def test_a_file_that_is_no_image_is_taken_off_the_input_with_one_message(page, tmp_path, capfd, caplog):
+    from playwright.sync_api import expect
+
+    caplog.set_level("INFO", logger="app")
+    page.evaluate(WATCH_TOASTS)
+    text = tmp_path / "notes.png"  # a text file renamed .png
+    text.write_text("not an image\n")
+    page.locator("#upload input[type=file]").set_input_files(str(text))
+    page.wait_for_function("window.toasts.some(t => t.includes('notes.png is not an image'))")
+    expect(page.locator("#upload img")).to_have_count(0)  # no broken picture left on the input
+    page.locator("#run").click()
+    page.wait_for_function("window.toasts.some(t => t.includes('Upload an image'))")
+    out, err = capfd.readouterr()
+    assert "notes.png" not in out + err  # no traceback, no warning of Gradio's: only our one line
+    assert [r.getMessage() for r in caplog.records if "notes.png" in r.getMessage()] == [
+        "refused: notes.png is not an image that can be read (PNG, JPEG, WebP, GIF, BMP, TIFF, ...)"]
+
+
 def test_votes_reveal_their_pair_above_the_next_and_reach_the_leaderboard(page, settings, tmp_path):
     from playwright.sync_api import expect
 
