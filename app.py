@@ -41,6 +41,9 @@ BROWSER_KEY = "super-resolution-arena-judge"  # localStorage key of the judge's 
 # differences between the models that the page is for. A panel's caption sits above its picture,
 # not over it (Gradio floats it over the top 20 px: a third of a 64×64 image), on one line, and
 # the picture takes the rest of the panel's fixed height, so the panels of a row align.
+# Compare's panels have no fixed height: each is as tall as its picture at the panel's width (a
+# fixed height left blank bands under wide pictures, and Upscale's top row, two panels wide, had
+# pictures of another size than the models' row); an empty one keeps some room while its model runs.
 CSS = """
 .panel img { image-rendering: pixelated; }
 .panel > label[data-testid="block-label"] { position: static; max-width: 100%; white-space: nowrap; overflow: hidden;
@@ -48,6 +51,9 @@ CSS = """
 .panel:has(> label[data-testid="block-label"]) .image-container { height: calc(100% - 26px) !important; }
 .panel .image-frame { width: 100%; height: 100%; }
 .panel .image-frame img { width: 100%; height: 100%; object-fit: contain; }
+.compare-panel.panel .image-container, .compare-panel.panel .image-frame { height: auto !important; }
+.compare-panel.panel .image-frame img { height: auto; max-height: 80vh; }
+.compare-panel.panel .empty { min-height: 200px; }
 """
 # The Judge's pictures are shown at their own pixels times an integer zoom (the server sets the
 # class zoom-<n>: judge_tab.JudgeTab._pictures), never fitted to their box: a fitted picture is
@@ -77,7 +83,6 @@ new MutationObserver(changes => {{
   }}
 }}).observe(document.documentElement, {{attributes: true, attributeFilter: ["class"], subtree: true}});
 </script>"""
-PANEL_HEIGHT = 300
 THUMB_HEIGHT = 140  # the pair just judged, above the next one
 
 
@@ -250,7 +255,7 @@ def compare_panels(app: ArenaApp) -> dict[str, gr.Image]:
         with gr.Row():
             for key in row:
                 panels[key] = gr.Image(label=app.titles[key], type="filepath", format="png", interactive=False,
-                                       elem_classes=["panel"], height=PANEL_HEIGHT, elem_id=f"panel-{key}",
+                                       elem_classes=["panel", "compare-panel"], elem_id=f"panel-{key}",
                                        buttons=["download", "fullscreen"], visible=key in shown)
     return panels
 

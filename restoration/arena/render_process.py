@@ -172,6 +172,9 @@ def serve(conn, specs: Sequence[ModelSpec], image_files, settings: Settings, max
     """The child: render each job that comes, until None (or the parent's end) comes."""
     import torch
 
+    # Ctrl-C is the app's to handle (see RenderProcess._start); the mask it started with may have
+    # been lifted by what the child imported.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(settings.threads)
     built = [spec.build(settings) for spec in specs]
     renderer = SceneRenderer([loaded for loaded, _ in built], image_files, settings, max_side,
