@@ -40,8 +40,8 @@ BROWSER_KEY = "super-resolution-arena-judge"  # localStorage key of the judge's 
 # Panels are shown enlarged without smoothing: a browser's bilinear zoom would hide the very
 # differences between the models that the page is for. A panel's caption sits above its picture,
 # not over it (Gradio floats it over the top 20 px: a third of a 64×64 image), on one line, and
-# the picture takes the rest of the panel's fixed height, so the panels of a row align.
-# Compare's panels have no fixed height: each is as tall as its picture at the panel's width (a
+# the picture takes the rest of the panel's fixed height (the Judge's thumbnails), so the panels
+# of a row align. Compare's panels have no fixed height: each is as tall as its picture at the panel's width (a
 # fixed height left blank bands under wide pictures, and Upscale's top row, two panels wide, had
 # pictures of another size than the models' row); an empty one keeps some room while its model runs.
 CSS = """
@@ -195,12 +195,12 @@ def compare_tab(app: ArenaApp):
         "table": table, "files": files, "zoom": slider, "left": left, "right": right, "compared": compared}
     # Compare itself sets neither the downloads nor the zoom (the click's first event clears them).
     streamed = [c for k, c in named.items() if k not in ("files", "zoom")]
-    # The page is cleared first, outside the queue, so that nothing of the last image stays on
-    # screen while the new one streams in or beside a refusal.
     # Not preprocessed: Gradio's own check of an upload that is no image prints a traceback. In
     # the queue: a warning shows in the page only there.
     upload.change(on(app.suggest_family, {"family": choice["family"], "upload": upload}), upload,
                   [choice["family"], upload], api_visibility="private", preprocess=False, concurrency_limit=None)
+    # The page is cleared first, outside the queue, so that nothing of the last image stays on
+    # screen while the new one streams in or beside a refusal.
     run.click(on(app.cleared, named), choice["family"], list(named.values()), queue=False, show_progress="hidden",
               api_visibility="private").then(
         on(app.compare, named), [upload] + [choice[k] for k in ("mode", "degradation", "show_classes", "family")],
