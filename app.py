@@ -41,9 +41,10 @@ BROWSER_KEY = "super-resolution-arena-judge"  # localStorage key of the judge's 
 # differences between the models that the page is for. A panel's caption sits above its picture,
 # not over it (Gradio floats it over the top 20 px: a third of a 64×64 image), on one line, and
 # the picture takes the rest of the panel's fixed height (the Judge's thumbnails), so the panels
-# of a row align. Compare's panels have no fixed height: each is as tall as its picture at the panel's width (a
-# fixed height left blank bands under wide pictures, and Upscale's top row, two panels wide, had
-# pictures of another size than the models' row); an empty one keeps some room while its model runs.
+# of a row align. Compare's panels have no fixed height: each is as tall as its picture at the
+# panel's width (a fixed height left blank bands under wide pictures, and Upscale's top row, two
+# panels wide, had pictures of another size than the models' row); an empty one keeps some room
+# while its model runs.
 CSS = """
 .panel img { image-rendering: pixelated; }
 .panel > label[data-testid="block-label"] { position: static; max-width: 100%; white-space: nowrap; overflow: hidden;
