@@ -40,7 +40,11 @@ BROWSER_KEY = "super-resolution-arena-judge"  # localStorage key of the judge's 
 # Panels are shown enlarged without smoothing: a browser's bilinear zoom would hide the very
 # differences between the models that the page is for. A panel's caption sits above its picture,
 # not over it (Gradio floats it over the top 20 px: a third of a 64×64 image), on one line, and
-# the picture takes the rest of the panel's fixed height, so the panels of a row align.
+# the picture takes the rest of the panel's fixed height (the Judge's thumbnails), so the panels
+# of a row align. Compare's panels have no fixed height: each is as tall as its picture at the
+# panel's width (a fixed height left blank bands under wide pictures, and Upscale's top row, two
+# panels wide, had pictures of another size than the models' row); an empty one keeps some room
+# while its model runs.
 CSS = """
 .panel img { image-rendering: pixelated; }
 .panel > label[data-testid="block-label"] { position: static; max-width: 100%; white-space: nowrap; overflow: hidden;
@@ -48,6 +52,9 @@ CSS = """
 .panel:has(> label[data-testid="block-label"]) .image-container { height: calc(100% - 26px) !important; }
 .panel .image-frame { width: 100%; height: 100%; }
 .panel .image-frame img { width: 100%; height: 100%; object-fit: contain; }
+.compare-panel.panel .image-container, .compare-panel.panel .image-frame { height: auto !important; }
+.compare-panel.panel .image-frame img { height: auto; max-height: 80vh; }
+.compare-panel.panel .empty { min-height: 200px; }
 """
 # The Judge's pictures are shown at their own pixels times an integer zoom (the server sets the
 # class zoom-<n>: judge_tab.JudgeTab._pictures), never fitted to their box: a fitted picture is
@@ -77,7 +84,6 @@ new MutationObserver(changes => {{
   }}
 }}).observe(document.documentElement, {{attributes: true, attributeFilter: ["class"], subtree: true}});
 </script>"""
-PANEL_HEIGHT = 300
 THUMB_HEIGHT = 140  # the pair just judged, above the next one
 
 
@@ -100,8 +106,9 @@ def on(handler, outputs: dict):
         if warning := result.get("warning"):
             log.info("refused: %s", warning)
             gr.Warning(html.escape(warning))
-        return {outputs[k]: gr.update(**v.properties()) if isinstance(v, Update) else v
-                for k, v in result.items() if k != "warning"}
+        shown = {outputs[k]: gr.update(**v.properties()) if isinstance(v, Update) else v
+                 for k, v in result.items() if k != "warning"}
+        return shown or gr.skip()  # Gradio reads an empty dict as one output's value
 
     def refused(e: Refusal) -> gr.Error:
         log.info("refused: %s", e)
@@ -189,10 +196,12 @@ def compare_tab(app: ArenaApp):
         "table": table, "files": files, "zoom": slider, "left": left, "right": right, "compared": compared}
     # Compare itself sets neither the downloads nor the zoom (the click's first event clears them).
     streamed = [c for k, c in named.items() if k not in ("files", "zoom")]
+    # Not preprocessed: Gradio's own check of an upload that is no image prints a traceback. In
+    # the queue: a warning shows in the page only there.
+    upload.change(on(app.suggest_family, {"family": choice["family"], "upload": upload}), upload,
+                  [choice["family"], upload], api_visibility="private", preprocess=False, concurrency_limit=None)
     # The page is cleared first, outside the queue, so that nothing of the last image stays on
     # screen while the new one streams in or beside a refusal.
-    upload.change(on(app.suggest_family, {"family": choice["family"]}), upload, choice["family"],
-                  api_visibility="private", queue=False)
     run.click(on(app.cleared, named), choice["family"], list(named.values()), queue=False, show_progress="hidden",
               api_visibility="private").then(
         on(app.compare, named), [upload] + [choice[k] for k in ("mode", "degradation", "show_classes", "family")],
@@ -247,7 +256,7 @@ def compare_panels(app: ArenaApp) -> dict[str, gr.Image]:
         with gr.Row():
             for key in row:
                 panels[key] = gr.Image(label=app.titles[key], type="filepath", format="png", interactive=False,
-                                       elem_classes=["panel"], height=PANEL_HEIGHT, elem_id=f"panel-{key}",
+                                       elem_classes=["panel", "compare-panel"], elem_id=f"panel-{key}",
                                        buttons=["download", "fullscreen"], visible=key in shown)
     return panels
 

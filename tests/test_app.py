@@ -849,6 +849,16 @@ def test_thumbnails_suggest_the_lesson_family(two_families, tmp_path):
     assert two_families.suggest_family(None) == {}  # Compare itself says what is missing
 
 
+def test_an_upload_that_is_no_image_is_taken_off_the_input_with_one_line(two_families, tmp_path):
+    text = tmp_path / "notes.png"  # a text file renamed .png
+    text.write_text("not an image\n")
+    payload = {"path": str(text), "orig_name": "my notes.png"}  # Gradio's, not preprocessed
+    assert two_families.suggest_family(payload) == {
+        "upload": None, "warning": "my notes.png is not an image that can be read (PNG, JPEG, WebP, GIF, BMP, TIFF, ...)"}
+    with pytest.raises(Refusal, match="notes.png is not an image"):  # Restore pressed meanwhile: the same words
+        page(two_families.compare(str(text), "degrade"))
+
+
 def test_a_catalogue_family_must_be_known(tmp_path):
     from restoration.hub.catalogue import read_catalog
     from restoration.models.checkpoint import CheckpointError

@@ -118,6 +118,14 @@ def box(page, selector):
     return page.locator(selector).bounding_box()
 
 
+def blank_under(page, panel) -> float:
+    """The height of `panel` that neither its caption nor its picture fills (a picture fitted
+    into its box, object-fit: contain, is shown smaller than the box)."""
+    shown = page.locator(f"{panel} img").evaluate(
+        "i => Math.min(i.getBoundingClientRect().height, i.getBoundingClientRect().width * i.naturalHeight / i.naturalWidth)")
+    return box(page, panel)["height"] - shown
+
+
 def test_an_example_in_both_modes_then_a_refused_upload_clears_the_page(page, small_examples, settings, tmp_path):
     from playwright.sync_api import expect
 
@@ -137,6 +145,8 @@ def test_an_example_in_both_modes_then_a_refused_upload_clears_the_page(page, sm
         tops = {round(box(page, f"#panel-{k} img")["y"]) for k in row}
         assert len(tops) == 1, row  # the panels of a row align (the inputs and the original; a family's models)
     expect(page.locator("#scores")).not_to_contain_text("Tiny ImageNet class")  # the classifier is off
+    for key in PANELS:
+        assert blank_under(page, f"#panel-{key}") < 45, key
     # The zoom and the PNG downloads are made when asked for, not with every Compare.
     expect(page.locator("#zoom img")).to_have_count(0)
     expect(page.get_by_role("cell", name="noise-input.png")).to_have_count(0)
@@ -155,6 +165,9 @@ def test_an_example_in_both_modes_then_a_refused_upload_clears_the_page(page, sm
     expect(label).to_have_text(re.compile(r"^\s*MSE U-Net · \d+ ms\s*$"))
     for key in PANELS[:-1]:
         expect(page.locator(f"#panel-{key} img")).to_be_visible()
+    page.wait_for_timeout(500)  # the last picture laid out
+    for key in PANELS[:-1]:  # each panel as tall as its caption and picture: no blank band under it
+        assert blank_under(page, f"#panel-{key}") < 45, key
 
     # An upload over the pixel limit: refused with one message, and nothing of the last image stays.
     too_large = tmp_path / "too large.png"
@@ -171,6 +184,24 @@ def test_an_example_in_both_modes_then_a_refused_upload_clears_the_page(page, sm
     expect(page.locator("#scores")).not_to_contain_text("Cross-conv U-Net")
     expect(page.get_by_text("too large-input.png")).to_have_count(0)  # no files of its own either
     page.screenshot(path=str(shots(tmp_path) / "refused.png"), full_page=True)
+
+
+def test_a_file_that_is_no_image_is_taken_off_the_input_with_one_message(page, tmp_path, capfd, caplog):
+    from playwright.sync_api import expect
+
+    caplog.set_level("INFO", logger="app")
+    page.evaluate(WATCH_TOASTS)
+    text = tmp_path / "notes.png"  # a text file renamed .png
+    text.write_text("not an image\n")
+    page.locator("#upload input[type=file]").set_input_files(str(text))
+    page.wait_for_function("window.toasts.some(t => t.includes('notes.png is not an image'))")
+    expect(page.locator("#upload img")).to_have_count(0)  # no broken picture left on the input
+    page.locator("#run").click()
+    page.wait_for_function("window.toasts.some(t => t.includes('Upload an image'))")
+    out, err = capfd.readouterr()
+    assert "notes.png" not in out + err  # no traceback, no warning of Gradio's: only our one line
+    assert [r.getMessage() for r in caplog.records if "notes.png" in r.getMessage()] == [
+        "refused: notes.png is not an image that can be read (PNG, JPEG, WebP, GIF, BMP, TIFF, ...)"]
 
 
 def test_votes_reveal_their_pair_above_the_next_and_reach_the_leaderboard(page, settings, tmp_path):

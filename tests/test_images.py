@@ -7,9 +7,9 @@ import zlib
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageFile
 
-from restoration.data.images import ImageError, open_image, quantize, to_float, to_pil, to_tensor, to_uint8
+from restoration.data.images import ImageError, image_size, open_image, quantize, to_float, to_pil, to_tensor, to_uint8
 
 
 def png_header_only(width: int, height: int) -> bytes:
@@ -42,6 +42,8 @@ def test_files_that_are_not_images(tmp_path, content, message):
     path.write_bytes(content)
     with pytest.raises(ImageError, match=message):
         open_image(path)
+    with pytest.raises(ImageError, match=message):  # the header alone says so too, in the same words
+        image_size(path)
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "WEBP"])
@@ -177,3 +179,10 @@ def test_quantize_rounds_clamps_and_works_in_bands(monkeypatch):
     assert torch.equal(quantize(x), expected) and x.min() < 0  # the input is left as it was
     u = torch.randint(0, 256, (3, 4, 4), dtype=torch.uint8)
     assert quantize(u) is u and torch.equal(to_float(u), u.float() / 255) and torch.equal(to_uint8(to_pil(u)), u)
+
+
+def test_image_size_reads_the_header_only(tmp_path, monkeypatch):
+    path = tmp_path / "wide.png"
+    noise((40, 30)).save(path)
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: pytest.fail("decoded"))
+    assert image_size(path) == (40, 30)

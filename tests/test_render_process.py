@@ -119,3 +119,16 @@ def test_a_child_whose_app_is_gone_ends_instead_of_waiting_forever():
     assert _hold_requested(HOLD, os.getppid()) and not _hold_requested(GO, os.getppid())
     with pytest.raises(SystemExit):
         _hold_requested(HOLD, parent=os.getppid() + 1)  # another parent than the one it has: the app is gone
+
+
+def test_ctrl_c_in_the_terminal_leaves_the_child_to_the_app(renderer):
+    """Ctrl-C signals the terminal's whole process group: the child renders on (no traceback of
+    its own) until the app closes it."""
+    image_id = sorted(renderer.image_files)[0]
+    renderer.render(image_id)
+    os.kill(renderer._process.pid, signal.SIGINT)
+    time.sleep(0.5)
+    assert renderer._process.is_alive()
+    assert renderer.render(image_id).outputs
+    renderer.close()
+    assert renderer._process.exitcode == 0

@@ -149,13 +149,18 @@ class CompareTab:
             raise Refusal("These panels are no longer kept on the server; please run the comparison again.") from None
 
     def suggest_family(self, upload) -> dict:
-        """The family to compare an image with: the lesson's for Tiny ImageNet-sized thumbnails,
-        photos otherwise (only among the families that loaded)."""
+        """On a new upload (Gradio's payload, not preprocessed: Gradio's own check of an image
+        prints a traceback): the family to compare it with, the lesson's for Tiny ImageNet-sized
+        thumbnails, photos otherwise (only among the families that loaded). A file that is no
+        image is taken off the input (no broken picture stays there) with a warning that says so."""
         try:
-            path, _ = upload_path(upload)
+            path, name = upload_path(upload)
+        except Refusal:
+            return {}  # nothing uploaded (or the input just cleared): Compare says what is missing
+        try:
             return {"family": family_for_image(path, list(self.families))}
-        except (Refusal, OSError, ValueError):
-            return {}  # Compare itself says what is wrong with the upload
+        except ImageError as e:
+            return {"upload": None, "warning": str(e).replace(Path(path).name, name, 1)}
 
 
 def _restyled(panel: Update, before: Update | None) -> bool:

@@ -21,6 +21,7 @@ import dataclasses
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
@@ -101,7 +102,14 @@ class RenderProcess:
         self._process = self._context.Process(
             target=serve, args=(child, self.specs, self.image_files, self.settings, self.max_side, self._held),
             name="scene-renderer", daemon=True)
-        self._process.start()
+        # Ctrl-C in a terminal signals the whole process group: the child would die of it at once
+        # (a traceback on the terminal, mid-render). The app ends it through `close`, so it starts
+        # with SIGINT blocked (a child inherits its starting thread's signal mask).
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            self._process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         child.close()
         self._conn = parent
 
@@ -164,6 +172,9 @@ def serve(conn, specs: Sequence[ModelSpec], image_files, settings: Settings, max
     """The child: render each job that comes, until None (or the parent's end) comes."""
     import torch
 
+    # Ctrl-C is the app's to handle (see RenderProcess._start); the mask it started with may have
+    # been lifted by what the child imported.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(settings.threads)
     built = [spec.build(settings) for spec in specs]
     renderer = SceneRenderer([loaded for loaded, _ in built], image_files, settings, max_side,

@@ -7,6 +7,7 @@ whose message is fit to show a user.
 """
 
 import io
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -36,28 +37,15 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB") if img.mode != "RGB" else img
 
 
-def open_image(source, max_pixels: int | None = None, min_side: int = MIN_SIDE) -> Image.Image:
-    """Open a path, bytes or file object as an 8-bit RGB PIL image.
+def _name(source) -> str:
+    return Path(source).name if isinstance(source, (str, Path)) else "the upload"
 
-    `max_pixels` refuses larger images from their header, before any decoding.
-    """
-    if isinstance(source, (bytes, bytearray)):
-        source, name = io.BytesIO(source), "the upload"
-    else:
-        name = Path(source).name if isinstance(source, (str, Path)) else "the upload"
+
+@contextmanager
+def _readable(name: str):
+    """Pillow's errors on opening `name` as an ImageError that says, in words, what is wrong."""
     try:
-        with Image.open(source) as img:
-            w, h = img.size
-            if w == 0 or h == 0:
-                raise ImageError(f"{name} is empty ({w}×{h} pixels)")
-            if max_pixels is not None and w * h > max_pixels:
-                raise ImageError(f"{name} is {w}×{h} = {w * h / 1e6:.1f} megapixels; the limit is "
-                                 f"{max_pixels / 1e6:.1f} megapixels. Please resize it first.")
-            if getattr(img, "n_frames", 1) > 1:
-                img.seek(0)  # animated: the first frame
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            rgb = _to_rgb(img)
+        yield
     except ImageError:
         raise
     except FileNotFoundError:
@@ -68,6 +56,36 @@ def open_image(source, max_pixels: int | None = None, min_side: int = MIN_SIDE) 
         raise ImageError(f"{name} is far too large to open safely") from None
     except Exception as e:  # noqa: BLE001 (corrupt files make Pillow raise struct.error, IndexError, EOFError, ...)
         raise ImageError(f"{name} could not be decoded; it may be truncated or corrupt ({e})") from None
+
+
+def image_size(source) -> tuple[int, int]:
+    """An image file's (width, height) from its header alone (nothing is decoded), or an
+    ImageError, in the words `open_image` uses, for a file that is no image."""
+    with _readable(_name(source)), Image.open(source) as img:
+        return img.size
+
+
+def open_image(source, max_pixels: int | None = None, min_side: int = MIN_SIDE) -> Image.Image:
+    """Open a path, bytes or file object as an 8-bit RGB PIL image.
+
+    `max_pixels` refuses larger images from their header, before any decoding.
+    """
+    if isinstance(source, (bytes, bytearray)):
+        source, name = io.BytesIO(source), "the upload"
+    else:
+        name = _name(source)
+    with _readable(name), Image.open(source) as img:
+        w, h = img.size
+        if w == 0 or h == 0:
+            raise ImageError(f"{name} is empty ({w}×{h} pixels)")
+        if max_pixels is not None and w * h > max_pixels:
+            raise ImageError(f"{name} is {w}×{h} = {w * h / 1e6:.1f} megapixels; the limit is "
+                             f"{max_pixels / 1e6:.1f} megapixels. Please resize it first.")
+        if getattr(img, "n_frames", 1) > 1:
+            img.seek(0)  # animated: the first frame
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        rgb = _to_rgb(img)
     if min(rgb.size) < min_side:
         raise ImageError(f"{name} is {rgb.width}×{rgb.height} pixels; at least {min_side}×{min_side} are needed")
     return rgb

@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 
 from restoration.data.degrade import prepare, upscale_bicubic
-from restoration.data.images import ImageError, quantize, to_float, to_pil, to_uint8
+from restoration.data.images import ImageError, image_size, quantize, to_float, to_pil, to_uint8
 from restoration.data.metrics import SsimTarget, psnr, ssim
 from restoration.inference.runner import Restorer, release_memory, restorers_for, timed
 from restoration.models.classifier import top_class
@@ -274,9 +274,9 @@ THUMBNAIL_SIDE = 128
 
 def family_for_image(path, families: Sequence[str]) -> str:
     """The model family (catalogue.FAMILIES) suited to an image, among `families`: the lesson's
-    (trained on 64×64 thumbnails) for a thumbnail, photos otherwise. Reads the header only."""
-    with Image.open(path) as im:
-        thumbnail = max(im.size) <= THUMBNAIL_SIDE
+    (trained on 64×64 thumbnails) for a thumbnail, photos otherwise. Reads the header only (an
+    ImageError for a file that is no image)."""
+    thumbnail = max(image_size(path)) <= THUMBNAIL_SIDE
     wanted = "lesson" if thumbnail else "photo"
     return wanted if wanted in families else families[0]
 
