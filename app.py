@@ -19,8 +19,16 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 
 import restoration  # noqa: F401  first: one clear line, not a traceback, on Python < 3.11
-from restoration.arena.app_state import (JUDGE_LANE_LIMIT, JUDGE_OUTPUTS, JUDGE_VIEW, ZOOM_LABEL, ArenaApp, Refusal,
-                                         Update, freeze_heap)
+from restoration.arena.app_state import (
+    JUDGE_LANE_LIMIT,
+    JUDGE_OUTPUTS,
+    JUDGE_VIEW,
+    ZOOM_LABEL,
+    ArenaApp,
+    Refusal,
+    Update,
+    freeze_heap,
+)
 from restoration.arena.scene_crops import MAX_ZOOM
 from restoration.arena.startup import StartError, checked_settings, start_arena
 from restoration.arena.store import ANSWER_LABELS

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from restoration.cli import parser
 from restoration.arena.store import VoteStore, VoteStoreError, is_database_url
 from restoration.arena.store_schema import votes
+from restoration.cli import parser
 
 LASTING = (votes,)  # the tables whose rows outlive a running app
 BATCH = 5000

@@ -6,12 +6,12 @@ the integer zoom they are shown at (JUDGE_VIEW and "zoom-<n>")."""
 import secrets
 from pathlib import Path
 
+from restoration.arena.judge_history import JudgeHistory
 from restoration.arena.pairs import Arena, Contender, Limits, new_browser_id, new_session_id
 from restoration.arena.ratings import ANCHOR
 from restoration.arena.render_process import RenderProcess
 from restoration.arena.replies import HIDDEN, Refusal, Update, store_reachable
 from restoration.arena.scene_crops import CROPS_PER_PHOTO
-from restoration.arena.judge_history import JudgeHistory
 from restoration.arena.scene_renderer import SceneRenderer, crop_text
 from restoration.arena.scenes import SceneFamily, ScenePool, family_shares, scene_families
 from restoration.arena.store import ANSWER_LABELS, VoteStoreError

@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 
-from restoration.data import degrade
 from restoration.arena.ratings import ANCHOR, MIN_VOTES, Leaderboard, fit_leaderboard
 from restoration.arena.witnesses import EVALUATIONS, WITNESSES, Witness, agreement, explained, ranks, witness_scores
+from restoration.data import degrade
 
 HEADERS = ["Rank", "Model", "Rating", "95% interval", "Votes"]  # then the family's witnesses
 NONE = "—"

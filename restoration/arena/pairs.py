@@ -22,9 +22,9 @@ import dataclasses
 import hashlib
 import hmac
 import ipaddress
+import itertools
 import math
 import os
-import itertools
 import random
 import secrets
 import time
@@ -33,8 +33,8 @@ from pathlib import Path
 
 from sqlalchemy import exc as sa_exc
 
-from restoration.settings import Settings
 from restoration.arena.store import ANSWERS, VoteStore, is_database_url, utc_iso, vote_row
+from restoration.settings import Settings
 
 RATE_WINDOW_SECONDS = 60.0
 DAY_SECONDS = 86_400.0

@@ -28,9 +28,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from restoration.inference.runner import Restorer, release_memory
 from restoration.arena.scene_renderer import YIELD_POLL, Scene, SceneRenderer
 from restoration.arena.scenes import lower_priority
+from restoration.inference.runner import Restorer, release_memory
 from restoration.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,9 @@ class ModelSpec:
         """(the LoadedModel with its module, its Restorer)."""
         from safetensors.torch import load
 
-        from restoration.models.foreign import MODEL_TYPE as FOREIGN, ForeignModel
         from restoration.models.auto import MODEL_TYPES
+        from restoration.models.foreign import MODEL_TYPE as FOREIGN
+        from restoration.models.foreign import ForeignModel
 
         config = dict(self.config)
         kind = config.pop("model_type")

@@ -25,12 +25,21 @@ from pathlib import Path
 
 import torch
 
-from restoration.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, read_config, read_header
-from restoration.models.checkpoint import build, check_shapes, load_weights  # ours: built, compared, loaded
 from restoration.data.degrade import upscale_nearest
-from restoration.models.foreign import MODEL_TYPE as FOREIGN, BuildTooLarge, ForeignModel, ForeignModelError
 from restoration.inference.windows import low_resolution_model
 from restoration.models.auto import MODEL_TYPES
+from restoration.models.checkpoint import (  # ours: built, compared, loaded
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    CheckpointError,
+    build,
+    check_shapes,
+    load_weights,
+    read_config,
+    read_header,
+)
+from restoration.models.foreign import MODEL_TYPE as FOREIGN
+from restoration.models.foreign import BuildTooLarge, ForeignModel, ForeignModelError
 from restoration.strict_json import one_line, shorten
 
 RESTORER_TYPES = ("unet", "autoencoder")  # the table's types that restore images (not the classifiers)

@@ -32,17 +32,17 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from restoration.models.checkpoint import CheckpointError
-from restoration.hub.transfer import COMMIT, HubUnreachable
-from restoration.choices import DEFAULT_FAMILY  # as the app's Compare
-from restoration.settings import Settings
-from restoration.strict_json import one_line, shorten
-from restoration.arena.submission_download import fetched
-from restoration.arena.submission_scores import evaluation_markdown, quick_evaluation, reference_evaluation
-from restoration.arena.submission_checks import RULES, Refused, Rules, check_checkpoint, summary
 from restoration.arena.store import VoteStore, VoteStoreError, utc_iso, utc_now
 from restoration.arena.store_schema import submission_attempts, submissions
+from restoration.arena.submission_checks import RULES, Refused, Rules, check_checkpoint, summary
+from restoration.arena.submission_download import fetched
+from restoration.arena.submission_scores import evaluation_markdown, quick_evaluation, reference_evaluation
+from restoration.choices import DEFAULT_FAMILY  # as the app's Compare
 from restoration.hub.catalogue import FAMILIES, LoadedModel, ModelEntry
+from restoration.hub.transfer import COMMIT, HubUnreachable
+from restoration.models.checkpoint import CheckpointError
+from restoration.settings import Settings
+from restoration.strict_json import one_line, shorten
 
 log = logging.getLogger(__name__)
 PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
@@ -268,9 +268,9 @@ def submit_from_page(store: VoteStore, spec: str, family: str, client: str, sett
     """What the app's Submit tab shows: (Markdown saying what happened, [(picture, caption)] of the
     submission beside our same-family models on the first example, the loaded model or None). A
     refusal is one line; nothing here raises, so the app keeps serving."""
-    from restoration.inference.compare import compare
     from restoration.data.images import to_pil
     from restoration.data.uploads import open_upload
+    from restoration.inference.compare import compare
 
     try:
         s, loaded = submit(store, spec if isinstance(spec, str) else "", settings,

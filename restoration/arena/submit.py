@@ -102,7 +102,13 @@ def arguments():
 
 def show(store, name: str, settings: Settings):
     """Print the submission `name` from the VoteStore, its checks, and its evaluation beside ours."""
-    from restoration.arena.submissions import Refused, describe, evaluation_markdown, list_submissions, reference_evaluation
+    from restoration.arena.submissions import (
+        Refused,
+        describe,
+        evaluation_markdown,
+        list_submissions,
+        reference_evaluation,
+    )
     from restoration.hub.catalogue import load_available_restorers, load_fidelity_classifier
 
     found = [s for s in list_submissions(store) if s.name == name]

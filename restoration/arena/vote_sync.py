@@ -24,8 +24,8 @@ import os
 import sqlite3
 from pathlib import Path
 
-from restoration.hub.transfer import HubUnreachable, probe, transport_errors
 from restoration.arena.store import is_database_url
+from restoration.hub.transfer import HubUnreachable, probe, transport_errors
 
 SNAPSHOT_NAME = "votes.db"
 log = logging.getLogger(__name__)
