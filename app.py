@@ -372,6 +372,8 @@ def main():
         app, sync = start_arena(settings, device, outputs_in=get_upload_folder())
     except StartError as e:
         raise SystemExit(f"Cannot start: {e}") from None
+    # This thread loaded the models; it runs every Compare and the warm-up too (torch_thread.py).
+    app.torch_thread.claim()
     if settings.fast:
         # The page serves at once; until this finishes, requests run the models eagerly.
         print("fast path: warming up in the background", flush=True)
@@ -383,10 +385,12 @@ def main():
     # temporary files are removed and the votes pushed on the way out.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        launch(demo, settings)
+        launch(demo, settings, prevent_thread_lock=True)
+        app.torch_thread.serve(lambda: demo.is_running)  # until Ctrl-C or SIGTERM
     except KeyboardInterrupt:
-        pass
+        print("Keyboard interruption in main thread... closing server.", flush=True)
     finally:
+        demo.close()
         signal.signal(signal.SIGTERM, previous)
         app.close()
         if sync:

@@ -31,6 +31,7 @@ from restoration.hub.catalogue import FAMILIES, by_family, read_catalog
 from restoration.hub.provenance import provenance_markdown
 from restoration.inference.compare import Stopwatch
 from restoration.inference.runner import restorers_for, warm_up_in_background
+from restoration.inference.torch_thread import TorchThread
 from restoration.models.checkpoint import CheckpointError
 from restoration.settings import Settings
 
@@ -67,6 +68,7 @@ class ArenaApp(CompareTab, JudgeTab, LeaderboardTab, SubmitTab):
                           for r in self.restorers.values())
         self.secret = load_secret(settings.arena_secret, settings.votes_db)
         self.lane = CompareLane(settings.concurrency, settings.compare_per_client)
+        self.torch_thread = TorchThread()  # app.py's main thread claims it: Compare and warm-up run there
         self.judging = InFlight()  # judges' requests being answered: the scene pool waits for them too
         self.flag_rules = FlagRules()
         self.arena, self.scenes, self.history = None, None, None
@@ -122,5 +124,6 @@ class ArenaApp(CompareTab, JudgeTab, LeaderboardTab, SubmitTab):
         return text + "".join(f"\n- {html.escape(n)}" for n in notes)
 
     def warm_up(self, done=None):
-        """Compile the fast path in a background thread (requests meanwhile run eagerly)."""
-        return warm_up_in_background(list(self.restorers.values()), done)
+        """Compile the fast path, one model at a time on the torch thread, from a background thread
+        (requests meanwhile run eagerly, between the models' compiles)."""
+        return warm_up_in_background(list(self.restorers.values()), done, run=self.torch_thread.run)

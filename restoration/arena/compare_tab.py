@@ -45,51 +45,58 @@ class CompareTab:
         path, name = upload_path(upload)
         checked(degradation, degrade.STANDARD, "degradation")
         family = checked(family or self.default_family, list(self.families), "model family")
-        models = self.families[family]
         with self.lane.admit(self.client(request).address_key):
-            progress(0, desc="Opening the image")
-            clock = Stopwatch()
-            try:
-                with clock("open"):
-                    image = open_upload(path, mode, self.settings)
-                stream = compare_stream(image, mode, models, self.settings, self.restorers, degradation, clock)
-                del image  # compare_stream holds the only reference now: freed once degraded
-                step = next(stream)
-            except (ImageError, ValueError) as e:
-                raise Refusal(str(e)) from None
-            folder, stem = self.files.folder(), Path(name).stem[:60] or "image"
-            files: dict[str, str] = {}
-            seen: dict[str, str] = {}  # what the fidelity classifier sees in each panel
-            # Every step sends every output, each panel as a plain value (its file) unless its
-            # caption or visibility changes (or it is the last step): Gradio rebuilds a component's
-            # whole configuration for each property update, and for each output a step leaves out
-            # (about 5 ms of CPU each: 0.58 s of CPU a Compare when every step sent 13 of them,
-            # 0.18 s so), but not for a plain value.
-            shown: dict[str, Update] = {}
-            try:
-                while True:
-                    progress(step.fraction, desc=step.text)
-                    new = [p for p in step.panels if p.key not in files]  # each panel is encoded once
-                    files |= {k: str(f) for k, f in save_panels(new, folder, stem, clock).items()}
-                    if show_classes and self.fidelity is not None:
-                        seen |= {p.key: what_the_classifier_sees(self.fidelity, p) for p in new}
-                    out = self._step_outputs(step, files, seen, shown, mode, family)
-                    if not step.done:
-                        yield out | {"compared": None, "left": None, "right": None}
-                        step = next(stream)
-                        continue
-                    choices = [(p.title, p.key) for p in step.panels]
-                    left, right = "bicubic", models[0].entry.name
-                    state = {"files": files, "titles": {p.key: p.title for p in step.panels}}
-                    self.last_compare = clock
-                    w, h = step.panels[-1].size
-                    log.info("compare %d×%d, %s, %s, %s: %s", w, h, mode, degradation, family, clock.line())
-                    yield out | {"compared": state, "left": Update(left, choices=choices),
-                                 "right": Update(right, choices=choices)}
-                    return
-            except Exception:  # a run that fails half-way leaves none of its panels beside the error
-                yield {k: v for k, v in self.cleared(family).items() if k not in ("files", "zoom")}  # not its outputs
-                raise
+            # Every step on the thread that runs torch (torch_thread.py); the lane's wait stays here.
+            yield from self.torch_thread.iterate(self._compare_steps(path, name, mode, degradation, show_classes,
+                                                                     family, progress))
+
+    def _compare_steps(self, path, name: str, mode: str, degradation: str, show_classes: bool, family: str,
+                       progress):
+        """`compare`'s steps, once admitted."""
+        models = self.families[family]
+        progress(0, desc="Opening the image")
+        clock = Stopwatch()
+        try:
+            with clock("open"):
+                image = open_upload(path, mode, self.settings)
+            stream = compare_stream(image, mode, models, self.settings, self.restorers, degradation, clock)
+            del image  # compare_stream holds the only reference now: freed once degraded
+            step = next(stream)
+        except (ImageError, ValueError) as e:
+            raise Refusal(str(e)) from None
+        folder, stem = self.files.folder(), Path(name).stem[:60] or "image"
+        files: dict[str, str] = {}
+        seen: dict[str, str] = {}  # what the fidelity classifier sees in each panel
+        # Every step sends every output, each panel as a plain value (its file) unless its
+        # caption or visibility changes (or it is the last step): Gradio rebuilds a component's
+        # whole configuration for each property update, and for each output a step leaves out
+        # (about 5 ms of CPU each: 0.58 s of CPU a Compare when every step sent 13 of them,
+        # 0.18 s so), but not for a plain value.
+        shown: dict[str, Update] = {}
+        try:
+            while True:
+                progress(step.fraction, desc=step.text)
+                new = [p for p in step.panels if p.key not in files]  # each panel is encoded once
+                files |= {k: str(f) for k, f in save_panels(new, folder, stem, clock).items()}
+                if show_classes and self.fidelity is not None:
+                    seen |= {p.key: what_the_classifier_sees(self.fidelity, p) for p in new}
+                out = self._step_outputs(step, files, seen, shown, mode, family)
+                if not step.done:
+                    yield out | {"compared": None, "left": None, "right": None}
+                    step = next(stream)
+                    continue
+                choices = [(p.title, p.key) for p in step.panels]
+                left, right = "bicubic", models[0].entry.name
+                state = {"files": files, "titles": {p.key: p.title for p in step.panels}}
+                self.last_compare = clock
+                w, h = step.panels[-1].size
+                log.info("compare %d×%d, %s, %s, %s: %s", w, h, mode, degradation, family, clock.line())
+                yield out | {"compared": state, "left": Update(left, choices=choices),
+                             "right": Update(right, choices=choices)}
+                return
+        except Exception:  # a run that fails half-way leaves none of its panels beside the error
+            yield {k: v for k, v in self.cleared(family).items() if k not in ("files", "zoom")}  # not its outputs
+            raise
 
     def _step_outputs(self, step, files: dict, seen: dict, shown: dict, mode: str, family: str) -> dict:
         """A Compare step's panels (by name; `shown` remembers what each was sent as) and score

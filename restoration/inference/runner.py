@@ -331,17 +331,18 @@ class Restorer:
         self.notice(f"fast path: torch.compile unavailable ({why}); running the model eagerly in channels-last format")
 
 
-def warm_up_in_background(restorers: Sequence[Restorer], done: Callable[[float], None] | None = None) -> threading.Thread:
-    """Warm every restorer up in a daemon thread (requests meanwhile run eagerly); `done(seconds)`
-    afterwards."""
-    def run():
+def warm_up_in_background(restorers: Sequence[Restorer], done: Callable[[float], None] | None = None,
+                          run: Callable = lambda fn: fn()) -> threading.Thread:
+    """Warm every restorer up from a daemon thread, each through `run` (the app's: on its torch
+    thread, torch_thread.py; requests meanwhile run eagerly); `done(seconds)` afterwards."""
+    def warm_all():
         t0 = time.perf_counter()
         for r in restorers:
-            r.warm_up()
+            run(r.warm_up)
         if done:
             done(time.perf_counter() - t0)
 
-    thread = threading.Thread(target=run, name="fast-path warm-up", daemon=True)
+    thread = threading.Thread(target=warm_all, name="fast-path warm-up", daemon=True)
     thread.start()
     return thread
 
