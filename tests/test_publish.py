@@ -101,7 +101,7 @@ def test_republishing_moves_the_pins(root, fake_hub):
 def test_the_space_upload(fake_hub, tmp_path):
     space = f"{OWNER}/arena"
     files = space_files(REPO)
-    assert "app.py" in files and "restoration/hub/transfer.py" in files and "weights/unet-mse/model.safetensors" in files
+    assert {"app.py", "page_style.py", "restoration/hub/transfer.py", "weights/unet-mse/model.safetensors"} <= set(files)
     assert "pre-requirements.txt" in files and ".gitattributes" in files
     linked = re.findall(r"\]\(((?:docs/|CHANGELOG)[^)#\s]+)", (REPO / "README.md").read_text())
     assert linked and set(linked) <= set(files)  # the README's documents and pictures go up with it

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from restoration.inference.torch_thread import TorchThread
+from restoration.inference.torch_thread import Stopping, TorchThread
 
 request = contextvars.ContextVar("request", default=None)
 
@@ -70,3 +70,33 @@ def test_once_the_server_stops_work_runs_inline(served):
     up.clear()  # the server is down: serve() returns
     thread.join(5)
     assert not thread.is_alive() and t.run(threading.get_ident) == threading.get_ident()
+
+
+def test_work_waiting_when_the_server_stops_gets_stopping_and_the_warm_up_ends_quietly():
+    from restoration.inference.runner import warm_up_in_background
+
+    t = TorchThread()
+    t.claim()  # claimed, not serving yet: work handed over waits
+
+    class Restorer:
+        def warm_up(self):
+            raise AssertionError("never runs: the app stops first")
+
+    done = []
+    warming = warm_up_in_background([Restorer(), Restorer()], done.append, run=t.run)
+    got = {}
+    caller = threading.Thread(target=lambda: got.update(error=_error_of(t.run, threading.get_ident)))
+    caller.start()
+    while t._queue.qsize() < 2:  # both wait
+        threading.Event().wait(0.01)
+    t.serve(lambda: False)  # the server is already down: what waits is refused
+    caller.join(5)
+    warming.join(5)
+    assert isinstance(got["error"], Stopping) and not warming.is_alive() and done == []
+
+
+def _error_of(fn, *args):
+    try:
+        fn(*args)
+    except Exception as e:  # noqa: BLE001
+        return e

@@ -19,8 +19,8 @@ from restoration.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointE
 PROBE_SECONDS = 3.0  # one request, no retries: how long an unreachable Hub may delay start-up
 MODEL_FILES = [CONFIG_NAME, WEIGHTS_NAME, "README.md", ".gitattributes"]
 # What a Space runs: the app, the library, the shipped weights (its offline fallback), examples.
-SPACE_FILES = ["app.py", "restoration/*.py", "weights/*", "examples/*", "requirements.txt", "pre-requirements.txt",
-               ".gitattributes", "README.md", "LICENSE",
+SPACE_FILES = ["app.py", "page_style.py", "restoration/*.py", "weights/*", "examples/*", "requirements.txt",
+               "pre-requirements.txt", ".gitattributes", "README.md", "LICENSE",
                "docs/*.md", "docs/*.png", "CHANGELOG.md"]  # what the README links to and shows
 SPACE_IGNORE = ["*/__pycache__/*", "__pycache__/*", "*.pyc", "votes*.db*", "*.tmp", ".DS_Store"]
 # Binary files go to the Hub through LFS/Xet, which it decides from the repo's .gitattributes.

@@ -60,6 +60,7 @@ from restoration.data.images import quantize, to_float
 from restoration.data.uploads import list_images
 from restoration.inference import engine
 from restoration.inference.device import describe, gpu_function, window_side
+from restoration.inference.torch_thread import Stopping
 from restoration.inference.windows import low_resolution_model, window_cores, window_starts
 from restoration.settings import Settings
 
@@ -338,7 +339,10 @@ def warm_up_in_background(restorers: Sequence[Restorer], done: Callable[[float],
     def warm_all():
         t0 = time.perf_counter()
         for r in restorers:
-            run(r.warm_up)
+            try:
+                run(r.warm_up)
+            except Stopping:  # the app stopped first: nothing to finish
+                return
         if done:
             done(time.perf_counter() - t0)
 

@@ -19,6 +19,10 @@ from concurrent.futures import Future
 _END = object()
 
 
+class Stopping(RuntimeError):
+    """What work handed over gets when the serving thread stops before or while running it."""
+
+
 class TorchThread:
     """`run(fn, ...)` on the claiming thread once it `serve`s; inline where none claimed it."""
 
@@ -67,7 +71,7 @@ class TorchThread:
                 except Exception as e:  # noqa: BLE001 (the caller's to handle: it gets it from run)
                     done.set_exception(e)
                 except BaseException:  # Ctrl-C while it ran: the caller gets an error, the app stops
-                    done.set_exception(RuntimeError("the app is stopping"))
+                    done.set_exception(Stopping("the app is stopping"))
                     raise
         finally:
             self._owner = None
@@ -77,4 +81,4 @@ class TorchThread:
                 except queue.Empty:
                     break
                 if done.set_running_or_notify_cancel():
-                    done.set_exception(RuntimeError("the app is stopping"))
+                    done.set_exception(Stopping("the app is stopping"))
