@@ -786,8 +786,11 @@ def test_stopping_the_app_removes_its_temporary_files(sig, tiny_weights, small_e
            # No compile warm-up: torch's compile cache (kept under TMPDIR on purpose, for the next
            # start) is not a file of ours.
            "RESTORATION_FAST": "0"}
+    # As from a terminal: a suite started in the background (`cmd &`) inherits SIGINT ignored, and
+    # so would the app.
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=app_module.__file__.rsplit("/", 1)[0], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
