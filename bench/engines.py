@@ -163,7 +163,7 @@ def same_windows(model, settings, restorer: Restorer) -> Restorer:
     precision differs. (Another window size changes the picture by itself, at the bottom and right
     edges of an image that is padded to fill one window: docs/speed.md.)"""
     return Restorer(model, window=restorer.window * restorer.scale, overlap=settings.tile_overlap,
-                    batch=settings.tile_batch, fast=False)
+                    batch=settings.tile_batch, fast=False, fit=restorer.fit)
 
 
 def accuracy(restorer: Restorer, reference: Restorer, images: list[torch.Tensor], degradation: str):

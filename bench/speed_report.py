@@ -297,8 +297,8 @@ def report_window_effect(args, settings, models, photos):
         return
     found = []
     for m in models:
-        wide, narrow = (engines.Restorer(m.model, window=WINDOWS[p], overlap=settings.tile_overlap, fast=False)
-                        for p in ("bf16", "eager"))
+        wide, narrow = (engines.Restorer(m.model, window=WINDOWS[p], overlap=settings.tile_overlap, fast=False, fit=fit)
+                        for p, fit in (("bf16", True), ("eager", False)))
         found += [engines.accuracy(wide, narrow, photos, degradation)[0] for degradation in engines.DEGRADATIONS]
     w = Agreement.worst(found)
     print(f"  fp32 eager on {WINDOWS['bf16']}-pixel windows against fp32 eager on {WINDOWS['eager']}-pixel ones "

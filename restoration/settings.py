@@ -27,7 +27,8 @@ RENAMED = {"RESTORATION_JUDGE_VAL_POOL": "RESTORATION_SCENE_VAL_IMAGES", "RESTOR
 # The window each precision runs best in on the CPU, when RESTORATION_TILE_SIZE is unset (a GPU's is
 # as large as its memory allows: device.py). 576 for the fast path, fp32 and bf16 alike: its 32-pixel
 # overlaps run fewer pixels than 320's, and on 2 cores it took less CPU time at 1024² and 2048², for
-# about 100 MB more activation memory (bench.tiles; figures in docs/speed.md, "Window size").
+# about 100 MB more activation memory (bench.tiles; figures in docs/speed.md, "Window size"). There
+# it is the largest window: our U-Nets' windows are fitted to each image (runner.py).
 # "eager", the reference path (RESTORATION_FAST off: the published evaluations, submissions' scores),
 # keeps the 320 its figures were measured in: the seams of other windows move a photo's PSNR a little.
 WINDOWS = {"eager": 320, "fp32": 576, "openvino-f32": 320, "bf16": 576, "fp16": 320}
@@ -64,9 +65,10 @@ class Settings:
     val_dir: Path = REPO.parent / "shared" / "data" / "tiny-imagenet-200"
     photo_val_dir: Path = REPO.parent / "shared" / "data" / "photos" / "val"  # the judge's photos, when present
     max_pixels: int = _field(1 << 22, min=4)  # outputs above this are refused (4.2 megapixels)
-    # The models see windows of tile_size² output pixels (cut on the low-resolution image, half
-    # that a side, rounded up to what the model's sides divide by; one shape, so compiled code is
-    # reused), tile_batch at a time, with ≥ tile_overlap output pixels of context at every seam. Images under half a window run whole. See restoration/inference/runner.py. Unset: the
+    # The models see windows of at most tile_size² output pixels (cut on the low-resolution image,
+    # half that a side, rounded up to what the model's sides divide by; fitted to each image on the
+    # fast path), tile_batch at a time, with ≥ tile_overlap output pixels of context at every seam.
+    # Images under half a window run whole. See restoration/inference/runner.py. Unset: the
     # precision's own (`window`, WINDOWS).
     tile_size: int | None = _field(None, min=16)
     tile_overlap: int = _field(32, min=0, max=1024)

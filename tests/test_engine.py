@@ -167,7 +167,7 @@ def test_bf16_windows_and_whole_images_meet_the_pixel_bar_on_a_tiny_model():
     which the bar reports and does not hold to a limit (eligibility.py)."""
     with engine.without_openvino():
         model = image_like_unet()
-        reference = Restorer(model, window=64, overlap=8, fast=False)
+        reference = Restorer(model, window=64, overlap=8, fast=False, fit=True)  # the same windows
         bf16 = Restorer(model, window=64, overlap=8, precision="bf16")
         bf16.warm_up()
         assert "bf16" in bf16.status
@@ -225,7 +225,7 @@ def test_openvino_f32_falls_back_to_todays_path_without_openvino(monkeypatch):
     r.warm_up()
     assert "openvino not installed" in r.status
     x = torch.rand(3, 50, 45)
-    assert (r(x) - Restorer(model, window=64, overlap=8, fast=False)(x)).abs().max() <= 1e-4
+    assert (r(x) - Restorer(model, window=64, overlap=8, fast=False, fit=True)(x)).abs().max() <= 1e-4
 
 
 @pytest.mark.skipif(engine.openvino_module() is None, reason="openvino is not installed (it is optional)")
@@ -234,4 +234,4 @@ def test_openvino_f32_windows_match_fp32_on_a_tiny_model():
     r = Restorer(model, window=64, overlap=8, precision="openvino-f32", notice=lambda _: None)
     r.warm_up()
     x = torch.rand(3, 50, 45)
-    assert (r(x) - Restorer(model, window=64, overlap=8, fast=False)(x)).abs().max() <= 1e-4
+    assert (r(x) - Restorer(model, window=64, overlap=8, fast=False, fit=True)(x)).abs().max() <= 1e-4

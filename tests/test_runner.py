@@ -7,13 +7,15 @@ import restoration.inference.runner as runner
 from restoration.data.degrade import degrade, downscale, prepare, upscale_nearest
 from restoration.data.images import quantize, to_float
 from restoration.inference.runner import Restorer, timed, window_starts
+from restoration.inference.windows import fitted_window
 from restoration.models.unet import UNet
 from tests.support import TINY, CountingModel
 
 
-def windowed(model, low, window: int, overlap: int):
-    """The eager model on one low-resolution image (3, h, w) through `Restorer`'s windows (no compile)."""
-    return Restorer(model, window, overlap, fast=False)(low)
+def windowed(model, low, window: int, overlap: int, fit: bool = False):
+    """The eager model on one low-resolution image (3, h, w) through `Restorer`'s windows (no
+    compile): one size, as the reference path cuts them, or `fit`ted as the fast path does."""
+    return Restorer(model, window, overlap, fast=False, fit=fit)(low)
 
 
 def a_trained_looking_unet(cross_conv=False):
@@ -52,6 +54,20 @@ def test_tiles_match_the_whole_image():
     tiled = windowed(model, low, window=96, overlap=32)
     assert tiled.shape == (3, 160, 144) and not torch.allclose(tiled, upscale_nearest(low), atol=1e-3)
     assert (whole_image(model, low) - tiled).abs().max().item() < 1e-4
+
+
+@pytest.mark.parametrize("length", [96, 112, 160, 256, 288, 400, 512, 600, 1024])
+def test_fitted_windows_are_as_few_as_the_window_needs_and_no_larger(length):
+    window, overlap, stride, least = 288, 16, 8, 144
+    side = fitted_window(length, window, overlap, stride, least)
+    assert side % stride == 0 and least <= side <= window
+    n = len(window_starts(max(length, window), window, overlap, stride))
+    assert len(window_starts(max(length, side), side, overlap, stride)) == n
+    if length > window:  # one stride smaller would need another window
+        assert len(window_starts(length, side - stride, overlap, stride)) > n
+    else:
+        assert side == max(length, least)
+    assert fitted_window(512, 288, 16, 8, 144) == 272  # a 1024² image: four 544² windows, not four 576²
 
 
 def test_windows_are_cut_on_the_low_resolution_image_as_the_upscale_was_cut_before():
@@ -99,18 +115,25 @@ def test_an_8_bit_image_comes_out_8_bit_as_the_float_output_rounded(shape, windo
 
 @pytest.mark.parametrize("cross_conv", [False, True])
 def test_the_fast_path_equals_the_eager_path(cross_conv):
-    """Channels last before warm-up, compiled after (where a compiler works): within 1e-4."""
+    """Channels last before warm-up, compiled after (where a compiler works): within 1e-4 of the
+    eager model on the same (fitted) windows, whatever their sizes, compiled once."""
+    from torch._dynamo.utils import counters
+
     model = a_trained_looking_unet(cross_conv)
-    images = [torch.rand(3, 32, 32), torch.rand(3, 50, 45), torch.rand(3, 10, 8)]
-    eager = Restorer(model, window=64, overlap=8, batch=2, fast=False)
+    # whole; one window of the image's own size; fitted windows of three sizes, not square
+    images = [torch.rand(3, 10, 8), torch.rand(3, 32, 32), torch.rand(3, 50, 45), torch.rand(3, 60, 34)]
+    eager = Restorer(model, window=64, overlap=8, batch=2, fast=False, fit=True)
     fast = Restorer(model, window=64, overlap=8, batch=2, fast=True)
+    assert fast.fit and not Restorer(model, window=64, overlap=8, fast=False).fit
     assert next(model.parameters()).is_contiguous()  # the caller's model is left as it was
     for x in images:
         assert (fast(x) - eager(x)).abs().max().item() <= 1e-4
     fast.warm_up()
     assert fast.status.startswith("compiled") if runner.compiler_available() else "unavailable" in fast.status
+    graphs = counters["stats"]["unique_graphs"]
     for x in images:
         assert (fast(x) - eager(x)).abs().max().item() <= 1e-4
+    assert counters["stats"]["unique_graphs"] == graphs  # no window size compiled again
     batch = torch.rand(3, 3, 16, 16)
     assert (fast.whole(batch) - eager.whole(batch)).abs().max().item() <= 1e-4
     assert fast.whole(batch).shape == (3, 3, 32, 32)
@@ -123,7 +146,7 @@ def test_without_a_compiler_the_fast_path_stays_eager_with_a_notice(monkeypatch)
     r.warm_up()
     assert len(notices) == 1 and "no C++ compiler" in notices[0] and "eager" in r.status
     x = torch.rand(3, 50, 45)
-    assert (r(x) - windowed(r.model, x, window=64, overlap=8)).abs().max() <= 1e-4
+    assert (r(x) - windowed(r.model, x, window=64, overlap=8, fit=True)).abs().max() <= 1e-4
 
 
 def test_a_failing_compiler_falls_back_to_eager(monkeypatch):

@@ -15,6 +15,9 @@ class NearestInput(nn.Module):
     Its sides must divide by half the U-Net's stride (its encoder's total downsampling)."""
 
     takes_low_resolution, scale, minimum = True, SCALE, 1
+    # Its compiled code takes windows of any size on its stride grid (runner.py compiles it with
+    # dynamic shapes), so the windows can be fitted to each image (`fitted_window`).
+    fits_windows = True
 
     def __init__(self, model):
         super().__init__()
@@ -52,3 +55,18 @@ def window_cores(starts: list[int], window: int, length: int) -> list[tuple[int,
     """(start, end) of the output each window keeps: up to the middle of its overlap with the next."""
     seams = [(b + a + window) // 2 for a, b in zip(starts, starts[1:])]
     return list(zip([0, *seams], [*seams, length]))
+
+
+def fitted_window(length: int, window: int, overlap: int, stride: int, least: int) -> int:
+    """The side of the windows along an axis of `length` pixels (a multiple of `stride`): no larger
+    than `window`, in as few windows as `window` would need, and as small as that allows (on the
+    stride grid, at least `least`), so that the windows' overlaps waste as few pixels as they can.
+    A 1024-pixel side in 576-pixel windows with 32 pixels of context: two windows of 544, not 576."""
+    least = min(window, max(least, 2 * overlap + stride))
+    if length <= window:
+        return max(length, least)
+    n = len(window_starts(length, window, overlap, stride))
+    side = max(least, -(-(length + (n - 1) * 2 * overlap) // n // stride) * stride)
+    while side < window and len(window_starts(length, side, overlap, stride)) > n:
+        side += stride
+    return min(side, window)
