@@ -21,7 +21,7 @@ from pathlib import Path
 
 from restoration.arena.witnesses import read_evaluation
 from restoration.cli import parser
-from restoration.hub.catalogue_file import pin_revisions, read_catalog, write_catalog
+from restoration.hub.catalogue_file import pin_revisions, read_catalog, space_of, write_catalog
 from restoration.settings import REPO
 
 # The cards and the uploads load torch (a card counts the model's parameters; an upload verifies the
@@ -34,10 +34,6 @@ SPACE_VARIABLES = {"RESTORATION_MODEL_SOURCE": "hub", "HF_HUB_DISABLE_TELEMETRY"
 
 def _catalog_file(weights: Path) -> dict:
     return json.loads((weights / "models.json").read_text())
-
-
-def space_id(weights: Path) -> str | None:
-    return _catalog_file(weights).get("space")
 
 
 def rebuild_cards(weights: Path, evaluation: Path | None = None, names=None) -> list[Path]:
@@ -56,7 +52,7 @@ def rebuild_cards(weights: Path, evaluation: Path | None = None, names=None) -> 
         folder = weights / entry.folder
         old = (folder / "README.md").read_text() if (folder / "README.md").is_file() else ""
         evaluated = photo_record if entry.role == "restorer" and entry.family == "photo" else record
-        card = build_card(folder, entry, catalog, evaluated, training_record(old), space_id(weights))
+        card = build_card(folder, entry, catalog, evaluated, training_record(old), space_of(weights))
         card.save(folder / "README.md")
         written.append(folder / "README.md")
     return written
@@ -134,7 +130,7 @@ def main(argv=None):
     if args.what in ("models", "all"):
         publish_models(weights, args.only, args.private)
     if args.what in ("space", "all"):
-        space = args.space or space_id(weights)
+        space = args.space or space_of(weights)
         if not space:
             raise SystemExit("no Space: pass --space owner/name (or set \"space\" in weights/models.json)")
         publish_space(args.root, space, args.private)

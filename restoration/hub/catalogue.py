@@ -35,10 +35,6 @@ class LoadedModel:
     note: str  # a line for people: where it came from, and why if not where asked
     fallback: str | None = None  # asked for the Hub but served locally: NOT_PUBLISHED, UNREACHABLE, ...
 
-    @property
-    def hub_unreachable(self) -> bool:
-        return self.fallback == UNREACHABLE
-
 
 def by_family(models) -> dict[str, list]:
     """family → its `LoadedModel`s (catalogue order), families in the order of `FAMILIES`."""
