@@ -175,15 +175,13 @@ class Restorer:
             self.window = window_side(self._fast_model, self.device, self.stride, self.window,
                                       precision_context=lambda: engine.autocast(self.precision, self.device.type))
         self.overlap, self.batch = -(-max(0, overlap) // self.scale), max(1, batch)
-        # Fitted windows are at least half a window a side: smaller ones would make the compiled
-        # code specialise again (a U-Net's deepest maps a few pixels across).
+        # Fitted windows are at least half a window a side: smaller ones recompile (deep maps a few pixels across).
         self.least = align(self.window // 2)
         if self.window - 2 * self.overlap < self.stride:
             raise ValueError(f"window {self.window * self.scale} is too small for {self.overlap * self.scale} pixels "
                              "of context on each side")
-        # Windows fitted to each image (windows.fitted_window) on the fast path, where the model's
-        # compiled code takes any window size; the reference path keeps one size, as its figures were
-        # measured in. `fit` overrides (an eager reference on a fast path's windows).
+        # Windows fitted to each image on the fast path where the model's compiled code takes any size
+        # (the reference path keeps its figures' one size); `fit` overrides (an eager reference).
         self.fit = (fast and getattr(self.model, "fits_windows", False)) if fit is None else fit
         self.threads = threads or torch.get_num_threads()
         self.status = ("eager" if not fast else f"{self.precision} autocast on {describe(self.device)}"
@@ -300,8 +298,7 @@ class Restorer:
             quiet_cuda_home_warning()
             kernel_cache_per_capability()
             try:
-                # Fitted windows: sizes symbolic, traced on a window that is not square, so that
-                # height and width stay two sizes (traced square, they would be one).
+                # Fitted windows: symbolic sizes, traced on a window not square (else h and w are one size).
                 compiled = torch.compile(self._fast_model.restore, dynamic=self.fit)
                 shape = (self.window, self.window - self.stride if self.fit else self.window)
                 with torch.inference_mode():
