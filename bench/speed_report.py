@@ -290,9 +290,9 @@ def report_accuracy(args, settings, models):
 
 
 def report_window_effect(args, settings, models, photos):
-    """What the window size alone does to the picture: fp32 eager on the fast path's windows against
-    fp32 eager on the reference path's (settings.WINDOWS: "bf16" and "eager"), on the photos (an image that fits one window is padded to it
-    at its bottom and right edges, where windows flush with its end need no padding)."""
+    """What the windows alone do to the picture: fp32 eager on the fast path's windows (fitted, at
+    most settings.WINDOWS["bf16"]) against fp32 eager on the reference path's (WINDOWS["eager"], one
+    size: an image that fits one window is padded to it at its bottom and right edges), on the photos."""
     if not photos or WINDOWS["bf16"] == WINDOWS["eager"]:
         return
     found = []
@@ -301,7 +301,8 @@ def report_window_effect(args, settings, models, photos):
                         for p, fit in (("bf16", True), ("eager", False)))
         found += [engines.accuracy(wide, narrow, photos, degradation)[0] for degradation in engines.DEGRADATIONS]
     w = Agreement.worst(found)
-    print(f"  fp32 eager on {WINDOWS['bf16']}-pixel windows against fp32 eager on {WINDOWS['eager']}-pixel ones "
+    print(f"  fp32 eager on the fast path's windows (fitted, at most {WINDOWS['bf16']} pixels) against fp32 eager on "
+          f"{WINDOWS['eager']}-pixel ones "
           f"(photos/val, every model and degradation): worst {w.text()}: the windows alone "
           f"{'keep' if w.eligible else 'do NOT keep'} the picture by the bar")
 
